@@ -1,0 +1,10 @@
+// Each subcommand of the `fp8llm` program lives in its own file and adds itself to the app here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace fp8llm::cli {
+
+void add_inspect_command(CLI::App& app);
+
+}  // namespace fp8llm::cli

@@ -1,0 +1,50 @@
+// Helpers shared by the tests: fixture paths, temporary directories, error comparisons.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fp8llm::test {
+
+// tests/data/<rel>
+inline std::filesystem::path data_path(const std::string& rel = "") {
+  return std::filesystem::path(FP8LLM_TEST_DATA_DIR) / rel;
+}
+
+// A fresh directory removed when the object goes out of scope.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Copies a fixture model directory into `dst` (so a test can corrupt its copy).
+void copy_dir(const std::filesystem::path& src, const std::filesystem::path& dst);
+
+// ||a - b|| / ||b||, in double.
+double rel_l2(const float* a, const float* b, size_t n);
+inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  return rel_l2(a.data(), b.data(), std::min(a.size(), b.size()));
+}
+
+// Runs the fp8llm command line with `args` (shell-quoted by the caller), returning the exit code
+// and capturing stdout and stderr.
+struct CliResult {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+CliResult run_cli(const std::string& args);
+
+}  // namespace fp8llm::test
