@@ -1,0 +1,57 @@
+// The ops a Llama-family forward pass needs, implemented once per device (CPU: exact reference;
+// CUDA: fast). The model (llama_model.h) is written only against this interface; a backend owns
+// the weights (loaded through a sink) and the KV cache of the sequence being run.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace fp8llm {
+
+// Which weight of a layer an op uses. The backend maps it to its own storage.
+enum class LinearKind { Q, K, V, O, Gate, Up, Down, LmHead };
+enum class NormKind { Input, PostAttention, QNorm, KNorm, Final };
+
+// A 2-D activation [rows, cols] in the backend's activation format (fp32 on the CPU, bf16 on
+// CUDA). Handles are valid until the next begin_forward().
+struct Act {
+  void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Starts a forward pass over `tokens` new tokens; frees the previous pass's activations.
+  virtual void begin_forward(int64_t tokens) = 0;
+  virtual Act alloc(int64_t rows, int64_t cols) = 0;
+  // A view of rows [begin, begin + count) of `a`.
+  virtual Act rows(Act a, int64_t begin, int64_t count) = 0;
+
+  virtual void embed(std::span<const int32_t> ids, Act out) = 0;
+  // RMSNorm of each row of `in` (or of each head_dim slice when `in.cols` is a multiple of the
+  // norm's size, for per-head q/k norms); out may be in.
+  virtual void rms_norm(Act in, int64_t layer, NormKind norm, Act out) = 0;
+  // out = in · W^T (+ bias); the weight is FP8 (activations quantized on the fly) or BF16.
+  virtual void linear(Act in, int64_t layer, LinearKind kind, Act out) = 0;
+  // Rotary embedding in place on x [tokens, heads * head_dim] at absolute `positions`.
+  virtual void rope(Act x, int64_t heads, std::span<const int64_t> positions) = 0;
+  // Appends k, v of these tokens to the layer's cache at `past`.. and attends causally:
+  // out [tokens, heads * head_dim].
+  virtual void attention(int64_t layer, Act q, Act k, Act v, int64_t past, Act out) = 0;
+  // out = silu(gate) * up
+  virtual void silu_mul(Act gate, Act up, Act out) = 0;
+  // x += y
+  virtual void add(Act x, Act y) = 0;
+  // Copies rows of an activation into fp32 host memory.
+  virtual void read(Act in, float* host_out) = 0;
+
+  // Drops the KV cache contents (a new sequence starts at position 0).
+  virtual void reset_cache() = 0;
+  // Positions the cache can hold.
+  virtual int64_t cache_capacity() const = 0;
+};
+
+}  // namespace fp8llm
