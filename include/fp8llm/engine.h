@@ -1,0 +1,84 @@
+// fp8llm's C++ API: load a Hugging Face checkpoint (quantizing its projections to FP8 as the
+// bytes stream in), run the model on token ids, read logits, generate.
+//
+//   fp8llm::LoadOptions opts{.model_dir = "models/llama", .quantization = "fp8-block"};
+//   auto engine = fp8llm::Engine::load(opts);
+//   auto result = engine->generate(prompt_ids, {.max_tokens = 32});
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fp8llm/sampling.h"
+
+namespace fp8llm {
+
+struct ModelConfig;
+
+struct LoadOptions {
+  std::filesystem::path model_dir;
+  // "fp8-row" | "fp8-block" | "none"
+  std::string quantization = "fp8-block";
+  // "cpu" (the exact reference backend)
+  std::string device = "cpu";
+  // Positions the KV cache holds; 0: the model's max_position_embeddings.
+  int64_t max_context = 0;
+  // Called as weights stream in (bytes read so far, bytes in total).
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+// What loading did, for the summary a user sees.
+struct LoadReport {
+  std::string quantization;  // the scheme in effect: "fp8-row" | "fp8-block" | "none"
+  double seconds = 0;
+  uint64_t bytes_read = 0;      // checkpoint bytes read
+  uint64_t resident_bytes = 0;  // weight bytes held after loading
+  uint64_t quantized_tensors = 0;
+};
+
+struct GenerationOptions {
+  int max_tokens = 128;
+  SamplingParams sampling;
+  // Generation stops after producing any of these (the stop token is included in the output).
+  std::vector<int32_t> stop_token_ids;
+};
+
+struct GenerationResult {
+  std::vector<int32_t> tokens;  // generated tokens (not the prompt)
+  std::vector<float> logprobs;  // log-probability of each generated token
+  std::string finish_reason;    // "stop" (a stop token) | "length" (max_tokens) | "cancelled"
+  double prompt_seconds = 0;
+  double generate_seconds = 0;
+};
+
+class Engine {
+ public:
+  static std::unique_ptr<Engine> load(const LoadOptions& options);
+  virtual ~Engine() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual const LoadReport& load_report() const = 0;
+  virtual int64_t vocab_size() const = 0;
+
+  // Logits of every position of `ids` as a fresh sequence: [ids.size() * vocab] fp32.
+  virtual std::vector<float> logits(std::span<const int32_t> ids) = 0;
+
+  // Incremental use: reset() starts a new sequence; feed() appends tokens and returns the logits of
+  // every fed position (all_positions) or of the last one.
+  virtual void reset() = 0;
+  virtual std::vector<float> feed(std::span<const int32_t> ids, bool all_positions = false) = 0;
+  virtual int64_t position() const = 0;
+
+  // Generates from `prompt` (a fresh sequence). `on_token` is called with each new token as it is
+  // produced; returning false stops generation ("cancelled").
+  virtual GenerationResult generate(std::span<const int32_t> prompt,
+                                    const GenerationOptions& options,
+                                    const std::function<bool(int32_t)>& on_token = {}) = 0;
+};
+
+}  // namespace fp8llm

@@ -1,0 +1,36 @@
+// Picks the next token from a row of logits: greedy, or sampling with temperature, top-k, top-p,
+// min-p and a repetition penalty, from a seeded generator (same seed and inputs, same tokens).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "fp8llm/sampling.h"
+
+namespace fp8llm {
+
+
+struct SampledToken {
+  int32_t id;
+  // log-probability of `id` under the model's distribution (log-softmax of the raw logits,
+  // before temperature and filtering).
+  float logprob;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplingParams params);
+  const SamplingParams& params() const { return params_; }
+  // `history`: the tokens so far (prompt and generated), for the repetition penalty.
+  SampledToken sample(std::span<const float> logits, std::span<const int32_t> history);
+
+ private:
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  std::vector<float> work_;
+  std::vector<int32_t> order_;
+};
+
+}  // namespace fp8llm
