@@ -3,8 +3,8 @@
 // tensor bytes (offsets are relative to the end of the header).
 //
 // Reading maps the file and validates the whole header before any tensor is used: header length
-// bounds, valid JSON, known dtype names, shape x dtype size == byte length, offsets inside the file,
-// no overlapping ranges. Each failure is one fp8llm::Error naming the file and the tensor.
+// bounds, valid JSON, known dtype names, shape x dtype size == byte length, offsets inside the
+// file, no overlapping ranges. Each failure is one fp8llm::Error naming the file and the tensor.
 #pragma once
 
 #include <cstdint>
@@ -44,8 +44,14 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes
 
 // A read-only, memory-mapped safetensors file. Views stay valid while the object lives.
 class SafetensorsFile {
+  // Only open() can make a Key, so only open() can construct one (through make_shared).
+  struct Key {
+    explicit Key() = default;
+  };
+
  public:
   static std::shared_ptr<SafetensorsFile> open(const std::filesystem::path& path);
+  explicit SafetensorsFile(Key) {}
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -63,7 +69,6 @@ class SafetensorsFile {
   int fd() const { return fd_; }
 
  private:
-  SafetensorsFile() = default;
   std::filesystem::path path_;
   int fd_ = -1;
   const std::byte* map_ = nullptr;
