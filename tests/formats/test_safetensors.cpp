@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
@@ -348,6 +349,249 @@ TEST(SafetensorsErrors, BadMetadata) {
   expect_open_error(make_file(R"({"__metadata__":[1]})", 0), {"__metadata__ is [1]"});
   expect_open_error(make_file(R"({"__metadata__":{"format":"pt","n":3}})", 0),
                     {"__metadata__ 'n' is 3, expected a string"});
+}
+
+// --- Writing ---------------------------------------------------------------------------------
+
+std::vector<std::byte> pattern(size_t n, int seed) {
+  std::vector<std::byte> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>(i * 31 + seed);
+  return v;
+}
+
+std::vector<std::string> dir_entries(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(SafetensorsWriter, RoundTrip) {
+  TempDir dir;
+  const auto path = dir / "out.safetensors";
+  const auto a = pattern(3 * 5 * 2, 1), b = pattern(2 * 4, 2), s = pattern(8, 3);
+  {
+    SafetensorsWriter w(path, {{"format", "pt"}, {"note", "round trip"}});
+    w.declare("a.weight", DType::BF16, {3, 5});
+    w.declare("empty", DType::F8_E4M3, {0, 16});
+    w.declare("b", DType::F32, {2});
+    w.declare("scalar", DType::I64, {});
+    w.write(a);
+    // In pieces.
+    w.write(std::span(b).first(3));
+    w.write(std::span(b).subspan(3));
+    w.write(s);
+    // Only the temporary file exists until finish().
+    EXPECT_FALSE(std::filesystem::exists(path));
+    const auto before = dir_entries(dir.path());
+    ASSERT_EQ(before.size(), 1u);
+    EXPECT_EQ(before[0].rfind(".out.safetensors.tmp-", 0), 0u) << before[0];
+    w.finish();
+  }
+  EXPECT_EQ(dir_entries(dir.path()), std::vector<std::string>{"out.safetensors"});
+
+  const auto file = SafetensorsFile::open(path);
+  EXPECT_EQ(file->metadata(),
+            (std::map<std::string, std::string>{{"format", "pt"}, {"note", "round trip"}}));
+  // Header padded to a multiple of 8: the data starts aligned.
+  EXPECT_EQ(file->tensors().front().offset % 8, 0u);
+  std::vector<std::string> names;
+  for (const auto& t : file->tensors()) names.push_back(t.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"a.weight", "empty", "b", "scalar"}));
+  const auto expect_equal = [&](const char* name, DType t, const Shape& shape,
+                                const std::vector<std::byte>& bytes) {
+    const TensorView v = file->view(name);
+    EXPECT_EQ(v.dtype, t) << name;
+    EXPECT_EQ(v.shape, shape) << name;
+    ASSERT_EQ(v.nbytes, bytes.size()) << name;
+    EXPECT_EQ(std::memcmp(v.data, bytes.data(), bytes.size()), 0) << name;
+  };
+  expect_equal("a.weight", DType::BF16, {3, 5}, a);
+  expect_equal("empty", DType::F8_E4M3, {0, 16}, {});
+  expect_equal("b", DType::F32, {2}, b);
+  expect_equal("scalar", DType::I64, {}, s);
+  EXPECT_EQ(file->file_size(), file->tensors().front().offset + a.size() + b.size() + s.size());
+}
+
+TEST(SafetensorsWriter, ReproducesReferenceFileByteForByte) {
+  // The fixture was written by the reference implementation; writing its tensors in file order
+  // with the same metadata gives the same bytes (compact JSON, space padding, no gaps).
+  for (const char* fixture :
+       {"tiny-llama/model.safetensors", "tiny-qwen2/model-00002-of-00006.safetensors"}) {
+    const auto src = SafetensorsFile::open(data_path(fixture));
+    std::vector<std::pair<std::string, TensorView>> tensors;
+    for (const auto& t : src->tensors()) tensors.emplace_back(t.name, src->view(t));
+    TempDir dir;
+    write_safetensors(dir / "copy.safetensors", tensors, src->metadata());
+    EXPECT_TRUE(read_bytes(dir / "copy.safetensors") == read_bytes(data_path(fixture))) << fixture;
+  }
+}
+
+TEST(SafetensorsWriter, NoMetadataWritesNoMetadataEntry) {
+  TempDir dir;
+  const auto v = pattern(4, 0);
+  write_safetensors(dir / "m.safetensors", {{"t", TensorView{DType::U8, {4}, v.data(), 4}}}, {});
+  const std::string bytes = read_bytes(dir / "m.safetensors");
+  EXPECT_EQ(bytes.find("__metadata__"), std::string::npos);
+  EXPECT_EQ((bytes.size() - 4) % 8, 0u);
+  EXPECT_TRUE(SafetensorsFile::open(dir / "m.safetensors")->metadata().empty());
+}
+
+TEST(SafetensorsWriter, EmptyFileRoundTrips) {
+  TempDir dir;
+  SafetensorsWriter w(dir / "e.safetensors");
+  w.finish();
+  const auto file = SafetensorsFile::open(dir / "e.safetensors");
+  EXPECT_TRUE(file->tensors().empty());
+  EXPECT_EQ(file->metadata().at("format"), "pt");
+}
+
+TEST(SafetensorsWriter, TooManyBytesIsAnErrorAndLeavesNoFile) {
+  TempDir dir;
+  const auto path = dir / "w.safetensors";
+  {
+    SafetensorsWriter w(path);
+    w.declare("t", DType::BF16, {4});
+    w.declare("u", DType::U8, {1});
+    w.write(pattern(6, 0));
+    const std::string msg = error_of([&] { w.write(pattern(4, 0)); });
+    EXPECT_NE(msg.find("w.safetensors: tensor 't': 10 bytes written but shape [4] of BF16 holds 8"),
+              std::string::npos)
+        << msg;
+    // The writer refuses to go on: the file would be corrupt.
+    EXPECT_NE(error_of([&] { w.finish(); }).find("earlier write failed"), std::string::npos);
+  }
+  EXPECT_TRUE(dir_entries(dir.path()).empty());
+}
+
+TEST(SafetensorsWriter, TooFewBytesIsAnErrorAtFinish) {
+  TempDir dir;
+  const auto path = dir / "w.safetensors";
+  {
+    SafetensorsWriter w(path);
+    w.declare("t", DType::F32, {2, 2});
+    w.declare("u", DType::U8, {1});
+    w.write(pattern(12, 0));
+    const std::string msg = error_of([&] { w.finish(); });
+    EXPECT_NE(
+        msg.find("w.safetensors: tensor 't': 12 bytes written but shape [2, 2] of F32 needs 16"),
+        std::string::npos)
+        << msg;
+  }
+  EXPECT_TRUE(dir_entries(dir.path()).empty());
+  {
+    // A tensor never written at all.
+    SafetensorsWriter w(path);
+    w.declare("t", DType::U8, {2});
+    w.declare("u", DType::U8, {1});
+    w.write(pattern(2, 0));
+    const std::string msg = error_of([&] { w.finish(); });
+    EXPECT_NE(msg.find("tensor 'u': 0 bytes written"), std::string::npos) << msg;
+  }
+  EXPECT_TRUE(dir_entries(dir.path()).empty());
+}
+
+TEST(SafetensorsWriter, BytesAfterTheLastTensor) {
+  TempDir dir;
+  SafetensorsWriter w(dir / "w.safetensors");
+  w.declare("t", DType::U8, {2});
+  w.write(pattern(2, 0));
+  const std::string msg = error_of([&] { w.write(pattern(1, 0)); });
+  EXPECT_NE(msg.find("w.safetensors: 1 bytes written after the last declared tensor"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(SafetensorsWriter, DestroyedWithoutFinishRemovesTemporaryFile) {
+  TempDir dir;
+  {
+    SafetensorsWriter w(dir / "w.safetensors");
+    w.declare("t", DType::U8, {2});
+    w.write(pattern(2, 0));
+    EXPECT_EQ(dir_entries(dir.path()).size(), 1u);
+  }
+  EXPECT_TRUE(dir_entries(dir.path()).empty());
+}
+
+TEST(SafetensorsWriter, ReplacesAnExistingFileOnlyAtFinish) {
+  TempDir dir;
+  const auto path = dir / "w.safetensors";
+  const auto v = pattern(2, 5);
+  write_safetensors(path, {{"old", TensorView{DType::U8, {2}, v.data(), 2}}});
+  {
+    SafetensorsWriter w(path);
+    w.declare("new", DType::U8, {2});
+    w.write(v);
+    EXPECT_NE(SafetensorsFile::open(path)->find("old"), nullptr);
+    w.finish();
+  }
+  const auto file = SafetensorsFile::open(path);
+  EXPECT_EQ(file->find("old"), nullptr);
+  EXPECT_NE(file->find("new"), nullptr);
+}
+
+TEST(SafetensorsWriter, DeclarationErrors) {
+  TempDir dir;
+  SafetensorsWriter w(dir / "w.safetensors");
+  w.declare("t", DType::U8, {1});
+  EXPECT_NE(error_of([&] {
+              w.declare("t", DType::U8, {1});
+            }).find("w.safetensors: tensor 't' declared twice"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              w.declare("neg", DType::U8, {2, -3});
+            }).find("w.safetensors: tensor 'neg': shape [2, -3] has a negative dim"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              w.declare("huge", DType::F64, {int64_t{1} << 40, int64_t{1} << 40});
+            }).find("tensor 'huge': shape [1099511627776, 1099511627776] of F64 needs more"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { w.declare("__metadata__", DType::U8, {1}); }).find("__metadata__"),
+            std::string::npos);
+  w.write(pattern(1, 0));
+  EXPECT_NE(error_of([&] {
+              w.declare("late", DType::U8, {1});
+            }).find("w.safetensors: tensor 'late' declared after writing started"),
+            std::string::npos);
+}
+
+TEST(SafetensorsWriter, NameThatIsNotUtf8) {
+  TempDir dir;
+  SafetensorsWriter w(dir / "w.safetensors");
+  w.declare("bad\xff", DType::U8, {0});
+  const std::string msg = error_of([&] { w.finish(); });
+  EXPECT_NE(msg.find("w.safetensors: cannot encode the header"), std::string::npos) << msg;
+  EXPECT_TRUE(dir_entries(dir.path()).empty());
+}
+
+TEST(SafetensorsWriter, UnwritableDirectory) {
+  TempDir dir;
+  const std::string msg =
+      error_of([&] { write_safetensors(dir / "no" / "such" / "dir" / "x.safetensors", {}); });
+  EXPECT_NE(msg.find("x.safetensors: cannot create a temporary file"), std::string::npos) << msg;
+}
+
+TEST(SafetensorsWriter, WriteSafetensorsChecksViewSizes) {
+  TempDir dir;
+  const auto v = pattern(6, 0);
+  const std::string msg = error_of([&] {
+    write_safetensors(dir / "w.safetensors", {{"t", TensorView{DType::F32, {2}, v.data(), 6}}});
+  });
+  EXPECT_NE(msg.find("w.safetensors: tensor 't': 6 bytes written but shape [2] of F32 needs 8"),
+            std::string::npos)
+      << msg;
+  EXPECT_TRUE(dir_entries(dir.path()).empty());
 }
 
 }  // namespace
