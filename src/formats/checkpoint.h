@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +38,7 @@ class Checkpoint {
   std::filesystem::path dir_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::vector<CheckpointTensor> tensors_;
+  std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_
 };
 
 }  // namespace fp8llm
