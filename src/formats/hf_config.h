@@ -5,6 +5,11 @@
 // Anything the engine would compute wrongly (another model_type, another RoPE type, a sliding
 // window that is shorter than the context, hidden_act other than silu) is an Error that says what
 // is supported.
+//
+// The file is read as transformers reads it: a field that is absent takes the default of that
+// model_type's config class (e.g. Mistral's sliding_window 4096, Qwen3's head_dim 128), while the
+// fields that fix the tensor shapes (hidden_size, intermediate_size, num_hidden_layers,
+// num_attention_heads, vocab_size) must be present.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -42,13 +47,16 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;     // qwen2 always; llama/mistral when attention_bias
-  bool o_bias = false;       // llama/mistral attention_bias also biases o_proj
-  bool mlp_bias = false;     // llama mlp_bias
-  bool qk_norm = false;      // qwen3: per-head RMSNorm on q and k before RoPE
-  std::string dtype;         // "bfloat16", "float16", "float32" (torch_dtype or dtype)
-  std::optional<int64_t> bos_token_id;
-  std::vector<int64_t> eos_token_ids;
+  // Biases, as transformers builds the modules: qwen2 always has q/k/v biases (never o);
+  // llama and qwen3 `attention_bias` biases q, k, v and o; llama `mlp_bias` biases gate, up and
+  // down. Mistral's modules have no biases whatever the config says.
+  bool qkv_bias = false;
+  bool o_bias = false;
+  bool mlp_bias = false;
+  bool qk_norm = false;  // qwen3: per-head RMSNorm on q and k before RoPE
+  std::string dtype;     // "bfloat16", "float16", "float32" (dtype or torch_dtype); "" if unset
+  std::optional<int64_t> bos_token_id;  // unset when null
+  std::vector<int64_t> eos_token_ids;   // `eos_token_id` as an int or a list; empty when null
   // The raw `quantization_config` object if present (pre-quantized checkpoints).
   std::optional<nlohmann::json> quantization_config;
 };
