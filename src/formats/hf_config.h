@@ -41,7 +41,7 @@ struct ModelConfig {
   int64_t num_layers = 0;
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
-  int64_t head_dim = 0;  // explicit `head_dim`, else hidden_size / num_heads
+  int64_t head_dim = 0;  // `head_dim`; if null, hidden_size / num_heads (absent: qwen3 128)
   int64_t vocab_size = 0;
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
