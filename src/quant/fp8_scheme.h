@@ -4,6 +4,14 @@
 //   q(x, s)     = e4m3_rne(clamp(float32(x) / s, -448, 448))   (true division, not x * (1/s))
 //   deq(q)      = float32(q) * s
 //
+// One caveat on scale(amax). The reference FP8 checkpoints (expected_fp8_*.safetensors) were made
+// by PyTorch on CUDA, where `amax / 448.0` (a division by a scalar) is computed as
+// amax * float32(1/448); the result differs from the true quotient in the last bit for about half
+// of all amax values, and then codes at exact rounding ties flip. Their weight scales are
+// therefore products, while the reference activation scales (and the weights behind the
+// reference layer outputs, made on the CPU) are true quotients. Fp8ScaleRule names the two;
+// quantize_weight uses MultiplyByReciprocal by default so that checkpoints match byte for byte.
+//
 // row:   weight W[N,K]: one scale per output row (amax over K), stored F32 [N, 1] as
 //        `<name>_scale`. Activations x[T,K]: one scale per token (row), computed at run time.
 // block: weight: one scale per 128x128 tile (edge tiles use the amax of what is there), stored
@@ -36,7 +44,12 @@ Shape activation_scale_shape(Fp8Scheme scheme, int64_t t, int64_t k);
 // Checkpoint name of a weight's scale: "<weight>_scale" (row) / "<weight>_scale_inv" (block).
 std::string weight_scale_name(Fp8Scheme scheme, std::string_view weight_name);
 
-// scale(amax) as defined above.
-float fp8_scale_from_amax(float amax);
+enum class Fp8ScaleRule {
+  Divide,                // amax / 448
+  MultiplyByReciprocal,  // amax * float32(1 / 448), i.e. amax * 0x1.24924Ap-9f
+};
+
+// scale(amax) as defined above (1 where amax == 0).
+float fp8_scale_from_amax(float amax, Fp8ScaleRule rule = Fp8ScaleRule::Divide);
 
 }  // namespace fp8llm

@@ -1,0 +1,118 @@
+#include "backend/cpu/gemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+// Hot loops are compiled twice where the compiler supports it, for AVX2 and for the baseline
+// instruction set, and the loader picks one at run time. Both do the same multiplies and adds in
+// the same order (no fused multiply-add), so they give the same bits.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FP8LLM_CPU_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define FP8LLM_CPU_MULTIVERSION
+#endif
+
+namespace fp8llm::cpu {
+namespace {
+
+constexpr int64_t W = kGemmPanelWidth;
+// Rows of x per micro-kernel call: 6 rows x 16 columns of accumulators fill 12 of the 16 AVX2
+// registers.
+constexpr int64_t kRowsPerKernel = 6;
+// Rows of x per task, so that small N still spreads over the threads.
+constexpr int64_t kRowsPerTask = 96;
+
+// Eight floats as one value (a GCC/Clang vector extension); loads and stores go through memcpy.
+typedef float Vec8 __attribute__((vector_size(32)));
+static_assert(sizeof(Vec8) * 2 == W * sizeof(float));
+
+// acc[m, 0:16] (+)= sum over kk of x[m, kk] * panel[kk, 0:16], for MT rows of x; y rows hold the
+// running sums between panels of k.
+template <int MT>
+[[gnu::always_inline]] inline void micro_kernel(const float* x, int64_t ldx, const float* panel,
+                                                int64_t depth, float* y, int64_t ldy, int64_t cols,
+                                                bool accumulate) {
+  Vec8 acc[MT][2];
+  for (int m = 0; m < MT; ++m) {
+    float row[W] = {};
+    if (accumulate) std::memcpy(row, y + m * ldy, static_cast<size_t>(cols) * sizeof(float));
+    std::memcpy(acc[m], row, sizeof row);
+  }
+  for (int64_t kk = 0; kk < depth; ++kk) {
+    Vec8 w[2];
+    std::memcpy(w, panel + kk * W, sizeof w);
+    for (int m = 0; m < MT; ++m) {
+      const float xv = x[m * ldx + kk];
+      acc[m][0] += xv * w[0];
+      acc[m][1] += xv * w[1];
+    }
+  }
+  for (int m = 0; m < MT; ++m) {
+    float row[W];
+    std::memcpy(row, acc[m], sizeof row);
+    std::memcpy(y + m * ldy, row, static_cast<size_t>(cols) * sizeof(float));
+  }
+}
+
+// One panel of W against `rows` rows of x (x and y point at the panel's first row and column).
+FP8LLM_CPU_MULTIVERSION
+void panel_product(const float* x, int64_t ldx, int64_t rows, const float* panel, int64_t depth,
+                   float* y, int64_t ldy, int64_t cols, bool accumulate) {
+  int64_t r = 0;
+  for (; r + kRowsPerKernel <= rows; r += kRowsPerKernel) {
+    micro_kernel<kRowsPerKernel>(x + r * ldx, ldx, panel, depth, y + r * ldy, ldy, cols,
+                                 accumulate);
+  }
+  const float* xr = x + r * ldx;
+  float* yr = y + r * ldy;
+  switch (rows - r) {
+    case 5:
+      return micro_kernel<5>(xr, ldx, panel, depth, yr, ldy, cols, accumulate);
+    case 4:
+      return micro_kernel<4>(xr, ldx, panel, depth, yr, ldy, cols, accumulate);
+    case 3:
+      return micro_kernel<3>(xr, ldx, panel, depth, yr, ldy, cols, accumulate);
+    case 2:
+      return micro_kernel<2>(xr, ldx, panel, depth, yr, ldy, cols, accumulate);
+    case 1:
+      return micro_kernel<1>(xr, ldx, panel, depth, yr, ldy, cols, accumulate);
+    default:
+      return;
+  }
+}
+
+}  // namespace
+
+void gemm_xwt(const float* x, int64_t t, int64_t k, int64_t n, const PanelDecoder& decode,
+              const float* bias, float* y) {
+  if (t == 0 || n == 0) return;
+  const int64_t panels = (n + W - 1) / W;
+  const int64_t row_tasks = (t + kRowsPerTask - 1) / kRowsPerTask;
+  parallel_for(static_cast<size_t>(panels * row_tasks), 1, [&](size_t begin, size_t end) {
+    std::vector<float> panel(static_cast<size_t>(kGemmPanelDepth * W));
+    for (auto task = static_cast<int64_t>(begin); task < static_cast<int64_t>(end); ++task) {
+      const int64_t n0 = (task / row_tasks) * W, cols = std::min(W, n - n0);
+      const int64_t t0 = (task % row_tasks) * kRowsPerTask, rows = std::min(kRowsPerTask, t - t0);
+      float* yp = y + t0 * n + n0;
+      if (k == 0) {
+        for (int64_t r = 0; r < rows; ++r) std::fill_n(yp + r * n, cols, 0.0f);
+      }
+      for (int64_t k0 = 0; k0 < k; k0 += kGemmPanelDepth) {
+        const int64_t depth = std::min(kGemmPanelDepth, k - k0);
+        if (cols < W) std::fill(panel.begin(), panel.end(), 0.0f);
+        decode(n0, cols, k0, depth, panel.data());
+        panel_product(x + t0 * k + k0, k, rows, panel.data(), depth, yp, n, cols, k0 > 0);
+      }
+      if (bias != nullptr) {
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t j = 0; j < cols; ++j) yp[r * n + j] += bias[n0 + j];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace fp8llm::cpu
