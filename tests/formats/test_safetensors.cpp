@@ -415,7 +415,7 @@ TEST(SafetensorsWriter, RoundTrip) {
     EXPECT_EQ(v.dtype, t) << name;
     EXPECT_EQ(v.shape, shape) << name;
     ASSERT_EQ(v.nbytes, bytes.size()) << name;
-    EXPECT_EQ(std::memcmp(v.data, bytes.data(), bytes.size()), 0) << name;
+    EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), v.data)) << name;
   };
   expect_equal("a.weight", DType::BF16, {3, 5}, a);
   expect_equal("empty", DType::F8_E4M3, {0, 16}, {});
