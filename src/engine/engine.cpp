@@ -1,0 +1,126 @@
+// The Engine of include/fp8llm/engine.h on the CPU backend: resolve -> plan -> stream -> run.
+#include "fp8llm/engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "engine/sampler.h"
+#include "formats/checkpoint.h"
+#include "formats/hf_config.h"
+#include "loader/host_sink.h"
+#include "loader/load_plan.h"
+#include "model/llama_model.h"
+
+namespace fp8llm {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+class CpuEngine final : public Engine {
+ public:
+  CpuEngine(ModelConfig config, HostWeights weights, const LoadOptions& options, LoadReport report)
+      : model_(config),
+        backend_(config, std::move(weights), CpuBackendOptions{options.max_context}),
+        report_(std::move(report)) {}
+
+  const ModelConfig& config() const override { return model_.config(); }
+  const LoadReport& load_report() const override { return report_; }
+  int64_t vocab_size() const override { return model_.config().vocab_size; }
+
+  std::vector<float> logits(std::span<const int32_t> ids) override {
+    reset();
+    return feed(ids, true);
+  }
+
+  void reset() override {
+    backend_.reset_cache();
+    position_ = 0;
+  }
+
+  std::vector<float> feed(std::span<const int32_t> ids, bool all_positions) override {
+    const int64_t rows = all_positions ? static_cast<int64_t>(ids.size()) : 1;
+    std::vector<float> out(static_cast<size_t>(rows * vocab_size()));
+    model_.forward(backend_, ids, position_, out, all_positions);
+    position_ += static_cast<int64_t>(ids.size());
+    return out;
+  }
+
+  int64_t position() const override { return position_; }
+
+  GenerationResult generate(std::span<const int32_t> prompt, const GenerationOptions& options,
+                            const std::function<bool(int32_t)>& on_token) override {
+    FP8LLM_CHECK(!prompt.empty(), "generate: the prompt is empty");
+    FP8LLM_CHECK(options.max_tokens >= 0, "max_tokens must be >= 0 (got {})", options.max_tokens);
+    GenerationResult result;
+    Sampler sampler(options.sampling);
+    std::vector<int32_t> history(prompt.begin(), prompt.end());
+    reset();
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<float> logits = feed(prompt, false);
+    result.prompt_seconds = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    result.finish_reason = "length";
+    for (int i = 0; i < options.max_tokens; ++i) {
+      const SampledToken tok = sampler.sample(logits, history);
+      result.tokens.push_back(tok.id);
+      result.logprobs.push_back(tok.logprob);
+      history.push_back(tok.id);
+      if (on_token && !on_token(tok.id)) {
+        result.finish_reason = "cancelled";
+        break;
+      }
+      if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), tok.id) !=
+          options.stop_token_ids.end()) {
+        result.finish_reason = "stop";
+        break;
+      }
+      if (i + 1 == options.max_tokens) break;
+      if (position_ >= backend_.cache_capacity()) {
+        result.finish_reason = "length";
+        break;
+      }
+      const int32_t next[1] = {tok.id};
+      logits = feed(next, false);
+    }
+    result.generate_seconds = seconds_since(t0);
+    return result;
+  }
+
+ private:
+  LlamaModel model_;
+  CpuBackend backend_;
+  LoadReport report_;
+  int64_t position_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
+  FP8LLM_CHECK(options.device == "cpu",
+               "--device '{}' is not available: this build runs models on the CPU backend only "
+               "(use --device cpu)",
+               options.device);
+  const auto start = std::chrono::steady_clock::now();
+  const std::optional<Fp8Scheme> scheme = parse_quantization_flag(options.quantization);
+  ModelConfig config = load_model_config(options.model_dir);
+  const Checkpoint checkpoint = Checkpoint::open(options.model_dir);
+  const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
+  StreamStats stats;
+  HostWeights weights = load_host_weights(plan, options.progress, &stats);
+
+  LoadReport report;
+  report.quantization = options.quantization;
+  report.bytes_read = stats.bytes_read;
+  report.resident_bytes = weights.resident_bytes();
+  for (const auto& t : plan.tensors) report.quantized_tensors += t.quantize.has_value();
+  report.seconds = seconds_since(start);
+  return std::make_unique<CpuEngine>(std::move(config), std::move(weights), options,
+                                     std::move(report));
+}
+
+}  // namespace fp8llm

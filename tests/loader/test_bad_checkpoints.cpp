@@ -1,0 +1,142 @@
+// A corrupt or inconsistent checkpoint fails while the LoadPlan is built — before any weight
+// byte is read — with one line naming the tensor or field.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <functional>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "formats/checkpoint.h"
+#include "formats/hf_config.h"
+#include "loader/host_sink.h"
+#include "loader/load_plan.h"
+#include "test_util.h"
+
+namespace fp8llm::test {
+namespace {
+
+// Plans (and loads) the model in `dir`; returns the error message, or "" if it loaded.
+std::string load_error(const std::filesystem::path& dir, const std::string& q = "fp8-block") {
+  try {
+    const ModelConfig config = load_model_config(dir);
+    const Checkpoint checkpoint = Checkpoint::open(dir);
+    const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag(q));
+    load_host_weights(plan);
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "multi-line error: " << msg;
+    return msg;
+  }
+  return "";
+}
+
+void edit_config(const std::filesystem::path& dir, const std::function<void(nlohmann::json&)>& f) {
+  nlohmann::json j = nlohmann::json::parse(read_text_file(dir / "config.json"));
+  f(j);
+  write_text_file_atomically(dir / "config.json", j.dump(2));
+}
+
+// Rewrites a single-file checkpoint with one tensor renamed, dropped or added.
+void rewrite_tensors(const std::filesystem::path& dir,
+                     const std::function<void(std::vector<std::pair<std::string, TensorView>>&)>& f) {
+  std::vector<std::pair<std::string, TensorView>> tensors;
+  const auto file = SafetensorsFile::open(dir / "model.safetensors");
+  for (const auto& t : file->tensors()) tensors.emplace_back(t.name, file->view(t));
+  f(tensors);
+  write_safetensors(dir / "model.rewritten", tensors);
+  std::filesystem::rename(dir / "model.rewritten", dir / "model.safetensors");
+}
+
+TEST(BadCheckpoint, FixturesLoad) {
+  for (const char* m : {"tiny-llama", "tiny-qwen2", "tiny-qwen3"})
+    EXPECT_EQ(load_error(data_path(m)), "") << m;
+}
+
+TEST(BadCheckpoint, MissingTensor) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama"), tmp.path());
+  rewrite_tensors(tmp.path(), [](auto& ts) {
+    std::erase_if(ts, [](const auto& t) { return t.first == "model.layers.1.mlp.up_proj.weight"; });
+  });
+  const std::string err = load_error(tmp.path());
+  EXPECT_NE(err.find("'model.layers.1.mlp.up_proj.weight' is missing"), std::string::npos) << err;
+}
+
+TEST(BadCheckpoint, UnknownTensor) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama"), tmp.path());
+  rewrite_tensors(tmp.path(), [](auto& ts) {
+    auto extra = ts.front();
+    extra.first = "model.layers.0.mlp.extra_proj.weight";
+    ts.push_back(extra);
+  });
+  const std::string err = load_error(tmp.path());
+  EXPECT_NE(err.find("'model.layers.0.mlp.extra_proj.weight' is not part of"), std::string::npos)
+      << err;
+}
+
+TEST(BadCheckpoint, ConfigSizesDisagreeWithTensors) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama"), tmp.path());
+  edit_config(tmp.path(), [](nlohmann::json& j) { j["intermediate_size"] = 512; });
+  const std::string err = load_error(tmp.path());
+  EXPECT_NE(err.find("model.layers.0.mlp.gate_proj.weight' has shape [640, 256] but config.json "
+                     "implies [512, 256]"),
+            std::string::npos)
+      << err;
+}
+
+TEST(BadCheckpoint, MoreLayersInConfigThanInFile) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-qwen3"), tmp.path());
+  edit_config(tmp.path(), [](nlohmann::json& j) {
+    j["num_hidden_layers"] = 3;
+    j.erase("layer_types");
+  });
+  const std::string err = load_error(tmp.path());
+  EXPECT_NE(err.find("'model.layers.2."), std::string::npos) << err;
+  EXPECT_NE(err.find("is missing"), std::string::npos) << err;
+}
+
+TEST(BadCheckpoint, NaNWeightIsRefused) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama"), tmp.path());
+  std::vector<std::byte> poisoned;
+  rewrite_tensors(tmp.path(), [&](auto& ts) {
+    for (auto& [name, view] : ts) {
+      if (name != "model.layers.0.self_attn.k_proj.weight") continue;
+      poisoned.assign(view.data, view.data + view.nbytes);
+      const uint16_t nan = 0x7FC0;
+      std::memcpy(poisoned.data() + 2 * 37, &nan, 2);
+      view.data = poisoned.data();
+    }
+  });
+  const std::string err = load_error(tmp.path(), "fp8-row");
+  EXPECT_NE(err.find("model.layers.0.self_attn.k_proj.weight"), std::string::npos) << err;
+  EXPECT_NE(err.find("NaN"), std::string::npos) << err;
+}
+
+TEST(BadCheckpoint, TruncatedShard) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-qwen2"), tmp.path());
+  const auto shard = tmp / "model-00003-of-00006.safetensors";
+  std::filesystem::resize_file(shard, std::filesystem::file_size(shard) - 100);
+  const std::string err = load_error(tmp.path());
+  EXPECT_NE(err.find("model-00003-of-00006.safetensors"), std::string::npos) << err;
+}
+
+TEST(BadCheckpoint, PreQuantizedCheckpointIsNamed) {
+  const std::string err = load_error(data_path("tiny-llama-fp8-block"));
+  EXPECT_NE(err.find("quantization_config"), std::string::npos) << err;
+}
+
+TEST(BadCheckpoint, UnknownQuantizationFlag) {
+  EXPECT_THROW(parse_quantization_flag("int4"), Error);
+}
+
+}  // namespace
+}  // namespace fp8llm::test
