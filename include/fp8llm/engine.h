@@ -39,6 +39,8 @@ struct LoadReport {
   uint64_t bytes_read = 0;      // checkpoint bytes read
   uint64_t resident_bytes = 0;  // weight bytes held after loading
   uint64_t quantized_tensors = 0;
+  uint64_t largest_tensor_bytes = 0;  // the largest single tensor in the checkpoint
+  uint64_t peak_host_bytes = 0;       // the process's peak resident memory after loading
 };
 
 struct GenerationOptions {

@@ -6,5 +6,7 @@
 namespace fp8llm::cli {
 
 void add_inspect_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_synth_command(CLI::App& app);
 
 }  // namespace fp8llm::cli

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "fp8llm 0.1.0");
   fp8llm::cli::add_inspect_command(app);
+  fp8llm::cli::add_generate_command(app);
+  fp8llm::cli::add_synth_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

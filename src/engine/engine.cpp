@@ -1,6 +1,8 @@
 // The Engine of include/fp8llm/engine.h on the CPU backend: resolve -> plan -> stream -> run.
 #include "fp8llm/engine.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -118,6 +120,10 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   report.bytes_read = stats.bytes_read;
   report.resident_bytes = weights.resident_bytes();
   for (const auto& t : plan.tensors) report.quantized_tensors += t.quantize.has_value();
+  report.largest_tensor_bytes = plan.largest_tensor_bytes;
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0)
+    report.peak_host_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
   report.seconds = seconds_since(start);
   return std::make_unique<CpuEngine>(std::move(config), std::move(weights), options,
                                      std::move(report));

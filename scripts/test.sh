@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds fp8llm and runs every test that this machine can run (GPU tests skip without a GPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$(nproc)"
+ctest --test-dir build --output-on-failure -j "$(nproc)"

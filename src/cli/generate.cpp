@@ -1,0 +1,95 @@
+// `fp8llm generate --model DIR --prompt-ids 1,2,3`: generation on token ids (no tokenizer), and
+// `--logits-out FILE` to save the fp32 logits of every prompt position for comparison with
+// another engine.
+#include <fmt/ranges.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/load_options.h"
+#include "core/error.h"
+#include "formats/hf_config.h"
+#include "formats/safetensors.h"
+#include "fp8llm/engine.h"
+
+namespace fp8llm::cli {
+namespace {
+
+struct Options {
+  EngineFlags engine;
+  SamplingFlags sampling;
+  std::string prompt_ids;
+  std::string logits_out;
+  bool json = false;
+};
+
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, comma - pos);
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    FP8LLM_CHECK(used == item.size() && !item.empty() && v >= 0 && v <= INT32_MAX,
+                 "{}: '{}' is not a token id (expected comma-separated non-negative integers)", flag,
+                 item);
+    ids.push_back(static_cast<int32_t>(v));
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+void run_generate(const Options& o) {
+  const std::vector<int32_t> prompt = parse_ids(o.prompt_ids, "--prompt-ids");
+  const GenerationOptions gen = o.sampling.generation_options();
+  auto engine = load_engine(o.engine);
+
+  if (!o.logits_out.empty()) {
+    const std::vector<float> logits = engine->logits(prompt);
+    const TensorView view{DType::F32,
+                          {static_cast<int64_t>(prompt.size()), engine->vocab_size()},
+                          reinterpret_cast<const std::byte*>(logits.data()),
+                          logits.size() * sizeof(float)};
+    write_safetensors(o.logits_out, {{"logits", view}},
+                      {{"format", "pt"}, {"model", o.engine.model_dir},
+                       {"quantization", engine->load_report().quantization}});
+    log_status("wrote logits [{}, {}] to {}", prompt.size(), engine->vocab_size(), o.logits_out);
+  }
+
+  const GenerationResult r = engine->generate(prompt, gen);
+  if (o.json) {
+    nlohmann::json j{{"tokens", r.tokens}, {"logprobs", r.logprobs},
+                     {"finish_reason", r.finish_reason}};
+    fmt::print("{}\n", j.dump());
+  } else {
+    fmt::print("{}\n", fmt::join(r.tokens, ","));
+  }
+  print_generation_summary(prompt.size(), r);
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto opts = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("generate", "Generate token ids from prompt token ids");
+  add_engine_flags(*cmd, opts->engine);
+  add_sampling_flags(*cmd, opts->sampling);
+  cmd->add_option("--prompt-ids", opts->prompt_ids, "Prompt token ids, comma-separated")->required();
+  cmd->add_option("--logits-out", opts->logits_out,
+                  "Write the fp32 logits of every prompt position to this safetensors file "
+                  "(tensor 'logits' [len, vocab])");
+  cmd->add_flag("--json", opts->json, "Print tokens, log-probabilities and finish reason as JSON");
+  cmd->callback([opts] { run_generate(*opts); });
+}
+
+}  // namespace fp8llm::cli

@@ -1,0 +1,101 @@
+#include "cli/load_options.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli/format.h"
+
+namespace fp8llm::cli {
+
+GenerationOptions SamplingFlags::generation_options() const {
+  GenerationOptions g;
+  g.max_tokens = max_tokens;
+  g.sampling.temperature = temperature;
+  g.sampling.top_k = top_k;
+  g.sampling.top_p = top_p;
+  g.sampling.min_p = min_p;
+  g.sampling.repetition_penalty = repetition_penalty;
+  g.sampling.seed = seed;
+  g.stop_token_ids = stop_ids;
+  return g;
+}
+
+void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
+  cmd.add_option("--model,-m", f.model_dir, "Model directory (config.json + *.safetensors)")
+      ->required();
+  cmd.add_option("--quantization,-q", f.quantization,
+                 "fp8-row (scale per weight row / per token), fp8-block (128x128 weight tiles, "
+                 "1x128 activation groups) or none")
+      ->capture_default_str();
+  cmd.add_option("--device", f.device, "cpu")->capture_default_str();
+  cmd.add_option("--max-context", f.max_context, "Positions the KV cache holds")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd.add_flag("--quiet", f.quiet, "No progress or summary lines on stderr");
+}
+
+void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
+  cmd.add_option("--max-tokens,-n", f.max_tokens, "Tokens to generate")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--temperature,-t", f.temperature, "0 = greedy")->capture_default_str();
+  cmd.add_option("--top-k", f.top_k, "Sample among the k most likely tokens (0 = off)")
+      ->capture_default_str();
+  cmd.add_option("--top-p", f.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  cmd.add_option("--min-p", f.min_p, "Drop tokens below min_p x the top probability (0 = off)")
+      ->capture_default_str();
+  cmd.add_option("--repetition-penalty", f.repetition_penalty, "1 = off")->capture_default_str();
+  cmd.add_option("--seed", f.seed, "Random seed for sampling")->capture_default_str();
+  cmd.add_option("--stop-ids", f.stop_ids, "Token ids that end generation")->delimiter(',');
+}
+
+std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
+  LoadOptions o;
+  o.model_dir = flags.model_dir;
+  o.quantization = flags.quantization;
+  o.device = flags.device;
+  o.max_context = flags.max_context;
+  const bool tty = ::isatty(fileno(stderr));
+  if (!flags.quiet) {
+    o.progress = [tty, last = -1](uint64_t done, uint64_t total) mutable {
+      const int pct = total ? static_cast<int>(100 * done / total) : 100;
+      if (pct == last) return;
+      last = pct;
+      if (tty) {
+        const int width = 30, filled = pct * width / 100;
+        fmt::print(stderr, "\rloading [{}{}] {:3d}% {}", std::string(filled, '#'),
+                   std::string(width - filled, ' '), pct, human_bytes(done));
+        if (done == total) fmt::print(stderr, "\n");
+      } else if (done == total) {
+        fmt::print(stderr, "loading: read {}\n", human_bytes(done));
+      }
+    };
+  }
+  auto engine = Engine::load(o);
+  if (!flags.quiet) {
+    const LoadReport& r = engine->load_report();
+    log_status("loaded {} ({}) in {:.2f} s: read {} ({:.2f} GB/s), {} resident, {} tensors quantized",
+               flags.model_dir, r.quantization, r.seconds, human_bytes(r.bytes_read),
+               r.seconds > 0 ? static_cast<double>(r.bytes_read) / r.seconds / 1e9 : 0.0,
+               human_bytes(r.resident_bytes), r.quantized_tensors);
+    // The loader's memory promise: the loaded weights, one source tensor in flight and a
+    // fixed allowance for the program itself.
+    const uint64_t bound = r.resident_bytes + r.largest_tensor_bytes + (64ull << 20);
+    log_status("peak host memory {} (bound: resident + largest tensor + 64 MiB = {})",
+               human_bytes(r.peak_host_bytes), human_bytes(bound));
+  }
+  return engine;
+}
+
+void print_generation_summary(size_t prompt_tokens, const GenerationResult& r) {
+  log_status("prompt: {} tokens in {:.3f} s ({:.1f} tok/s); generated: {} tokens in {:.3f} s "
+             "({:.1f} tok/s); finish: {}",
+             prompt_tokens, r.prompt_seconds,
+             r.prompt_seconds > 0 ? static_cast<double>(prompt_tokens) / r.prompt_seconds : 0.0,
+             r.tokens.size(), r.generate_seconds,
+             r.generate_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.generate_seconds : 0.0,
+             r.finish_reason);
+}
+
+}  // namespace fp8llm::cli

@@ -1,0 +1,51 @@
+// Flags shared by the subcommands that load a model and generate (generate, run, chat, bench):
+// where the model is, how to quantize it, and how to sample.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fp8llm/engine.h"
+
+namespace fp8llm::cli {
+
+struct EngineFlags {
+  std::string model_dir;
+  std::string quantization = "fp8-block";
+  std::string device = "cpu";
+  int64_t max_context = 4096;
+  bool quiet = false;
+};
+
+struct SamplingFlags {
+  int max_tokens = 64;
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  uint64_t seed = 0;
+  std::vector<int32_t> stop_ids;
+
+  GenerationOptions generation_options() const;
+};
+
+void add_engine_flags(CLI::App& cmd, EngineFlags& flags);
+void add_sampling_flags(CLI::App& cmd, SamplingFlags& flags);
+
+// Loads the model with a progress line on stderr and a one-line summary after.
+std::unique_ptr<Engine> load_engine(const EngineFlags& flags);
+
+// Status lines go to stderr so that stdout carries only results.
+template <typename... Args>
+void log_status(fmt::format_string<Args...> f, Args&&... args) {
+  fmt::print(stderr, "{}\n", fmt::format(f, std::forward<Args>(args)...));
+}
+
+void print_generation_summary(size_t prompt_tokens, const GenerationResult& r);
+
+}  // namespace fp8llm::cli

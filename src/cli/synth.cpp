@@ -1,0 +1,143 @@
+// `fp8llm synth --preset llama3-8b --out DIR`: writes a Llama-architecture BF16 checkpoint with
+// random weights (config.json + sharded safetensors + index), for load and speed benchmarks on
+// real model shapes without downloading a model.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/load_options.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/thread_pool.h"
+#include "formats/hf_config.h"
+#include "formats/safetensors.h"
+#include "model/weights.h"
+
+namespace fp8llm::cli {
+namespace {
+
+struct Options {
+  std::string preset = "llama3-8b";
+  std::string out;
+  int64_t layers = 0;  // 0: the preset's
+  uint64_t shard_bytes = 4ull << 30;
+  uint64_t seed = 1;
+};
+
+nlohmann::json preset_config(const std::string& preset) {
+  nlohmann::json c = {{"architectures", {"LlamaForCausalLM"}},
+                      {"model_type", "llama"},
+                      {"hidden_act", "silu"},
+                      {"torch_dtype", "bfloat16"},
+                      {"rms_norm_eps", 1e-5},
+                      {"tie_word_embeddings", false},
+                      {"attention_bias", false},
+                      {"mlp_bias", false},
+                      {"bos_token_id", 1},
+                      {"eos_token_id", 2}};
+  if (preset == "llama3-8b") {
+    c.update({{"hidden_size", 4096}, {"intermediate_size", 14336}, {"num_hidden_layers", 32},
+              {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"vocab_size", 128256},
+              {"max_position_embeddings", 8192}, {"rope_theta", 500000.0}});
+  } else if (preset == "llama3-1b") {
+    c.update({{"hidden_size", 2048}, {"intermediate_size", 8192}, {"num_hidden_layers", 16},
+              {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"vocab_size", 128256},
+              {"max_position_embeddings", 8192}, {"rope_theta", 500000.0}});
+  } else if (preset == "small") {
+    c.update({{"hidden_size", 1024}, {"intermediate_size", 4096}, {"num_hidden_layers", 8},
+              {"num_attention_heads", 16}, {"num_key_value_heads", 4}, {"vocab_size", 32000},
+              {"max_position_embeddings", 4096}, {"rope_theta", 10000.0}});
+  } else {
+    fail("--preset '{}' is not known (known: llama3-8b, llama3-1b, small)", preset);
+  }
+  return c;
+}
+
+// Fills `out` with bf16 values: N(0, std) approximated by a sum of uniforms (fast, deterministic
+// per tensor and chunk), or 1 + N(0, std) for norms.
+void fill_random(std::vector<uint16_t>& out, float mean, float std, uint64_t seed) {
+  parallel_for(out.size(), 1 << 16, [&](size_t begin, size_t end) {
+    std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + begin);
+    for (size_t i = begin; i < end; ++i) {
+      const uint64_t r = rng();
+      // Sum of four 16-bit uniforms: mean 2, variance 4/12; rescale to N(0,1)-ish.
+      const float u = static_cast<float>((r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) +
+                                         (r >> 48)) / 65536.0f;
+      out[i] = f32_to_bf16(mean + std * (u - 2.0f) * 1.7320508f);
+    }
+  });
+}
+
+void run_synth(const Options& o) {
+  FP8LLM_CHECK(!o.out.empty(), "--out is required");
+  nlohmann::json config = preset_config(o.preset);
+  if (o.layers > 0) config["num_hidden_layers"] = o.layers;
+  const ModelConfig mc = parse_model_config(config, o.preset);
+  const std::vector<WeightSpec> specs = expected_weights(mc);
+
+  const std::filesystem::path dir = o.out;
+  std::filesystem::create_directories(dir);
+  // Split into shards of at most shard_bytes.
+  std::vector<std::vector<const WeightSpec*>> shards(1);
+  uint64_t in_shard = 0, total = 0;
+  for (const auto& s : specs) {
+    const uint64_t bytes = static_cast<uint64_t>(num_elements(s.shape)) * 2;
+    if (in_shard > 0 && in_shard + bytes > o.shard_bytes) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    shards.back().push_back(&s);
+    in_shard += bytes;
+    total += bytes;
+  }
+  nlohmann::json weight_map = nlohmann::json::object();
+  std::vector<uint16_t> buffer;
+  uint64_t written = 0, tensor_index = 0;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const std::string name =
+        fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
+    SafetensorsWriter w(dir / name);
+    for (const WeightSpec* s : shards[i]) w.declare(s->name, DType::BF16, s->shape);
+    for (const WeightSpec* s : shards[i]) {
+      buffer.resize(static_cast<size_t>(num_elements(s->shape)));
+      const bool norm = s->shape.size() == 1;
+      fill_random(buffer, norm ? 1.0f : 0.0f, norm ? 0.1f : 0.02f, o.seed + tensor_index++);
+      w.write({reinterpret_cast<const std::byte*>(buffer.data()), buffer.size() * 2});
+      weight_map[s->name] = name;
+      written += buffer.size() * 2;
+      fmt::print(stderr, "\rsynth: {} / {}", human_bytes(written), human_bytes(total));
+    }
+    w.finish();
+  }
+  fmt::print(stderr, "\n");
+  const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  write_text_file_atomically(dir / "model.safetensors.index.json", index.dump(2));
+  write_text_file_atomically(dir / "config.json", config.dump(2));
+  log_status("wrote {} ({} parameters, {} in {} shard(s)) to {}", o.preset, total / 2,
+             human_bytes(total), shards.size(), dir.string());
+}
+
+}  // namespace
+
+void add_synth_command(CLI::App& app) {
+  auto opts = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand(
+      "synth", "Write a random-weight BF16 Llama checkpoint of a real model's shape (benchmarks)");
+  cmd->add_option("--preset", opts->preset, "llama3-8b | llama3-1b | small")->capture_default_str();
+  cmd->add_option("--out,-o", opts->out, "Output directory")->required();
+  cmd->add_option("--layers", opts->layers, "Override the number of layers");
+  cmd->add_option("--shard-bytes", opts->shard_bytes, "Largest shard size in bytes")
+      ->capture_default_str();
+  cmd->add_option("--seed", opts->seed, "Random seed")->capture_default_str();
+  cmd->callback([opts] { run_synth(*opts); });
+}
+
+}  // namespace fp8llm::cli
