@@ -5,6 +5,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/dtype.h"
 
@@ -54,7 +55,7 @@ struct F32 {
 // amax and whether a non-finite value is present. (Signed compare: the patterns have no sign bit,
 // and signed integer max vectorizes on every x86-64.)
 template <class Src>
-typename Src::Bits max_abs_bits(const typename Src::Bits* p, int64_t n) {
+typename Src::Bits max_abs_bits_loop(const typename Src::Bits* p, int64_t n) {
   using S = typename Src::SignedBits;
   S m = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -92,7 +93,7 @@ inline uint8_t encode_saturated(float v) {
 // q[i] = e4m3_rne(clamp(float32(x[i]) / scale, -448, 448)) for finite x and 0 < scale < inf
 // (so that every quotient is finite).
 template <class Src>
-void encode_scaled(const typename Src::Bits* x, int64_t n, float scale, uint8_t* q) {
+void encode_scaled_loop(const typename Src::Bits* x, int64_t n, float scale, uint8_t* q) {
   for (int64_t i = 0; i < n; ++i) q[i] = encode_saturated(Src::to_f32(x[i]) / scale);
 }
 
@@ -104,6 +105,35 @@ void encode_scaled_any(const typename Src::Bits* x, int64_t n, float scale, uint
     float v = Src::to_f32(x[i]) / scale;
     if (v == v) v = v < -kE4M3Max ? -kE4M3Max : (v > kE4M3Max ? kE4M3Max : v);
     q[i] = f32_to_e4m3(v);
+  }
+}
+
+// The two loops above compiled for AVX2 and for the baseline instruction set, one picked at run
+// time (fp8_encode.cpp). Integer operations and IEEE division give the same bits either way.
+uint16_t max_abs_bits_u16(const uint16_t* p, int64_t n);
+uint32_t max_abs_bits_u32(const uint32_t* p, int64_t n);
+void encode_scaled_bf16(const uint16_t* x, int64_t n, float scale, uint8_t* q);
+void encode_scaled_f16(const uint16_t* x, int64_t n, float scale, uint8_t* q);
+void encode_scaled_f32(const uint32_t* x, int64_t n, float scale, uint8_t* q);
+
+template <class Src>
+typename Src::Bits max_abs_bits(const typename Src::Bits* p, int64_t n) {
+  if constexpr (sizeof(typename Src::Bits) == 2) {
+    static_assert(Src::kAbsMask == 0x7FFF);
+    return max_abs_bits_u16(p, n);
+  } else {
+    return max_abs_bits_u32(p, n);
+  }
+}
+
+template <class Src>
+void encode_scaled(const typename Src::Bits* x, int64_t n, float scale, uint8_t* q) {
+  if constexpr (std::is_same_v<Src, Bf16>) {
+    encode_scaled_bf16(x, n, scale, q);
+  } else if constexpr (std::is_same_v<Src, F16>) {
+    encode_scaled_f16(x, n, scale, q);
+  } else {
+    encode_scaled_f32(x, n, scale, q);
   }
 }
 

@@ -5,15 +5,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-
-// Hot loops are compiled twice where the compiler supports it, for AVX2 and for the baseline
-// instruction set, and the loader picks one at run time. Both do the same multiplies and adds in
-// the same order (no fused multiply-add), so they give the same bits.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FP8LLM_CPU_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#else
-#define FP8LLM_CPU_MULTIVERSION
-#endif
+#include "quant/simd_clones.h"
 
 namespace fp8llm::cpu {
 namespace {
@@ -35,30 +27,42 @@ template <int MT>
 [[gnu::always_inline]] inline void micro_kernel(const float* x, int64_t ldx, const float* panel,
                                                 int64_t depth, float* y, int64_t ldy, int64_t cols,
                                                 bool accumulate) {
-  Vec8 acc[MT][2];
+  // Accumulators are plain locals (never address-taken) so that they live in registers.
+  Vec8 acc_lo[MT], acc_hi[MT];
+#pragma GCC unroll 8
   for (int m = 0; m < MT; ++m) {
     float row[W] = {};
     if (accumulate) std::memcpy(row, y + m * ldy, static_cast<size_t>(cols) * sizeof(float));
-    std::memcpy(acc[m], row, sizeof row);
+    Vec8 lo, hi;
+    std::memcpy(&lo, row, sizeof lo);
+    std::memcpy(&hi, row + 8, sizeof hi);
+    acc_lo[m] = lo;
+    acc_hi[m] = hi;
   }
   for (int64_t kk = 0; kk < depth; ++kk) {
-    Vec8 w[2];
-    std::memcpy(w, panel + kk * W, sizeof w);
+    Vec8 w_lo, w_hi;
+    std::memcpy(&w_lo, panel + kk * W, sizeof w_lo);
+    std::memcpy(&w_hi, panel + kk * W + 8, sizeof w_hi);
+#pragma GCC unroll 8
     for (int m = 0; m < MT; ++m) {
       const float xv = x[m * ldx + kk];
-      acc[m][0] += xv * w[0];
-      acc[m][1] += xv * w[1];
+      acc_lo[m] += xv * w_lo;
+      acc_hi[m] += xv * w_hi;
     }
   }
+#pragma GCC unroll 8
   for (int m = 0; m < MT; ++m) {
     float row[W];
-    std::memcpy(row, acc[m], sizeof row);
+    const Vec8 lo = acc_lo[m], hi = acc_hi[m];
+    std::memcpy(row, &lo, sizeof lo);
+    std::memcpy(row + 8, &hi, sizeof hi);
     std::memcpy(y + m * ldy, row, static_cast<size_t>(cols) * sizeof(float));
   }
 }
 
 // One panel of W against `rows` rows of x (x and y point at the panel's first row and column).
-FP8LLM_CPU_MULTIVERSION
+// The AVX2 and baseline builds do the same multiplies and adds in the same order: same bits.
+FP8LLM_SIMD_CLONES
 void panel_product(const float* x, int64_t ldx, int64_t rows, const float* panel, int64_t depth,
                    float* y, int64_t ldy, int64_t cols, bool accumulate) {
   int64_t r = 0;
