@@ -1,7 +1,6 @@
 #include "tokenizer/bpe_model.h"
 
 #include <algorithm>
-#include <mutex>
 
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
@@ -9,14 +8,8 @@
 namespace fp8llm {
 namespace {
 
-// Pieces this long or longer are not cached (tokenizers uses the same bound), and the cache stops
-// growing at this many entries so that memory stays bounded on endless distinct input.
+// Pieces this long or longer are not cached (tokenizers uses the same bound).
 constexpr size_t kMaxCachedPieceBytes = 256;
-constexpr size_t kCacheCapacity = 1 << 17;
-
-uint64_t pair_key(int32_t left, int32_t right) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-}
 
 // Splits a merges entry, "a b" or ["a", "b"], into its two tokens.
 std::pair<std::string, std::string> merge_parts(const JsonNode& entry) {
@@ -34,12 +27,7 @@ std::pair<std::string, std::string> merge_parts(const JsonNode& entry) {
 
 }  // namespace
 
-struct BpeModel::Cache {
-  std::shared_mutex mutex;
-  StringMap<std::vector<int32_t>> map;
-};
-
-BpeModel::BpeModel() : cache_(std::make_unique<Cache>()) {
+BpeModel::BpeModel() : cache_(std::make_unique<PieceCache>()) {
   byte_ids_.fill(-1);
 }
 BpeModel::~BpeModel() = default;
@@ -92,7 +80,6 @@ BpeModel BpeModel::parse(const JsonNode& node, bool byte_level_input) {
 
   if (const auto merges = node.get("merges")) {
     const size_t n = merges->as_array().size();
-    m.merges_.reserve(n);
     for (size_t rank = 0; rank < n; ++rank) {
       const JsonNode entry = (*merges)[rank];
       auto [a, b] = merge_parts(entry);
@@ -105,7 +92,7 @@ BpeModel BpeModel::parse(const JsonNode& node, bool byte_level_input) {
                            : a + b);
       }
       // A repeated pair keeps its last rank, as in tokenizers.
-      m.merges_[pair_key(*a_id, *b_id)] = Merge{static_cast<uint32_t>(rank), *ab_id};
+      m.merges_.insert_or_assign(*a_id, *b_id, MergeRule{static_cast<uint32_t>(rank), *ab_id});
     }
   }
 
@@ -219,9 +206,9 @@ void BpeModel::merge(std::vector<int32_t>& ids) const {
   const auto push = [&](int32_t pos) {
     const int32_t right = next[pos];
     if (right < 0) return;
-    const auto it = merges_.find(pair_key(ids[pos], ids[right]));
-    if (it == merges_.end()) return;
-    heap.push_back({it->second.rank, static_cast<uint32_t>(pos), it->second.id});
+    const MergeRule* rule = merges_.find(ids[pos], ids[right]);
+    if (!rule) return;
+    heap.push_back({rule->rank, static_cast<uint32_t>(pos), rule->id});
     std::push_heap(heap.begin(), heap.end());
   };
   for (size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
@@ -234,8 +221,8 @@ void BpeModel::merge(std::vector<int32_t>& ids) const {
     if (!alive[pos] || next[pos] < 0) continue;
     const int32_t right = next[pos];
     // Skip entries made stale by an earlier merge (tokenizers compares the resulting token).
-    const auto it = merges_.find(pair_key(ids[pos], ids[right]));
-    if (it == merges_.end() || it->second.id != top.id) continue;
+    const MergeRule* rule = merges_.find(ids[pos], ids[right]);
+    if (!rule || rule->id != top.id) continue;
     ids[pos] = top.id;
     alive[right] = false;
     next[pos] = next[right];
@@ -260,27 +247,17 @@ void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out) const {
     }
   }
   const bool cacheable = piece.size() < kMaxCachedPieceBytes;
-  if (cacheable) {
-    std::shared_lock lock(cache_->mutex);
-    const auto it = cache_->map.find(piece);
-    if (it != cache_->map.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
+  const uint64_t hash = cacheable ? PieceCache::hash(piece) : 0;
+  if (cacheable && cache_->lookup(piece, hash, out)) return;
   thread_local std::vector<int32_t> ids;
   initial_symbols(piece, ids);
   merge(ids);
   out.insert(out.end(), ids.begin(), ids.end());
-  if (cacheable) {
-    std::unique_lock lock(cache_->mutex);
-    if (cache_->map.size() < kCacheCapacity) cache_->map.try_emplace(std::string(piece), ids);
-  }
+  if (cacheable) cache_->store(piece, hash, ids);
 }
 
 void BpeModel::clear_cache() const {
-  std::unique_lock lock(cache_->mutex);
-  cache_->map.clear();
+  cache_->clear();
 }
 
 }  // namespace fp8llm

@@ -1,7 +1,7 @@
 // The "BPE" model of tokenizer.json: a vocabulary and a ranked list of merges. Each pre-tokenized
 // piece starts as one symbol per character and repeatedly merges its adjacent pair of lowest rank
 // (leftmost first), as tokenizers' BPE does: a heap of candidate merges over a linked list of
-// symbols. Results for short pieces are cached, since text repeats words.
+// symbols. Results for short pieces are cached (PieceCache), since text repeats words.
 //
 // Byte-level input: when the pre-tokenizer ends with ByteLevel, pieces arrive as raw bytes rather
 // than written in the byte-level alphabet. The vocabulary is translated back to bytes once, at
@@ -15,13 +15,14 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "tokenizer/json_node.h"
+#include "tokenizer/merge_table.h"
+#include "tokenizer/piece_cache.h"
 
 namespace fp8llm {
 
@@ -58,12 +59,6 @@ class BpeModel {
   void clear_cache() const;
 
  private:
-  struct Merge {
-    uint32_t rank;
-    int32_t id;  // the merged token
-  };
-  struct Cache;
-
   // The initial symbols of `piece` (ids and byte lengths), with unknown characters resolved.
   void initial_symbols(std::string_view piece, std::vector<int32_t>& ids) const;
   void merge(std::vector<int32_t>& ids) const;
@@ -74,13 +69,13 @@ class BpeModel {
   std::array<int32_t, 256> byte_ids_;  // byte-level input: the id of each single byte, or -1
   std::vector<std::string> id_to_token_;
   std::vector<bool> id_used_;
-  std::unordered_map<uint64_t, Merge> merges_;  // key: left id << 32 | right id
+  MergeTable merges_;
   bool byte_level_input_ = false;
   bool ignore_merges_ = false;
   bool byte_fallback_ = false;
   bool fuse_unk_ = false;
   std::optional<int32_t> unk_id_;
-  std::unique_ptr<Cache> cache_;
+  std::unique_ptr<PieceCache> cache_;
 };
 
 }  // namespace fp8llm
