@@ -1,0 +1,16 @@
+// Renders a parsed template: runs statements and evaluates expressions with jinja2's scoping
+// (each for-loop iteration, macro call, filter block and block set gets its own scope, `if`
+// does not; `set` writes to the innermost scope).
+#pragma once
+
+#include <string>
+
+#include "tokenizer/jinja/ast.h"
+#include "tokenizer/jinja/value.h"
+
+namespace fp8llm::jinja {
+
+// Errors (including raise_exception from the template) name `template_name` and the line.
+std::string render(const Body& body, const Dict& variables, const std::string& template_name);
+
+}  // namespace fp8llm::jinja
