@@ -1,16 +1,16 @@
 // The FP8 (float8_e4m3fn) quantization schemes and their exact definition.
 //
-//   scale(amax) = amax / 448   (float32 division; 1.0 where amax == 0)
+//   scale(amax) = amax * float32(1/448)   (1.0 where amax == 0)
 //   q(x, s)     = e4m3_rne(clamp(float32(x) / s, -448, 448))   (true division, not x * (1/s))
 //   deq(q)      = float32(q) * s
 //
-// One caveat on scale(amax). The reference FP8 checkpoints (expected_fp8_*.safetensors) were made
-// by PyTorch on CUDA, where `amax / 448.0` (a division by a scalar) is computed as
-// amax * float32(1/448); the result differs from the true quotient in the last bit for about half
-// of all amax values, and then codes at exact rounding ties flip. Their weight scales are
-// therefore products, while the reference activation scales (and the weights behind the
-// reference layer outputs, made on the CPU) are true quotients. Fp8ScaleRule names the two;
-// quantize_weight uses MultiplyByReciprocal by default so that checkpoints match byte for byte.
+// Why the scale is a product: the references were made by PyTorch evaluating `amax / 448.0`. On
+// CUDA, PyTorch divides by a scalar by multiplying with its float32 reciprocal; the result differs
+// from the true quotient in the last bit for about half of all amax values, and codes at exact
+// rounding ties then flip. The reference FP8 checkpoints (expected_fp8_*.safetensors: weight
+// scales) and the reference FP8 logits (weight and activation scales) were made on the GPU and
+// follow the product. The single-layer reference (linear_reference.safetensors) was made on the
+// CPU, where the same expression is a true quotient: Fp8ScaleRule::Divide reproduces it.
 //
 // row:   weight W[N,K]: one scale per output row (amax over K), stored F32 [N, 1] as
 //        `<name>_scale`. Activations x[T,K]: one scale per token (row), computed at run time.
@@ -50,6 +50,6 @@ enum class Fp8ScaleRule {
 };
 
 // scale(amax) as defined above (1 where amax == 0).
-float fp8_scale_from_amax(float amax, Fp8ScaleRule rule = Fp8ScaleRule::Divide);
+float fp8_scale_from_amax(float amax, Fp8ScaleRule rule = Fp8ScaleRule::MultiplyByReciprocal);
 
 }  // namespace fp8llm

@@ -10,8 +10,7 @@
 namespace fp8llm {
 
 // Quantizes a 2-D weight W[N,K] (BF16, F16 or F32) into q (N*K bytes of e4m3) and scales (see
-// weight_scale_shape). The default scale rule reproduces the reference FP8 checkpoints (see
-// fp8_scheme.h). A NaN or Inf anywhere in W is an Error naming `tensor_name` and the element
+// weight_scale_shape). A NaN or Inf anywhere in W is an Error naming `tensor_name` and the element
 // (quantizing it would silently poison the model).
 void quantize_weight(Fp8Scheme scheme, const TensorView& w, uint8_t* q, float* scales,
                      std::string_view tensor_name,
@@ -32,6 +31,6 @@ void dequantize_weight(Fp8Scheme scheme, const uint8_t* q, const float* scales, 
 // Rows of zeros get scale 1. Activations are not checked for NaN (a NaN propagates, as in the
 // reference).
 void quantize_activations(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, uint8_t* q,
-                          float* scales, Fp8ScaleRule rule = Fp8ScaleRule::Divide);
+                          float* scales, Fp8ScaleRule rule = Fp8ScaleRule::MultiplyByReciprocal);
 
 }  // namespace fp8llm

@@ -12,13 +12,14 @@
 
 namespace fp8llm::test {
 
-// Activation scales divide; weight scales multiply by the float32 reciprocal of 448.
+// The scale: amax times the float32 reciprocal of 448 (Fp8ScaleRule::MultiplyByReciprocal), or
+// the true quotient (Fp8ScaleRule::Divide).
 inline float ref_scale(float amax) {
-  return amax == 0.0f ? 1.0f : amax / 448.0f;
-}
-inline float ref_weight_scale(float amax) {
   const float inverse = 1.0f / 448.0f;
   return amax == 0.0f ? 1.0f : amax * inverse;
+}
+inline float ref_scale_divide(float amax) {
+  return amax == 0.0f ? 1.0f : amax / 448.0f;
 }
 
 // e4m3_rne(clamp(x / s, -448, 448)); NaN stays NaN.
@@ -28,14 +29,14 @@ inline uint8_t ref_quantize(float x, float s) {
   return f32_to_e4m3(v);
 }
 
-// Quantizes w [n, k] (given as float32 values) per the scheme: codes and scales. `scale_of` is
-// ref_weight_scale for weights, ref_scale for activations (one-row "weights").
+// Quantizes w [n, k] (given as float32 values) per the scheme: codes and scales. An activation
+// row is quantized like a one-row weight (its block tiles being 1x128).
 struct RefQuantized {
   std::vector<uint8_t> q;
   std::vector<float> scale;
 };
 inline RefQuantized ref_quantize_weight(Fp8Scheme scheme, const std::vector<float>& w, int64_t n,
-                                        int64_t k, float (*scale_of)(float) = ref_weight_scale) {
+                                        int64_t k, float (*scale_of)(float) = ref_scale) {
   const int64_t bn = scheme == Fp8Scheme::Row ? 1 : 128;
   const int64_t bk = scheme == Fp8Scheme::Row ? std::max<int64_t>(k, 1) : 128;
   const int64_t gn = (n + bn - 1) / bn, gk = scheme == Fp8Scheme::Row ? 1 : (k + bk - 1) / bk;

@@ -38,33 +38,39 @@ TEST(Fp8Scheme, ScaleNames) {
             "model.layers.0.mlp.up_proj.weight_scale_inv");
 }
 
-TEST(Fp8Scheme, ScaleIsAmaxOver448InFloat32) {
-  EXPECT_EQ(fp8_scale_from_amax(0.0f), 1.0f);
-  EXPECT_EQ(fp8_scale_from_amax(448.0f), 1.0f);
-  EXPECT_EQ(fp8_scale_from_amax(896.0f), 2.0f);
-  // A float32 division, rounded once (not amax * (1/448)).
+TEST(Fp8Scheme, ScaleByTrueDivision) {
+  constexpr auto kDivide = Fp8ScaleRule::Divide;
+  EXPECT_EQ(fp8_scale_from_amax(0.0f, kDivide), 1.0f);
+  EXPECT_EQ(fp8_scale_from_amax(448.0f, kDivide), 1.0f);
+  EXPECT_EQ(fp8_scale_from_amax(896.0f, kDivide), 2.0f);
+  // A float32 division, rounded once.
   for (float amax : {0.1f, 3.0f, 1e-30f, 3.4e38f, 7.0e-3f}) {
     volatile float d = 448.0f;
-    EXPECT_EQ(fp8_scale_from_amax(amax), amax / d) << amax;
+    EXPECT_EQ(fp8_scale_from_amax(amax, kDivide), amax / d) << amax;
   }
   // A subnormal amax can give a zero scale; only amax == 0 is special-cased.
+  EXPECT_EQ(fp8_scale_from_amax(1e-45f, kDivide), 0.0f);
   EXPECT_EQ(fp8_scale_from_amax(1e-45f), 0.0f);
 }
 
-TEST(Fp8Scheme, ScaleByTheRoundedReciprocal) {
+TEST(Fp8Scheme, ScaleByTheRoundedReciprocalIsTheDefault) {
   constexpr auto kMul = Fp8ScaleRule::MultiplyByReciprocal;
   EXPECT_EQ(fp8_scale_from_amax(0.0f, kMul), 1.0f);
+  EXPECT_EQ(fp8_scale_from_amax(448.0f, kMul), 1.0f);
   EXPECT_EQ(std::bit_cast<uint32_t>(fp8_scale_from_amax(1.0f, kMul)), 0x3B124925u);
   // An amax from the reference checkpoints where the two rules differ: the weight scale there is
   // the product (0x39B80001), the true quotient is 0x39B80000.
   EXPECT_EQ(std::bit_cast<uint32_t>(fp8_scale_from_amax(0.1572265625f, kMul)), 0x39B80001u);
-  EXPECT_EQ(std::bit_cast<uint32_t>(fp8_scale_from_amax(0.1572265625f)), 0x39B80000u);
+  EXPECT_EQ(std::bit_cast<uint32_t>(fp8_scale_from_amax(0.1572265625f, Fp8ScaleRule::Divide)),
+            0x39B80000u);
+  EXPECT_EQ(fp8_scale_from_amax(0.1572265625f), fp8_scale_from_amax(0.1572265625f, kMul));
   int differ = 0;
   for (int i = 1; i <= 1000; ++i) {
     const float amax = static_cast<float>(i) * 0.001f;
     volatile float inverse = 1.0f / 448.0f;
     EXPECT_EQ(fp8_scale_from_amax(amax, kMul), amax * inverse);
-    differ += fp8_scale_from_amax(amax, kMul) != fp8_scale_from_amax(amax);
+    EXPECT_EQ(fp8_scale_from_amax(amax), amax * inverse);
+    differ += fp8_scale_from_amax(amax, kMul) != fp8_scale_from_amax(amax, Fp8ScaleRule::Divide);
   }
   EXPECT_GT(differ, 100);
 }

@@ -23,7 +23,7 @@ namespace {
 using test::ref_quantize;
 using test::ref_quantize_weight;
 using test::ref_scale;
-using test::ref_weight_scale;
+using test::ref_scale_divide;
 
 HostTensor make_weight(DType dtype, int64_t n, int64_t k, const std::vector<float>& values) {
   HostTensor t(dtype, {n, k});
@@ -113,7 +113,7 @@ TEST(Quantizer, BothScaleRules) {
   const HostTensor w = make_weight(DType::BF16, n, k, v);
   const std::vector<float> values = weight_values(w);
   for (Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
-    const auto by_division = ref_quantize_weight(scheme, values, n, k, ref_scale);
+    const auto by_division = ref_quantize_weight(scheme, values, n, k, ref_scale_divide);
     const QuantizedTensor got = quantize_weight(scheme, w.view(), "w", Fp8ScaleRule::Divide);
     for (size_t i = 0; i < by_division.scale.size(); ++i) {
       ASSERT_EQ(got.scale.as<float>()[i], by_division.scale[i]);
@@ -125,9 +125,8 @@ TEST(Quantizer, BothScaleRules) {
     std::vector<uint8_t> q(static_cast<size_t>(k));
     std::vector<float> s(static_cast<size_t>(num_elements(activation_scale_shape(scheme, 1, k))));
     const std::vector<float> row(values.begin(), values.begin() + k);
-    quantize_activations(scheme, row.data(), 1, k, q.data(), s.data(),
-                         Fp8ScaleRule::MultiplyByReciprocal);
-    const auto want = ref_quantize_weight(scheme, row, 1, k, ref_weight_scale);
+    quantize_activations(scheme, row.data(), 1, k, q.data(), s.data(), Fp8ScaleRule::Divide);
+    const auto want = ref_quantize_weight(scheme, row, 1, k, ref_scale_divide);
     for (size_t i = 0; i < s.size(); ++i) ASSERT_EQ(s[i], want.scale[i]);
     for (int64_t c = 0; c < k; ++c) ASSERT_EQ(q[c], want.q[c]);
   }
@@ -201,17 +200,17 @@ TEST(Quantizer, ZeroRowsAndTilesGetScaleOne) {
   ASSERT_EQ(block.scale.shape, (Shape{3, 3}));
   const float* s = block.scale.as<float>();
   EXPECT_EQ(s[0], 1.0f);
-  EXPECT_EQ(s[1], ref_weight_scale(bf16_to_f32(f32_to_bf16(0.01f * -255.0f)) * -1.0f));
+  EXPECT_EQ(s[1], ref_scale(bf16_to_f32(f32_to_bf16(0.01f * -255.0f)) * -1.0f));
   EXPECT_EQ(s[2], 1.0f);
   EXPECT_EQ(s[3], 1.0f);
-  EXPECT_EQ(s[8], ref_weight_scale(3.0f));
+  EXPECT_EQ(s[8], ref_scale(3.0f));
   EXPECT_EQ(block.q.as<uint8_t>()[259 * k + 299], 0xFE);  // -448
   EXPECT_EQ(block.q.as<uint8_t>()[0], 0x00);
   expect_matches_reference(Fp8Scheme::Block, w, "zero tiles");
 
   const QuantizedTensor row = quantize_weight(Fp8Scheme::Row, w.view(), "w");
   EXPECT_EQ(row.scale.as<float>()[200], 1.0f);
-  EXPECT_EQ(row.scale.as<float>()[259], ref_weight_scale(3.0f));
+  EXPECT_EQ(row.scale.as<float>()[259], ref_scale(3.0f));
   expect_matches_reference(Fp8Scheme::Row, w, "zero rows");
 }
 
@@ -269,7 +268,7 @@ TEST(Quantizer, ActivationsRowAndBlock) {
     const int64_t groups = static_cast<int64_t>(scales.size()) / t;
     for (int64_t r = 0; r < t; ++r) {
       const std::vector<float> row(x.begin() + r * k, x.begin() + (r + 1) * k);
-      const auto want = ref_quantize_weight(scheme, row, 1, k, ref_scale);
+      const auto want = ref_quantize_weight(scheme, row, 1, k);
       for (int64_t g = 0; g < groups; ++g) ASSERT_EQ(scales[r * groups + g], want.scale[g]);
       for (int64_t c = 0; c < k; ++c) ASSERT_EQ(q[r * k + c], want.q[c]) << r << "," << c;
     }
@@ -295,7 +294,7 @@ TEST(Quantizer, NonFiniteActivationsPropagate) {
   EXPECT_EQ(q[3], 0x00);
   EXPECT_EQ(q[4] & 0x7F, 0x7F);
   EXPECT_EQ(q[5], 0x80);
-  EXPECT_EQ(s[2], 4.0f / 448.0f);
+  EXPECT_EQ(s[2], ref_scale(4.0f));
   EXPECT_EQ(q[6], 0x7E);
   EXPECT_EQ(q[7], ref_quantize(0.25f, s[2]));
 }

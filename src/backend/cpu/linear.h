@@ -15,7 +15,7 @@ namespace fp8llm::cpu {
 // be null. `rule` is the activation scale rule (fp8_scheme.h).
 void linear_fp8(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, const uint8_t* wq,
                 const float* wscale, int64_t n, const float* bias, float* y,
-                Fp8ScaleRule rule = Fp8ScaleRule::Divide);
+                Fp8ScaleRule rule = Fp8ScaleRule::MultiplyByReciprocal);
 
 // The same with activations already quantized: xq [t, k] e4m3 and xscale
 // (activation_scale_shape) from quantize_activations.
