@@ -11,6 +11,7 @@
 #include "tokenizer/jinja/bound_args.h"
 #include "tokenizer/jinja/eval_error.h"
 #include "tokenizer/jinja/json_dumps.h"
+#include "tokenizer/jinja/methods.h"
 #include "tokenizer/jinja/operations.h"
 #include "tokenizer/jinja/predicates.h"
 #include "tokenizer/jinja/python_str.h"
@@ -263,8 +264,14 @@ const NamedFilter kFilters[] = {
      }},
     {"attr",
      [](const Value& v, const Args& args) -> Value {
+       // Python's getattr() only: methods and object attributes, never dict items.
        BoundArgs a("attr", args, {"name"}, 1);
-       return get_attr(v, a.string(0));
+       const std::string name = a.string(0);
+       if (auto method = find_method(v, name)) return *method;
+       if (v.is_object()) {
+         if (const Value* attr = v.as_object().attrs.find(name)) return *attr;
+       }
+       return Value::undefined(fmt::format("'{} object' has no attribute '{}'", type_name(v), name));
      }},
     {"batch",
      [](const Value& v, const Args& args) -> Value {

@@ -73,6 +73,7 @@ class Lexer {
       size_t raw_body = 0;
       const bool raw = kind == '%' && match_raw_begin(tag, &raw_body);
       emit_data_before_tag(tag, sign, kind != '{');
+      advance_to(tag);
       const int tag_line = line_;
       advance_to(tag + 2 + (sign ? 1 : 0));
       line_starting_ = false;
