@@ -36,7 +36,8 @@ BpeModel& BpeModel::operator=(BpeModel&&) noexcept = default;
 
 BpeModel BpeModel::parse(const JsonNode& node, bool byte_level_input) {
   BpeModel m;
-  const std::string type = node["type"].as_string();
+  const std::string type =
+      node.has("type") || !node.has("merges") ? node["type"].as_string() : "BPE";
   if (type != "BPE") node["type"].fail("'{}' is not supported (supported: BPE)", type);
 
   if (const auto dropout = node.get("dropout")) {

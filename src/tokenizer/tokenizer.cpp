@@ -47,19 +47,24 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, const std::strin
   }
   const JsonNode root(doc, name);
   root.as_object();
+  // Optional parts may be null or left out.
+  const nlohmann::json null_json;
+  const auto part = [&](std::string_view key) {
+    return root.get(key).value_or(JsonNode(null_json, name, std::string(key)));
+  };
   auto impl = std::make_shared<Impl>();
-  // Read the model type first so that an unsupported model is reported as such.
+  // Read the model type first so that an unsupported model is reported as such. Files written
+  // by old versions of tokenizers may leave the type out; tokenizers then goes by the fields.
   const JsonNode model = root["model"];
   if (const auto type = model.optional_string("type"); type && *type != "BPE")
     model["type"].fail("'{}' is not supported (supported: BPE)", *type);
-  impl->normalizer = Normalizer::parse(root["normalizer"]);
-  impl->pre_tokenizer = PreTokenizer::parse(root["pre_tokenizer"]);
+  impl->normalizer = Normalizer::parse(part("normalizer"));
+  impl->pre_tokenizer = PreTokenizer::parse(part("pre_tokenizer"));
   impl->model = BpeModel::parse(model, impl->pre_tokenizer.ends_with_byte_level());
-  impl->added = AddedTokens::parse(
-      root.get("added_tokens").value_or(JsonNode(nlohmann::json::value_t::null, name)),
-      impl->normalizer, [&](std::string_view s) { return impl->model.token_to_id(s); });
-  impl->post_processor = PostProcessor::parse(root["post_processor"]);
-  impl->decoder = Decoder::parse(root["decoder"]);
+  impl->added = AddedTokens::parse(part("added_tokens"), impl->normalizer,
+                                   [&](std::string_view s) { return impl->model.token_to_id(s); });
+  impl->post_processor = PostProcessor::parse(part("post_processor"));
+  impl->decoder = Decoder::parse(part("decoder"));
   impl->config = std::move(config);
 
   int32_t limit = impl->model.id_limit();

@@ -64,8 +64,9 @@ TEST_P(ReferenceTest, ChatTextsMatch) {
 // Streaming every reference case token by token reproduces decode(), piece by piece valid UTF-8.
 TEST_P(ReferenceTest, StreamingEqualsDecode) {
   const Tokenizer tok = Tokenizer::load(test::data_path(GetParam()));
+  const json ref = reference(GetParam());
   for (const bool skip : {false, true}) {
-    for (const json& c : reference(GetParam())["encode"]) {
+    for (const json& c : ref["encode"]) {
       const auto ids = ids_of(c["ids"]);
       StreamDecoder stream(tok, skip);
       std::string out;
@@ -79,7 +80,8 @@ TEST_P(ReferenceTest, StreamingEqualsDecode) {
 
 TEST_P(ReferenceTest, EncodingIsTheSameWithoutTheCache) {
   const Tokenizer tok = Tokenizer::load(test::data_path(GetParam()));
-  for (const json& c : reference(GetParam())["encode"]) {
+  const json ref = reference(GetParam());
+  for (const json& c : ref["encode"]) {
     tok.clear_cache();
     const auto cold = tok.encode(c["text"].get<std::string>());
     EXPECT_EQ(cold, tok.encode(c["text"].get<std::string>()));

@@ -332,6 +332,26 @@ TEST(TokenizerThreads, ConcurrentEncodingGivesTheSameIds) {
   for (const auto& r : results) EXPECT_EQ(r, expected);
 }
 
+TEST(TokenizerJson, OptionalPartsMayBeLeftOut) {
+  json j = byte_level_tokenizer({{"a", "b"}});
+  const Ids with_all = make(j).encode("ab ab");
+  // Old files without model.type are read by their fields, as tokenizers does.
+  j["model"].erase("type");
+  for (const char* key : {"normalizer", "post_processor", "added_tokens", "truncation"})
+    j.erase(key);
+  EXPECT_EQ(make(j).encode("ab ab"), with_all);
+  j.erase("pre_tokenizer");
+  // Without a pre-tokenizer the text is one piece, in the model's character alphabet.
+  EXPECT_EQ(make(j).encode("ab"), (Ids{256}));
+  j.erase("decoder");
+  try {
+    make(j);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "tokenizer.json: decoder is null (supported: ByteLevel)");
+  }
+}
+
 TEST(TokenizerInput, InvalidUtf8IsAnError) {
   const Tokenizer t = make(byte_level_tokenizer({}));
   try {
