@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/load_options.h"
 #include "core/error.h"
+#include "engine/sampler.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "fp8llm/engine.h"
@@ -52,6 +53,12 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
 void run_generate(const Options& o) {
   const std::vector<int32_t> prompt = parse_ids(o.prompt_ids, "--prompt-ids");
   const GenerationOptions gen = o.sampling.generation_options();
+  // Check what can be checked before the (long) load.
+  Sampler{gen.sampling};
+  const int64_t vocab = load_model_config(o.engine.model_dir).vocab_size;
+  for (int32_t id : prompt)
+    FP8LLM_CHECK(id < vocab, "--prompt-ids: token id {} is out of range (vocabulary of {})", id,
+                 vocab);
   auto engine = load_engine(o.engine);
 
   if (!o.logits_out.empty()) {

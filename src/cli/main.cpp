@@ -2,6 +2,7 @@
 // bad files) print one line and exit with code 2.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -14,6 +15,19 @@ int main(int argc, char** argv) {
   fp8llm::cli::add_generate_command(app);
   fp8llm::cli::add_synth_command(app);
   try {
+    if (argc > 1 && argv[1][0] != '-') {
+      // Name an unknown command instead of CLI11's "A subcommand is required".
+      std::string known;
+      bool found = false;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        known += (known.empty() ? "" : ", ") + sub->get_name();
+        found = found || sub->get_name() == argv[1];
+      }
+      if (!found) {
+        std::fprintf(stderr, "error: unknown command '%s' (commands: %s)\n", argv[1], known.c_str());
+        return 2;
+      }
+    }
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

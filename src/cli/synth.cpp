@@ -1,6 +1,9 @@
 // `fp8llm synth --preset llama3-8b --out DIR`: writes a Llama-architecture BF16 checkpoint with
 // random weights (config.json + sharded safetensors + index), for load and speed benchmarks on
 // real model shapes without downloading a model.
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -99,6 +102,7 @@ void run_synth(const Options& o) {
     total += bytes;
   }
   nlohmann::json weight_map = nlohmann::json::object();
+  const bool tty = ::isatty(fileno(stderr));
   std::vector<uint16_t> buffer;
   uint64_t written = 0, tensor_index = 0;
   for (size_t i = 0; i < shards.size(); ++i) {
@@ -113,11 +117,11 @@ void run_synth(const Options& o) {
       w.write({reinterpret_cast<const std::byte*>(buffer.data()), buffer.size() * 2});
       weight_map[s->name] = name;
       written += buffer.size() * 2;
-      fmt::print(stderr, "\rsynth: {} / {}", human_bytes(written), human_bytes(total));
+      if (tty) fmt::print(stderr, "\rsynth: {} / {}", human_bytes(written), human_bytes(total));
     }
     w.finish();
   }
-  fmt::print(stderr, "\n");
+  if (tty) fmt::print(stderr, "\n");
   const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   write_text_file_atomically(dir / "model.safetensors.index.json", index.dump(2));
   write_text_file_atomically(dir / "config.json", config.dump(2));
