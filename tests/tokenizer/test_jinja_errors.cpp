@@ -26,7 +26,7 @@ std::string case_name(const testing::TestParamInfo<ErrorCase>& p) {
 }
 
 // The message of the fp8llm::Error raised while parsing or rendering; "" if none.
-std::string error_of(const std::string& source, const std::string& variables) {
+std::string error_of(const std::string& source, const std::string& variables = "{}") {
   try {
     const Template t(source, TemplateOptions{"t", /*trim_blocks=*/true, /*lstrip_blocks=*/true});
     t.render(from_json(nlohmann::ordered_json::parse(variables)).as_dict());
@@ -34,6 +34,12 @@ std::string error_of(const std::string& source, const std::string& variables) {
     return e.what();
   }
   return "";
+}
+
+std::string repeat(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
 }
 
 class JinjaErrors : public testing::TestWithParam<ErrorCase> {};
@@ -184,22 +190,37 @@ const ErrorCase kRuntime[] = {
 INSTANTIATE_TEST_SUITE_P(Syntax, JinjaErrors, testing::ValuesIn(kSyntax), case_name);
 INSTANTIATE_TEST_SUITE_P(Runtime, JinjaErrors, testing::ValuesIn(kRuntime), case_name);
 
-TEST(JinjaErrors, SyntaxErrorsAreFoundBeforeRendering) {
+TEST(JinjaErrorsMore, SyntaxErrorsAreFoundBeforeRendering) {
   // The bad filter sits in a branch that never runs: parsing alone rejects it.
   EXPECT_THROW(Template("{% if false %}{{ x|nosuch }}{% endif %}"), Error);
 }
 
-TEST(JinjaErrors, TemplateNameIsTheMessagePrefix) {
+TEST(JinjaErrorsMore, TemplateNameIsTheMessagePrefix) {
+  EXPECT_EQ(error_of("\n\n{{ 1 + none }}", "{}"),
+            "t line 3: unsupported operand type(s) for +: 'int' and 'NoneType'");
   try {
-    Template("\n\n{{ 1 + none }}",
-             TemplateOptions{"/models/m/tokenizer_config.json: chat template"})
+    Template("{{ 1 + none }}", TemplateOptions{"/models/m/tokenizer_config.json: chat template"})
         .render(Dict());
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(),
-                 "/models/m/tokenizer_config.json: chat template line 3: unsupported operand "
+                 "/models/m/tokenizer_config.json: chat template line 1: unsupported operand "
                  "type(s) for +: 'int' and 'NoneType'");
   }
+}
+
+// Nesting is bounded so that a pathological template fails instead of exhausting the stack.
+TEST(JinjaErrorsMore, NestingIsBounded) {
+  EXPECT_EQ(error_of("{{ " + repeat("1 + ", 300) + "1 }}"),
+            "t line 1: expression nested more than 256 levels deep");
+  EXPECT_EQ(error_of("{{ x" + repeat("|trim", 300) + " }}"),
+            "t line 1: expression nested more than 256 levels deep");
+  EXPECT_EQ(error_of("{{ " + repeat("(", 300) + "1" + repeat(")", 300) + " }}"),
+            "t line 1: template nested more than 256 levels deep");
+  EXPECT_EQ(error_of("{{ " + repeat("not ", 300) + "1 }}"),
+            "t line 1: template nested more than 256 levels deep");
+  EXPECT_EQ(error_of(repeat("{% if true %}", 300)),
+            "t line 1: template nested more than 256 levels deep");
 }
 
 }  // namespace

@@ -32,6 +32,12 @@ std::string render(const std::string& source, const std::string& variables) {
   return t.render(from_json(nlohmann::ordered_json::parse(variables)).as_dict());
 }
 
+std::string repeat(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
 class JinjaExpressions : public testing::TestWithParam<RenderCase> {};
 
 TEST_P(JinjaExpressions, RendersAsJinja2Does) {
@@ -321,6 +327,13 @@ const RenderCase kMethods[] = {
      "c.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') }}",
      "{\"c\": \"<think>\\nhmm\\n</think>\\n\\nDone.\"}", "Done.|hmm"},
 };
+
+// Nesting that jinja2 itself handles renders; the limit is far above what templates use.
+TEST(JinjaExpressionsNesting, DeepButAllowedNesting) {
+  EXPECT_EQ(render("{{ " + repeat("(", 50) + "1" + repeat(")", 50) + " }}", "{}"), "1");
+  EXPECT_EQ(render("{{ " + repeat("1 + ", 150) + "1 }}", "{}"), "151");
+  EXPECT_EQ(render("{{ " + repeat("not ", 150) + "1 }}", "{}"), "True");
+}
 
 INSTANTIATE_TEST_SUITE_P(Expressions, JinjaExpressions, testing::ValuesIn(kExpressions), case_name);
 INSTANTIATE_TEST_SUITE_P(Filters, JinjaExpressions, testing::ValuesIn(kFilters), case_name);

@@ -207,6 +207,15 @@ TEST(JinjaSyntaxOptions, ATemplateRendersManyTimes) {
   EXPECT_EQ(t.render(one), "2");
 }
 
+// transformers' {% generation %} marks assistant text for its masks; the text renders as is, in a
+// scope of its own (the tag is a call block in transformers).
+TEST(JinjaSyntaxOptions, GenerationBlockRendersItsBody) {
+  EXPECT_EQ(
+      render("{% generation %}x{{ 1 + 1 }}{% set g = 1 %}{% endgeneration %}{{ g is defined }}",
+             "{}"),
+      "x2False");
+}
+
 INSTANTIATE_TEST_SUITE_P(Whitespace, JinjaSyntax, testing::ValuesIn(kWhitespace), case_name);
 INSTANTIATE_TEST_SUITE_P(Statements, JinjaSyntax, testing::ValuesIn(kStatements), case_name);
 

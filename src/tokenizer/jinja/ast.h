@@ -93,6 +93,7 @@ struct TestExpr {  // operand is [not] name(args)
 
 struct Expr {
   int line = 0;
+  int depth = 1;  // nodes on the longest path down from here; the evaluator recurses that deep
   std::variant<LiteralExpr, NameExpr, ListExpr, DictExpr, AttrExpr, ItemExpr, SliceExpr, UnaryExpr,
                BinaryExpr, ConcatExpr, LogicExpr, CompareExpr, CondExpr, CallExpr, FilterExpr,
                TestExpr>

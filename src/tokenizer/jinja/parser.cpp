@@ -13,13 +13,48 @@ namespace {
 constexpr const char* kSupportedStatements =
     "if, for, set, macro, filter, raw, break, continue, generation";
 
-template <typename Node>
-ExprPtr make_expr(int line, Node node) {
-  auto e = std::make_unique<Expr>();
-  e->line = line;
-  e->node = std::move(node);
-  return e;
+// Deeper expressions or blocks than this are refused: evaluating them would recurse this deep.
+constexpr int kMaxNesting = 256;
+
+int depth_of(const ExprPtr& e) { return e ? e->depth : 0; }
+int depth_of(const std::vector<ExprPtr>& v) {
+  int d = 0;
+  for (const ExprPtr& e : v) d = std::max(d, depth_of(e));
+  return d;
 }
+int depth_of(const CallArgsExpr& a) {
+  int d = depth_of(a.positional);
+  for (const auto& [_, e] : a.keyword) d = std::max(d, depth_of(e));
+  return d;
+}
+int children_depth(const LiteralExpr&) { return 0; }
+int children_depth(const NameExpr&) { return 0; }
+int children_depth(const ListExpr& n) { return depth_of(n.items); }
+int children_depth(const DictExpr& n) {
+  int d = 0;
+  for (const auto& [k, v] : n.items) d = std::max({d, depth_of(k), depth_of(v)});
+  return d;
+}
+int children_depth(const AttrExpr& n) { return depth_of(n.object); }
+int children_depth(const ItemExpr& n) { return std::max(depth_of(n.object), depth_of(n.index)); }
+int children_depth(const SliceExpr& n) {
+  return std::max({depth_of(n.object), depth_of(n.start), depth_of(n.stop), depth_of(n.step)});
+}
+int children_depth(const UnaryExpr& n) { return depth_of(n.operand); }
+int children_depth(const BinaryExpr& n) { return std::max(depth_of(n.left), depth_of(n.right)); }
+int children_depth(const ConcatExpr& n) { return depth_of(n.parts); }
+int children_depth(const LogicExpr& n) { return std::max(depth_of(n.left), depth_of(n.right)); }
+int children_depth(const CompareExpr& n) {
+  int d = depth_of(n.first);
+  for (const auto& [_, e] : n.rest) d = std::max(d, depth_of(e));
+  return d;
+}
+int children_depth(const CondExpr& n) {
+  return std::max({depth_of(n.cond), depth_of(n.then), depth_of(n.otherwise)});
+}
+int children_depth(const CallExpr& n) { return std::max(depth_of(n.callee), depth_of(n.args)); }
+int children_depth(const FilterExpr& n) { return std::max(depth_of(n.operand), depth_of(n.args)); }
+int children_depth(const TestExpr& n) { return std::max(depth_of(n.operand), depth_of(n.args)); }
 
 template <typename Node>
 StmtPtr make_stmt(int line, Node node) {
@@ -167,6 +202,7 @@ class Parser {
   }
 
   StmtPtr parse_statement() {
+    const NestingGuard guard(*this, cur().line);
     const Token& t = cur();
     if (t.kind != TokenKind::kName) fail(t.line, "expected a statement name, got {}", describe(t));
     const std::string& tag = t.text;
@@ -420,7 +456,10 @@ class Parser {
     while (skip_name("if")) {
       ExprPtr cond = parse_or();
       ExprPtr otherwise;
-      if (skip_name("else")) otherwise = parse_condexpr();
+      if (skip_name("else")) {
+        const NestingGuard guard(*this, line);
+        otherwise = parse_condexpr();
+      }
       expr = make_expr(line, CondExpr{std::move(cond), std::move(expr), std::move(otherwise)});
     }
     return expr;
@@ -445,6 +484,7 @@ class Parser {
   ExprPtr parse_not() {
     if (is_name("not")) {
       const int line = advance().line;
+      const NestingGuard guard(*this, line);
       return make_expr(line, UnaryExpr{UnaryOp::kNot, parse_not()});
     }
     return parse_compare();
@@ -521,6 +561,7 @@ class Parser {
 
   ExprPtr parse_unary(bool with_filter) {
     const int line = cur().line;
+    const NestingGuard guard(*this, line);
     ExprPtr node;
     if (skip_op("-")) {
       node = make_expr(line, UnaryExpr{UnaryOp::kNeg, parse_unary(false)});
@@ -732,9 +773,36 @@ class Parser {
     return make_expr(line, std::move(test));
   }
 
+  template <typename Node>
+  ExprPtr make_expr(int line, Node node) const {
+    auto e = std::make_unique<Expr>();
+    e->line = line;
+    e->depth = 1 + children_depth(node);
+    if (e->depth > kMaxNesting) fail(line, "expression nested more than {} levels deep", kMaxNesting);
+    e->node = std::move(node);
+    return e;
+  }
+
+  // Counts the parser's own recursion (parentheses, `not not`, nested blocks) while alive.
+  class NestingGuard {
+   public:
+    NestingGuard(Parser& p, int line) : p_(p) {
+      if (++p_.nesting_ > kMaxNesting) {
+        p_.fail(line, "template nested more than {} levels deep", kMaxNesting);
+      }
+    }
+    ~NestingGuard() { --p_.nesting_; }
+    NestingGuard(const NestingGuard&) = delete;
+    NestingGuard& operator=(const NestingGuard&) = delete;
+
+   private:
+    Parser& p_;
+  };
+
   const std::vector<Token>& t_;
   const std::string& name_;
   size_t i_ = 0;
+  int nesting_ = 0;
   int loop_depth_ = 0;
   std::vector<OpenBlock> open_;
 };
