@@ -9,7 +9,10 @@
 // What tokenizer.json may contain is listed in each part's header (normalizer.h,
 // pre_tokenizer.h, bpe_model.h, added_tokens.h, post_processor.h, decoder.h); anything else is an
 // fp8llm::Error that names the file, the field and what is supported. "truncation" and "padding"
-// are ignored, as transformers does unless asked to truncate or pad.
+// are ignored, as transformers does unless asked to truncate or pad. Two transformers-level
+// settings of tokenizer_config.json are not applied: clean_up_tokenization_spaces (decode returns
+// the decoder's text unchanged, which streaming needs) and add_bos_token / add_eos_token (which
+// only LlamaTokenizerFast-style classes turn into a post-processor; they are exposed in config()).
 //
 // A Tokenizer is cheap to copy (the parts are shared and immutable) and safe to use from several
 // threads at once.
