@@ -50,11 +50,12 @@ static std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
-CliResult run_cli(const std::string& args) {
+CliResult run_cli(const std::string& args, const std::string& stdin_text) {
   TempDir tmp;
-  const auto out = tmp / "out", err = tmp / "err";
+  const auto out = tmp / "out", err = tmp / "err", in = tmp / "in";
+  std::ofstream(in, std::ios::binary) << stdin_text;
   const std::string cmd = std::string(FP8LLM_CLI_PATH) + " " + args + " >" + out.string() + " 2>" +
-                          err.string() + " </dev/null";
+                          err.string() + " <" + in.string();
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -38,13 +38,13 @@ inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   return rel_l2(a.data(), b.data(), std::min(a.size(), b.size()));
 }
 
-// Runs the fp8llm command line with `args` (shell-quoted by the caller), returning the exit code
-// and capturing stdout and stderr.
+// Runs the fp8llm command line with `args` (shell-quoted by the caller) and `stdin_text` as its
+// standard input, returning the exit code and capturing stdout and stderr.
 struct CliResult {
   int exit_code;
   std::string out;
   std::string err;
 };
-CliResult run_cli(const std::string& args);
+CliResult run_cli(const std::string& args, const std::string& stdin_text = "");
 
 }  // namespace fp8llm::test

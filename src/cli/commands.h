@@ -8,5 +8,8 @@ namespace fp8llm::cli {
 void add_inspect_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
 
 }  // namespace fp8llm::cli

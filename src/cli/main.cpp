@@ -11,8 +11,11 @@ int main(int argc, char** argv) {
   CLI::App app{"fp8llm: run Hugging Face LLM checkpoints with FP8 weights quantized on the fly"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "fp8llm 0.1.0");
-  fp8llm::cli::add_inspect_command(app);
+  fp8llm::cli::add_run_command(app);
+  fp8llm::cli::add_chat_command(app);
   fp8llm::cli::add_generate_command(app);
+  fp8llm::cli::add_tokenize_command(app);
+  fp8llm::cli::add_inspect_command(app);
   fp8llm::cli::add_synth_command(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {

@@ -1,0 +1,23 @@
+// Hugging Face generation_config.json: the tokens that end generation, and the sampling defaults
+// the model's authors chose.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+namespace fp8llm {
+
+struct GenerationConfig {
+  std::vector<int32_t> eos_token_ids;
+  std::optional<int32_t> bos_token_id;
+  std::optional<float> temperature, top_p, min_p, repetition_penalty;
+  std::optional<int> top_k;
+  std::optional<bool> do_sample;
+};
+
+// Reads <model_dir>/generation_config.json; a missing file gives an empty config. A file that is
+// present but malformed is an Error naming the file and field.
+GenerationConfig load_generation_config(const std::filesystem::path& model_dir);
+
+}  // namespace fp8llm
