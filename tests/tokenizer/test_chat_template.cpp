@@ -120,6 +120,13 @@ TEST(ChatTemplate, LlamaRaiseExceptionNamesTheTemplateLine) {
                 ": chat template line 72: This model only supports single tool-calls at once!");
 }
 
+TEST(ChatTemplate, AcceptsUnorderedJson) {
+  // nlohmann::json (keys sorted) converts implicitly; only dict key order can differ.
+  const ChatTemplate chat("{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}");
+  const nlohmann::json messages = nlohmann::json::parse(R"([{"role": "user", "content": "hi"}])");
+  EXPECT_EQ(chat.render(messages, false), "user:hi;");
+}
+
 TEST(ChatTemplate, SpecialTokensAreVariables) {
   const ChatTemplate chat(
       "{{ bos_token }}|{{ eos_token }}|{{ pad_token is defined }}|"

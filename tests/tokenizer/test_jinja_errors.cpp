@@ -185,6 +185,12 @@ const ErrorCase kRuntime[] = {
      "t line 1: not enough arguments for format string"},
     {"ConcatThenAddPrecedence", "{{ 'x' ~ 1 + 2 }}", "{}",
      "t line 1: can only concatenate str (not \"int\") to str"},
+    {"RepeatTooLarge", "{{ 'ab' * 100000000 }}", "{}",
+     "t line 1: repeating a str 100000000 times makes a value too large"},
+    {"FormatIndexOutOfRange", "{{ '{3}'.format(1) }}", "{}",
+     "t line 1: Replacement index 3 out of range for positional args tuple"},
+    {"FormatFilterKeywords", "{{ '%(a)s'|format(a=1) }}", "{}",
+     "t line 1: format(): keyword arguments are not supported"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Syntax, JinjaErrors, testing::ValuesIn(kSyntax), case_name);

@@ -256,6 +256,9 @@ const RenderCase kFilters[] = {
      "{}", "[1, 2] {\"a\": [{\"b\": null}]} \"line\\nbreak\\ttab\\\\\" 1e+20 -5"},
     {"MapToString", "{{ [1, 2, 3] | map('string') | join('') }} {{ x|trim|length }}",
      "{\"x\": \"  ab \"}", "123 2"},
+    {"Format",
+     "{{ '%s, %s!'|format('Hello', 'World') }} {{ '%d%%'|format(50) }} {{ '%s'|format([1]) }}",
+     "{}", "Hello, World! 50% [1]"},
 };
 
 const RenderCase kTests[] = {
@@ -326,6 +329,9 @@ const RenderCase kMethods[] = {
      "{{ c.split('</think>')[-1].lstrip('\\n') }}|{{ "
      "c.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') }}",
      "{\"c\": \"<think>\\nhmm\\n</think>\\n\\nDone.\"}", "Done.|hmm"},
+    {"RangeNearIntegerLimits",
+     "{{ range(0, 9223372036854775807, 9223372036854775806)|list }} {{ range(3, 0)|list }}", "{}",
+     "[0, 9223372036854775806] []"},
 };
 
 // Nesting that jinja2 itself handles renders; the limit is far above what templates use.

@@ -19,6 +19,9 @@
 namespace fp8llm::jinja {
 namespace {
 
+// Widths beyond any sensible layout are clamped rather than allocated.
+constexpr int64_t kMaxIndent = 1024;
+
 void no_args(const char* name, const Args& args) {
   (void)BoundArgs(name, args, {});
 }
@@ -30,8 +33,11 @@ Value lookup_attribute(const Value& item, const Value& attribute) {
   for (const std::string& part : py::split(attribute.as_string(), std::string("."), -1)) {
     const bool digits = !part.empty() && std::all_of(part.begin(), part.end(),
                                                      [](char c) { return c >= '0' && c <= '9'; });
-    v = digits ? get_item(v, Value(static_cast<int64_t>(std::stoll(part))))
-               : get_item(v, Value(part));
+    // Digits too long for an index cannot name an item: they look up the string key.
+    errno = 0;
+    const long long index = digits ? std::strtoll(part.c_str(), nullptr, 10) : 0;
+    v = digits && errno == 0 ? get_item(v, Value(static_cast<int64_t>(index)))
+                             : get_item(v, Value(part));
   }
   return v;
 }
@@ -207,8 +213,8 @@ Value to_json(const Value& v, const Args& args) {
     if (indent_arg.is_string()) {
       options.indent = indent_arg.as_string();
     } else if (indent_arg.is_integral()) {
-      options.indent =
-          std::string(static_cast<size_t>(std::max<int64_t>(0, indent_arg.as_int())), ' ');
+      options.indent = std::string(
+          static_cast<size_t>(std::clamp<int64_t>(indent_arg.as_int(), 0, kMaxIndent)), ' ');
     } else {
       eval_fail("tojson(): indent must be an integer or a string, not {}", type_name(indent_arg));
     }
@@ -271,7 +277,8 @@ const NamedFilter kFilters[] = {
        if (v.is_object()) {
          if (const Value* attr = v.as_object().attrs.find(name)) return *attr;
        }
-       return Value::undefined(fmt::format("'{} object' has no attribute '{}'", type_name(v), name));
+       return Value::undefined(
+           fmt::format("'{} object' has no attribute '{}'", type_name(v), name));
      }},
     {"batch",
      [](const Value& v, const Args& args) -> Value {
@@ -345,6 +352,11 @@ const NamedFilter kFilters[] = {
        }
        return a.get_or(0, Value(0.0));
      }},
+    {"format",
+     [](const Value& v, const Args& args) -> Value {
+       if (!args.keyword.empty()) eval_fail("format(): keyword arguments are not supported");
+       return binary_op(BinaryOp::kMod, Value(to_str(v)), Value::tuple(args.positional));
+     }},
     {"indent",
      [](const Value& v, const Args& args) -> Value {
        BoundArgs a("indent", args, {"width", "first", "blank"});
@@ -354,7 +366,8 @@ const NamedFilter kFilters[] = {
          if (w.is_string()) {
            prefix = w.as_string();
          } else if (w.is_integral()) {
-           prefix = std::string(static_cast<size_t>(std::max<int64_t>(0, w.as_int())), ' ');
+           prefix = std::string(static_cast<size_t>(std::clamp<int64_t>(w.as_int(), 0, kMaxIndent)),
+                                ' ');
          } else {
            eval_fail("indent(): width must be an integer or a string, not {}", type_name(w));
          }

@@ -99,9 +99,12 @@ std::string str_format(const std::string& self, const Args& args) {
     }
     const Value* value = nullptr;
     if (field.empty() || std::all_of(field.begin(), field.end(), ::isdigit)) {
-      const size_t index = field.empty() ? auto_index++ : std::stoul(field);
+      const size_t index = field.empty()      ? auto_index++
+                           : field.size() > 9 ? args.positional.size()
+                                              : std::strtoul(field.c_str(), nullptr, 10);
       if (index >= args.positional.size()) {
-        eval_fail("Replacement index {} out of range for positional args tuple", index);
+        eval_fail("Replacement index {} out of range for positional args tuple",
+                  field.empty() ? std::to_string(index) : field);
       }
       value = &args.positional[index];
     } else {

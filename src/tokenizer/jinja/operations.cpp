@@ -37,6 +37,10 @@ const char* op_symbol(BinaryOp op) {
             type_name(b));
 }
 
+// Sequence repetition beyond this many characters or items is refused (Python would exhaust
+// memory).
+constexpr uint64_t kMaxRepeatedSize = uint64_t{1} << 26;
+
 [[noreturn]] void overflow() {
   eval_fail("integer overflow (integers are limited to 64 bits)");
 }
@@ -268,6 +272,12 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b) {
       const Value* count = a.is_integral() ? &a : &b;
       if (!count->is_integral()) break;
       const int64_t times = count->as_int();
+      const size_t unit = seq->is_string() ? seq->as_string().size()
+                          : seq->is_list() ? seq->as_list().size()
+                                           : 0;
+      if (times > 0 && unit > 0 && static_cast<uint64_t>(times) > kMaxRepeatedSize / unit) {
+        eval_fail("repeating a {} {} times makes a value too large", type_name(*seq), times);
+      }
       if (seq->is_string()) {
         std::string out;
         for (int64_t i = 0; i < times; ++i) out += seq->as_string();

@@ -16,7 +16,9 @@ constexpr const char* kSupportedStatements =
 // Deeper expressions or blocks than this are refused: evaluating them would recurse this deep.
 constexpr int kMaxNesting = 256;
 
-int depth_of(const ExprPtr& e) { return e ? e->depth : 0; }
+int depth_of(const ExprPtr& e) {
+  return e ? e->depth : 0;
+}
 int depth_of(const std::vector<ExprPtr>& v) {
   int d = 0;
   for (const ExprPtr& e : v) d = std::max(d, depth_of(e));
@@ -27,23 +29,41 @@ int depth_of(const CallArgsExpr& a) {
   for (const auto& [_, e] : a.keyword) d = std::max(d, depth_of(e));
   return d;
 }
-int children_depth(const LiteralExpr&) { return 0; }
-int children_depth(const NameExpr&) { return 0; }
-int children_depth(const ListExpr& n) { return depth_of(n.items); }
+int children_depth(const LiteralExpr&) {
+  return 0;
+}
+int children_depth(const NameExpr&) {
+  return 0;
+}
+int children_depth(const ListExpr& n) {
+  return depth_of(n.items);
+}
 int children_depth(const DictExpr& n) {
   int d = 0;
   for (const auto& [k, v] : n.items) d = std::max({d, depth_of(k), depth_of(v)});
   return d;
 }
-int children_depth(const AttrExpr& n) { return depth_of(n.object); }
-int children_depth(const ItemExpr& n) { return std::max(depth_of(n.object), depth_of(n.index)); }
+int children_depth(const AttrExpr& n) {
+  return depth_of(n.object);
+}
+int children_depth(const ItemExpr& n) {
+  return std::max(depth_of(n.object), depth_of(n.index));
+}
 int children_depth(const SliceExpr& n) {
   return std::max({depth_of(n.object), depth_of(n.start), depth_of(n.stop), depth_of(n.step)});
 }
-int children_depth(const UnaryExpr& n) { return depth_of(n.operand); }
-int children_depth(const BinaryExpr& n) { return std::max(depth_of(n.left), depth_of(n.right)); }
-int children_depth(const ConcatExpr& n) { return depth_of(n.parts); }
-int children_depth(const LogicExpr& n) { return std::max(depth_of(n.left), depth_of(n.right)); }
+int children_depth(const UnaryExpr& n) {
+  return depth_of(n.operand);
+}
+int children_depth(const BinaryExpr& n) {
+  return std::max(depth_of(n.left), depth_of(n.right));
+}
+int children_depth(const ConcatExpr& n) {
+  return depth_of(n.parts);
+}
+int children_depth(const LogicExpr& n) {
+  return std::max(depth_of(n.left), depth_of(n.right));
+}
 int children_depth(const CompareExpr& n) {
   int d = depth_of(n.first);
   for (const auto& [_, e] : n.rest) d = std::max(d, depth_of(e));
@@ -52,9 +72,15 @@ int children_depth(const CompareExpr& n) {
 int children_depth(const CondExpr& n) {
   return std::max({depth_of(n.cond), depth_of(n.then), depth_of(n.otherwise)});
 }
-int children_depth(const CallExpr& n) { return std::max(depth_of(n.callee), depth_of(n.args)); }
-int children_depth(const FilterExpr& n) { return std::max(depth_of(n.operand), depth_of(n.args)); }
-int children_depth(const TestExpr& n) { return std::max(depth_of(n.operand), depth_of(n.args)); }
+int children_depth(const CallExpr& n) {
+  return std::max(depth_of(n.callee), depth_of(n.args));
+}
+int children_depth(const FilterExpr& n) {
+  return std::max(depth_of(n.operand), depth_of(n.args));
+}
+int children_depth(const TestExpr& n) {
+  return std::max(depth_of(n.operand), depth_of(n.args));
+}
 
 template <typename Node>
 StmtPtr make_stmt(int line, Node node) {
@@ -778,7 +804,8 @@ class Parser {
     auto e = std::make_unique<Expr>();
     e->line = line;
     e->depth = 1 + children_depth(node);
-    if (e->depth > kMaxNesting) fail(line, "expression nested more than {} levels deep", kMaxNesting);
+    if (e->depth > kMaxNesting)
+      fail(line, "expression nested more than {} levels deep", kMaxNesting);
     e->node = std::move(node);
     return e;
   }
