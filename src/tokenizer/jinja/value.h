@@ -50,7 +50,8 @@ class Value {
   Value();
   static Value undefined(std::string message);
   static Value none();
-  Value(bool v);  // NOLINT(google-explicit-constructor): values convert like Python literals
+  // Implicit, like Python literals: a C++ bool, integer, float or string is that value.
+  Value(bool v);
   Value(int v);
   Value(int64_t v);
   Value(double v);
