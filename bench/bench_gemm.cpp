@@ -1,0 +1,337 @@
+// GEMM benchmark on the CUDA device at Llama-3-8B projection shapes: our FP8 row- and
+// block-scaled paths (cuBLASLt for M >= 16, the small-M kernel below) against cuBLASLt BF16.
+//
+//   bench_gemm [--quick] [--small-m] [--csv FILE]
+//
+// --small-m sweeps M = 1..16 instead (the small-M kernel against cuBLASLt), which places the switch
+// between the two in Fp8Linear.
+//
+// Each timing is the median over batches of back-to-back calls, timed with CUDA events after
+// warm-up; weights rotate among copies whose total exceeds the L2 cache, so small-M runs measure
+// weight streaming from device memory, not from L2. Inputs are random (never zeros).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cublaslt_gemm.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/elementwise.h"
+#include "backend/cuda/event.h"
+#include "backend/cuda/fp8_gemv.h"
+#include "backend/cuda/fp8_linear.h"
+#include "backend/cuda/fp8_quant.h"
+#include "backend/cuda/stream.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+// Ceilings used for the floors: H100 SXM FP8 dense nominal (1979 TFLOP/s; the datasheet's 3958 is
+// with sparsity); BF16 as measured through PyTorch on this kind of card (8192^3, random data).
+constexpr double kFp8PeakTflops = 1979.0;
+constexpr double kBf16PeakTflops = 800.0;
+constexpr size_t kRotateBytes = size_t{320} << 20;  // > 6x the 50 MB L2
+
+struct Shape {
+  const char* name;
+  int64_t n;
+  int64_t k;
+};
+
+struct Timing {
+  double us = 0;
+  bool ok = false;
+  std::string error;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Runs fn(i) repeatedly on `stream`: warm-up, then `batches` event-timed batches sized to about
+// 2 ms each. Returns the median time of one call.
+Timing time_calls(const std::function<void(int)>& fn, cudaStream_t stream, int batches) {
+  Timing t;
+  try {
+    Event a;
+    Event b;
+    for (int i = 0; i < 3; ++i) fn(i);
+    a.record(stream);
+    for (int i = 0; i < 3; ++i) fn(i);
+    b.record(stream);
+    b.synchronize();
+    const double one_ms = std::max(1e-4, static_cast<double>(b.elapsed_ms_since(a)) / 3.0);
+    const int iters = static_cast<int>(std::clamp(2.0 / one_ms, 1.0, 500.0));
+    std::vector<double> per_call;
+    int call = 0;
+    for (int r = 0; r < batches; ++r) {
+      a.record(stream);
+      for (int i = 0; i < iters; ++i) fn(call++);
+      b.record(stream);
+      b.synchronize();
+      per_call.push_back(static_cast<double>(b.elapsed_ms_since(a)) * 1000.0 / iters);
+    }
+    t.us = median(per_call);
+    t.ok = true;
+  } catch (const std::exception& e) {
+    t.error = e.what();
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  return t;
+}
+
+double device_copy_gbps(cudaStream_t stream) {
+  const size_t bytes = size_t{1} << 30;
+  DeviceBuffer src(bytes);
+  DeviceBuffer dst(bytes);
+  launch_fill_uniform_bf16(src.as<__nv_bfloat16>(), static_cast<int64_t>(bytes / 2), 1, 1.0f,
+                           stream);
+  const Timing t = time_calls(
+      [&](int) {
+        CUDA_CHECK(
+            cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, stream));
+      },
+      stream, 11);
+  return 2.0 * static_cast<double>(bytes) / (t.us * 1e-6) / 1e9;  // read + write
+}
+
+struct Weights {
+  int copies = 0;
+  std::vector<DeviceBuffer> bf16;
+  std::vector<DeviceBuffer> q_row, s_row, q_block, s_block;
+  int64_t ld_block = 0;
+};
+
+Weights make_weights(const Shape& s, cudaStream_t stream) {
+  Weights w;
+  const size_t fp8_bytes = static_cast<size_t>(s.n * s.k);
+  w.copies = static_cast<int>(std::max<size_t>(2, (kRotateBytes + fp8_bytes - 1) / fp8_bytes));
+  w.ld_block = device_block_scale_ld(s.k);
+  DeviceBuffer flag(sizeof(int));
+  flag.fill_zero();
+  for (int c = 0; c < w.copies; ++c) {
+    DeviceBuffer b(fp8_bytes * 2);
+    launch_fill_uniform_bf16(b.as<__nv_bfloat16>(), s.n * s.k, 100 + static_cast<uint64_t>(c),
+                             0.05f, stream);
+    w.q_row.emplace_back(fp8_bytes);
+    w.s_row.emplace_back(static_cast<size_t>(s.n) * 4);
+    launch_quantize_weight(Fp8Scheme::Row, b.as<__nv_bfloat16>(), s.n, s.k,
+                           w.q_row.back().as<uint8_t>(), w.s_row.back().as<float>(), 1,
+                           flag.as<int>(), stream);
+    w.q_block.emplace_back(fp8_bytes);
+    w.s_block.emplace_back(
+        static_cast<size_t>(weight_scale_elems(Fp8Scheme::Block, s.n, s.k, w.ld_block)) * 4);
+    w.s_block.back().fill_zero();
+    launch_quantize_weight(Fp8Scheme::Block, b.as<__nv_bfloat16>(), s.n, s.k,
+                           w.q_block.back().as<uint8_t>(), w.s_block.back().as<float>(), w.ld_block,
+                           flag.as<int>(), stream);
+    // BF16 weights are twice as large: half as many copies give the same rotation footprint.
+    if (c < (w.copies + 1) / 2) w.bf16.push_back(std::move(b));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  return w;
+}
+
+struct Row {
+  std::string shape;
+  int64_t m, n, k;
+  std::string variant;
+  Timing t;
+  double bytes;  // the fewest bytes the call must move (weights for GEMMs)
+  double peak_tflops;
+  double flops;
+};
+
+void print_row(const Row& r, double copy_gbps, FILE* csv) {
+  const double flops = r.flops;
+  const double bw_floor_us = r.bytes / (copy_gbps * 1e9) * 1e6;
+  const double fl_floor_us = flops / (r.peak_tflops * 1e12) * 1e6;
+  const double floor_us = std::max(bw_floor_us, fl_floor_us);
+  if (!r.t.ok) {
+    std::printf("%-9s %5ld %-22s  unsupported: %s\n", r.shape.c_str(), long(r.m), r.variant.c_str(),
+                r.t.error.c_str());
+    if (csv)
+      std::fprintf(csv, "%s,%ld,%ld,%ld,%s,,,,\n", r.shape.c_str(), long(r.m), long(r.n), long(r.k),
+                   r.variant.c_str());
+    return;
+  }
+  const double tflops = flops / (r.t.us * 1e-6) / 1e12;  // 0 for non-GEMM rows
+  const double gbps = r.bytes / (r.t.us * 1e-6) / 1e9;
+  std::printf("%-9s %5ld %-22s %9.1f us %7.1f TFLOP/s %7.0f GB/s   floor %8.1f us (%s) %5.0f%%\n",
+              r.shape.c_str(), long(r.m), r.variant.c_str(), r.t.us, tflops, gbps, floor_us,
+              bw_floor_us > fl_floor_us ? "bytes" : "flops", 100.0 * floor_us / r.t.us);
+  if (csv) {
+    std::fprintf(csv, "%s,%ld,%ld,%ld,%s,%.3f,%.2f,%.1f,%.3f\n", r.shape.c_str(), long(r.m),
+                 long(r.n), long(r.k), r.variant.c_str(), r.t.us, tflops, gbps, floor_us);
+  }
+}
+
+int run(int argc, char** argv) {
+  bool quick = false;
+  bool small_m = false;
+  const char* csv_path = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else if (std::strcmp(argv[i], "--small-m") == 0) {
+      small_m = true;
+    } else if (std::strcmp(argv[i], "--csv") == 0 && i + 1 < argc) {
+      csv_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--quick] [--small-m] [--csv FILE]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (!device_available()) {
+    std::fprintf(stderr, "bench_gemm: no CUDA device\n");
+    return 1;
+  }
+  FILE* csv = csv_path ? std::fopen(csv_path, "w") : nullptr;
+  if (csv) std::fprintf(csv, "shape,m,n,k,variant,us,tflops,weight_gbps,floor_us\n");
+  const int batches = quick ? 5 : 15;
+
+  Stream stream;
+  std::printf("device: %s\n", device_description().c_str());
+  const double copy_gbps = device_copy_gbps(stream);
+  std::printf("device-to-device copy: %.0f GB/s (read + write), used as the bandwidth ceiling\n",
+              copy_gbps);
+  std::printf("ceilings: FP8 %.0f TFLOP/s (nominal dense), BF16 %.0f TFLOP/s (measured)\n\n",
+              kFp8PeakTflops, kBf16PeakTflops);
+
+  const std::vector<Shape> shapes = {
+      {"q/o", 4096, 4096}, {"k/v", 1024, 4096}, {"gate/up", 14336, 4096}, {"down", 4096, 14336}};
+  std::vector<int64_t> ms = {1, 16, 128, 1024, 4096};
+  if (quick) ms = {1, 16, 128};
+  if (small_m) ms = {1, 2, 3, 4, 5, 6, 8, 12, 16};
+  CublasLtGemm gemm;
+  Fp8Linear linear(gemm);
+
+  for (const Shape& s : shapes) {
+    Weights w = make_weights(s, stream);
+    const int nb16 = static_cast<int>(w.bf16.size());
+    const double fp8_bytes = static_cast<double>(s.n * s.k);
+    for (const int64_t m : ms) {
+      DeviceBuffer x(static_cast<size_t>(m * s.k) * 2);
+      launch_fill_uniform_bf16(x.as<__nv_bfloat16>(), m * s.k, 7, 2.0f, stream);
+      DeviceBuffer y(static_cast<size_t>(m * s.n) * 2);
+      DeviceBuffer xq(static_cast<size_t>(m * s.k));
+      DeviceBuffer xs_row(static_cast<size_t>(m) * 4);
+      DeviceBuffer xs_block(static_cast<size_t>(activation_scale_elems(Fp8Scheme::Block, m, s.k)) *
+                            4);
+      DeviceBuffer xq_b(static_cast<size_t>(m * s.k));
+      launch_quantize_activations(Fp8Scheme::Row, x.as<__nv_bfloat16>(), m, s.k, xq.as<uint8_t>(),
+                                  xs_row.as<float>(), stream);
+      launch_quantize_activations(Fp8Scheme::Block, x.as<__nv_bfloat16>(), m, s.k,
+                                  xq_b.as<uint8_t>(), xs_block.as<float>(), stream);
+      auto* yp = y.as<__nv_bfloat16>();
+      std::vector<Row> rows;
+      const double gemm_flops = 2.0 * static_cast<double>(m) * s.n * s.k;
+      const auto add = [&](const std::string& variant, double bytes, double peak,
+                           const std::function<void(int)>& fn, double flops) {
+        rows.push_back(
+            {s.name, m, s.n, s.k, variant, time_calls(fn, stream, batches), bytes, peak, flops});
+      };
+
+      add(
+          "bf16 cublaslt", fp8_bytes * 2, kBf16PeakTflops,
+          [&](int i) {
+            gemm.gemm_bf16(x.as<__nv_bfloat16>(), m, w.bf16[i % nb16].as<__nv_bfloat16>(), s.n, s.k,
+                           nullptr, yp, stream);
+          },
+          gemm_flops);
+      for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+        const bool row = scheme == Fp8Scheme::Row;
+        const std::string tag = row ? "fp8-row" : "fp8-block";
+        const double sbytes = row ? 4.0 * s.n : 4.0 * fp8_block_count(s.n) * w.ld_block;
+        auto& qs = row ? w.q_row : w.q_block;
+        auto& ss = row ? w.s_row : w.s_block;
+        const uint8_t* xqp = row ? xq.as<uint8_t>() : xq_b.as<uint8_t>();
+        const float* xsp = row ? xs_row.as<float>() : xs_block.as<float>();
+        const int64_t ld = row ? 1 : w.ld_block;
+        if (CublasLtGemm::fp8_supports(scheme, m, s.n, s.k)) {
+          add(
+              tag + " cublaslt", fp8_bytes + sbytes, kFp8PeakTflops,
+              [&](int i) {
+                gemm.gemm_fp8(scheme, xqp, xsp, m, qs[i % w.copies].as<uint8_t>(),
+                              ss[i % w.copies].as<float>(), ld, s.n, s.k, nullptr, yp, stream);
+              },
+              gemm_flops);
+        }
+        if (m <= kFp8GemvMaxRows) {
+          add(
+              tag + " small-M kernel", fp8_bytes + sbytes, kFp8PeakTflops,
+              [&](int i) {
+                Fp8GemvArgs a;
+                a.scheme = scheme;
+                a.xq = xqp;
+                a.xs = xsp;
+                a.xs_ld = m;
+                a.m = m;
+                a.wq = qs[i % w.copies].as<uint8_t>();
+                a.ws = ss[i % w.copies].as<float>();
+                a.ws_ld = ld;
+                a.n = s.n;
+                a.k = s.k;
+                a.y = yp;
+                a.ldy = s.n;
+                launch_fp8_gemv(a, stream);
+              },
+              gemm_flops);
+        }
+        {
+          add(
+              tag + " linear", fp8_bytes + sbytes, kFp8PeakTflops,
+              [&](int i) {
+                const Fp8DeviceWeight wt{scheme,
+                                         qs[i % w.copies].as<uint8_t>(),
+                                         ss[i % w.copies].as<float>(),
+                                         ld,
+                                         s.n,
+                                         s.k,
+                                         nullptr};
+                linear.forward(wt, x.as<__nv_bfloat16>(), m, yp, stream);
+              },
+              gemm_flops);
+        }
+        if (!small_m) {
+          // bf16 in, e4m3 out: 3 bytes an element (scales are negligible).
+          add(
+              tag + " act quant", static_cast<double>(m * s.k) * 3, kFp8PeakTflops,
+              [&](int) {
+                launch_quantize_activations(scheme, x.as<__nv_bfloat16>(), m, s.k,
+                                            row ? xq.as<uint8_t>() : xq_b.as<uint8_t>(),
+                                            row ? xs_row.as<float>() : xs_block.as<float>(),
+                                            stream);
+              },
+              0.0);
+        }
+      }
+      for (const Row& r : rows) print_row(r, copy_gbps, csv);
+      std::fflush(stdout);
+    }
+    std::printf("\n");
+  }
+  if (csv) std::fclose(csv);
+  return 0;
+}
+
+}  // namespace
+}  // namespace fp8llm::cuda
+
+int main(int argc, char** argv) {
+  try {
+    return fp8llm::cuda::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_gemm: %s\n", e.what());
+    return 1;
+  }
+}

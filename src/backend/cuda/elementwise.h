@@ -1,0 +1,20 @@
+// Small elementwise kernels the GEMM paths and the benchmarks need.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace fp8llm::cuda {
+
+// y[m, n] = bf16(float(y[m, n]) + float(bias[n])) for a row-major y[M, N].
+void launch_add_bias(__nv_bfloat16* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
+                     cudaStream_t stream);
+
+// Fills out[count] with bf16 values uniform in [-scale, scale) from a counter-based hash of
+// (seed, index): reproducible, and fast enough for benchmark-sized tensors.
+void launch_fill_uniform_bf16(__nv_bfloat16* out, int64_t count, uint64_t seed, float scale,
+                              cudaStream_t stream);
+
+}  // namespace fp8llm::cuda

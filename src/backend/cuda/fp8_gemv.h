@@ -1,0 +1,45 @@
+// The FP8 GEMM for a few rows (decode). cuBLASLt has no block-scaled kernel at M = 1 (it needs
+// M % 4 == 0) and its row-scaled one is slower there; this GEMV-shaped kernel reads every weight
+// byte once, with 16-byte loads:
+//
+//   y[m, n] = sum_k deq(x)[m, k] * deq(W)[n, k]  (+ bias[n]),   0 <= m < M, 1 <= M <= 16
+//
+// Its arithmetic runs on CUDA cores, so its time grows with M: past M = 2 cuBLASLt is faster
+// (Fp8Linear chooses; docs/PERFORMANCE.md has the numbers).
+//
+// computed as sum over 128-column blocks of (sum of q*q products in fp32) * x scale * W scale, with
+// fp32 accumulation; any K and N (16-byte loads when K % 16 == 0). Scales in the device layouts of
+// fp8_quant.h, except that the activation block scales of this call may be a column slice of a
+// larger [ceil(K/128)][xs_ld] array (xs points at the first row's entry).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "quant/fp8_scheme.h"
+
+namespace fp8llm::cuda {
+
+inline constexpr int64_t kFp8GemvMaxRows = 16;
+
+struct Fp8GemvArgs {
+  Fp8Scheme scheme = Fp8Scheme::Row;
+  const uint8_t* xq = nullptr;  // [m, k] e4m3
+  const float* xs = nullptr;    // row: [m]; block: element (kb, r) at xs[kb * xs_ld + r]
+  int64_t xs_ld = 0;            // block only
+  int64_t m = 0;                // 1..16
+  const uint8_t* wq = nullptr;  // [n, k] e4m3
+  const float* ws = nullptr;    // row: [n]; block: [ceil(n/128)][ws_ld]
+  int64_t ws_ld = 0;            // block only
+  int64_t n = 0;
+  int64_t k = 0;
+  const __nv_bfloat16* bias = nullptr;  // [n] or null
+  __nv_bfloat16* y = nullptr;           // [m, ldy]
+  int64_t ldy = 0;
+};
+
+void launch_fp8_gemv(const Fp8GemvArgs& args, cudaStream_t stream);
+
+}  // namespace fp8llm::cuda

@@ -1,0 +1,56 @@
+// An FP8 linear layer on the device: y[M,N] = x[M,K] * W[N,K]^T (+ bias), with x in bf16, quantized
+// on the fly (per token, or per token per 128 columns) and W already quantized.
+//
+// Path: cuBLASLt for M >= kFp8LinearMinCublasRows where its shape rules allow
+// (CublasLtGemm::fp8_supports; block scales with a leading dimension that is a multiple of 4), the
+// small-M kernel (fp8_gemv.h) otherwise.
+// Block scaling in cuBLASLt also needs M % 4 == 0: the last M % 4 rows then go to the small-M
+// kernel, with their activation scales kept in a separate array so that each part has the layout
+// its kernel reads.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/cublaslt_gemm.h"
+#include "backend/cuda/device_buffer.h"
+#include "quant/fp8_scheme.h"
+
+namespace fp8llm::cuda {
+
+// cuBLASLt streams the weights once whatever M is (1.05x to 2.5x the small-M kernel's M = 1 time
+// at Llama-3-8B shapes), while the small-M kernel runs on CUDA cores and its time grows with
+// M (1.5x at M = 2, about 3x at M = 3). Measured on H100 (docs/PERFORMANCE.md): the kernel wins at
+// M = 1, the two are even at M = 2 over a whole layer, cuBLASLt wins from M = 3. Block scaling in
+// cuBLASLt also needs M % 4 == 0, so block mode switches at M = 4.
+inline constexpr int64_t kFp8LinearMinCublasRows = 3;
+
+// A linear layer's weight on the device, in the layouts of fp8_quant.h.
+struct Fp8DeviceWeight {
+  Fp8Scheme scheme = Fp8Scheme::Row;
+  const uint8_t* q = nullptr;  // [n, k] e4m3
+  const float* scales = nullptr;
+  int64_t scale_ld = 0;  // block: leading dimension of the scales
+  int64_t n = 0;
+  int64_t k = 0;
+  const __nv_bfloat16* bias = nullptr;  // [n] or null
+};
+
+class Fp8Linear {
+ public:
+  explicit Fp8Linear(CublasLtGemm& gemm) : gemm_(gemm) {}
+
+  void forward(const Fp8DeviceWeight& w, const __nv_bfloat16* x, int64_t m, __nv_bfloat16* y,
+               cudaStream_t stream);
+
+  // Rows of an M-row call that forward() sends to cuBLASLt (the rest go to the small-M kernel).
+  static int64_t cublaslt_rows(const Fp8DeviceWeight& w, int64_t m);
+
+ private:
+  CublasLtGemm& gemm_;
+  DeviceBuffer scratch_;  // quantized activations and their scales
+};
+
+}  // namespace fp8llm::cuda
