@@ -42,9 +42,10 @@ std::vector<int32_t> TextSession::encode_text(const std::string& text) const {
 }
 
 std::string TextSession::render_chat(const nlohmann::ordered_json& messages,
-                                     bool add_generation_prompt) const {
+                                     bool add_generation_prompt,
+                                     const nlohmann::ordered_json& variables) const {
   FP8LLM_CHECK(chat_template_.has_value(), "{}", chat_template_error_);
-  return chat_template_->render(messages, add_generation_prompt);
+  return chat_template_->render(messages, add_generation_prompt, variables);
 }
 
 std::vector<int32_t> TextSession::encode_chat(const nlohmann::ordered_json& messages) const {

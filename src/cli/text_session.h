@@ -28,8 +28,9 @@ class TextSession {
   std::vector<int32_t> encode_text(const std::string& text) const;
   // Messages -> chat template (with the assistant prompt) -> ids. Errors when the model ships no
   // chat template.
-  std::string render_chat(const nlohmann::ordered_json& messages,
-                          bool add_generation_prompt = true) const;
+  // `variables`: extra template variables (e.g. date_string), an object or null.
+  std::string render_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt = true,
+                          const nlohmann::ordered_json& variables = nullptr) const;
   std::vector<int32_t> encode_chat(const nlohmann::ordered_json& messages) const;
   // Token ids that end a reply (EOS of generation_config.json and tokenizer_config.json).
   const std::vector<int32_t>& stop_token_ids() const { return stop_ids_; }

@@ -2,6 +2,7 @@
 // through the chat template) as a JSON array, for debugging prompts.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,7 +21,19 @@ struct Options {
   std::string chat_json;
   bool no_generation_prompt = false;
   bool show_text = false;
+  std::vector<std::string> template_vars;
 };
+
+// KEY=VALUE pairs -> a JSON object of string values.
+nlohmann::ordered_json parse_template_vars(const std::vector<std::string>& pairs) {
+  nlohmann::ordered_json vars = nlohmann::ordered_json::object();
+  for (const auto& p : pairs) {
+    const size_t eq = p.find('=');
+    FP8LLM_CHECK(eq != std::string::npos && eq > 0, "--template-var '{}': expected KEY=VALUE", p);
+    vars[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return vars;
+}
 
 void run_tokenize(const Options& o) {
   FP8LLM_CHECK(o.text.empty() != o.chat_json.empty(), "give exactly one of --text and --chat-json");
@@ -37,7 +50,8 @@ void run_tokenize(const Options& o) {
     const nlohmann::ordered_json messages = doc.is_object() && doc.contains("messages") ? doc["messages"] : doc;
     FP8LLM_CHECK(messages.is_array(), "{}: expected a list of messages or {{\"messages\": [...]}}",
                  o.chat_json);
-    const std::string text = session.render_chat(messages, !o.no_generation_prompt);
+    const std::string text = session.render_chat(messages, !o.no_generation_prompt,
+                                                 parse_template_vars(o.template_vars));
     if (o.show_text) fmt::print(stderr, "{}\n", text);
     ids = session.tokenizer().encode(text, /*add_special_tokens=*/false);
   } else {
@@ -59,6 +73,9 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_flag("--no-generation-prompt", opts->no_generation_prompt,
                 "With --chat-json: do not append the assistant prompt");
   cmd->add_flag("--show-text", opts->show_text, "With --chat-json: print the rendered text to stderr");
+  cmd->add_option("--template-var", opts->template_vars,
+                  "With --chat-json: a template variable KEY=VALUE (repeatable), e.g. "
+                  "date_string='26 Jul 2024'");
   cmd->callback([opts] { run_tokenize(*opts); });
 }
 

@@ -33,16 +33,23 @@ TEST(TextCli, TokenizeMatchesReference) {
 }
 
 TEST(TextCli, TokenizeChatJsonMatchesReference) {
-  for (const auto& c : reference("tiny-qwen3")["chat"]) {
-    if (!c["extra"].empty() && !c["extra"].is_null()) continue;  // template variables: not a CLI input
-    TempDir tmp;
-    std::ofstream(tmp / "messages.json") << c["messages"].dump();
-    const std::string flags = c["add_generation_prompt"].get<bool>() ? "" : " --no-generation-prompt";
-    const CliResult r = run_cli("tokenize --model " + model("tiny-qwen3") + " --chat-json " +
-                                (tmp / "messages.json").string() + flags);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(nlohmann::json::parse(r.out), c["ids"]) << c["messages"].dump();
+  size_t checked = 0;
+  for (const std::string name : {"tiny-qwen3", "tiny-llama"}) {
+    const nlohmann::json ref = reference(name);  // kept alive for the loop
+    for (const auto& c : ref["chat"]) {
+      TempDir tmp;
+      std::ofstream(tmp / "messages.json") << c["messages"].dump();
+      std::string flags = c["add_generation_prompt"].get<bool>() ? "" : " --no-generation-prompt";
+      for (const auto& [key, value] : c["extra"].items())
+        flags += " --template-var '" + key + "=" + value.get<std::string>() + "'";
+      const CliResult r = run_cli("tokenize --model " + model(name) + " --chat-json " +
+                                  (tmp / "messages.json").string() + flags);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_EQ(nlohmann::json::parse(r.out), c["ids"]) << name << " " << c["messages"].dump();
+      ++checked;
+    }
   }
+  EXPECT_EQ(checked, 16u);
 }
 
 TEST(TextCli, RunStreamsText) {
