@@ -1,4 +1,4 @@
-// The Engine of include/fp8llm/engine.h on the CPU backend: resolve -> plan -> stream -> run.
+// The Engine of include/fp8llm/engine.h: plan -> stream into a backend (CPU or CUDA) -> run.
 #include "fp8llm/engine.h"
 
 #include <sys/resource.h>
@@ -16,6 +16,10 @@
 #include "loader/load_plan.h"
 #include "model/llama_model.h"
 
+#ifdef FP8LLM_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
 namespace fp8llm {
 namespace {
 
@@ -23,12 +27,11 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-class CpuEngine final : public Engine {
+// The Engine over any Backend: the model definition drives the backend's ops.
+class BackendEngine final : public Engine {
  public:
-  CpuEngine(ModelConfig config, HostWeights weights, const LoadOptions& options, LoadReport report)
-      : model_(config),
-        backend_(config, std::move(weights), CpuBackendOptions{options.max_context}),
-        report_(std::move(report)) {}
+  BackendEngine(ModelConfig config, std::unique_ptr<Backend> backend, LoadReport report)
+      : model_(std::move(config)), backend_(std::move(backend)), report_(std::move(report)) {}
 
   const ModelConfig& config() const override { return model_.config(); }
   const LoadReport& load_report() const override { return report_; }
@@ -40,14 +43,14 @@ class CpuEngine final : public Engine {
   }
 
   void reset() override {
-    backend_.reset_cache();
+    backend_->reset_cache();
     position_ = 0;
   }
 
   std::vector<float> feed(std::span<const int32_t> ids, bool all_positions) override {
     const int64_t rows = all_positions ? static_cast<int64_t>(ids.size()) : 1;
     std::vector<float> out(static_cast<size_t>(rows * vocab_size()));
-    model_.forward(backend_, ids, position_, out, all_positions);
+    model_.forward(*backend_, ids, position_, out, all_positions);
     position_ += static_cast<int64_t>(ids.size());
     return out;
   }
@@ -82,7 +85,7 @@ class CpuEngine final : public Engine {
         break;
       }
       if (i + 1 == options.max_tokens) break;
-      if (position_ >= backend_.cache_capacity()) {
+      if (position_ >= backend_->cache_capacity()) {
         result.finish_reason = "length";
         break;
       }
@@ -95,7 +98,7 @@ class CpuEngine final : public Engine {
 
  private:
   LlamaModel model_;
-  CpuBackend backend_;
+  std::unique_ptr<Backend> backend_;
   LoadReport report_;
   int64_t position_ = 0;
 };
@@ -103,30 +106,48 @@ class CpuEngine final : public Engine {
 }  // namespace
 
 std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
+#ifdef FP8LLM_HAVE_CUDA
+  FP8LLM_CHECK(options.device == "cpu" || options.device == "cuda",
+               "--device '{}' is not known (use cpu or cuda)", options.device);
+#else
   FP8LLM_CHECK(options.device == "cpu",
-               "--device '{}' is not available: this build runs models on the CPU backend only "
-               "(use --device cpu)",
+               "--device '{}' is not available: this build has the CPU backend only (use --device "
+               "cpu, or build with the CUDA toolkit for --device cuda)",
                options.device);
+#endif
   const auto start = std::chrono::steady_clock::now();
   const std::optional<Fp8Scheme> scheme = parse_quantization_flag(options.quantization);
   ModelConfig config = load_model_config(options.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(options.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
   StreamStats stats;
-  HostWeights weights = load_host_weights(plan, options.progress, &stats);
+  std::unique_ptr<Backend> backend;
+  uint64_t resident_bytes = 0;
+#ifdef FP8LLM_HAVE_CUDA
+  if (options.device == "cuda") {
+    CudaLoad cuda = load_cuda_backend(plan, options, &stats);
+    backend = std::move(cuda.backend);
+    resident_bytes = cuda.resident_bytes;
+  }
+#endif
+  if (!backend) {
+    HostWeights weights = load_host_weights(plan, options.progress, &stats);
+    resident_bytes = weights.resident_bytes();
+    backend = std::make_unique<CpuBackend>(config, std::move(weights),
+                                           CpuBackendOptions{options.max_context});
+  }
 
   LoadReport report;
   report.quantization = options.quantization;
   report.bytes_read = stats.bytes_read;
-  report.resident_bytes = weights.resident_bytes();
+  report.resident_bytes = resident_bytes;
   for (const auto& t : plan.tensors) report.quantized_tensors += t.quantize.has_value();
   report.largest_tensor_bytes = plan.largest_tensor_bytes;
   rusage usage{};
   if (getrusage(RUSAGE_SELF, &usage) == 0)
     report.peak_host_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
   report.seconds = seconds_since(start);
-  return std::make_unique<CpuEngine>(std::move(config), std::move(weights), options,
-                                     std::move(report));
+  return std::make_unique<BackendEngine>(std::move(config), std::move(backend), std::move(report));
 }
 
 }  // namespace fp8llm
