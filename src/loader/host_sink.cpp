@@ -1,5 +1,8 @@
 #include "loader/host_sink.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
 #include "quant/quantizer.h"
 
@@ -10,35 +13,77 @@ HostLinear* host_linear(HostWeights& w, const WeightSpec& spec) {
   if (spec.layer < 0 || spec.layer >= static_cast<int64_t>(w.layers.size())) return nullptr;
   HostLayer& l = w.layers[static_cast<size_t>(spec.layer)];
   switch (spec.role) {
-    case WeightRole::QProj: case WeightRole::QBias: return &l.q;
-    case WeightRole::KProj: case WeightRole::KBias: return &l.k;
-    case WeightRole::VProj: case WeightRole::VBias: return &l.v;
-    case WeightRole::OProj: case WeightRole::OBias: return &l.o;
-    case WeightRole::GateProj: case WeightRole::GateBias: return &l.gate;
-    case WeightRole::UpProj: case WeightRole::UpBias: return &l.up;
-    case WeightRole::DownProj: case WeightRole::DownBias: return &l.down;
-    default: return nullptr;
+    case WeightRole::QProj:
+    case WeightRole::QBias:
+      return &l.q;
+    case WeightRole::KProj:
+    case WeightRole::KBias:
+      return &l.k;
+    case WeightRole::VProj:
+    case WeightRole::VBias:
+      return &l.v;
+    case WeightRole::OProj:
+    case WeightRole::OBias:
+      return &l.o;
+    case WeightRole::GateProj:
+    case WeightRole::GateBias:
+      return &l.gate;
+    case WeightRole::UpProj:
+    case WeightRole::UpBias:
+      return &l.up;
+    case WeightRole::DownProj:
+    case WeightRole::DownBias:
+      return &l.down;
+    default:
+      return nullptr;
   }
 }
 
 HostTensor* host_slot(HostWeights& w, const WeightSpec& spec) {
   switch (spec.role) {
-    case WeightRole::Embedding: return &w.embed;
-    case WeightRole::FinalNorm: return &w.final_norm;
-    case WeightRole::LmHead: return &w.lm_head.weight;
-    default: break;
+    case WeightRole::Embedding:
+      return &w.embed;
+    case WeightRole::FinalNorm:
+      return &w.final_norm;
+    case WeightRole::LmHead:
+      return &w.lm_head.weight;
+    default:
+      break;
   }
   if (spec.layer < 0 || spec.layer >= static_cast<int64_t>(w.layers.size())) return nullptr;
   HostLayer& l = w.layers[static_cast<size_t>(spec.layer)];
   switch (spec.role) {
-    case WeightRole::InputNorm: return &l.input_norm;
-    case WeightRole::PostAttnNorm: return &l.post_attention_norm;
-    case WeightRole::QNorm: return &l.q_norm;
-    case WeightRole::KNorm: return &l.k_norm;
-    case WeightRole::QBias: case WeightRole::KBias: case WeightRole::VBias: case WeightRole::OBias:
-    case WeightRole::GateBias: case WeightRole::UpBias: case WeightRole::DownBias:
+    case WeightRole::InputNorm:
+      return &l.input_norm;
+    case WeightRole::PostAttnNorm:
+      return &l.post_attention_norm;
+    case WeightRole::QNorm:
+      return &l.q_norm;
+    case WeightRole::KNorm:
+      return &l.k_norm;
+    case WeightRole::QBias:
+    case WeightRole::KBias:
+    case WeightRole::VBias:
+    case WeightRole::OBias:
+    case WeightRole::GateBias:
+    case WeightRole::UpBias:
+    case WeightRole::DownBias:
       return &host_linear(w, spec)->bias;
-    default: return &host_linear(w, spec)->weight;
+    default:
+      return &host_linear(w, spec)->weight;
+  }
+}
+
+void convert_weight_scale(const TensorView& source, HostTensor& scale) {
+  const int64_t n = scale.numel();
+  float* out = scale.as<float>();
+  if (source.numel() == n) {
+    to_f32(source.dtype, source.data, out, static_cast<size_t>(n));
+  } else {
+    // A per-tensor scale: the same scale for every row.
+    float one = 0;
+    to_f32(source.dtype, source.data, &one, 1);
+    std::fill(out, out + n, one);
   }
 }
 
@@ -49,6 +94,19 @@ HostSink::HostSink(const LoadPlan& plan) {
 
 std::byte* HostSink::direct_destination(const PlannedTensor& t) {
   if (t.quantize) return nullptr;
+  if (t.prequantized) {
+    HostLinear* lin = host_linear(weights_, t.spec);
+    FP8LLM_CHECK(lin != nullptr, "no place for tensor '{}'", t.spec.name);
+    if (!t.is_weight_scale) {
+      lin->scheme = t.prequantized;
+      lin->weight = HostTensor(DType::F8_E4M3, t.spec.shape);
+      return lin->weight.bytes.data();
+    }
+    lin->scale = HostTensor(DType::F32, t.spec.shape);
+    // F32 scales of the final shape are read in place; others are converted in consume().
+    const bool as_is = t.source.info->dtype == DType::F32 && t.source.info->shape == t.spec.shape;
+    return as_is ? lin->scale.bytes.data() : nullptr;
+  }
   HostTensor* slot = host_slot(weights_, t.spec);
   FP8LLM_CHECK(slot != nullptr, "no place for tensor '{}'", t.spec.name);
   *slot = HostTensor(t.source.info->dtype, t.spec.shape);
@@ -56,6 +114,18 @@ std::byte* HostSink::direct_destination(const PlannedTensor& t) {
 }
 
 void HostSink::consume(const PlannedTensor& t, const TensorView& source) {
+  if (t.is_weight_scale) {
+    HostLinear* lin = host_linear(weights_, t.spec);
+    FP8LLM_CHECK(lin != nullptr, "no place for tensor '{}'", t.spec.name);
+    if (source.data != lin->scale.bytes.data()) convert_weight_scale(source, lin->scale);
+    const float* sc = lin->scale.as<float>();
+    for (int64_t i = 0; i < lin->scale.numel(); ++i) {
+      FP8LLM_CHECK(std::isfinite(sc[i]) && sc[i] >= 0,
+                   "tensor '{}': scale {} at element {} is not a finite non-negative number",
+                   t.spec.name, sc[i], i);
+    }
+    return;
+  }
   if (!t.quantize) return;  // already read into its slot by direct_destination
   HostLinear* lin = host_linear(weights_, t.spec);
   FP8LLM_CHECK(lin != nullptr, "no place for tensor '{}'", t.spec.name);

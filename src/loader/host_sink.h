@@ -1,5 +1,7 @@
 // A sink that assembles HostWeights: quantizable projections are quantized on the CPU as they
 // stream in (when the plan says so); everything else is read straight into its final buffer.
+// Pre-quantized projections (FP8 weight + scale in the checkpoint) are copied as they are; their
+// scales are converted to F32 (and a per-tensor scale repeated per row) where the file differs.
 #pragma once
 
 #include "loader/weight_stream.h"
@@ -24,6 +26,10 @@ class HostSink : public WeightSink {
 HostTensor* host_slot(HostWeights& weights, const WeightSpec& spec);
 // The linear layer a projection weight or bias belongs to.
 HostLinear* host_linear(HostWeights& weights, const WeightSpec& spec);
+
+// Writes a checkpoint's scale tensor `source` (F32, BF16 or F16; the full shape, or one
+// per-tensor value) into the F32 `scale`.
+void convert_weight_scale(const TensorView& source, HostTensor& scale);
 
 // Plans, streams and assembles in one call; logs nothing.
 HostWeights load_host_weights(const LoadPlan& plan, const StreamProgress& progress = {},

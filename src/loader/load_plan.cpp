@@ -10,9 +10,13 @@
 namespace fp8llm {
 namespace {
 
-bool is_float_weight_dtype(DType t) { return t == DType::BF16 || t == DType::F16 || t == DType::F32; }
+bool is_float_weight_dtype(DType t) {
+  return t == DType::BF16 || t == DType::F16 || t == DType::F32;
+}
 
-std::string file_of(const CheckpointTensor& t) { return t.file->path().filename().string(); }
+std::string file_of(const CheckpointTensor& t) {
+  return t.file->path().filename().string();
+}
 
 }  // namespace
 
@@ -33,50 +37,96 @@ std::optional<Fp8Scheme> parse_quantization_flag(const std::string& text) {
 LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config,
                          std::optional<Fp8Scheme> scheme) {
   const std::string dir = checkpoint.dir().string();
-  FP8LLM_CHECK(!config.quantization_config.has_value(),
-               "{}: config.json has a quantization_config: this is a pre-quantized checkpoint, "
-               "which this loader does not read; use the BF16 original",
-               dir);
-
   LoadPlan plan;
   plan.config = config;
   plan.scheme = scheme;
+  if (config.quantization_config) {
+    plan.prequant = parse_quantization_config(*config.quantization_config,
+                                              (checkpoint.dir() / "config.json").string());
+    plan.scheme = plan.prequant->scheme;
+  }
 
-  std::map<std::string, const WeightSpec*> expected;
+  // name -> the planned tensor (without its source yet), for every tensor to load.
+  std::map<std::string, PlannedTensor> planned;
+  std::set<std::string> input_scales;  // static activation scales of pre-quantized projections
   const std::vector<WeightSpec> specs = expected_weights(config);
-  for (const auto& s : specs) expected.emplace(s.name, &s);
 
   // Every expected tensor must be present, with the shape the config implies.
   for (const auto& s : specs) {
     const CheckpointTensor* src = checkpoint.find(s.name);
-    FP8LLM_CHECK(src != nullptr, "{}: tensor '{}' is missing (a {} model with this config.json needs it)",
-                 dir, s.name, config.model_type);
+    FP8LLM_CHECK(src != nullptr,
+                 "{}: tensor '{}' is missing (a {} model with this config.json needs it)", dir,
+                 s.name, config.model_type);
     FP8LLM_CHECK(src->info->shape == s.shape,
                  "{}: tensor '{}' has shape {} but config.json implies {}", file_of(*src), s.name,
                  shape_str(src->info->shape), shape_str(s.shape));
-    FP8LLM_CHECK(is_float_weight_dtype(src->info->dtype),
+    const DType dt = src->info->dtype;
+    if (s.quantizable && dt == DType::F8_E4M3) {
+      FP8LLM_CHECK(plan.prequant.has_value(),
+                   "{}: tensor '{}' is F8_E4M3 but config.json has no quantization_config saying "
+                   "how it is scaled",
+                   file_of(*src), s.name);
+      const PrequantConfig& pq = *plan.prequant;
+      const int64_t n = s.shape[0], k = s.shape[1];
+      const Shape want = weight_scale_shape(pq.scheme, n, k);
+      const std::string scale_name = pq.scale_name(s.name);
+      const CheckpointTensor* sc = checkpoint.find(scale_name);
+      FP8LLM_CHECK(sc != nullptr,
+                   "{}: tensor '{}' is missing (the scale of the FP8 weight '{}', {})", dir,
+                   scale_name, s.name, pq.description);
+      const DType sdt = sc->info->dtype;
+      FP8LLM_CHECK(sdt == DType::F32 || sdt == DType::BF16 || sdt == DType::F16,
+                   "{}: tensor '{}' has dtype {}; a weight scale must be F32, BF16 or F16",
+                   file_of(*sc), scale_name, dtype_name(sdt));
+      const Shape& got = sc->info->shape;
+      const bool ok =
+          pq.per_tensor_weight_scale ? num_elements(got) == 1 && got.size() <= 1 : got == want;
+      FP8LLM_CHECK(ok, "{}: tensor '{}' has shape {} but a {} scale of a {} weight is {}",
+                   file_of(*sc), scale_name, shape_str(got), pq.description, shape_str(s.shape),
+                   pq.per_tensor_weight_scale ? std::string("[] or [1]") : shape_str(want));
+      PlannedTensor w{s, *src, std::nullopt, static_cast<uint64_t>(n * k), pq.scheme, false};
+      planned.emplace(s.name, std::move(w));
+      WeightSpec scale_spec{scale_name, s.role, s.layer, want, false};
+      PlannedTensor sp{scale_spec,   *sc,
+                       std::nullopt, static_cast<uint64_t>(num_elements(want)) * sizeof(float),
+                       pq.scheme,    true};
+      planned.emplace(scale_name, std::move(sp));
+      const std::string base = s.name.substr(0, s.name.size() - std::string("weight").size());
+      input_scales.insert(base + "input_scale");
+      continue;
+    }
+    FP8LLM_CHECK(is_float_weight_dtype(dt),
                  "{}: tensor '{}' has dtype {}; expected BF16, F16 or F32", file_of(*src), s.name,
-                 dtype_name(src->info->dtype));
+                 dtype_name(dt));
+    PlannedTensor p{s, *src, std::nullopt, 0};
+    // A pre-quantized checkpoint is never quantized again: its unquantized projections (modules
+    // it ignores) stay in their dtype.
+    if (scheme && s.quantizable && !plan.prequant) {
+      p.quantize = scheme;
+      const Shape ss = weight_scale_shape(*scheme, s.shape[0], s.shape[1]);
+      p.resident_bytes = static_cast<uint64_t>(num_elements(s.shape)) +
+                         static_cast<uint64_t>(num_elements(ss)) * sizeof(float);
+    } else {
+      p.resident_bytes = src->info->nbytes;
+    }
+    planned.emplace(s.name, std::move(p));
   }
 
-  // Every checkpoint tensor must be expected (or known to be unused).
+  // Every checkpoint tensor must be expected (or known to be unused); plan them in file order.
+  bool static_scales_seen = false;
   for (const auto& t : checkpoint.tensors()) {
     const std::string& name = t.info->name;
-    if (expected.count(name)) {
-      const WeightSpec& s = *expected.at(name);
-      PlannedTensor p{s, t, std::nullopt, 0};
-      if (scheme && s.quantizable) {
-        p.quantize = scheme;
-        const Shape ss = weight_scale_shape(*scheme, s.shape[0], s.shape[1]);
-        p.resident_bytes = static_cast<uint64_t>(num_elements(s.shape)) +
-                           static_cast<uint64_t>(num_elements(ss)) * sizeof(float);
-      } else {
-        p.resident_bytes = t.info->nbytes;
-      }
+    auto it = planned.find(name);
+    if (it != planned.end()) {
+      PlannedTensor& p = it->second;
       plan.source_bytes += t.info->nbytes;
       plan.resident_bytes += p.resident_bytes;
       plan.largest_tensor_bytes = std::max(plan.largest_tensor_bytes, t.info->nbytes);
       plan.tensors.push_back(std::move(p));
+    } else if (input_scales.count(name)) {
+      // Static activation scales: the engine computes activation scales at run time.
+      static_scales_seen = true;
+      plan.ignored.push_back(name);
     } else if (is_ignorable_tensor(name) ||
                (config.tie_word_embeddings && name == "lm_head.weight")) {
       // Tied checkpoints sometimes carry a copy of the embedding as lm_head; the tie wins.
@@ -85,6 +135,12 @@ LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config
       fail("{}: tensor '{}' is not part of a {} model with this config.json (unknown tensor)",
            file_of(t), name, config.model_type);
     }
+  }
+  if (static_scales_seen) {
+    log_info(
+        "load: {} has static activation scales (input_scale); they are not used: activations "
+        "are scaled dynamically, {}",
+        dir, plan.scheme == Fp8Scheme::Block ? "per token per 128 columns" : "per token");
   }
   for (const auto& name : plan.ignored) log_debug("load plan: ignoring tensor '{}'", name);
   return plan;

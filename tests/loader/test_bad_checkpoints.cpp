@@ -41,8 +41,9 @@ void edit_config(const std::filesystem::path& dir, const std::function<void(nloh
 }
 
 // Rewrites a single-file checkpoint with one tensor renamed, dropped or added.
-void rewrite_tensors(const std::filesystem::path& dir,
-                     const std::function<void(std::vector<std::pair<std::string, TensorView>>&)>& f) {
+void rewrite_tensors(
+    const std::filesystem::path& dir,
+    const std::function<void(std::vector<std::pair<std::string, TensorView>>&)>& f) {
   std::vector<std::pair<std::string, TensorView>> tensors;
   const auto file = SafetensorsFile::open(dir / "model.safetensors");
   for (const auto& t : file->tensors()) tensors.emplace_back(t.name, file->view(t));
@@ -129,9 +130,21 @@ TEST(BadCheckpoint, TruncatedShard) {
   EXPECT_NE(err.find("model-00003-of-00006.safetensors"), std::string::npos) << err;
 }
 
-TEST(BadCheckpoint, PreQuantizedCheckpointIsNamed) {
-  const std::string err = load_error(data_path("tiny-llama-fp8-block"));
-  EXPECT_NE(err.find("quantization_config"), std::string::npos) << err;
+TEST(BadCheckpoint, PreQuantizedFp8CheckpointLoads) {
+  EXPECT_EQ(load_error(data_path("tiny-llama-fp8-block")), "");
+}
+
+TEST(BadCheckpoint, UnsupportedQuantizationMethodIsNamed) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama-fp8-block"), tmp.path());
+  edit_config(tmp.path(), [](nlohmann::json& j) {
+    j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}};
+  });
+  const std::string err = load_error(tmp.path());
+  EXPECT_NE(err.find("quantization_config.quant_method \"gptq\" is not supported"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("compressed-tensors"), std::string::npos) << err;
 }
 
 TEST(BadCheckpoint, UnknownQuantizationFlag) {
