@@ -88,8 +88,9 @@ TEST(QuantizeCheckpoint, ShardsWithAnIndex) {
   EXPECT_FALSE(fs::exists(out / "model.safetensors"));
   // A shard stays under the limit unless it holds a single larger tensor.
   for (const auto& f : s.files) {
-    if (SafetensorsFile::open(out / f)->tensors().size() > 1)
+    if (SafetensorsFile::open(out / f)->tensors().size() > 1) {
       EXPECT_LE(fs::file_size(out / f), 100000u + 4096u) << f;
+    }
   }
   const auto idx = nlohmann::json::parse(read_text_file(out / "model.safetensors.index.json"));
   EXPECT_EQ(idx["metadata"]["total_size"], s.bytes_written);
