@@ -28,7 +28,10 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
                  "fp8-row (scale per weight row / per token), fp8-block (128x128 weight tiles, "
                  "1x128 activation groups) or none")
       ->capture_default_str();
-  cmd.add_option("--device", f.device, "cpu")->capture_default_str();
+  cmd.add_option("--device", f.device,
+                 "cpu (the exact reference backend) or cuda (FP8 tensor cores; needs a GPU with "
+                 "compute capability 8.9 or newer and a build with the CUDA toolkit)")
+      ->capture_default_str();
   cmd.add_option("--max-context", f.max_context, "Positions the KV cache holds")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
