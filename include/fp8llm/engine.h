@@ -22,8 +22,15 @@ struct ModelConfig;
 
 struct LoadOptions {
   std::filesystem::path model_dir;
-  // "fp8-row" | "fp8-block" | "none"
+  // "fp8-row" | "fp8-block" | "none" | "auto". A checkpoint that is already FP8 loads as stored
+  // whatever this says; see src/loader/resolve.h for the order the sources are tried in.
   std::string quantization = "fp8-block";
+  // Registry of pre-quantized copies (empty: $FP8LLM_REGISTRY or
+  // $XDG_CONFIG_HOME/fp8llm/registry.json).
+  std::filesystem::path registry;
+  // Quantize once into `cache_dir` (empty: $XDG_CACHE_HOME/fp8llm) instead of on the fly.
+  bool offline = false;
+  std::filesystem::path cache_dir;
   // "cpu" (the exact reference backend)
   std::string device = "cpu";
   // Positions the KV cache holds; 0: the model's max_position_embeddings.

@@ -14,6 +14,7 @@
 #include "formats/hf_config.h"
 #include "loader/host_sink.h"
 #include "loader/load_plan.h"
+#include "loader/resolve.h"
 #include "model/llama_model.h"
 
 #ifdef FP8LLM_HAVE_CUDA
@@ -116,10 +117,14 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
                options.device);
 #endif
   const auto start = std::chrono::steady_clock::now();
-  const std::optional<Fp8Scheme> scheme = parse_quantization_flag(options.quantization);
-  ModelConfig config = load_model_config(options.model_dir);
-  const Checkpoint checkpoint = Checkpoint::open(options.model_dir);
-  const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
+  const Resolution where = resolve_load({.model_dir = options.model_dir,
+                                         .quantization = options.quantization,
+                                         .registry = options.registry,
+                                         .offline = options.offline,
+                                         .cache_dir = options.cache_dir});
+  ModelConfig config = load_model_config(where.model_dir);
+  const Checkpoint checkpoint = Checkpoint::open(where.model_dir);
+  const LoadPlan plan = build_load_plan(checkpoint, config, where.scheme);
   StreamStats stats;
   std::unique_ptr<Backend> backend;
   uint64_t resident_bytes = 0;

@@ -1,0 +1,42 @@
+// Decides where a model's FP8 weights come from, in this order:
+//
+//   1. the checkpoint is already FP8 (a quantization_config): load it as it is; a different
+//      --quantization request is ignored, with a warning naming both;
+//   2. --quantization none: load the weights unquantized;
+//   3. a registered pre-quantized copy of this checkpoint for the mode (registry.h): load that;
+//   4. quantize on the fly while loading (the CPU backend always can);
+//   5. --offline: quantize once into the cache directory, then load the cached copy.
+//
+// `auto` asks for this order with the mode left open: an FP8 checkpoint loads as stored, and a
+// BF16 one uses fp8-block (the finer scales lose less; a registered fp8-block copy is used first).
+// The choice and its reason are logged in one line ("load: ...").
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "quant/fp8_scheme.h"
+
+namespace fp8llm {
+
+struct ResolveRequest {
+  std::filesystem::path model_dir;
+  std::string quantization = "auto";  // "auto" | "fp8-row" | "fp8-block" | "none"
+  std::filesystem::path registry;     // empty: default_registry_path()
+  bool offline = false;               // quantize into `cache_dir` instead of on the fly
+  std::filesystem::path cache_dir;    // empty: $XDG_CACHE_HOME/fp8llm (default ~/.cache/fp8llm)
+};
+
+enum class LoadSource { AsStored, Unquantized, Registered, OnTheFly, Cached };
+
+struct Resolution {
+  LoadSource source;
+  std::filesystem::path model_dir;  // the directory to load
+  std::optional<Fp8Scheme> scheme;  // quantize on the fly with this (OnTheFly only)
+  std::string reason;               // the line logged
+};
+
+Resolution resolve_load(const ResolveRequest& request);
+
+}  // namespace fp8llm
