@@ -1,12 +1,15 @@
 // Activation quantization on the device (per token; per token per 128 columns), bit for bit against
-// the host definition and the tiny-qwen2 layer fixture. Skipped without a GPU.
+// the host definition with both scale rules, and against the tiny-qwen2 layer fixture (made on the
+// CPU with true division). Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cuda/device.h"
@@ -14,6 +17,7 @@
 #include "backend/cuda/fp8_quant.h"
 #include "core/dtype.h"
 #include "formats/safetensors.h"
+#include "quant/fp8_scheme.h"
 #include "test_util.h"
 
 namespace fp8llm::cuda {
@@ -31,8 +35,9 @@ struct Quantized {
   std::vector<float> scales;  // row: [T]; block: [ceil(K/128)][T]
 };
 
-// The definition: scale = amax / 448 (true quotient), q = e4m3(clamp(x / scale)).
-Quantized host_quantize(Fp8Scheme scheme, const std::vector<float>& x, int64_t t, int64_t k) {
+// The definition: scale = fp8_scale_from_amax(amax, rule), q = e4m3(clamp(x / scale)).
+Quantized host_quantize(Fp8Scheme scheme, const std::vector<float>& x, int64_t t, int64_t k,
+                        Fp8ScaleRule rule) {
   Quantized out;
   out.q.resize(x.size());
   const int64_t groups = scheme == Fp8Scheme::Row ? 1 : fp8_block_count(k);
@@ -44,7 +49,7 @@ Quantized host_quantize(Fp8Scheme scheme, const std::vector<float>& x, int64_t t
       const int64_t c1 = std::min(k, c0 + width);
       float amax = 0;
       for (int64_t c = c0; c < c1; ++c) amax = std::fmax(amax, std::fabs(x[r * k + c]));
-      const float s = amax == 0.0f ? 1.0f : amax / 448.0f;
+      const float s = fp8_scale_from_amax(amax, rule);
       out.scales[g * t + r] = s;
       for (int64_t c = c0; c < c1; ++c) {
         const float v = std::fmin(std::fmax(x[r * k + c] / s, -448.0f), 448.0f);
@@ -55,18 +60,21 @@ Quantized host_quantize(Fp8Scheme scheme, const std::vector<float>& x, int64_t t
   return out;
 }
 
+// rule unset: the launcher's default.
 template <typename T>
-Quantized device_quantize(Fp8Scheme scheme, const std::vector<T>& x, int64_t t, int64_t k) {
+Quantized device_quantize(Fp8Scheme scheme, const std::vector<T>& x, int64_t t, int64_t k,
+                          std::optional<Fp8ScaleRule> rule = std::nullopt) {
   DeviceBuffer dx = to_device(x);
   DeviceBuffer dq(static_cast<size_t>(t * k));
   const int64_t ns = activation_scale_elems(scheme, t, k);
   DeviceBuffer ds(static_cast<size_t>(ns) * sizeof(float));
-  if constexpr (std::is_same_v<T, float>) {
-    launch_quantize_activations(scheme, dx.as<float>(), t, k, dq.as<uint8_t>(), ds.as<float>(),
-                                nullptr);
+  using Elem = std::conditional_t<std::is_same_v<T, float>, float, __nv_bfloat16>;
+  if (rule) {
+    launch_quantize_activations(scheme, dx.as<Elem>(), t, k, dq.as<uint8_t>(), ds.as<float>(),
+                                nullptr, *rule);
   } else {
-    launch_quantize_activations(scheme, dx.as<__nv_bfloat16>(), t, k, dq.as<uint8_t>(),
-                                ds.as<float>(), nullptr);
+    launch_quantize_activations(scheme, dx.as<Elem>(), t, k, dq.as<uint8_t>(), ds.as<float>(),
+                                nullptr);
   }
   return {to_host<uint8_t>(dq, static_cast<size_t>(t * k)),
           to_host<float>(ds, static_cast<size_t>(ns))};
@@ -121,9 +129,12 @@ TEST_F(CudaActQuant, Bf16MatchesHostDefinition) {
     std::vector<float> xf(x.size());
     for (size_t i = 0; i < x.size(); ++i) xf[i] = bf16_to_f32(x[i]);
     for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
-      SCOPED_TRACE(std::to_string(t) + "x" + std::to_string(k) +
-                   (scheme == Fp8Scheme::Row ? " row" : " block"));
-      expect_same(device_quantize(scheme, x, t, k), host_quantize(scheme, xf, t, k));
+      for (const Fp8ScaleRule rule : {Fp8ScaleRule::MultiplyByReciprocal, Fp8ScaleRule::Divide}) {
+        SCOPED_TRACE(std::to_string(t) + "x" + std::to_string(k) +
+                     (scheme == Fp8Scheme::Row ? " row" : " block") +
+                     (rule == Fp8ScaleRule::Divide ? " divide" : " reciprocal"));
+        expect_same(device_quantize(scheme, x, t, k, rule), host_quantize(scheme, xf, t, k, rule));
+      }
     }
   }
 }
@@ -138,7 +149,28 @@ TEST_F(CudaActQuant, Fp32MatchesHostDefinition) {
   x[5] = 1e-42f;  // denormal input
   x[7] = -3e38f;  // huge: scale near float max
   for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
-    expect_same(device_quantize(scheme, x, t, k), host_quantize(scheme, x, t, k));
+    for (const Fp8ScaleRule rule : {Fp8ScaleRule::MultiplyByReciprocal, Fp8ScaleRule::Divide}) {
+      expect_same(device_quantize(scheme, x, t, k, rule), host_quantize(scheme, x, t, k, rule));
+    }
+  }
+}
+
+// Without a rule the launcher uses the module default (the CPU's): amax * float32(1/448). The
+// amaxes here are ones where the product and the quotient differ in the last bit.
+TEST_F(CudaActQuant, DefaultRuleIsTheReciprocalProduct) {
+  const int64_t t = 64;
+  const int64_t k = 256;
+  std::vector<float> x(static_cast<size_t>(t * k), 0.5f);
+  int differing = 0;
+  for (int64_t r = 0; r < t; ++r) {
+    x[r * k] = 1.0f + 0.37f * static_cast<float>(r);
+    differing += fp8_scale_from_amax(x[r * k], Fp8ScaleRule::Divide) !=
+                 fp8_scale_from_amax(x[r * k], Fp8ScaleRule::MultiplyByReciprocal);
+  }
+  ASSERT_GT(differing, 0);
+  for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+    expect_same(device_quantize(scheme, x, t, k),
+                host_quantize(scheme, x, t, k, Fp8ScaleRule::MultiplyByReciprocal));
   }
 }
 
@@ -158,7 +190,7 @@ TEST_F(CudaActQuant, MatchesTinyQwen2LayerFixture) {
     for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
       const std::string mode = scheme == Fp8Scheme::Row ? "row" : "block";
       SCOPED_TRACE(layer + " " + mode);
-      const Quantized got = device_quantize(scheme, x, t, k);
+      const Quantized got = device_quantize(scheme, x, t, k, Fp8ScaleRule::Divide);
       const TensorView want_q = ref->view(layer + "." + mode + ".x_fp8");
       ASSERT_EQ(want_q.nbytes, got.q.size());
       EXPECT_EQ(std::memcmp(want_q.data, got.q.data(), got.q.size()), 0);

@@ -1,11 +1,19 @@
 // The CUDA backend (Hopper / Ada: FP8 tensor cores): loads a LoadPlan straight into GPU memory,
 // quantizing on the device, and implements the Backend ops with bf16 activations and fp32
-// accumulation.
+// accumulation. The residual stream is bf16, as in transformers' bf16 forward, so results track
+// the bf16 reference (not the CPU backend's fp32 one) to within bf16 rounding.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "backend/cuda/cublaslt_gemm.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/device_weights.h"
+#include "backend/cuda/fp8_linear.h"
+#include "backend/cuda/stream.h"
 #include "fp8llm/engine.h"
 #include "loader/load_plan.h"
 #include "loader/weight_stream.h"
@@ -23,4 +31,75 @@ struct CudaLoad {
 // for the plan) before reading any weight, then streams the checkpoint onto it.
 CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats);
 
+// Device memory a load needs, from the plan alone.
+struct CudaMemoryNeeds {
+  uint64_t weights = 0;     // the weight arena
+  uint64_t staging = 0;     // the stream's device staging ring
+  uint64_t kv_cache = 0;    // the KV cache as first allocated
+  uint64_t workspace = 0;   // cuBLASLt workspace, activations, scratch
+  size_t ring_buffers = 0;  // the staging ring's shape
+  size_t buffer_bytes = 0;
+  uint64_t total() const { return weights + staging + kv_cache + workspace; }
+};
+CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& options);
+
+// Throws Error before anything is loaded when the device cannot run the plan: FP8 modes need
+// compute capability >= 8.9 (`compute_capability` as major * 10 + minor), and `free_bytes` must
+// cover `needs`. `device` names the GPU in the message.
+void check_cuda_device(const LoadPlan& plan, const CudaMemoryNeeds& needs, int compute_capability,
+                       uint64_t free_bytes, const std::string& device);
+
+namespace cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  // Allocates the weight arena (filled by a DeviceSink), the first KV cache block and the GEMM
+  // workspace.
+  CudaBackend(const LoadPlan& plan, const LoadOptions& options);
+
+  DeviceWeights& weights() { return weights_; }
+  const DeviceWeights& weights() const { return weights_; }
+  cudaStream_t stream() const { return stream_.get(); }
+  // KV cache positions allocated now (grown on demand up to cache_capacity()).
+  int64_t kv_allocated() const { return kv_allocated_; }
+  static int64_t initial_kv_positions(int64_t capacity);
+
+  void begin_forward(int64_t tokens) override;
+  Act alloc(int64_t rows, int64_t cols) override;
+  Act rows(Act a, int64_t begin, int64_t count) override;
+  void embed(std::span<const int32_t> ids, Act out) override;
+  void rms_norm(Act in, int64_t layer, NormKind norm, Act out) override;
+  void linear(Act in, int64_t layer, LinearKind kind, Act out) override;
+  void rope(Act x, int64_t heads, std::span<const int64_t> positions) override;
+  void attention(int64_t layer, Act q, Act k, Act v, int64_t past, Act out) override;
+  void silu_mul(Act gate, Act up, Act out) override;
+  void add(Act x, Act y) override;
+  void read(Act in, float* host_out) override;
+  void reset_cache() override { cached_ = 0; }
+  int64_t cache_capacity() const override { return capacity_; }
+
+ private:
+  const DeviceLinear& linear_weights(int64_t layer, LinearKind kind) const;
+  const __nv_bfloat16* norm_weights(int64_t layer, NormKind kind) const;
+  void grow_kv(int64_t positions);
+
+  ModelConfig config_;
+  DeviceWeights weights_;
+  Stream stream_;
+  CublasLtGemm gemm_;
+  Fp8Linear fp8_;
+  int64_t capacity_;
+  DeviceBuffer inv_freq_;  // RoPE inverse frequencies from the CPU's table (fp32, bit for bit)
+  // KV cache: [layers][kv_allocated_][kv_heads * head_dim] bf16 each.
+  DeviceBuffer k_cache_, v_cache_;
+  int64_t kv_allocated_ = 0;
+  int64_t cached_ = 0;  // positions of the current sequence in the cache
+  // Activations of the current pass: bump allocation in chunks that never move.
+  std::vector<DeviceBuffer> chunks_;
+  size_t chunk_used_ = 0;
+  DeviceBuffer ids_, positions_, readback_;
+  std::vector<int64_t> uploaded_positions_;
+};
+
+}  // namespace cuda
 }  // namespace fp8llm

@@ -2,7 +2,7 @@
 // (one warp per 128-column group), from bf16 or fp32 activations. The bf16 kernels have vector
 // forms (16-byte loads holding the row in registers between the amax and the quantization pass;
 // 8-byte loads per lane for groups) used when the row length and pointers allow; they compute the
-// same values as the scalar forms.
+// same values as the scalar forms. Every kernel is built for both scale rules (kDivide).
 #include <stdexcept>
 
 #include "backend/cuda/cuda_check.h"
@@ -24,7 +24,7 @@ constexpr int kRowThreads = 256;
 constexpr int kGroupThreads = 256;  // 8 warps, one 128-column group each
 constexpr int kGroupsPerBlock = kGroupThreads / 32;
 
-template <typename T>
+template <typename T, bool kDivide>
 __global__ void __launch_bounds__(kRowThreads)
     quantize_act_row_kernel(const T* __restrict__ x, int64_t k, uint8_t* __restrict__ q,
                             float* __restrict__ scales) {
@@ -35,13 +35,13 @@ __global__ void __launch_bounds__(kRowThreads)
   for (int64_t i = threadIdx.x; i < k; i += kRowThreads)
     amax = nan_max(amax, fabsf(to_float(xr[i])));
   amax = block_max<kRowThreads, true>(amax);
-  const float s = fp8_scale_from_amax(amax);
+  const float s = fp8_scale_from_amax<kDivide>(amax);
   if (threadIdx.x == 0) scales[row] = s;
   for (int64_t i = threadIdx.x; i < k; i += kRowThreads) qr[i] = fp8_quantize(to_float(xr[i]), s);
 }
 
 // Lane l of the warp for group g handles columns g*128 + l + 32*j, j < 4 (coalesced).
-template <typename T>
+template <typename T, bool kDivide>
 __global__ void __launch_bounds__(kGroupThreads)
     quantize_act_group_kernel(const T* __restrict__ x, int64_t t, int64_t k,
                               uint8_t* __restrict__ q, float* __restrict__ scales) {
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kGroupThreads)
     amax = nan_max(amax, fabsf(v[j]));
   }
   amax = warp_max<true>(amax);
-  const float s = fp8_scale_from_amax(amax);
+  const float s = fp8_scale_from_amax<kDivide>(amax);
   if (lane == 0) scales[group * t + row] = s;
 #pragma unroll
   for (int j = 0; j < kQuantBlock / 32; ++j) {
@@ -85,7 +85,7 @@ __device__ __forceinline__ uint32_t pack4(uint8_t a, uint8_t b, uint8_t c, uint8
 }
 
 // Row kernel, K % 8 == 0: thread i holds vectors i, i + 256, ... (kVecs of them) in registers.
-template <int kVecs>
+template <int kVecs, bool kDivide>
 __global__ void __launch_bounds__(kRowThreads)
     quantize_act_row_vec_kernel(const __nv_bfloat16* __restrict__ x, int64_t k,
                                 uint8_t* __restrict__ q, float* __restrict__ scales) {
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(kRowThreads)
     }
   }
   amax = block_max<kRowThreads, true>(amax);
-  const float s = fp8_scale_from_amax(amax);
+  const float s = fp8_scale_from_amax<kDivide>(amax);
   if (threadIdx.x == 0) scales[row] = s;
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) {
@@ -126,6 +126,7 @@ __global__ void __launch_bounds__(kRowThreads)
 }
 
 // Group kernel, K % 4 == 0: lane l of a group's warp handles columns c0 + 4l .. c0 + 4l + 3.
+template <bool kDivide>
 __global__ void __launch_bounds__(kGroupThreads)
     quantize_act_group_vec_kernel(const __nv_bfloat16* __restrict__ x, int64_t t, int64_t k,
                                   uint8_t* __restrict__ q, float* __restrict__ scales) {
@@ -151,7 +152,7 @@ __global__ void __launch_bounds__(kGroupThreads)
 #pragma unroll
   for (int j = 0; j < 4; ++j) amax = nan_max(amax, fabsf(f[j]));
   amax = warp_max<true>(amax);
-  const float s = fp8_scale_from_amax(amax);
+  const float s = fp8_scale_from_amax<kDivide>(amax);
   if (lane == 0) scales[group * t + row] = s;
   if (valid) {
     *reinterpret_cast<uint32_t*>(q + row * k + c) = pack4(
@@ -164,6 +165,7 @@ bool aligned(const void* p, uintptr_t bytes) {
 }
 
 // The vector forms for bf16; false when the shape or alignment needs the scalar kernels.
+template <bool kDivide>
 bool launch_vec(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k, uint8_t* q,
                 float* scales, cudaStream_t stream) {
   if (scheme == Fp8Scheme::Row) {
@@ -171,13 +173,13 @@ bool launch_vec(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k, 
     const int64_t per_thread = (k / 8 + kRowThreads - 1) / kRowThreads;
     const auto grid = static_cast<unsigned>(t);
     if (per_thread <= 1) {
-      quantize_act_row_vec_kernel<1><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
+      quantize_act_row_vec_kernel<1, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
     } else if (per_thread <= 2) {
-      quantize_act_row_vec_kernel<2><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
+      quantize_act_row_vec_kernel<2, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
     } else if (per_thread <= 4) {
-      quantize_act_row_vec_kernel<4><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
+      quantize_act_row_vec_kernel<4, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
     } else if (per_thread <= 8) {
-      quantize_act_row_vec_kernel<8><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
+      quantize_act_row_vec_kernel<8, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
     } else {
       return false;  // rows longer than 16384: the scalar kernel re-reads instead
     }
@@ -187,42 +189,54 @@ bool launch_vec(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k, 
   const int64_t groups = fp8_block_count(k);
   const dim3 grid(static_cast<unsigned>(t),
                   static_cast<unsigned>((groups + kGroupsPerBlock - 1) / kGroupsPerBlock));
-  quantize_act_group_vec_kernel<<<grid, kGroupThreads, 0, stream>>>(x, t, k, q, scales);
+  quantize_act_group_vec_kernel<kDivide><<<grid, kGroupThreads, 0, stream>>>(x, t, k, q, scales);
   return true;
 }
+template <bool kDivide>
 bool launch_vec(Fp8Scheme, const float*, int64_t, int64_t, uint8_t*, float*, cudaStream_t) {
   return false;
 }
 
-template <typename T>
-void launch(Fp8Scheme scheme, const T* x, int64_t t, int64_t k, uint8_t* q, float* scales,
-            cudaStream_t stream) {
-  if (t <= 0 || k <= 0) return;
-  if (t > 0x7fffffff) throw std::invalid_argument("launch_quantize_activations: too many rows");
-  if (!launch_vec(scheme, x, t, k, q, scales, stream)) {
+template <bool kDivide, typename T>
+void launch_rule(Fp8Scheme scheme, const T* x, int64_t t, int64_t k, uint8_t* q, float* scales,
+                 cudaStream_t stream) {
+  if (!launch_vec<kDivide>(scheme, x, t, k, q, scales, stream)) {
     if (scheme == Fp8Scheme::Row) {
-      quantize_act_row_kernel<T>
+      quantize_act_row_kernel<T, kDivide>
           <<<static_cast<unsigned>(t), kRowThreads, 0, stream>>>(x, k, q, scales);
     } else {
       const int64_t groups = fp8_block_count(k);
       const dim3 grid(static_cast<unsigned>(t),
                       static_cast<unsigned>((groups + kGroupsPerBlock - 1) / kGroupsPerBlock));
-      quantize_act_group_kernel<T><<<grid, kGroupThreads, 0, stream>>>(x, t, k, q, scales);
+      quantize_act_group_kernel<T, kDivide><<<grid, kGroupThreads, 0, stream>>>(x, t, k, q, scales);
     }
   }
   CUDA_CHECK_LAUNCH();
 }
 
+template <typename T>
+void launch(Fp8Scheme scheme, const T* x, int64_t t, int64_t k, uint8_t* q, float* scales,
+            Fp8ScaleRule rule, cudaStream_t stream) {
+  if (t <= 0 || k <= 0) return;
+  if (t > 0x7fffffff) throw std::invalid_argument("launch_quantize_activations: too many rows");
+  if (rule == Fp8ScaleRule::Divide) {
+    launch_rule<true>(scheme, x, t, k, q, scales, stream);
+  } else {
+    launch_rule<false>(scheme, x, t, k, q, scales, stream);
+  }
+}
+
 }  // namespace
 
 void launch_quantize_activations(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k,
-                                 uint8_t* q, float* scales, cudaStream_t stream) {
-  launch(scheme, x, t, k, q, scales, stream);
+                                 uint8_t* q, float* scales, cudaStream_t stream,
+                                 Fp8ScaleRule rule) {
+  launch(scheme, x, t, k, q, scales, rule, stream);
 }
 
 void launch_quantize_activations(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, uint8_t* q,
-                                 float* scales, cudaStream_t stream) {
-  launch(scheme, x, t, k, q, scales, stream);
+                                 float* scales, cudaStream_t stream, Fp8ScaleRule rule) {
+  launch(scheme, x, t, k, q, scales, rule, stream);
 }
 
 }  // namespace fp8llm::cuda

@@ -1,14 +1,14 @@
 // Device-side pieces of the FP8 (float8_e4m3fn) definition shared by the kernels:
 //
-//   scale(amax) = amax / 448   (float32 division; 1.0 where amax == 0)
+//   scale(amax) = amax * float32(1/448)   (1.0 where amax == 0; Fp8ScaleRule::MultiplyByReciprocal)
+//             or amax / 448                (Fp8ScaleRule::Divide, activations only, on request)
 //   q(x, s)     = e4m3_rne(clamp(float32(x) / s, -448, 448))   (true division, not x * (1/s))
 //
-// Divisions use __fdiv_rn so that the result is the correctly rounded quotient whatever flags the
-// file is built with; the e4m3 conversion is the hardware round-to-nearest-even one.
-//
-// Weight scales follow the reference checkpoints instead (see quant/fp8_scheme.h): PyTorch on CUDA
-// computed `amax / 448` as amax * float32(1/448), which differs from the quotient in the last bit
-// for about half of all amax values, so weights use that product and activations the quotient.
+// The default is the product because the reference checkpoints and logits were made by PyTorch on
+// CUDA, which evaluates `amax / 448` as amax * float32(1/448) (see quant/fp8_scheme.h); it differs
+// from the true quotient in the last bit for about half of all amax values. Divisions use
+// __fdiv_rn so that the result is the correctly rounded quotient whatever flags the file is built
+// with; the e4m3 conversion is the hardware round-to-nearest-even one.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -22,15 +22,20 @@ namespace fp8llm::cuda::detail {
 inline constexpr float kE4M3MaxF = 448.0f;
 inline constexpr int kQuantBlock = 128;
 
-// Activation scales: the true quotient.
-__device__ __forceinline__ float fp8_scale_from_amax(float amax) {
-  return amax == 0.0f ? 1.0f : __fdiv_rn(amax, kE4M3MaxF);
-}
-
-// Weight scales: amax * float32(1/448), as in the reference checkpoints.
+// Scales by the default rule: amax * float32(1/448), as in the reference checkpoints and logits.
 __device__ __forceinline__ float fp8_weight_scale_from_amax(float amax) {
   constexpr float kInverseMax = 1.0f / kE4M3MaxF;  // rounded once to float32: 0x1.24924Ap-9
   return amax == 0.0f ? 1.0f : __fmul_rn(amax, kInverseMax);
+}
+
+// Activation scales: the default rule, or the true quotient when kDivide (Fp8ScaleRule::Divide).
+template <bool kDivide>
+__device__ __forceinline__ float fp8_scale_from_amax(float amax) {
+  if constexpr (kDivide) {
+    return amax == 0.0f ? 1.0f : __fdiv_rn(amax, kE4M3MaxF);
+  } else {
+    return fp8_weight_scale_from_amax(amax);
+  }
 }
 
 // NaN passes through the clamp (both comparisons are false) and becomes the e4m3 NaN.

@@ -1,8 +1,9 @@
 // FP8 quantization kernels on the device: weights from BF16 into their final FP8 buffers and
 // scales, activations (per token, or per token per 128 columns) in the layouts the GEMMs read, and
 // dequantization for checking. The numerics are the definition in quant/fp8_scheme.h, bit for bit,
-// with its two scale formulas: weights amax * float32(1/448) (what the reference checkpoints hold),
-// activations amax / 448.
+// with its default scale rule amax * float32(1/448) for weights and activations (what the reference
+// checkpoints and logits were made with); activations may ask for the true quotient amax / 448
+// (Fp8ScaleRule::Divide, what the CPU-made single-layer fixture used).
 //
 // Scale layouts on the device:
 //   weight, row:       F32 [N]
@@ -45,9 +46,11 @@ void launch_quantize_weight(Fp8Scheme scheme, const __nv_bfloat16* w, int64_t n,
 
 // x[T,K] -> q[T,K] e4m3 + scales (layouts above). Zero rows/groups get scale 1; NaN propagates.
 void launch_quantize_activations(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k,
-                                 uint8_t* q, float* scales, cudaStream_t stream);
+                                 uint8_t* q, float* scales, cudaStream_t stream,
+                                 Fp8ScaleRule rule = Fp8ScaleRule::MultiplyByReciprocal);
 void launch_quantize_activations(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, uint8_t* q,
-                                 float* scales, cudaStream_t stream);
+                                 float* scales, cudaStream_t stream,
+                                 Fp8ScaleRule rule = Fp8ScaleRule::MultiplyByReciprocal);
 
 // deq(q) = float32(q) * s, into fp32 out[rows * K].
 void launch_dequantize_weight(Fp8Scheme scheme, const uint8_t* q, const float* scales,

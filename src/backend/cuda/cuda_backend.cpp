@@ -1,0 +1,353 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cpu/rope.h"
+#include "backend/cuda/cublaslt_handle.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device.h"
+#include "backend/cuda/device_sink.h"
+#include "backend/cuda/device_stream.h"
+#include "backend/cuda/model_kernels.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace fp8llm {
+namespace {
+
+constexpr size_t kAlign = 256;
+constexpr size_t kMaxStagingBuffer = size_t{256} << 20;
+constexpr size_t kRingBuffers = 4;
+
+size_t align_up(size_t v) {
+  return (v + kAlign - 1) / kAlign * kAlign;
+}
+
+__nv_bfloat16* bf16(Act a) {
+  return static_cast<__nv_bfloat16*>(a.data);
+}
+
+std::string gib(uint64_t bytes) {
+  return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1ull << 30));
+}
+
+int64_t context_of(const ModelConfig& c, const LoadOptions& options) {
+  return options.max_context > 0 ? std::min(options.max_context, c.max_position_embeddings)
+                                 : c.max_position_embeddings;
+}
+
+uint64_t kv_bytes(const ModelConfig& c, int64_t positions) {
+  return 2ull * static_cast<uint64_t>(c.num_layers * positions * c.num_kv_heads * c.head_dim) * 2;
+}
+
+// Bytes of one forward pass's activations per token (the buffers LlamaModel allocates).
+uint64_t activation_bytes_per_token(const ModelConfig& c) {
+  const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  return 2ull * static_cast<uint64_t>(3 * c.hidden_size + 2 * q_dim + 2 * kv_dim +
+                                      2 * c.intermediate_size + c.vocab_size);
+}
+
+cpu::RopeParams rope_params(const RopeConfig& r) {
+  cpu::RopeParams p;
+  p.type =
+      r.type == RopeType::Llama3 ? cpu::RopeParams::Type::Llama3 : cpu::RopeParams::Type::Default;
+  p.theta = r.theta;
+  p.factor = r.factor;
+  p.low_freq_factor = r.low_freq_factor;
+  p.high_freq_factor = r.high_freq_factor;
+  p.original_max_position_embeddings = r.original_max_position_embeddings;
+  return p;
+}
+
+}  // namespace
+
+CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& options) {
+  CudaMemoryNeeds n;
+  n.weights = cuda::DeviceWeights::arena_bytes_for(plan);
+  // A staged tensor (quantized, or converted from F16/F32) must fit one ring buffer; direct ones
+  // are copied in chunks of a buffer.
+  uint64_t largest_staged = 0;
+  for (const PlannedTensor& t : plan.tensors) {
+    if (t.quantize || t.source.info->dtype != DType::BF16)
+      largest_staged = std::max(largest_staged, t.source.info->nbytes);
+  }
+  n.ring_buffers = kRingBuffers;
+  n.buffer_bytes = std::max<size_t>(largest_staged,
+                                    std::min<size_t>(kMaxStagingBuffer, plan.largest_tensor_bytes));
+  n.buffer_bytes = std::max<size_t>(align_up(n.buffer_bytes), kAlign);
+  n.staging = n.ring_buffers * n.buffer_bytes;
+  n.kv_cache = kv_bytes(plan.config,
+                        cuda::CudaBackend::initial_kv_positions(context_of(plan.config, options)));
+  // cuBLASLt workspace, a prompt of 512 tokens of activations, quantized-activation scratch.
+  n.workspace = cuda::kCublasLtWorkspaceBytes + 512 * activation_bytes_per_token(plan.config) * 2;
+  return n;
+}
+
+void check_cuda_device(const LoadPlan& plan, const CudaMemoryNeeds& needs, int compute_capability,
+                       uint64_t free_bytes, const std::string& device) {
+  if (plan.scheme && compute_capability < 89) {
+    fail(
+        "--device cuda: --quantization fp8-{} needs FP8 tensor cores (compute capability 8.9 or "
+        "newer: Ada, Hopper); {} has {}.{} (use --quantization none, or --device cpu)",
+        fp8_scheme_name(*plan.scheme), device, compute_capability / 10, compute_capability % 10);
+  }
+  if (free_bytes < needs.total()) {
+    fail(
+        "--device cuda: loading needs {} of GPU memory ({} weights, {} staging, {} KV cache, {} "
+        "workspace) but {} has {} free",
+        gib(needs.total()), gib(needs.weights), gib(needs.staging), gib(needs.kv_cache),
+        gib(needs.workspace), device, gib(free_bytes));
+  }
+}
+
+CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats) {
+  FP8LLM_CHECK(cuda::device_available(),
+               "--device cuda: no CUDA device is available (use --device cpu)");
+  const CudaMemoryNeeds needs = cuda_memory_needs(plan, options);
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  check_cuda_device(plan, needs, cuda::device_compute_capability(), free_bytes,
+                    cuda::device_description());
+  const uint64_t used_before = total_bytes - free_bytes;
+
+  auto backend = std::make_unique<cuda::CudaBackend>(plan, options);
+  cuda::DeviceSink sink(backend->weights());
+  cuda::DeviceStreamOptions stream_options;
+  stream_options.ring_buffers = needs.ring_buffers;
+  stream_options.buffer_bytes = needs.buffer_bytes;
+  const cuda::DeviceStreamStats streamed =
+      cuda::stream_to_device(plan, sink, stream_options, options.progress);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  FP8LLM_CHECK(sink.tensors_done() == plan.tensors.size(),
+               "--device cuda: {} of {} tensors were loaded", sink.tensors_done(),
+               plan.tensors.size());
+  if (stats) *stats = streamed.stream;
+
+  CudaLoad load;
+  load.resident_bytes = backend->weights().arena_bytes();
+  // Everything this load allocated is alive while the stream finishes: the arena, the first KV
+  // cache block, the GEMM workspace and the staging ring. The measured figure also holds what the
+  // CUDA libraries allocated for themselves.
+  const uint64_t allocated = load.resident_bytes + kv_bytes(plan.config, backend->kv_allocated()) +
+                             cuda::kCublasLtWorkspaceBytes + streamed.staging_device_bytes;
+  const uint64_t measured =
+      sink.device_used_at_finish() > used_before ? sink.device_used_at_finish() - used_before : 0;
+  load.peak_device_bytes = std::max(allocated, measured);
+  log_info("cuda: {} weights on {}; peak device memory while loading {} (staging {})",
+           gib(load.resident_bytes), cuda::device_description(), gib(load.peak_device_bytes),
+           gib(streamed.staging_device_bytes));
+  load.backend = std::move(backend);
+  return load;
+}
+
+namespace cuda {
+
+int64_t CudaBackend::initial_kv_positions(int64_t capacity) {
+  return std::min<int64_t>(capacity, 1024);
+}
+
+CudaBackend::CudaBackend(const LoadPlan& plan, const LoadOptions& options)
+    : config_(plan.config),
+      weights_(plan),
+      fp8_(gemm_),
+      capacity_(context_of(plan.config, options)) {
+  const ModelConfig& c = config_;
+  FP8LLM_CHECK(c.head_dim <= kAttentionMaxHeadDim && c.head_dim % 2 == 0,
+               "--device cuda: head_dim {} is not supported (even, at most {})", c.head_dim,
+               kAttentionMaxHeadDim);
+  FP8LLM_CHECK(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0,
+               "--device cuda: {} heads do not group over {} key/value heads", c.num_heads,
+               c.num_kv_heads);
+  const cpu::RopeTable table(rope_params(c.rope), c.head_dim);
+  inv_freq_ = to_device(table.inv_freq());
+  grow_kv(initial_kv_positions(capacity_));
+}
+
+void CudaBackend::grow_kv(int64_t positions) {
+  if (positions <= kv_allocated_) return;
+  const int64_t target = std::min(capacity_, std::max(positions, 2 * kv_allocated_));
+  const int64_t kv_dim = config_.num_kv_heads * config_.head_dim;
+  const auto layer_bytes = [&](int64_t p) { return static_cast<size_t>(p * kv_dim) * 2; };
+  DeviceBuffer k(layer_bytes(target) * static_cast<size_t>(config_.num_layers));
+  DeviceBuffer v(layer_bytes(target) * static_cast<size_t>(config_.num_layers));
+  if (kv_allocated_ > 0) {
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      const size_t dst = layer_bytes(target) * static_cast<size_t>(l);
+      const size_t src = layer_bytes(kv_allocated_) * static_cast<size_t>(l);
+      CUDA_CHECK(cudaMemcpyAsync(k.as<std::byte>() + dst, k_cache_.as<std::byte>() + src,
+                                 layer_bytes(kv_allocated_), cudaMemcpyDeviceToDevice, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(v.as<std::byte>() + dst, v_cache_.as<std::byte>() + src,
+                                 layer_bytes(kv_allocated_), cudaMemcpyDeviceToDevice, stream_));
+    }
+    stream_.synchronize();  // the old blocks may be freed only after the copies
+  }
+  k_cache_ = std::move(k);
+  v_cache_ = std::move(v);
+  kv_allocated_ = target;
+}
+
+void CudaBackend::begin_forward(int64_t tokens) {
+  const size_t needed =
+      static_cast<size_t>(tokens) * activation_bytes_per_token(config_) + 16 * kAlign;
+  if (chunks_.size() != 1 || chunks_.front().size() < needed) {
+    stream_.synchronize();  // the previous pass may still read its activations
+    chunks_.clear();
+    chunks_.emplace_back(needed);
+  }
+  chunk_used_ = 0;
+}
+
+Act CudaBackend::alloc(int64_t rows, int64_t cols) {
+  FP8LLM_CHECK(!chunks_.empty(), "alloc before begin_forward");
+  const size_t bytes = align_up(static_cast<size_t>(rows * cols) * 2);
+  if (chunk_used_ + bytes > chunks_.back().size()) {
+    chunks_.emplace_back(std::max<size_t>(bytes, size_t{1} << 20));
+    chunk_used_ = 0;
+  }
+  Act a{chunks_.back().as<std::byte>() + chunk_used_, rows, cols};
+  chunk_used_ += bytes;
+  return a;
+}
+
+Act CudaBackend::rows(Act a, int64_t begin, int64_t count) {
+  return {bf16(a) + begin * a.cols, count, a.cols};
+}
+
+void CudaBackend::embed(std::span<const int32_t> ids, Act out) {
+  const int64_t vocab = weights_.vocab_size();
+  for (const int32_t id : ids) {
+    FP8LLM_CHECK(id >= 0 && id < vocab, "token id {} is out of range (vocabulary of {})", id,
+                 vocab);
+  }
+  ids_.reserve_discard(ids.size_bytes());
+  CUDA_CHECK(
+      cudaMemcpyAsync(ids_.data(), ids.data(), ids.size_bytes(), cudaMemcpyHostToDevice, stream_));
+  launch_embed(weights_.embed(), ids_.as<int32_t>(), static_cast<int64_t>(ids.size()),
+               weights_.hidden_size(), bf16(out), stream_);
+}
+
+const __nv_bfloat16* CudaBackend::norm_weights(int64_t layer, NormKind kind) const {
+  if (kind == NormKind::Final) return weights_.final_norm();
+  const DeviceLayer& l = weights_.layer(layer);
+  switch (kind) {
+    case NormKind::Input:
+      return l.input_norm;
+    case NormKind::PostAttention:
+      return l.post_attention_norm;
+    case NormKind::QNorm:
+      return l.q_norm;
+    case NormKind::KNorm:
+      return l.k_norm;
+    default:
+      break;
+  }
+  fail("no such norm");
+}
+
+void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
+  const __nv_bfloat16* w = norm_weights(layer, kind);
+  const int64_t dim =
+      kind == NormKind::QNorm || kind == NormKind::KNorm ? config_.head_dim : config_.hidden_size;
+  FP8LLM_CHECK(w != nullptr && in.cols % dim == 0, "rms_norm: {} columns for a norm of {}", in.cols,
+               dim);
+  launch_rms_norm(bf16(in), in.rows * (in.cols / dim), dim, w,
+                  static_cast<float>(config_.rms_norm_eps), bf16(out), stream_);
+}
+
+const DeviceLinear& CudaBackend::linear_weights(int64_t layer, LinearKind kind) const {
+  if (kind == LinearKind::LmHead) return weights_.lm_head();
+  const DeviceLayer& l = weights_.layer(layer);
+  switch (kind) {
+    case LinearKind::Q:
+      return l.q;
+    case LinearKind::K:
+      return l.k;
+    case LinearKind::V:
+      return l.v;
+    case LinearKind::O:
+      return l.o;
+    case LinearKind::Gate:
+      return l.gate;
+    case LinearKind::Up:
+      return l.up;
+    case LinearKind::Down:
+      return l.down;
+    default:
+      break;
+  }
+  fail("no such linear layer");
+}
+
+void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
+  const DeviceLinear& w = linear_weights(layer, kind);
+  FP8LLM_CHECK(in.cols == w.k && out.cols == w.n && in.rows == out.rows,
+               "linear: shapes [{}, {}] x [{}, {}]^T -> [{}, {}] do not agree", in.rows, in.cols,
+               w.n, w.k, out.rows, out.cols);
+  if (w.is_fp8()) {
+    fp8_.forward(w.fp8, bf16(in), in.rows, bf16(out), stream_);
+  } else {
+    gemm_.gemm_bf16(bf16(in), in.rows, w.w, w.n, w.k, w.bias, bf16(out), stream_);
+  }
+}
+
+void CudaBackend::rope(Act x, int64_t heads, std::span<const int64_t> positions) {
+  FP8LLM_CHECK(
+      static_cast<int64_t>(positions.size()) == x.rows && x.cols == heads * config_.head_dim,
+      "rope: {} positions for [{}, {}] with {} heads", positions.size(), x.rows, x.cols, heads);
+  if (!std::equal(positions.begin(), positions.end(), uploaded_positions_.begin(),
+                  uploaded_positions_.end())) {
+    positions_.reserve_discard(positions.size_bytes());
+    CUDA_CHECK(cudaMemcpyAsync(positions_.data(), positions.data(), positions.size_bytes(),
+                               cudaMemcpyHostToDevice, stream_));
+    uploaded_positions_.assign(positions.begin(), positions.end());
+  }
+  launch_rope(bf16(x), x.rows, heads, config_.head_dim, positions_.as<int64_t>(),
+              inv_freq_.as<float>(), stream_);
+}
+
+void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Act out) {
+  const ModelConfig& c = config_;
+  const int64_t kv_dim = c.num_kv_heads * c.head_dim;
+  const int64_t t = q.rows;
+  FP8LLM_CHECK(past + t <= capacity_, "context of {} positions exceeded", capacity_);
+  FP8LLM_CHECK(past <= cached_ || layer > 0, "attention: the cache holds fewer than {} positions",
+               past);
+  FP8LLM_CHECK(k.cols == kv_dim && v.cols == kv_dim && q.cols == c.num_heads * c.head_dim,
+               "attention: q/k/v widths {}/{}/{} do not match the config", q.cols, k.cols, v.cols);
+  grow_kv(past + t);
+  if (layer == 0) cached_ = past + t;
+  const size_t row_bytes = static_cast<size_t>(kv_dim) * 2;
+  const size_t offset = (static_cast<size_t>(layer * kv_allocated_ + past)) * row_bytes;
+  auto* kc = k_cache_.as<std::byte>();
+  auto* vc = v_cache_.as<std::byte>();
+  CUDA_CHECK(cudaMemcpyAsync(kc + offset, k.data, static_cast<size_t>(t) * row_bytes,
+                             cudaMemcpyDeviceToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(vc + offset, v.data, static_cast<size_t>(t) * row_bytes,
+                             cudaMemcpyDeviceToDevice, stream_));
+  const size_t layer_offset = static_cast<size_t>(layer * kv_allocated_) * row_bytes;
+  launch_attention(bf16(q), t, c.num_heads, c.num_kv_heads, c.head_dim,
+                   reinterpret_cast<const __nv_bfloat16*>(kc + layer_offset),
+                   reinterpret_cast<const __nv_bfloat16*>(vc + layer_offset), past, bf16(out),
+                   stream_);
+}
+
+void CudaBackend::silu_mul(Act gate, Act up, Act out) {
+  launch_silu_mul(bf16(gate), bf16(up), gate.rows * gate.cols, bf16(out), stream_);
+}
+
+void CudaBackend::add(Act x, Act y) {
+  launch_add(bf16(x), bf16(y), x.rows * x.cols, stream_);
+}
+
+void CudaBackend::read(Act in, float* host_out) {
+  const int64_t count = in.rows * in.cols;
+  readback_.reserve_discard(static_cast<size_t>(count) * sizeof(float));
+  launch_bf16_to_f32(bf16(in), count, readback_.as<float>(), stream_);
+  CUDA_CHECK(cudaMemcpyAsync(host_out, readback_.data(), static_cast<size_t>(count) * sizeof(float),
+                             cudaMemcpyDeviceToHost, stream_));
+  stream_.synchronize();
+}
+
+}  // namespace cuda
+}  // namespace fp8llm

@@ -1,0 +1,354 @@
+// Kernels of the forward pass besides the GEMMs (model_kernels.h).
+#include <cuda_fp16.h>
+
+#include <type_traits>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/model_kernels.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t count, int threads) {
+  return static_cast<unsigned>((count + threads - 1) / threads);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// Sum over a block of kThreads threads (all threads get it).
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partial[kThreads / 32];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  float r = lane < kThreads / 32 ? partial[lane] : 0.0f;
+  r = warp_sum(r);
+  __syncthreads();
+  return r;
+}
+
+__device__ __forceinline__ float round_bf16(float v) {
+  return __bfloat162float(__float2bfloat16_rn(v));
+}
+
+__global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
+                             const int32_t* __restrict__ ids, int64_t hidden,
+                             __nv_bfloat16* __restrict__ out) {
+  const int64_t t = blockIdx.x;
+  const __nv_bfloat16* src = table + static_cast<int64_t>(ids[t]) * hidden;
+  __nv_bfloat16* dst = out + t * hidden;
+  for (int64_t i = threadIdx.x; i < hidden; i += kThreads) dst[i] = src[i];
+}
+
+// One block per row. out may alias x: every thread reads its elements before the barrier inside
+// block_sum and writes only the same elements after it.
+__global__ void __launch_bounds__(kThreads)
+    rms_norm_kernel(const __nv_bfloat16* x, int64_t dim, const __nv_bfloat16* __restrict__ w,
+                    float eps, __nv_bfloat16* out) {
+  const int64_t row = blockIdx.x;
+  const __nv_bfloat16* xr = x + row * dim;
+  __nv_bfloat16* yr = out + row * dim;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
+    const float v = __bfloat162float(xr[i]);
+    ss += v * v;
+  }
+  ss = block_sum(ss);
+  const float r = rsqrtf(ss / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
+    const float normed = round_bf16(__bfloat162float(xr[i]) * r);
+    yr[i] = __float2bfloat16_rn(__bfloat162float(w[i]) * normed);
+  }
+}
+
+// grid (heads, tokens); thread i < head_dim/2 rotates the pair (i, i + half).
+__global__ void rope_kernel(__nv_bfloat16* x, int64_t heads, int64_t head_dim,
+                            const int64_t* __restrict__ positions,
+                            const float* __restrict__ inv_freq) {
+  const int64_t h = blockIdx.x;
+  const int64_t t = blockIdx.y;
+  const int64_t half = head_dim / 2;
+  const float pos = static_cast<float>(positions[t]);
+  __nv_bfloat16* v = x + (t * heads + h) * head_dim;
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+    const double angle = static_cast<double>(inv_freq[i] * pos);
+    const float c = static_cast<float>(cos(angle));
+    const float s = static_cast<float>(sin(angle));
+    const float a = __bfloat162float(v[i]);
+    const float b = __bfloat162float(v[i + half]);
+    v[i] = __float2bfloat16_rn(__fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s)));
+    v[i + half] = __float2bfloat16_rn(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)));
+  }
+}
+
+constexpr int kAttnWarps = 8;
+
+// grid (heads, tokens), kAttnWarps warps. Warp w takes keys w, w + kAttnWarps, ...; lane l holds
+// head elements l*kPer .. l*kPer + kPer - 1. Each warp keeps its own online-softmax state; the
+// warps' states are merged at the end.
+template <int kPer>
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    attention_kernel(const __nv_bfloat16* __restrict__ q, int64_t heads, int64_t kv_heads,
+                     int64_t head_dim, const __nv_bfloat16* __restrict__ k_cache,
+                     const __nv_bfloat16* __restrict__ v_cache, int64_t past, float scale,
+                     __nv_bfloat16* __restrict__ out) {
+  __shared__ float s_m[kAttnWarps];
+  __shared__ float s_l[kAttnWarps];
+  __shared__ float s_acc[kAttnWarps][kPer * 32];
+  const int64_t h = blockIdx.x;
+  const int64_t t = blockIdx.y;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int64_t kvh = h / (heads / kv_heads);
+  const int64_t kv_dim = kv_heads * head_dim;
+  const int64_t keys = past + t + 1;
+
+  float qv[kPer];
+  float acc[kPer];
+  const __nv_bfloat16* qr = q + (t * heads + h) * head_dim;
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    const int64_t d = lane * kPer + e;
+    qv[e] = d < head_dim ? __bfloat162float(qr[d]) : 0.0f;
+    acc[e] = 0.0f;
+  }
+  float m = -INFINITY;
+  float l = 0.0f;
+  for (int64_t j = warp; j < keys; j += kAttnWarps) {
+    const __nv_bfloat16* kr = k_cache + j * kv_dim + kvh * head_dim;
+    const __nv_bfloat16* vr = v_cache + j * kv_dim + kvh * head_dim;
+    float dot = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) {
+      const int64_t d = lane * kPer + e;
+      if (d < head_dim) dot += qv[e] * __bfloat162float(kr[d]);
+    }
+    const float s = warp_sum(dot) * scale;
+    const float m_new = fmaxf(m, s);
+    const float corr = expf(m - m_new);
+    const float p = expf(s - m_new);
+    l = l * corr + p;
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) {
+      const int64_t d = lane * kPer + e;
+      const float vv = d < head_dim ? __bfloat162float(vr[d]) : 0.0f;
+      acc[e] = acc[e] * corr + p * vv;
+    }
+    m = m_new;
+  }
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_l[warp] = l;
+  }
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) s_acc[warp][lane * kPer + e] = acc[e];
+  __syncthreads();
+  float big = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kAttnWarps; ++w) big = fmaxf(big, s_m[w]);
+  float weights[kAttnWarps];
+  float total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kAttnWarps; ++w) {
+    weights[w] = s_m[w] == -INFINITY ? 0.0f : expf(s_m[w] - big);
+    total += s_l[w] * weights[w];
+  }
+  const float inv = 1.0f / total;
+  __nv_bfloat16* o = out + (t * heads + h) * head_dim;
+  for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
+    o[d] = __float2bfloat16_rn(sum * inv);
+  }
+}
+
+__global__ void silu_mul_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count,
+                                __nv_bfloat16* out) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * kThreads) {
+    const float g = __bfloat162float(gate[i]);
+    const float act = round_bf16(g / (1.0f + expf(-g)));
+    out[i] = __float2bfloat16_rn(act * __bfloat162float(up[i]));
+  }
+}
+
+__global__ void add_kernel(__nv_bfloat16* x, const __nv_bfloat16* __restrict__ y, int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * kThreads) {
+    x[i] = __float2bfloat16_rn(__bfloat162float(x[i]) + __bfloat162float(y[i]));
+  }
+}
+
+__global__ void bf16_to_f32_kernel(const __nv_bfloat16* __restrict__ in, int64_t count,
+                                   float* __restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * kThreads) {
+    out[i] = __bfloat162float(in[i]);
+  }
+}
+
+template <typename T>
+__global__ void to_bf16_kernel(const T* __restrict__ in, int64_t count,
+                               __nv_bfloat16* __restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * kThreads) {
+    if constexpr (std::is_same_v<T, __half>) {
+      out[i] = __float2bfloat16_rn(__half2float(in[i]));
+    } else {
+      out[i] = __float2bfloat16_rn(in[i]);
+    }
+  }
+}
+
+template <typename T>
+__global__ void scales_to_f32_kernel(const T* __restrict__ in, bool broadcast, int64_t rows,
+                                     int64_t cols, int64_t ld, float* __restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < rows * cols;
+       i += int64_t{gridDim.x} * kThreads) {
+    const T v = in[broadcast ? 0 : i];
+    float f;
+    if constexpr (std::is_same_v<T, float>) {
+      f = v;
+    } else if constexpr (std::is_same_v<T, __half>) {
+      f = __half2float(v);
+    } else {
+      f = __bfloat162float(v);
+    }
+    out[(i / cols) * ld + i % cols] = f;
+  }
+}
+
+// Grid-stride kernels: enough blocks to fill the GPU, never more than the work needs.
+unsigned elementwise_blocks(int64_t count) {
+  const unsigned need = blocks_for(count, kThreads);
+  return need < 4096 ? need : 4096;
+}
+
+}  // namespace
+
+void launch_embed(const __nv_bfloat16* table, const int32_t* ids, int64_t tokens, int64_t hidden,
+                  __nv_bfloat16* out, cudaStream_t stream) {
+  if (tokens <= 0) return;
+  embed_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, stream>>>(table, ids, hidden, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_rms_norm(const __nv_bfloat16* x, int64_t rows, int64_t dim, const __nv_bfloat16* w,
+                     float eps, __nv_bfloat16* out, cudaStream_t stream) {
+  if (rows <= 0) return;
+  rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, dim, w, eps, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_rope(__nv_bfloat16* x, int64_t tokens, int64_t heads, int64_t head_dim,
+                 const int64_t* positions, const float* inv_freq, cudaStream_t stream) {
+  if (tokens <= 0) return;
+  const int64_t half = head_dim / 2;
+  const int threads = half >= 128 ? 128 : static_cast<int>((half + 31) / 32 * 32);
+  rope_kernel<<<dim3(static_cast<unsigned>(heads), static_cast<unsigned>(tokens)), threads, 0,
+                stream>>>(x, heads, head_dim, positions, inv_freq);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_attention(const __nv_bfloat16* q, int64_t tokens, int64_t heads, int64_t kv_heads,
+                      int64_t head_dim, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
+                      int64_t past, __nv_bfloat16* out, cudaStream_t stream) {
+  if (tokens <= 0) return;
+  if (head_dim > kAttentionMaxHeadDim || kv_heads <= 0 || heads % kv_heads != 0)
+    throw std::invalid_argument("launch_attention: unsupported head layout");
+  const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(tokens));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const int threads = kAttnWarps * 32;
+  if (head_dim <= 64) {
+    attention_kernel<2><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
+                                                      v_cache, past, scale, out);
+  } else if (head_dim <= 128) {
+    attention_kernel<4><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
+                                                      v_cache, past, scale, out);
+  } else {
+    attention_kernel<8><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
+                                                      v_cache, past, scale, out);
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_silu_mul(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count,
+                     __nv_bfloat16* out, cudaStream_t stream) {
+  if (count <= 0) return;
+  silu_mul_kernel<<<elementwise_blocks(count), kThreads, 0, stream>>>(gate, up, count, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_add(__nv_bfloat16* x, const __nv_bfloat16* y, int64_t count, cudaStream_t stream) {
+  if (count <= 0) return;
+  add_kernel<<<elementwise_blocks(count), kThreads, 0, stream>>>(x, y, count);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_bf16_to_f32(const __nv_bfloat16* in, int64_t count, float* out, cudaStream_t stream) {
+  if (count <= 0) return;
+  bf16_to_f32_kernel<<<elementwise_blocks(count), kThreads, 0, stream>>>(in, count, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_to_bf16(DType dtype, const void* in, int64_t count, __nv_bfloat16* out,
+                    cudaStream_t stream) {
+  if (count <= 0) return;
+  switch (dtype) {
+    case DType::BF16:
+      CUDA_CHECK(cudaMemcpyAsync(out, in, static_cast<size_t>(count) * 2, cudaMemcpyDeviceToDevice,
+                                 stream));
+      return;
+    case DType::F16:
+      to_bf16_kernel<<<elementwise_blocks(count), kThreads, 0, stream>>>(
+          static_cast<const __half*>(in), count, out);
+      break;
+    case DType::F32:
+      to_bf16_kernel<<<elementwise_blocks(count), kThreads, 0, stream>>>(
+          static_cast<const float*>(in), count, out);
+      break;
+    default:
+      throw std::invalid_argument("launch_to_bf16: source must be BF16, F16 or F32");
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_scales_to_f32(DType dtype, const void* in, int64_t in_count, int64_t rows, int64_t cols,
+                          int64_t ld, float* out, cudaStream_t stream) {
+  if (rows * cols <= 0) return;
+  if (in_count != 1 && in_count != rows * cols)
+    throw std::invalid_argument("launch_scales_to_f32: source size does not match the scales");
+  const bool broadcast = in_count == 1;
+  const unsigned blocks = elementwise_blocks(rows * cols);
+  switch (dtype) {
+    case DType::F32:
+      scales_to_f32_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(in),
+                                                            broadcast, rows, cols, ld, out);
+      break;
+    case DType::F16:
+      scales_to_f32_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __half*>(in),
+                                                            broadcast, rows, cols, ld, out);
+      break;
+    case DType::BF16:
+      scales_to_f32_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(in),
+                                                            broadcast, rows, cols, ld, out);
+      break;
+    default:
+      throw std::invalid_argument("launch_scales_to_f32: scales must be F32, BF16 or F16");
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fp8llm::cuda
