@@ -48,6 +48,7 @@ struct LoadReport {
   uint64_t quantized_tensors = 0;
   uint64_t largest_tensor_bytes = 0;  // the largest single tensor in the checkpoint
   uint64_t peak_host_bytes = 0;       // the process's peak resident memory after loading
+  uint64_t peak_device_bytes = 0;     // device memory the load used at its peak (0: CPU backend)
 };
 
 struct GenerationOptions {

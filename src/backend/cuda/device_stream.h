@@ -19,10 +19,12 @@ class DeviceStreamTarget {
  public:
   virtual ~DeviceStreamTarget() = default;
   // The final device address of a tensor that is kept as it is (its source bytes are copied
-  // there), or nullptr to have it staged and passed to consume_on_device.
+  // there), or nullptr to have it staged and passed to consume_on_device. Called once per tensor,
+  // in file order, on the calling thread, before any weight byte is read.
   virtual void* direct_destination(const PlannedTensor& tensor) = 0;
   // Enqueues on `stream` whatever turns the staged source bytes (on the device, valid until the
-  // stream reaches the work enqueued here) into the tensor's final form.
+  // stream reaches the work enqueued here) into the tensor's final form. Called on the calling
+  // thread, in file order; `stream` is the same for every call.
   virtual void consume_on_device(const PlannedTensor& tensor, const void* device_source,
                                  cudaStream_t stream) = 0;
   // Called once every tensor's work has completed (e.g. to check a NaN flag).
@@ -30,11 +32,17 @@ class DeviceStreamTarget {
 };
 
 struct DeviceStreamOptions {
-  size_t ring_buffers = 4;             // pinned host buffers (and device staging buffers)
-  // Size of each buffer. A staged tensor must fit in one (buffers grow to the largest staged
-  // tensor); direct tensors larger than a buffer are copied in chunks.
-  size_t buffer_bytes = 256ull << 20;
-  size_t reader_threads = 4;
+  size_t ring_buffers = 6;  // pinned host buffers (and device staging buffers)
+  // Size of each buffer. A staged tensor is consumed whole (quantization needs whole rows and
+  // tiles), so every buffer grows to the largest staged tensor; direct tensors larger than a
+  // buffer are copied in chunks.
+  size_t buffer_bytes = 128ull << 20;
+  // One thread's pread from the page cache runs at a few GB/s: a buffer is filled by several
+  // threads at once, each reading pieces of this size. (H100 host, 16 cores, Llama-3-8B shapes:
+  // 16 threads x 8 MiB pieces over 6 x 128 MiB buffers streamed 19.5-22 GB/s; 8 threads x 16 MiB
+  // over 4 x 256 MiB, 16-17.5 GB/s; docs/PERFORMANCE.md.)
+  size_t reader_threads = 16;
+  size_t piece_bytes = 8ull << 20;
 };
 
 struct DeviceStreamStats {

@@ -1,0 +1,229 @@
+// `fp8llm bench --model DIR [--device cpu|cuda]`: how fast the model loads (seconds, GB/s of
+// checkpoint bytes, resident and peak memory), how fast one prefill of --prompt-tokens random ids
+// runs, and how fast greedy decoding runs, each beside its floor: decoding reads every resident
+// weight byte once per token, so (bytes read per token) / (memory bandwidth) bounds a step.
+//
+// `--stream-only` (CUDA builds) times the disk -> pinned ring -> device path alone, with a target
+// that keeps non-quantized tensors on the device and discards staged ones, so the loader's
+// throughput can be measured without the backend.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/load_options.h"
+#include "core/error.h"
+#include "formats/checkpoint.h"
+#include "formats/hf_config.h"
+#include "fp8llm/engine.h"
+#include "loader/load_plan.h"
+
+#ifdef FP8LLM_HAVE_CUDA
+#include "backend/cuda/device.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/device_stream.h"
+#endif
+
+namespace fp8llm::cli {
+namespace {
+
+struct Options {
+  EngineFlags engine;
+  int prompt_tokens = 512;
+  int decode_tokens = 128;
+  double bandwidth_gbs = 3000;
+  uint64_t seed = 1;
+  bool stream_only = false;
+  int repeat = 1;
+  // DeviceStreamOptions' defaults.
+  size_t ring_buffers = 6;
+  size_t readers = 16;
+  size_t buffer_mib = 128;
+  size_t piece_mib = 8;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double gbs(uint64_t bytes, double seconds) {
+  return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0;
+}
+
+int32_t argmax(const std::vector<float>& logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+#ifdef FP8LLM_HAVE_CUDA
+// Keeps the tensors that are not quantized (copied straight to one device arena) and drops the
+// staged ones: what is left to time is reading, the pinned ring and the host -> device copies.
+class DiscardTarget : public cuda::DeviceStreamTarget {
+ public:
+  explicit DiscardTarget(const LoadPlan& plan) {
+    uint64_t bytes = 0;
+    for (const PlannedTensor& t : plan.tensors)
+      if (!t.quantize) bytes += align(t.source.info->nbytes);
+    arena_ = cuda::DeviceBuffer(std::max<uint64_t>(bytes, 1));
+  }
+  void* direct_destination(const PlannedTensor& t) override {
+    if (t.quantize) return nullptr;
+    std::byte* p = arena_.as<std::byte>() + used_;
+    used_ += align(t.source.info->nbytes);
+    return p;
+  }
+  void consume_on_device(const PlannedTensor&, const void*, cudaStream_t) override {}
+  uint64_t direct_bytes() const { return used_; }
+
+ private:
+  static uint64_t align(uint64_t n) { return (n + 255) / 256 * 256; }
+  cuda::DeviceBuffer arena_;
+  uint64_t used_ = 0;
+};
+
+void run_stream_only(const Options& o) {
+  FP8LLM_CHECK(cuda::device_available(), "--stream-only: no CUDA device found");
+  const std::optional<Fp8Scheme> scheme = parse_quantization_flag(o.engine.quantization);
+  const ModelConfig config = load_model_config(o.engine.model_dir);
+  const Checkpoint checkpoint = Checkpoint::open(o.engine.model_dir);
+  const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
+  const cuda::DeviceStreamOptions so{.ring_buffers = o.ring_buffers,
+                                     .buffer_bytes = o.buffer_mib << 20,
+                                     .reader_threads = o.readers,
+                                     .piece_bytes = o.piece_mib << 20};
+  fmt::print("device: {}\n", cuda::device_description());
+  fmt::print("stream-only {} ({}): {} tensors, {}; ring {} x {} MiB, {} readers, {} MiB pieces\n",
+             o.engine.model_dir, o.engine.quantization, plan.tensors.size(),
+             human_bytes(plan.source_bytes), so.ring_buffers, o.buffer_mib, so.reader_threads,
+             o.piece_mib);
+  for (int r = 0; r < o.repeat; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    DiscardTarget target(plan);
+    const cuda::DeviceStreamStats s = cuda::stream_to_device(plan, target, so);
+    const double total = seconds_since(t0);
+    fmt::print(
+        "  run {}: {:.3f} s streaming ({:.2f} GB/s of checkpoint bytes), {:.3f} s with the "
+        "arena allocation; {} direct, {} device staging\n",
+        r + 1, s.stream.seconds, gbs(s.stream.bytes_read, s.stream.seconds), total,
+        human_bytes(target.direct_bytes()), human_bytes(s.staging_device_bytes));
+  }
+}
+#endif
+
+void run_bench(const Options& o) {
+  if (o.stream_only) {
+#ifdef FP8LLM_HAVE_CUDA
+    run_stream_only(o);
+    return;
+#else
+    fail("--stream-only needs a build with the CUDA backend");
+#endif
+  }
+  FP8LLM_CHECK(o.prompt_tokens + o.decode_tokens <= o.engine.max_context,
+               "--prompt-tokens + --decode-tokens ({}) exceed --max-context ({})",
+               o.prompt_tokens + o.decode_tokens, o.engine.max_context);
+  auto engine = load_engine(o.engine);
+  const LoadReport& load = engine->load_report();
+  const ModelConfig& config = engine->config();
+
+  std::mt19937_64 rng(o.seed);
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(engine->vocab_size() - 1));
+  std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_tokens));
+  for (int32_t& id : prompt) id = pick(rng);
+
+  // Warm-up (first-call allocations, GEMM plans), untimed.
+  engine->reset();
+  engine->feed(std::span<const int32_t>(prompt.data(), std::min<size_t>(prompt.size(), 8)));
+  engine->feed(std::span<const int32_t>(prompt.data(), 1));
+
+  engine->reset();
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<float> logits = engine->feed(prompt);
+  const double prefill_s = seconds_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < o.decode_tokens; ++i) {
+    const int32_t next[1] = {argmax(logits)};
+    logits = engine->feed(next);
+  }
+  const double decode_s = seconds_since(t0);
+
+  // Per decoded token every resident weight byte is read once, except the embedding table, of
+  // which one row is read (unless it is also the output projection).
+  const uint64_t embed_bytes = config.tie_word_embeddings
+                                   ? 0
+                                   : static_cast<uint64_t>(config.vocab_size) *
+                                         static_cast<uint64_t>(config.hidden_size) * 2;
+  const uint64_t per_token = load.resident_bytes - std::min(load.resident_bytes, embed_bytes);
+  const double floor_ms = static_cast<double>(per_token) / (o.bandwidth_gbs * 1e9) * 1e3;
+  const double decode_ms = o.decode_tokens > 0 ? decode_s * 1e3 / o.decode_tokens : 0.0;
+
+  fmt::print("model      {} ({} layers, hidden {}, vocab {}), device {}, quantization {}\n",
+             o.engine.model_dir, config.num_layers, config.hidden_size, config.vocab_size,
+             o.engine.device, load.quantization);
+  fmt::print("load       {:.3f} s, {} read ({:.2f} GB/s), {} resident, peak host {}", load.seconds,
+             human_bytes(load.bytes_read), gbs(load.bytes_read, load.seconds),
+             human_bytes(load.resident_bytes), human_bytes(load.peak_host_bytes));
+  if (load.peak_device_bytes > 0)
+    fmt::print(", peak device {}", human_bytes(load.peak_device_bytes));
+  fmt::print("\n");
+  fmt::print("{:<10} {:>8} {:>10} {:>12} {:>10}\n", "phase", "tokens", "seconds", "tokens/s",
+             "ms/token");
+  fmt::print("{:<10} {:>8} {:>10.3f} {:>12.1f} {:>10.3f}\n", "prefill", o.prompt_tokens, prefill_s,
+             prefill_s > 0 ? o.prompt_tokens / prefill_s : 0.0,
+             o.prompt_tokens > 0 ? prefill_s * 1e3 / o.prompt_tokens : 0.0);
+  fmt::print("{:<10} {:>8} {:>10.3f} {:>12.1f} {:>10.3f}\n", "decode", o.decode_tokens, decode_s,
+             decode_s > 0 ? o.decode_tokens / decode_s : 0.0, decode_ms);
+  fmt::print(
+      "decode floor: {} read per token / {:.0f} GB/s = {:.3f} ms/token ({:.0f} tokens/s); "
+      "measured is {:.1f}x the floor\n",
+      human_bytes(per_token), o.bandwidth_gbs, floor_ms, floor_ms > 0 ? 1e3 / floor_ms : 0.0,
+      floor_ms > 0 ? decode_ms / floor_ms : 0.0);
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Time loading, prefill and greedy decoding on random token ids, with their floors");
+  add_engine_flags(*cmd, o->engine);
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "Tokens in the timed prefill")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--decode-tokens", o->decode_tokens, "Greedy decoding steps timed")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--bandwidth-gbs", o->bandwidth_gbs,
+                  "Memory bandwidth for the decode floor (GB/s; H100 SXM HBM3: about 3000)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->seed, "Seed of the random prompt")->capture_default_str();
+  cmd->add_flag("--stream-only", o->stream_only,
+                "CUDA: time only streaming the checkpoint to the device (no quantization, no "
+                "forward pass)");
+  cmd->add_option("--repeat", o->repeat, "--stream-only: runs")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--ring-buffers", o->ring_buffers, "--stream-only: pinned ring buffers")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--readers", o->readers, "--stream-only: reader threads")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--buffer-mib", o->buffer_mib, "--stream-only: ring buffer size (MiB)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--piece-mib", o->piece_mib, "--stream-only: bytes one read covers (MiB)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->callback([o] { run_bench(*o); });
+}
+
+}  // namespace fp8llm::cli
