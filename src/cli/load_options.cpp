@@ -26,8 +26,16 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
       ->required();
   cmd.add_option("--quantization,-q", f.quantization,
                  "fp8-row (scale per weight row / per token), fp8-block (128x128 weight tiles, "
-                 "1x128 activation groups) or none")
+                 "1x128 activation groups), none, or auto (an FP8 checkpoint as it is, else a "
+                 "registered FP8 copy, else fp8-block on the fly). A checkpoint that is already "
+                 "FP8 is always loaded as it is")
       ->capture_default_str();
+  cmd.add_option("--registry", f.registry,
+                 "Registry of pre-quantized copies (default: $FP8LLM_REGISTRY, else "
+                 "$XDG_CONFIG_HOME/fp8llm/registry.json)");
+  cmd.add_flag("--offline", f.offline,
+               "Quantize once into the cache directory and load from there, instead of "
+               "quantizing on the fly");
   cmd.add_option("--device", f.device,
                  "cpu (the exact reference backend) or cuda (FP8 tensor cores; needs a GPU with "
                  "compute capability 8.9 or newer and a build with the CUDA toolkit)")
@@ -59,6 +67,8 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
   o.quantization = flags.quantization;
   o.device = flags.device;
   o.max_context = flags.max_context;
+  o.registry = flags.registry;
+  o.offline = flags.offline;
   const bool tty = ::isatty(fileno(stderr));
   if (!flags.quiet) {
     o.progress = [tty, last = -1](uint64_t done, uint64_t total) mutable {

@@ -18,6 +18,8 @@ struct EngineFlags {
   std::string quantization = "fp8-block";
   std::string device = "cpu";
   int64_t max_context = 4096;
+  std::string registry;
+  bool offline = false;
   bool quiet = false;
 };
 

@@ -128,15 +128,13 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   StreamStats stats;
   std::unique_ptr<Backend> backend;
   uint64_t resident_bytes = 0;
+  [[maybe_unused]] uint64_t peak_device_bytes = 0;
 #ifdef FP8LLM_HAVE_CUDA
   if (options.device == "cuda") {
-    FP8LLM_CHECK(!plan.prequant,
-                 "{}: --device cuda does not read pre-quantized checkpoints yet ({}); "
-                 "use --device cpu or the BF16 original",
-                 options.model_dir.string(), plan.prequant->description);
     CudaLoad cuda = load_cuda_backend(plan, options, &stats);
     backend = std::move(cuda.backend);
     resident_bytes = cuda.resident_bytes;
+    peak_device_bytes = cuda.peak_device_bytes;
   }
 #endif
   if (!backend) {
@@ -150,6 +148,7 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   report.quantization = plan.scheme ? fmt::format("fp8-{}", fp8_scheme_name(*plan.scheme)) : "none";
   report.bytes_read = stats.bytes_read;
   report.resident_bytes = resident_bytes;
+  report.peak_device_bytes = peak_device_bytes;
   for (const auto& t : plan.tensors) report.quantized_tensors += t.quantize.has_value();
   report.largest_tensor_bytes = plan.largest_tensor_bytes;
   rusage usage{};

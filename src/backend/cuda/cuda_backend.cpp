@@ -17,8 +17,6 @@ namespace fp8llm {
 namespace {
 
 constexpr size_t kAlign = 256;
-constexpr size_t kMaxStagingBuffer = size_t{256} << 20;
-constexpr size_t kRingBuffers = 4;
 
 size_t align_up(size_t v) {
   return (v + kAlign - 1) / kAlign * kAlign;
@@ -72,9 +70,11 @@ CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& optio
     if (t.quantize || t.source.info->dtype != DType::BF16)
       largest_staged = std::max(largest_staged, t.source.info->nbytes);
   }
-  n.ring_buffers = kRingBuffers;
+  // The streamer's defaults are its fastest measured setting (docs/PERFORMANCE.md).
+  const cuda::DeviceStreamOptions defaults;
+  n.ring_buffers = defaults.ring_buffers;
   n.buffer_bytes = std::max<size_t>(largest_staged,
-                                    std::min<size_t>(kMaxStagingBuffer, plan.largest_tensor_bytes));
+                                    std::min<size_t>(defaults.buffer_bytes, plan.largest_tensor_bytes));
   n.buffer_bytes = std::max<size_t>(align_up(n.buffer_bytes), kAlign);
   n.staging = n.ring_buffers * n.buffer_bytes;
   n.kv_cache = kv_bytes(plan.config,
