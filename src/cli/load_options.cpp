@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/format.h"
+#include "core/log.h"
 
 namespace fp8llm::cli {
 
@@ -70,6 +71,7 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
   o.registry = flags.registry;
   o.offline = flags.offline;
   const bool tty = ::isatty(fileno(stderr));
+  if (flags.quiet) set_log_level(LogLevel::Warning);  // keeps warnings, drops the load-path line
   if (!flags.quiet) {
     o.progress = [tty, last = -1](uint64_t done, uint64_t total) mutable {
       const int pct = total ? static_cast<int>(100 * done / total) : 100;
