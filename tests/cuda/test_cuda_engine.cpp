@@ -30,15 +30,14 @@ struct Case {
   std::string quantization;
 };
 
-// Bounds. Activations are bf16 on the GPU and fp32 in the references and on the CPU. In mode none
-// that costs about 1e-2 (bf16 rounding). In the FP8 modes a bf16-rounded activation lands on the
-// other side of an FP8 rounding step now and then, and these small random models amplify every
-// such flip: the measured distance to the FP8 references is 5e-2 to 9e-2 (the FP8 references are
-// themselves about 9e-2 from the bf16 ones), and feeding token by token (a different GEMM kernel
-// per row count, hence different last bf16 bits) moves the logits by 4e-2 to 6e-2. A wrong scale
-// or layout gives errors of order 1.
-constexpr double kNoneBound = 2e-2;
-constexpr double kFp8Bound = 1.2e-1;
+// Bounds (what the product asks of the CUDA backend). Activations are fp32 on both backends, so the
+// GPU differs from the CPU engine only by fp32 rounding order (GEMM accumulation, online softmax);
+// now and then that moves an activation across an FP8 rounding step, which these small random
+// models amplify. A wrong scale or layout gives errors of order 1.
+constexpr double kNoneBound = 2e-2;         // vs bf16.pI
+constexpr double kFp8Bound = 6e-2;          // vs fp8_*.pI
+constexpr double kVsCpuBound = 3e-2;        // vs the CPU engine, same mode
+constexpr double kIncrementalBound = 2e-2;  // token by token vs the full forward
 
 std::string reference_kind(const std::string& quantization) {
   if (quantization == "none") return "bf16";
@@ -88,7 +87,7 @@ TEST_P(CudaEngine, MatchesReferenceAndCpuOnEveryPrompt) {
     std::printf("%s %s prompt %zu (%zu tokens): rel L2 vs %s %.3e, vs cpu %.3e\n", c.model.c_str(),
                 c.quantization.c_str(), p, ref.prompts[p].size(), kind.c_str(), err_ref, err_cpu);
     EXPECT_LT(err_ref, bound) << "prompt " << p;
-    EXPECT_LT(err_cpu, c.quantization == "none" ? 3e-2 : kFp8Bound) << "prompt " << p;
+    EXPECT_LT(err_cpu, kVsCpuBound) << "prompt " << p;
   }
   std::printf("%s %s: max rel L2 vs %s %.3e, vs cpu %.3e\n", c.model.c_str(),
               c.quantization.c_str(), kind.c_str(), worst_ref, worst_cpu);
@@ -112,7 +111,7 @@ TEST_P(CudaEngine, TokenByTokenEqualsFullForward) {
   const double err = rel_l2(stepwise, full);
   std::printf("%s %s: token-by-token vs full forward %.3e\n", c.model.c_str(),
               c.quantization.c_str(), err);
-  EXPECT_LT(err, c.quantization == "none" ? kNoneBound : kFp8Bound);
+  EXPECT_LT(err, kIncrementalBound);
 }
 
 INSTANTIATE_TEST_SUITE_P(

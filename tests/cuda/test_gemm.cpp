@@ -1,7 +1,7 @@
 // The FP8 GEMMs (cuBLASLt row- and block-scaled, the small-M kernel, the Fp8Linear dispatcher) and
 // the BF16 GEMM against a float64 host reference of the definition
 //   y[m, n] = sum_k deq(x)[m, k] * deq(W)[n, k] (+ bias[n]),
-// within 1e-2 relative (the output is bf16). Skipped without a GPU.
+// within 1e-2 relative for bf16 outputs and 1e-5 for fp32 outputs. Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -428,6 +428,108 @@ TEST_F(CudaGemm, Bf16MatchesReference) {
   }
 }
 
+// fp32 output [m, n], poisoned with NaN.
+DeviceBuffer poisoned_output_f32(int64_t m, int64_t n) {
+  DeviceBuffer y(static_cast<size_t>(m * n) * sizeof(float));
+  std::vector<float> nan(static_cast<size_t>(m * n), NAN);
+  y.upload(nan.data(), nan.size() * sizeof(float));
+  return y;
+}
+
+double rel_l2_f32(const DeviceBuffer& y, const std::vector<double>& ref) {
+  const auto got = to_host<float>(y, ref.size());
+  double num = 0;
+  double den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  if (std::isnan(num)) return INFINITY;
+  return std::sqrt(num / den);
+}
+
+// The fp32-output forms the CUDA backend uses: the value is the fp32 accumulation, not rounded to
+// bf16, so it lands within 1e-5 of the float64 reference of the same quantized operands (bf16
+// output: about 2e-3).
+TEST_F(CudaGemm, Fp32OutputsKeepAccumulatorPrecision) {
+  constexpr double kBound = 1e-5;
+  CublasLtGemm gemm;
+  Fp8Linear linear(gemm);
+  const int64_t n = 256, k = 512;
+  for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+    const auto bias = random_bf16(1, n, 51, 0.5f);
+    const Weight w = make_weight(scheme, random_bf16(n, k, 52, 0.02f), n, k, bias);
+    for (const int64_t m : {1, 3, 16, 64}) {
+      SCOPED_TRACE(std::string(name_of(scheme)) + " M=" + std::to_string(m));
+      std::vector<float> x(static_cast<size_t>(m * k));
+      std::mt19937 rng(53 + static_cast<uint32_t>(m));
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      for (float& v : x) v = normal(rng);
+      const Acts a = make_acts(scheme, x, m, k);
+      const std::vector<double> want = reference(a, w);
+      if (CublasLtGemm::fp8_supports(scheme, m, n, k)) {
+        DeviceBuffer y = poisoned_output_f32(m, n);
+        gemm.gemm_fp8(scheme, a.q.as<uint8_t>(), a.s.as<float>(), m, w.q.as<uint8_t>(),
+                      w.s.as<float>(), w.ld, n, k, w.bias.as<__nv_bfloat16>(), y.as<float>(),
+                      nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        const double err = rel_l2_f32(y, want);
+        std::printf("cuBLASLt %s M=%ld fp32 out: rel L2 %.2e, bias %s\n", name_of(scheme), long(m),
+                    err, gemm.last_bias_in_epilogue() ? "in epilogue" : "separate kernel");
+        EXPECT_LT(err, kBound);
+      }
+      if (m <= kFp8GemvMaxRows) {
+        DeviceBuffer y = poisoned_output_f32(m, n);
+        Fp8GemvArgs args;
+        args.scheme = scheme;
+        args.xq = a.q.as<uint8_t>();
+        args.xs = a.s.as<float>();
+        args.xs_ld = m;
+        args.m = m;
+        args.wq = w.q.as<uint8_t>();
+        args.ws = w.s.as<float>();
+        args.ws_ld = w.ld;
+        args.n = n;
+        args.k = k;
+        args.bias = w.bias.as<__nv_bfloat16>();
+        args.y_f32 = y.as<float>();
+        args.ldy = n;
+        launch_fp8_gemv(args, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        EXPECT_LT(rel_l2_f32(y, want), kBound);
+      }
+      DeviceBuffer dx = to_device(x);
+      DeviceBuffer y = poisoned_output_f32(m, n);
+      linear.forward(w.view(), dx.as<float>(), m, y.as<float>(), nullptr);
+      CUDA_CHECK(cudaDeviceSynchronize());
+      EXPECT_LT(rel_l2_f32(y, want), kBound);
+    }
+  }
+  // BF16 operands, fp32 output.
+  const int64_t m = 7;
+  const auto wb = random_bf16(n, k, 54, 0.02f);
+  const auto xb = random_bf16(m, k, 55, 1.0f);
+  const auto bias = random_bf16(1, n, 56, 0.5f);
+  DeviceBuffer dw = to_device(wb);
+  DeviceBuffer dx = to_device(xb);
+  DeviceBuffer db = to_device(bias);
+  DeviceBuffer y = poisoned_output_f32(m, n);
+  gemm.gemm_bf16(dx.as<__nv_bfloat16>(), m, dw.as<__nv_bfloat16>(), n, k, db.as<__nv_bfloat16>(),
+                 y.as<float>(), nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> want(static_cast<size_t>(m * n));
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t c = 0; c < n; ++c) {
+      double s = bf16_to_f32(bias[c]);
+      for (int64_t kk = 0; kk < k; ++kk)
+        s += static_cast<double>(bf16_to_f32(xb[r * k + kk])) * bf16_to_f32(wb[c * k + kk]);
+      want[r * n + c] = s;
+    }
+  }
+  EXPECT_LT(rel_l2_f32(y, want), kBound);
+}
+
 TEST_F(CudaGemm, UnsupportedShapesAreRejected) {
   CublasLtGemm gemm;
   DeviceBuffer buf(1 << 20);
@@ -457,6 +559,8 @@ TEST_F(CudaGemm, UnsupportedShapesAreRejected) {
   args.ldy = 8;
   EXPECT_THROW(launch_fp8_gemv(args, nullptr), std::invalid_argument);
   args.m = 0;
+  EXPECT_THROW(launch_fp8_gemv(args, nullptr), std::invalid_argument);
+  args.m = 1;  // neither output set
   EXPECT_THROW(launch_fp8_gemv(args, nullptr), std::invalid_argument);
 }
 

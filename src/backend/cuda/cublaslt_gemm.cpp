@@ -92,7 +92,14 @@ bool CublasLtGemm::fp8_supports(Fp8Scheme scheme, int64_t m, int64_t n, int64_t 
 CublasLtGemm::Plan& CublasLtGemm::plan_for(Kind kind, int64_t m, int64_t n, int64_t k,
                                            const Operands& ops) {
   const bool has_bias = ops.bias != nullptr;
-  const Key key{static_cast<int>(kind), m, n, k, has_bias, alignment_of(ops.a), alignment_of(ops.b),
+  const Key key{static_cast<int>(kind),
+                m,
+                n,
+                k,
+                has_bias,
+                ops.f32_out,
+                alignment_of(ops.a),
+                alignment_of(ops.b),
                 alignment_of(ops.d)};
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
 
@@ -101,7 +108,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(Kind kind, int64_t m, int64_t n, int6
   const cudaDataType_t in_type = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
   plan->a = make_layout(in_type, k, n, k);
   plan->b = make_layout(in_type, k, m, k);
-  plan->d = make_layout(CUDA_R_16BF, n, m, n);
+  plan->d = make_layout(ops.f32_out ? CUDA_R_32F : CUDA_R_16BF, n, m, n);
 
   PrefPtr pref;
   {
@@ -156,13 +163,17 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(Kind kind, int64_t m, int64_t n, int6
       plans_.emplace(key, std::move(plan));
       return ref;
     }
+    // A bias epilogue may be refused as unsupported or (bf16 bias, fp32 output) as an invalid
+    // value; either way the plan falls back to a separate bias kernel.
+    if (epilogue_bias) continue;
     if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED) {
       throw_cublas_error(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
     }
-    if (!epilogue_bias) break;
+    break;
   }
-  throw std::runtime_error(fmt::format("cuBLASLt has no {} GEMM for M={} N={} K={}",
-                                       kind_name(static_cast<int>(kind)), m, n, k));
+  throw std::runtime_error(fmt::format("cuBLASLt has no {} GEMM with {} output for M={} N={} K={}",
+                                       kind_name(static_cast<int>(kind)),
+                                       ops.f32_out ? "fp32" : "bf16", m, n, k));
 }
 
 void CublasLtGemm::run(Kind kind, int64_t m, int64_t n, int64_t k, const Operands& ops,
@@ -182,15 +193,18 @@ void CublasLtGemm::run(Kind kind, int64_t m, int64_t n, int64_t k, const Operand
   if (ops.bias != nullptr) {
     last_bias_in_epilogue_ = plan.bias_in_epilogue;
     if (!plan.bias_in_epilogue) {
-      launch_add_bias(static_cast<__nv_bfloat16*>(ops.d),
-                      static_cast<const __nv_bfloat16*>(ops.bias), m, n, stream);
+      const auto* bias = static_cast<const __nv_bfloat16*>(ops.bias);
+      if (ops.f32_out) {
+        launch_add_bias(static_cast<float*>(ops.d), bias, m, n, stream);
+      } else {
+        launch_add_bias(static_cast<__nv_bfloat16*>(ops.d), bias, m, n, stream);
+      }
     }
   }
 }
 
-void CublasLtGemm::gemm_fp8(Fp8Scheme scheme, const uint8_t* xq, const float* xs, int64_t m,
-                            const uint8_t* wq, const float* ws, int64_t ws_ld, int64_t n, int64_t k,
-                            const __nv_bfloat16* bias, __nv_bfloat16* y, cudaStream_t stream) {
+void CublasLtGemm::check_fp8(Fp8Scheme scheme, int64_t m, int64_t n, int64_t k,
+                             int64_t ws_ld) const {
   if (!fp8_supports(scheme, m, n, k)) {
     throw std::invalid_argument(fmt::format("cuBLASLt FP8 {} GEMM does not support M={} N={} K={}",
                                             scheme == Fp8Scheme::Row ? "row" : "block", m, n, k));
@@ -201,7 +215,21 @@ void CublasLtGemm::gemm_fp8(Fp8Scheme scheme, const uint8_t* xq, const float* xs
                     "least ceil(K/128) = {}, got {}",
                     (k + 127) / 128, ws_ld));
   }
-  const Operands ops{wq, xq, y, ws, xs, bias};
+}
+
+void CublasLtGemm::gemm_fp8(Fp8Scheme scheme, const uint8_t* xq, const float* xs, int64_t m,
+                            const uint8_t* wq, const float* ws, int64_t ws_ld, int64_t n, int64_t k,
+                            const __nv_bfloat16* bias, __nv_bfloat16* y, cudaStream_t stream) {
+  check_fp8(scheme, m, n, k, ws_ld);
+  const Operands ops{wq, xq, y, ws, xs, bias, false};
+  run(scheme == Fp8Scheme::Row ? Kind::Fp8Row : Kind::Fp8Block, m, n, k, ops, stream);
+}
+
+void CublasLtGemm::gemm_fp8(Fp8Scheme scheme, const uint8_t* xq, const float* xs, int64_t m,
+                            const uint8_t* wq, const float* ws, int64_t ws_ld, int64_t n, int64_t k,
+                            const __nv_bfloat16* bias, float* y, cudaStream_t stream) {
+  check_fp8(scheme, m, n, k, ws_ld);
+  const Operands ops{wq, xq, y, ws, xs, bias, true};
   run(scheme == Fp8Scheme::Row ? Kind::Fp8Row : Kind::Fp8Block, m, n, k, ops, stream);
 }
 
@@ -209,7 +237,14 @@ void CublasLtGemm::gemm_bf16(const __nv_bfloat16* x, int64_t m, const __nv_bfloa
                              int64_t k, const __nv_bfloat16* bias, __nv_bfloat16* y,
                              cudaStream_t stream) {
   if (m < 1 || n < 1 || k < 1) throw std::invalid_argument("gemm_bf16: empty matrix");
-  const Operands ops{w, x, y, nullptr, nullptr, bias};
+  const Operands ops{w, x, y, nullptr, nullptr, bias, false};
+  run(Kind::Bf16, m, n, k, ops, stream);
+}
+
+void CublasLtGemm::gemm_bf16(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n,
+                             int64_t k, const __nv_bfloat16* bias, float* y, cudaStream_t stream) {
+  if (m < 1 || n < 1 || k < 1) throw std::invalid_argument("gemm_bf16: empty matrix");
+  const Operands ops{w, x, y, nullptr, nullptr, bias, true};
   run(Kind::Bf16, m, n, k, ops, stream);
 }
 

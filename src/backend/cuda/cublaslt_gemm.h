@@ -1,4 +1,6 @@
-// GEMMs through cuBLASLt, all of the form y[M,N] (row-major bf16) = x[M,K] * W[N,K]^T (+ bias[N]).
+// GEMMs through cuBLASLt, all of the form y[M,N] (row-major, bf16 or fp32) = x[M,K] * W[N,K]^T
+// (+ bias[N], bf16). The fp32 output keeps the accumulator's value unrounded, for activations that
+// are quantized to FP8 again downstream (docs/FP8.md: bf16 rounding there flips FP8 codes).
 //
 // cuBLAS is column-major: row-major y[M,N] is y^T, an N x M column-major matrix, so cuBLAS computes
 // D = op(A) * B with A = W (stored column-major as K x N, transposed: the "TN" form FP8 needs),
@@ -39,9 +41,14 @@ class CublasLtGemm {
   void gemm_fp8(Fp8Scheme scheme, const uint8_t* xq, const float* xs, int64_t m, const uint8_t* wq,
                 const float* ws, int64_t ws_ld, int64_t n, int64_t k, const __nv_bfloat16* bias,
                 __nv_bfloat16* y, cudaStream_t stream);
+  void gemm_fp8(Fp8Scheme scheme, const uint8_t* xq, const float* xs, int64_t m, const uint8_t* wq,
+                const float* ws, int64_t ws_ld, int64_t n, int64_t k, const __nv_bfloat16* bias,
+                float* y, cudaStream_t stream);
 
   void gemm_bf16(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k,
                  const __nv_bfloat16* bias, __nv_bfloat16* y, cudaStream_t stream);
+  void gemm_bf16(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k,
+                 const __nv_bfloat16* bias, float* y, cudaStream_t stream);
 
   // Whether the last plan used for a call with a bias applied it in cuBLASLt's epilogue (true) or
   // in a separate kernel because no algorithm offered the epilogue with that scaling (false).
@@ -50,8 +57,8 @@ class CublasLtGemm {
  private:
   enum class Kind { Fp8Row, Fp8Block, Bf16 };
   struct Plan;
-  // kind, m, n, k, bias?, pointer alignments of A, B, D (capped at 256)
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, int, int>;
+  // kind, m, n, k, bias?, fp32 output?, pointer alignments of A, B, D (capped at 256)
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, bool, int, int, int>;
   struct Operands {
     const void* a;
     const void* b;
@@ -59,10 +66,12 @@ class CublasLtGemm {
     const void* a_scale;
     const void* b_scale;
     const void* bias;
+    bool f32_out;
   };
 
   void run(Kind kind, int64_t m, int64_t n, int64_t k, const Operands& ops, cudaStream_t stream);
   Plan& plan_for(Kind kind, int64_t m, int64_t n, int64_t k, const Operands& ops);
+  void check_fp8(Fp8Scheme scheme, int64_t m, int64_t n, int64_t k, int64_t ws_ld) const;
 
   CublasLtHandle handle_;
   std::map<Key, std::unique_ptr<Plan>> plans_;

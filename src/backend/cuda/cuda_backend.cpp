@@ -22,8 +22,8 @@ size_t align_up(size_t v) {
   return (v + kAlign - 1) / kAlign * kAlign;
 }
 
-__nv_bfloat16* bf16(Act a) {
-  return static_cast<__nv_bfloat16*>(a.data);
+float* f32(Act a) {
+  return static_cast<float*>(a.data);
 }
 
 std::string gib(uint64_t bytes) {
@@ -35,15 +35,19 @@ int64_t context_of(const ModelConfig& c, const LoadOptions& options) {
                                  : c.max_position_embeddings;
 }
 
+// Keys and values are cached in fp32, as the attention computes them (see model_kernels.h).
+constexpr size_t kKvElementBytes = sizeof(float);
+
 uint64_t kv_bytes(const ModelConfig& c, int64_t positions) {
-  return 2ull * static_cast<uint64_t>(c.num_layers * positions * c.num_kv_heads * c.head_dim) * 2;
+  return 2ull * static_cast<uint64_t>(c.num_layers * positions * c.num_kv_heads * c.head_dim) *
+         kKvElementBytes;
 }
 
-// Bytes of one forward pass's activations per token (the buffers LlamaModel allocates).
+// Bytes of one forward pass's activations per token (the fp32 buffers LlamaModel allocates).
 uint64_t activation_bytes_per_token(const ModelConfig& c) {
   const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
-  return 2ull * static_cast<uint64_t>(3 * c.hidden_size + 2 * q_dim + 2 * kv_dim +
-                                      2 * c.intermediate_size + c.vocab_size);
+  return sizeof(float) * static_cast<uint64_t>(3 * c.hidden_size + 2 * q_dim + 2 * kv_dim +
+                                               2 * c.intermediate_size + c.vocab_size);
 }
 
 cpu::RopeParams rope_params(const RopeConfig& r) {
@@ -73,8 +77,8 @@ CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& optio
   // The streamer's defaults are its fastest measured setting (docs/PERFORMANCE.md).
   const cuda::DeviceStreamOptions defaults;
   n.ring_buffers = defaults.ring_buffers;
-  n.buffer_bytes = std::max<size_t>(largest_staged,
-                                    std::min<size_t>(defaults.buffer_bytes, plan.largest_tensor_bytes));
+  n.buffer_bytes = std::max<size_t>(
+      largest_staged, std::min<size_t>(defaults.buffer_bytes, plan.largest_tensor_bytes));
   n.buffer_bytes = std::max<size_t>(align_up(n.buffer_bytes), kAlign);
   n.staging = n.ring_buffers * n.buffer_bytes;
   n.kv_cache = kv_bytes(plan.config,
@@ -168,7 +172,9 @@ void CudaBackend::grow_kv(int64_t positions) {
   if (positions <= kv_allocated_) return;
   const int64_t target = std::min(capacity_, std::max(positions, 2 * kv_allocated_));
   const int64_t kv_dim = config_.num_kv_heads * config_.head_dim;
-  const auto layer_bytes = [&](int64_t p) { return static_cast<size_t>(p * kv_dim) * 2; };
+  const auto layer_bytes = [&](int64_t p) {
+    return static_cast<size_t>(p * kv_dim) * kKvElementBytes;
+  };
   DeviceBuffer k(layer_bytes(target) * static_cast<size_t>(config_.num_layers));
   DeviceBuffer v(layer_bytes(target) * static_cast<size_t>(config_.num_layers));
   if (kv_allocated_ > 0) {
@@ -200,7 +206,7 @@ void CudaBackend::begin_forward(int64_t tokens) {
 
 Act CudaBackend::alloc(int64_t rows, int64_t cols) {
   FP8LLM_CHECK(!chunks_.empty(), "alloc before begin_forward");
-  const size_t bytes = align_up(static_cast<size_t>(rows * cols) * 2);
+  const size_t bytes = align_up(static_cast<size_t>(rows * cols) * sizeof(float));
   if (chunk_used_ + bytes > chunks_.back().size()) {
     chunks_.emplace_back(std::max<size_t>(bytes, size_t{1} << 20));
     chunk_used_ = 0;
@@ -211,7 +217,7 @@ Act CudaBackend::alloc(int64_t rows, int64_t cols) {
 }
 
 Act CudaBackend::rows(Act a, int64_t begin, int64_t count) {
-  return {bf16(a) + begin * a.cols, count, a.cols};
+  return {f32(a) + begin * a.cols, count, a.cols};
 }
 
 void CudaBackend::embed(std::span<const int32_t> ids, Act out) {
@@ -224,7 +230,7 @@ void CudaBackend::embed(std::span<const int32_t> ids, Act out) {
   CUDA_CHECK(
       cudaMemcpyAsync(ids_.data(), ids.data(), ids.size_bytes(), cudaMemcpyHostToDevice, stream_));
   launch_embed(weights_.embed(), ids_.as<int32_t>(), static_cast<int64_t>(ids.size()),
-               weights_.hidden_size(), bf16(out), stream_);
+               weights_.hidden_size(), f32(out), stream_);
 }
 
 const __nv_bfloat16* CudaBackend::norm_weights(int64_t layer, NormKind kind) const {
@@ -251,8 +257,8 @@ void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
       kind == NormKind::QNorm || kind == NormKind::KNorm ? config_.head_dim : config_.hidden_size;
   FP8LLM_CHECK(w != nullptr && in.cols % dim == 0, "rms_norm: {} columns for a norm of {}", in.cols,
                dim);
-  launch_rms_norm(bf16(in), in.rows * (in.cols / dim), dim, w,
-                  static_cast<float>(config_.rms_norm_eps), bf16(out), stream_);
+  launch_rms_norm(f32(in), in.rows * (in.cols / dim), dim, w,
+                  static_cast<float>(config_.rms_norm_eps), f32(out), stream_);
 }
 
 const DeviceLinear& CudaBackend::linear_weights(int64_t layer, LinearKind kind) const {
@@ -285,9 +291,14 @@ void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
                "linear: shapes [{}, {}] x [{}, {}]^T -> [{}, {}] do not agree", in.rows, in.cols,
                w.n, w.k, out.rows, out.cols);
   if (w.is_fp8()) {
-    fp8_.forward(w.fp8, bf16(in), in.rows, bf16(out), stream_);
+    fp8_.forward(w.fp8, f32(in), in.rows, f32(out), stream_);
   } else {
-    gemm_.gemm_bf16(bf16(in), in.rows, w.w, w.n, w.k, w.bias, bf16(out), stream_);
+    // A bf16 weight multiplies bf16 inputs (the tensor cores' operand types), into fp32.
+    const int64_t count = in.rows * in.cols;
+    bf16_input_.reserve_discard(static_cast<size_t>(count) * sizeof(__nv_bfloat16));
+    launch_to_bf16(DType::F32, in.data, count, bf16_input_.as<__nv_bfloat16>(), stream_);
+    gemm_.gemm_bf16(bf16_input_.as<__nv_bfloat16>(), in.rows, w.w, w.n, w.k, w.bias, f32(out),
+                    stream_);
   }
 }
 
@@ -302,7 +313,7 @@ void CudaBackend::rope(Act x, int64_t heads, std::span<const int64_t> positions)
                                cudaMemcpyHostToDevice, stream_));
     uploaded_positions_.assign(positions.begin(), positions.end());
   }
-  launch_rope(bf16(x), x.rows, heads, config_.head_dim, positions_.as<int64_t>(),
+  launch_rope(f32(x), x.rows, heads, config_.head_dim, positions_.as<int64_t>(),
               inv_freq_.as<float>(), stream_);
 }
 
@@ -317,7 +328,7 @@ void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Ac
                "attention: q/k/v widths {}/{}/{} do not match the config", q.cols, k.cols, v.cols);
   grow_kv(past + t);
   if (layer == 0) cached_ = past + t;
-  const size_t row_bytes = static_cast<size_t>(kv_dim) * 2;
+  const size_t row_bytes = static_cast<size_t>(kv_dim) * kKvElementBytes;
   const size_t offset = (static_cast<size_t>(layer * kv_allocated_ + past)) * row_bytes;
   auto* kc = k_cache_.as<std::byte>();
   auto* vc = v_cache_.as<std::byte>();
@@ -326,25 +337,22 @@ void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Ac
   CUDA_CHECK(cudaMemcpyAsync(vc + offset, v.data, static_cast<size_t>(t) * row_bytes,
                              cudaMemcpyDeviceToDevice, stream_));
   const size_t layer_offset = static_cast<size_t>(layer * kv_allocated_) * row_bytes;
-  launch_attention(bf16(q), t, c.num_heads, c.num_kv_heads, c.head_dim,
-                   reinterpret_cast<const __nv_bfloat16*>(kc + layer_offset),
-                   reinterpret_cast<const __nv_bfloat16*>(vc + layer_offset), past, bf16(out),
-                   stream_);
+  launch_attention(f32(q), t, c.num_heads, c.num_kv_heads, c.head_dim,
+                   reinterpret_cast<const float*>(kc + layer_offset),
+                   reinterpret_cast<const float*>(vc + layer_offset), past, f32(out), stream_);
 }
 
 void CudaBackend::silu_mul(Act gate, Act up, Act out) {
-  launch_silu_mul(bf16(gate), bf16(up), gate.rows * gate.cols, bf16(out), stream_);
+  launch_silu_mul(f32(gate), f32(up), gate.rows * gate.cols, f32(out), stream_);
 }
 
 void CudaBackend::add(Act x, Act y) {
-  launch_add(bf16(x), bf16(y), x.rows * x.cols, stream_);
+  launch_add(f32(x), f32(y), x.rows * x.cols, stream_);
 }
 
 void CudaBackend::read(Act in, float* host_out) {
   const int64_t count = in.rows * in.cols;
-  readback_.reserve_discard(static_cast<size_t>(count) * sizeof(float));
-  launch_bf16_to_f32(bf16(in), count, readback_.as<float>(), stream_);
-  CUDA_CHECK(cudaMemcpyAsync(host_out, readback_.data(), static_cast<size_t>(count) * sizeof(float),
+  CUDA_CHECK(cudaMemcpyAsync(host_out, in.data, static_cast<size_t>(count) * sizeof(float),
                              cudaMemcpyDeviceToHost, stream_));
   stream_.synchronize();
 }

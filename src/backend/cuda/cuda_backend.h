@@ -1,7 +1,9 @@
 // The CUDA backend (Hopper / Ada: FP8 tensor cores): loads a LoadPlan straight into GPU memory,
-// quantizing on the device, and implements the Backend ops with bf16 activations and fp32
-// accumulation. The residual stream is bf16, as in transformers' bf16 forward, so results track
-// the bf16 reference (not the CPU backend's fp32 one) to within bf16 rounding.
+// quantizing on the device, and implements the Backend ops with bf16 weights (FP8 projections) and
+// fp32 arithmetic. Activations, the residual stream and the KV cache are fp32, as on the CPU
+// backend: every projection quantizes its input to FP8, and bf16 rounding upstream of that flips
+// FP8 codes (measured in docs/FP8.md), so the CUDA backend tracks the CPU backend to within fp32
+// rounding.
 #pragma once
 
 #include <cstdint>
@@ -90,14 +92,15 @@ class CudaBackend final : public Backend {
   Fp8Linear fp8_;
   int64_t capacity_;
   DeviceBuffer inv_freq_;  // RoPE inverse frequencies from the CPU's table (fp32, bit for bit)
-  // KV cache: [layers][kv_allocated_][kv_heads * head_dim] bf16 each.
+  // KV cache: [layers][kv_allocated_][kv_heads * head_dim] fp32 each.
   DeviceBuffer k_cache_, v_cache_;
   int64_t kv_allocated_ = 0;
   int64_t cached_ = 0;  // positions of the current sequence in the cache
   // Activations of the current pass: bump allocation in chunks that never move.
   std::vector<DeviceBuffer> chunks_;
   size_t chunk_used_ = 0;
-  DeviceBuffer ids_, positions_, readback_;
+  DeviceBuffer ids_, positions_;
+  DeviceBuffer bf16_input_;  // the bf16 copy of a bf16-weight projection's input
   std::vector<int64_t> uploaded_positions_;
 };
 

@@ -11,12 +11,18 @@ unsigned grid_for(int64_t count) {
   return static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
 }
 
-__global__ void add_bias_kernel(__nv_bfloat16* __restrict__ y,
-                                const __nv_bfloat16* __restrict__ bias, int64_t m, int64_t n) {
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
+template <typename T>
+__global__ void add_bias_kernel(T* __restrict__ y, const __nv_bfloat16* __restrict__ bias,
+                                int64_t m, int64_t n) {
   const int64_t total = m * n;
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < total;
        i += int64_t{gridDim.x} * kThreads) {
-    y[i] = __float2bfloat16_rn(__bfloat162float(y[i]) + __bfloat162float(bias[i % n]));
+    store(y + i, to_float(y[i]) + __bfloat162float(bias[i % n]));
   }
 }
 
@@ -40,6 +46,13 @@ __global__ void fill_uniform_bf16_kernel(__nv_bfloat16* __restrict__ out, int64_
 }  // namespace
 
 void launch_add_bias(__nv_bfloat16* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
+                     cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return;
+  add_bias_kernel<<<grid_for(m * n), kThreads, 0, stream>>>(y, bias, m, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_bias(float* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
                      cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
   add_bias_kernel<<<grid_for(m * n), kThreads, 0, stream>>>(y, bias, m, n);

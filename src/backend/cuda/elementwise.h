@@ -11,6 +11,9 @@ namespace fp8llm::cuda {
 // y[m, n] = bf16(float(y[m, n]) + float(bias[n])) for a row-major y[M, N].
 void launch_add_bias(__nv_bfloat16* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
                      cudaStream_t stream);
+// y[m, n] += float(bias[n]) for a row-major fp32 y[M, N].
+void launch_add_bias(float* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
+                     cudaStream_t stream);
 
 // Fills out[count] with bf16 values uniform in [-scale, scale) from a counter-based hash of
 // (seed, index): reproducible, and fast enough for benchmark-sized tensors.

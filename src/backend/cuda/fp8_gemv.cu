@@ -170,7 +170,11 @@ __global__ void __launch_bounds__(kThreads) fp8_gemv_kernel(Fp8GemvArgs p) {
     for (int w = 0; w < kWarps; ++w) s += red[w][i][r];
     float out = kBlock ? s : (s * kTwoPow120) * p.xs[i] * p.ws[nn];
     if (p.bias != nullptr) out += __bfloat162float(p.bias[nn]);
-    p.y[i * p.ldy + nn] = __float2bfloat16_rn(out);
+    if (p.y_f32 != nullptr) {
+      p.y_f32[i * p.ldy + nn] = out;
+    } else {
+      p.y[i * p.ldy + nn] = __float2bfloat16_rn(out);
+    }
   }
 }
 
@@ -211,6 +215,8 @@ void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
   }
   if (a.n <= 0 || a.k <= 0) throw std::invalid_argument("launch_fp8_gemv: empty weight");
   if (a.ldy < a.n) throw std::invalid_argument("launch_fp8_gemv: ldy < n");
+  if ((a.y == nullptr) == (a.y_f32 == nullptr))
+    throw std::invalid_argument("launch_fp8_gemv: set exactly one of y and y_f32");
   const bool vec = a.k % kChunk == 0 && aligned16(a.xq) && aligned16(a.wq);
   if (a.scheme == Fp8Scheme::Block) {
     launch_scheme<true>(a, vec, stream);

@@ -36,7 +36,9 @@ struct Fp8GemvArgs {
   int64_t n = 0;
   int64_t k = 0;
   const __nv_bfloat16* bias = nullptr;  // [n] or null
-  __nv_bfloat16* y = nullptr;           // [m, ldy]
+  // [m, ldy]: exactly one of the two is set (fp32 keeps the accumulator's value unrounded).
+  __nv_bfloat16* y = nullptr;
+  float* y_f32 = nullptr;
   int64_t ldy = 0;
 };
 

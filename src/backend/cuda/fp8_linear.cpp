@@ -1,7 +1,9 @@
 #include "backend/cuda/fp8_linear.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
+#include <type_traits>
 
 #include "backend/cuda/fp8_gemv.h"
 #include "backend/cuda/fp8_quant.h"
@@ -26,6 +28,17 @@ int64_t Fp8Linear::cublaslt_rows(const Fp8DeviceWeight& w, int64_t m) {
 
 void Fp8Linear::forward(const Fp8DeviceWeight& w, const __nv_bfloat16* x, int64_t m,
                         __nv_bfloat16* y, cudaStream_t stream) {
+  forward_impl(w, x, m, y, stream);
+}
+
+void Fp8Linear::forward(const Fp8DeviceWeight& w, const float* x, int64_t m, float* y,
+                        cudaStream_t stream) {
+  forward_impl(w, x, m, y, stream);
+}
+
+template <typename T>
+void Fp8Linear::forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T* y,
+                             cudaStream_t stream) {
   if (m <= 0) return;
   if (w.n <= 0 || w.k <= 0) throw std::invalid_argument("Fp8Linear: empty weight");
   const int64_t k = w.k;
@@ -61,7 +74,11 @@ void Fp8Linear::forward(const Fp8DeviceWeight& w, const __nv_bfloat16* x, int64_
       a.n = w.n;
       a.k = k;
       a.bias = w.bias;
-      a.y = y + (m_lt + r0) * w.n;
+      if constexpr (std::is_same_v<T, float>) {
+        a.y_f32 = y + (m_lt + r0) * w.n;
+      } else {
+        a.y = y + (m_lt + r0) * w.n;
+      }
       a.ldy = w.n;
       launch_fp8_gemv(a, stream);
     }

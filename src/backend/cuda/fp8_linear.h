@@ -1,5 +1,6 @@
-// An FP8 linear layer on the device: y[M,N] = x[M,K] * W[N,K]^T (+ bias), with x in bf16, quantized
-// on the fly (per token, or per token per 128 columns) and W already quantized.
+// An FP8 linear layer on the device: y[M,N] = x[M,K] * W[N,K]^T (+ bias), with x in bf16 or fp32,
+// quantized on the fly (per token, or per token per 128 columns), W already quantized, and y in the
+// type of x.
 //
 // Path: cuBLASLt for M >= kFp8LinearMinCublasRows where its shape rules allow
 // (CublasLtGemm::fp8_supports; block scales with a leading dimension that is a multiple of 4), the
@@ -44,11 +45,15 @@ class Fp8Linear {
 
   void forward(const Fp8DeviceWeight& w, const __nv_bfloat16* x, int64_t m, __nv_bfloat16* y,
                cudaStream_t stream);
+  void forward(const Fp8DeviceWeight& w, const float* x, int64_t m, float* y, cudaStream_t stream);
 
   // Rows of an M-row call that forward() sends to cuBLASLt (the rest go to the small-M kernel).
   static int64_t cublaslt_rows(const Fp8DeviceWeight& w, int64_t m);
 
  private:
+  template <typename T>
+  void forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T* y, cudaStream_t stream);
+
   CublasLtGemm& gemm_;
   DeviceBuffer scratch_;  // quantized activations and their scales
 };

@@ -24,71 +24,71 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Sum over a block of kThreads threads (all threads get it).
-__device__ __forceinline__ float block_sum(float v) {
-  __shared__ float partial[kThreads / 32];
+// Sum over a block of kThreads threads in double (all threads get it): the CPU backend sums the
+// squares of RMSNorm in double, and matching it keeps the two backends within fp32 rounding.
+__device__ __forceinline__ double block_sum_double(double v) {
+  __shared__ double partial[kThreads / 32];
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
-  v = warp_sum(v);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
   if (lane == 0) partial[warp] = v;
   __syncthreads();
-  float r = lane < kThreads / 32 ? partial[lane] : 0.0f;
-  r = warp_sum(r);
+  double r = lane < kThreads / 32 ? partial[lane] : 0.0;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) r += __shfl_xor_sync(0xffffffffu, r, off);
   __syncthreads();
   return r;
 }
 
-__device__ __forceinline__ float round_bf16(float v) {
-  return __bfloat162float(__float2bfloat16_rn(v));
-}
-
 __global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
                              const int32_t* __restrict__ ids, int64_t hidden,
-                             __nv_bfloat16* __restrict__ out) {
+                             float* __restrict__ out) {
   const int64_t t = blockIdx.x;
   const __nv_bfloat16* src = table + static_cast<int64_t>(ids[t]) * hidden;
-  __nv_bfloat16* dst = out + t * hidden;
-  for (int64_t i = threadIdx.x; i < hidden; i += kThreads) dst[i] = src[i];
+  float* dst = out + t * hidden;
+  for (int64_t i = threadIdx.x; i < hidden; i += kThreads) dst[i] = __bfloat162float(src[i]);
 }
 
 // One block per row. out may alias x: every thread reads its elements before the barrier inside
-// block_sum and writes only the same elements after it.
+// block_sum_double and writes only the same elements after it.
 __global__ void __launch_bounds__(kThreads)
-    rms_norm_kernel(const __nv_bfloat16* x, int64_t dim, const __nv_bfloat16* __restrict__ w,
-                    float eps, __nv_bfloat16* out) {
+    rms_norm_kernel(const float* x, int64_t dim, const __nv_bfloat16* __restrict__ w, float eps,
+                    float* out) {
   const int64_t row = blockIdx.x;
-  const __nv_bfloat16* xr = x + row * dim;
-  __nv_bfloat16* yr = out + row * dim;
-  float ss = 0.0f;
+  const float* xr = x + row * dim;
+  float* yr = out + row * dim;
+  double ss = 0.0;
   for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-    const float v = __bfloat162float(xr[i]);
-    ss += v * v;
+    const float sq = __fmul_rn(xr[i], xr[i]);
+    ss += sq;
   }
-  ss = block_sum(ss);
-  const float r = rsqrtf(ss / static_cast<float>(dim) + eps);
+  ss = block_sum_double(ss);
+  const float variance = static_cast<float>(ss / static_cast<double>(dim));
+  const float inv_rms = static_cast<float>(1.0 / sqrt(static_cast<double>(variance + eps)));
   for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-    const float normed = round_bf16(__bfloat162float(xr[i]) * r);
-    yr[i] = __float2bfloat16_rn(__bfloat162float(w[i]) * normed);
+    const float normed = __fmul_rn(xr[i], inv_rms);
+    yr[i] = __fmul_rn(__bfloat162float(w[i]), normed);
   }
 }
 
 // grid (heads, tokens); thread i < head_dim/2 rotates the pair (i, i + half).
-__global__ void rope_kernel(__nv_bfloat16* x, int64_t heads, int64_t head_dim,
+__global__ void rope_kernel(float* x, int64_t heads, int64_t head_dim,
                             const int64_t* __restrict__ positions,
                             const float* __restrict__ inv_freq) {
   const int64_t h = blockIdx.x;
   const int64_t t = blockIdx.y;
   const int64_t half = head_dim / 2;
   const float pos = static_cast<float>(positions[t]);
-  __nv_bfloat16* v = x + (t * heads + h) * head_dim;
+  float* v = x + (t * heads + h) * head_dim;
   for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-    const double angle = static_cast<double>(inv_freq[i] * pos);
+    const double angle = static_cast<double>(__fmul_rn(inv_freq[i], pos));
     const float c = static_cast<float>(cos(angle));
     const float s = static_cast<float>(sin(angle));
-    const float a = __bfloat162float(v[i]);
-    const float b = __bfloat162float(v[i + half]);
-    v[i] = __float2bfloat16_rn(__fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s)));
-    v[i + half] = __float2bfloat16_rn(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)));
+    const float a = v[i];
+    const float b = v[i + half];
+    v[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    v[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
   }
 }
 
@@ -99,10 +99,10 @@ constexpr int kAttnWarps = 8;
 // warps' states are merged at the end.
 template <int kPer>
 __global__ void __launch_bounds__(kAttnWarps * 32)
-    attention_kernel(const __nv_bfloat16* __restrict__ q, int64_t heads, int64_t kv_heads,
-                     int64_t head_dim, const __nv_bfloat16* __restrict__ k_cache,
-                     const __nv_bfloat16* __restrict__ v_cache, int64_t past, float scale,
-                     __nv_bfloat16* __restrict__ out) {
+    attention_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads,
+                     int64_t head_dim, const float* __restrict__ k_cache,
+                     const float* __restrict__ v_cache, int64_t past, float scale,
+                     float* __restrict__ out) {
   __shared__ float s_m[kAttnWarps];
   __shared__ float s_l[kAttnWarps];
   __shared__ float s_acc[kAttnWarps][kPer * 32];
@@ -116,23 +116,23 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 
   float qv[kPer];
   float acc[kPer];
-  const __nv_bfloat16* qr = q + (t * heads + h) * head_dim;
+  const float* qr = q + (t * heads + h) * head_dim;
 #pragma unroll
   for (int e = 0; e < kPer; ++e) {
     const int64_t d = lane * kPer + e;
-    qv[e] = d < head_dim ? __bfloat162float(qr[d]) : 0.0f;
+    qv[e] = d < head_dim ? qr[d] : 0.0f;
     acc[e] = 0.0f;
   }
   float m = -INFINITY;
   float l = 0.0f;
   for (int64_t j = warp; j < keys; j += kAttnWarps) {
-    const __nv_bfloat16* kr = k_cache + j * kv_dim + kvh * head_dim;
-    const __nv_bfloat16* vr = v_cache + j * kv_dim + kvh * head_dim;
+    const float* kr = k_cache + j * kv_dim + kvh * head_dim;
+    const float* vr = v_cache + j * kv_dim + kvh * head_dim;
     float dot = 0.0f;
 #pragma unroll
     for (int e = 0; e < kPer; ++e) {
       const int64_t d = lane * kPer + e;
-      if (d < head_dim) dot += qv[e] * __bfloat162float(kr[d]);
+      if (d < head_dim) dot += qv[e] * kr[d];
     }
     const float s = warp_sum(dot) * scale;
     const float m_new = fmaxf(m, s);
@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 #pragma unroll
     for (int e = 0; e < kPer; ++e) {
       const int64_t d = lane * kPer + e;
-      const float vv = d < head_dim ? __bfloat162float(vr[d]) : 0.0f;
+      const float vv = d < head_dim ? vr[d] : 0.0f;
       acc[e] = acc[e] * corr + p * vv;
     }
     m = m_new;
@@ -165,37 +165,28 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     total += s_l[w] * weights[w];
   }
   const float inv = 1.0f / total;
-  __nv_bfloat16* o = out + (t * heads + h) * head_dim;
+  float* o = out + (t * heads + h) * head_dim;
   for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
-    o[d] = __float2bfloat16_rn(sum * inv);
+    o[d] = sum * inv;
   }
 }
 
-__global__ void silu_mul_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count,
-                                __nv_bfloat16* out) {
+__global__ void silu_mul_kernel(const float* gate, const float* up, int64_t count, float* out) {
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
        i += int64_t{gridDim.x} * kThreads) {
-    const float g = __bfloat162float(gate[i]);
-    const float act = round_bf16(g / (1.0f + expf(-g)));
-    out[i] = __float2bfloat16_rn(act * __bfloat162float(up[i]));
+    const float g = gate[i];
+    const float silu = __fdiv_rn(g, 1.0f + expf(-g));
+    out[i] = __fmul_rn(silu, up[i]);
   }
 }
 
-__global__ void add_kernel(__nv_bfloat16* x, const __nv_bfloat16* __restrict__ y, int64_t count) {
+__global__ void add_kernel(float* x, const float* __restrict__ y, int64_t count) {
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
        i += int64_t{gridDim.x} * kThreads) {
-    x[i] = __float2bfloat16_rn(__bfloat162float(x[i]) + __bfloat162float(y[i]));
-  }
-}
-
-__global__ void bf16_to_f32_kernel(const __nv_bfloat16* __restrict__ in, int64_t count,
-                                   float* __restrict__ out) {
-  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
-       i += int64_t{gridDim.x} * kThreads) {
-    out[i] = __bfloat162float(in[i]);
+    x[i] = __fadd_rn(x[i], y[i]);
   }
 }
 
@@ -239,20 +230,20 @@ unsigned elementwise_blocks(int64_t count) {
 }  // namespace
 
 void launch_embed(const __nv_bfloat16* table, const int32_t* ids, int64_t tokens, int64_t hidden,
-                  __nv_bfloat16* out, cudaStream_t stream) {
+                  float* out, cudaStream_t stream) {
   if (tokens <= 0) return;
   embed_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, stream>>>(table, ids, hidden, out);
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_rms_norm(const __nv_bfloat16* x, int64_t rows, int64_t dim, const __nv_bfloat16* w,
-                     float eps, __nv_bfloat16* out, cudaStream_t stream) {
+void launch_rms_norm(const float* x, int64_t rows, int64_t dim, const __nv_bfloat16* w, float eps,
+                     float* out, cudaStream_t stream) {
   if (rows <= 0) return;
   rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, dim, w, eps, out);
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_rope(__nv_bfloat16* x, int64_t tokens, int64_t heads, int64_t head_dim,
+void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
                  const int64_t* positions, const float* inv_freq, cudaStream_t stream) {
   if (tokens <= 0) return;
   const int64_t half = head_dim / 2;
@@ -262,9 +253,9 @@ void launch_rope(__nv_bfloat16* x, int64_t tokens, int64_t heads, int64_t head_d
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_attention(const __nv_bfloat16* q, int64_t tokens, int64_t heads, int64_t kv_heads,
-                      int64_t head_dim, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
-                      int64_t past, __nv_bfloat16* out, cudaStream_t stream) {
+void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_heads,
+                      int64_t head_dim, const float* k_cache, const float* v_cache, int64_t past,
+                      float* out, cudaStream_t stream) {
   if (tokens <= 0) return;
   if (head_dim > kAttentionMaxHeadDim || kv_heads <= 0 || heads % kv_heads != 0)
     throw std::invalid_argument("launch_attention: unsupported head layout");
@@ -284,22 +275,16 @@ void launch_attention(const __nv_bfloat16* q, int64_t tokens, int64_t heads, int
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_silu_mul(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count,
-                     __nv_bfloat16* out, cudaStream_t stream) {
+void launch_silu_mul(const float* gate, const float* up, int64_t count, float* out,
+                     cudaStream_t stream) {
   if (count <= 0) return;
   silu_mul_kernel<<<elementwise_blocks(count), kThreads, 0, stream>>>(gate, up, count, out);
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_add(__nv_bfloat16* x, const __nv_bfloat16* y, int64_t count, cudaStream_t stream) {
+void launch_add(float* x, const float* y, int64_t count, cudaStream_t stream) {
   if (count <= 0) return;
   add_kernel<<<elementwise_blocks(count), kThreads, 0, stream>>>(x, y, count);
-  CUDA_CHECK_LAUNCH();
-}
-
-void launch_bf16_to_f32(const __nv_bfloat16* in, int64_t count, float* out, cudaStream_t stream) {
-  if (count <= 0) return;
-  bf16_to_f32_kernel<<<elementwise_blocks(count), kThreads, 0, stream>>>(in, count, out);
   CUDA_CHECK_LAUNCH();
 }
 

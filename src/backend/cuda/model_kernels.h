@@ -1,7 +1,8 @@
-// The forward pass's kernels besides the GEMMs, on bf16 activations with fp32 arithmetic. Each
-// mirrors what transformers computes in bf16 (rounding points noted per kernel), so that the CUDA
-// backend tracks the bf16 reference; the CPU backend is the fp32 reference. All launches are
-// asynchronous on `stream`; every pointer is device memory.
+// The forward pass's kernels besides the GEMMs, on fp32 activations (weights bf16). Each computes
+// what the CPU backend computes, operation for operation in fp32 (rounding points noted per
+// kernel), so that the two backends agree to within fp32 rounding: activations are quantized to
+// FP8 before every projection, and any coarser rounding upstream flips FP8 codes (docs/FP8.md).
+// All launches are asynchronous on `stream`; every pointer is device memory.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -13,37 +14,36 @@
 
 namespace fp8llm::cuda {
 
-// out[t, :] = table[ids[t], :] for t < tokens (ids checked by the caller).
+// out[t, :] = float(table[ids[t], :]) for t < tokens (ids checked by the caller).
 void launch_embed(const __nv_bfloat16* table, const int32_t* ids, int64_t tokens, int64_t hidden,
-                  __nv_bfloat16* out, cudaStream_t stream);
+                  float* out, cudaStream_t stream);
 
-// RMSNorm of `rows` rows of `dim` (out may be x): y = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))),
-// the sum of squares in fp32 (transformers' LlamaRMSNorm / Qwen3RMSNorm in bf16).
-void launch_rms_norm(const __nv_bfloat16* x, int64_t rows, int64_t dim, const __nv_bfloat16* w,
-                     float eps, __nv_bfloat16* out, cudaStream_t stream);
+// RMSNorm of `rows` rows of `dim` (out may be x): y = w * (x * inv_rms), inv_rms =
+// float(1 / sqrt(double(float(sum of squares / dim) + eps))), the squares summed in double
+// (transformers' LlamaRMSNorm in fp32, as the CPU backend computes it).
+void launch_rms_norm(const float* x, int64_t rows, int64_t dim, const __nv_bfloat16* w, float eps,
+                     float* out, cudaStream_t stream);
 
 // Rotary embedding in place on x [tokens, heads, head_dim] (half-split layout): angle = fp32
-// (inv_freq[i] * position), cos/sin of it computed in double as the CPU backend does, the rotation
-// in fp32, rounded to bf16 once.
-void launch_rope(__nv_bfloat16* x, int64_t tokens, int64_t heads, int64_t head_dim,
+// (inv_freq[i] * position), cos/sin of it computed in double as the CPU backend does, each product
+// rounded to fp32.
+void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
                  const int64_t* positions, const float* inv_freq, cudaStream_t stream);
 
 // Causal GQA attention of q [tokens, heads, head_dim] (token t at position past + t) over the
 // cache's first past + tokens positions (k/v_cache [positions, kv_heads, head_dim]), fp32 online
 // softmax with scale 1/sqrt(head_dim); out [tokens, heads, head_dim]. head_dim <= 256.
-void launch_attention(const __nv_bfloat16* q, int64_t tokens, int64_t heads, int64_t kv_heads,
-                      int64_t head_dim, const __nv_bfloat16* k_cache, const __nv_bfloat16* v_cache,
-                      int64_t past, __nv_bfloat16* out, cudaStream_t stream);
+void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_heads,
+                      int64_t head_dim, const float* k_cache, const float* v_cache, int64_t past,
+                      float* out, cudaStream_t stream);
 inline constexpr int64_t kAttentionMaxHeadDim = 256;
 
-// out = bf16(float(bf16(silu(gate))) * up) (out may be gate).
-void launch_silu_mul(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count,
-                     __nv_bfloat16* out, cudaStream_t stream);
+// out = (gate / (1 + exp(-gate))) * up (out may be gate).
+void launch_silu_mul(const float* gate, const float* up, int64_t count, float* out,
+                     cudaStream_t stream);
 
-// x = bf16(x + y).
-void launch_add(__nv_bfloat16* x, const __nv_bfloat16* y, int64_t count, cudaStream_t stream);
-
-void launch_bf16_to_f32(const __nv_bfloat16* in, int64_t count, float* out, cudaStream_t stream);
+// x = x + y.
+void launch_add(float* x, const float* y, int64_t count, cudaStream_t stream);
 
 // F16 or F32 source values -> bf16 (round to nearest even); BF16 is copied.
 void launch_to_bf16(DType dtype, const void* in, int64_t count, __nv_bfloat16* out,
