@@ -33,6 +33,12 @@ struct LoadOptions {
   std::filesystem::path cache_dir;
   // "cpu" (the exact reference backend)
   std::string device = "cpu";
+  // How the CUDA backend multiplies FP8 activations by FP8 weights when a pass has several tokens:
+  // "tensor-core" (fast; Hopper's FP8 tensor cores keep about 14 bits while summing, about 1e-4
+  // relative error per GEMM) or "fp32" (every product summed in fp32 on CUDA cores, as the CPU
+  // backend does: slow prefill, results within fp32 rounding of the CPU). Decoding one token
+  // always sums in fp32.
+  std::string fp8_gemm = "tensor-core";
   // Positions the KV cache holds; 0: the model's max_position_embeddings.
   int64_t max_context = 0;
   // Called as weights stream in (bytes read so far, bytes in total).

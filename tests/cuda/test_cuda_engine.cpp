@@ -28,16 +28,27 @@ namespace {
 struct Case {
   std::string model;
   std::string quantization;
+  std::string fp8_gemm = "fp32";
 };
 
-// Bounds (what the product asks of the CUDA backend). Activations are fp32 on both backends, so the
-// GPU differs from the CPU engine only by fp32 rounding order (GEMM accumulation, online softmax);
-// now and then that moves an activation across an FP8 rounding step, which these small random
-// models amplify. A wrong scale or layout gives errors of order 1.
+// Bounds (what the product asks of the CUDA backend). Activations are fp32 on both backends, and
+// with --fp8-gemm fp32 every FP8 product is summed in fp32, so the GPU differs from the CPU engine
+// only by fp32 rounding order; now and then that moves an activation across an FP8 rounding step,
+// which these small random models amplify. A wrong scale or layout gives errors of order 1.
 constexpr double kNoneBound = 2e-2;         // vs bf16.pI
 constexpr double kFp8Bound = 6e-2;          // vs fp8_*.pI
 constexpr double kVsCpuBound = 3e-2;        // vs the CPU engine, same mode
 constexpr double kIncrementalBound = 2e-2;  // token by token vs the full forward
+// With --fp8-gemm tensor-core, each GEMM of a prompt carries the tensor cores' summation error
+// (about 1.2e-4 relative, measured in test_gemm.cpp) while single tokens are summed in fp32; the
+// FP8 codes downstream then differ often enough that the logits move by 4e-2 to 5e-2 (measured on
+// H100 and H200). The references bound still holds; the other two are looser by that much.
+constexpr double kTensorCoreVsCpuBound = 8e-2;
+constexpr double kTensorCoreIncrementalBound = 8e-2;
+
+bool tensor_cores(const Case& c) {
+  return c.quantization != "none" && c.fp8_gemm == "tensor-core";
+}
 
 std::string reference_kind(const std::string& quantization) {
   if (quantization == "none") return "bf16";
@@ -45,7 +56,8 @@ std::string reference_kind(const std::string& quantization) {
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
-  std::string name = param_info.param.model + "_" + param_info.param.quantization;
+  std::string name = param_info.param.model + "_" + param_info.param.quantization + "_" +
+                     param_info.param.fp8_gemm;
   std::replace(name.begin(), name.end(), '-', '_');
   return name;
 }
@@ -69,8 +81,10 @@ class CudaWeights : public ::testing::Test {
 TEST_P(CudaEngine, MatchesReferenceAndCpuOnEveryPrompt) {
   const Case& c = GetParam();
   const Reference ref = Reference::load(c.model);
-  auto gpu = Engine::load(
-      {.model_dir = data_path(c.model), .quantization = c.quantization, .device = "cuda"});
+  auto gpu = Engine::load({.model_dir = data_path(c.model),
+                           .quantization = c.quantization,
+                           .device = "cuda",
+                           .fp8_gemm = c.fp8_gemm});
   auto cpu = Engine::load({.model_dir = data_path(c.model), .quantization = c.quantization});
   const std::string kind = reference_kind(c.quantization);
   const double bound = c.quantization == "none" ? kNoneBound : kFp8Bound;
@@ -84,21 +98,24 @@ TEST_P(CudaEngine, MatchesReferenceAndCpuOnEveryPrompt) {
     const double err_cpu = rel_l2(got, on_cpu);
     worst_ref = std::max(worst_ref, err_ref);
     worst_cpu = std::max(worst_cpu, err_cpu);
-    std::printf("%s %s prompt %zu (%zu tokens): rel L2 vs %s %.3e, vs cpu %.3e\n", c.model.c_str(),
-                c.quantization.c_str(), p, ref.prompts[p].size(), kind.c_str(), err_ref, err_cpu);
+    std::printf("%s %s %s prompt %zu (%zu tokens): rel L2 vs %s %.3e, vs cpu %.3e\n",
+                c.model.c_str(), c.quantization.c_str(), c.fp8_gemm.c_str(), p,
+                ref.prompts[p].size(), kind.c_str(), err_ref, err_cpu);
     EXPECT_LT(err_ref, bound) << "prompt " << p;
-    EXPECT_LT(err_cpu, kVsCpuBound) << "prompt " << p;
+    EXPECT_LT(err_cpu, tensor_cores(c) ? kTensorCoreVsCpuBound : kVsCpuBound) << "prompt " << p;
   }
-  std::printf("%s %s: max rel L2 vs %s %.3e, vs cpu %.3e\n", c.model.c_str(),
-              c.quantization.c_str(), kind.c_str(), worst_ref, worst_cpu);
+  std::printf("%s %s %s: max rel L2 vs %s %.3e, vs cpu %.3e\n", c.model.c_str(),
+              c.quantization.c_str(), c.fp8_gemm.c_str(), kind.c_str(), worst_ref, worst_cpu);
 }
 
 // Prompt 4 fed token by token (the KV cache path, one query row) equals the full forward.
 TEST_P(CudaEngine, TokenByTokenEqualsFullForward) {
   const Case& c = GetParam();
   const Reference ref = Reference::load(c.model);
-  auto engine = Engine::load(
-      {.model_dir = data_path(c.model), .quantization = c.quantization, .device = "cuda"});
+  auto engine = Engine::load({.model_dir = data_path(c.model),
+                              .quantization = c.quantization,
+                              .device = "cuda",
+                              .fp8_gemm = c.fp8_gemm});
   const std::vector<int32_t>& prompt = ref.prompts.at(4);
   const std::vector<float> full = engine->logits(prompt);
   engine->reset();
@@ -109,9 +126,9 @@ TEST_P(CudaEngine, TokenByTokenEqualsFullForward) {
   }
   ASSERT_EQ(stepwise.size(), full.size());
   const double err = rel_l2(stepwise, full);
-  std::printf("%s %s: token-by-token vs full forward %.3e\n", c.model.c_str(),
-              c.quantization.c_str(), err);
-  EXPECT_LT(err, kIncrementalBound);
+  std::printf("%s %s %s: token-by-token vs full forward %.3e\n", c.model.c_str(),
+              c.quantization.c_str(), c.fp8_gemm.c_str(), err);
+  EXPECT_LT(err, tensor_cores(c) ? kTensorCoreIncrementalBound : kIncrementalBound);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -120,7 +137,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-llama", "fp8-block"}, Case{"tiny-qwen2", "none"},
                       Case{"tiny-qwen2", "fp8-row"}, Case{"tiny-qwen2", "fp8-block"},
                       Case{"tiny-qwen3", "none"}, Case{"tiny-qwen3", "fp8-row"},
-                      Case{"tiny-qwen3", "fp8-block"}),
+                      Case{"tiny-qwen3", "fp8-block"}, Case{"tiny-llama", "fp8-row", "tensor-core"},
+                      Case{"tiny-llama", "fp8-block", "tensor-core"},
+                      Case{"tiny-qwen2", "fp8-row", "tensor-core"},
+                      Case{"tiny-qwen2", "fp8-block", "tensor-core"},
+                      Case{"tiny-qwen3", "fp8-row", "tensor-core"},
+                      Case{"tiny-qwen3", "fp8-block", "tensor-core"}),
     case_name);
 
 LoadPlan plan_for(const std::filesystem::path& dir, const std::string& quantization) {
@@ -234,6 +256,21 @@ TEST_F(CudaWeights, NonFiniteWeightIsNamed) {
       EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("NaN"), std::string::npos) << e.what();
     }
+  }
+}
+
+// An unknown --fp8-gemm is refused before any device work (no GPU needed).
+TEST(CudaDeviceCheck, UnknownFp8GemmIsRefused) {
+  const LoadPlan plan = plan_for(data_path("tiny-llama"), "fp8-block");
+  LoadOptions options;
+  options.fp8_gemm = "fast";
+  try {
+    load_cuda_backend(plan, options, nullptr);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--fp8-gemm: 'fast' is not one of tensor-core, fp32"),
+              std::string::npos)
+        << e.what();
   }
 }
 

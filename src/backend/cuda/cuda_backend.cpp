@@ -62,6 +62,12 @@ cpu::RopeParams rope_params(const RopeConfig& r) {
   return p;
 }
 
+cuda::Fp8Accumulation fp8_accumulation(const std::string& name) {
+  if (name == "tensor-core") return cuda::Fp8Accumulation::TensorCore;
+  if (name == "fp32") return cuda::Fp8Accumulation::Fp32;
+  fail("--fp8-gemm: '{}' is not one of tensor-core, fp32", name);
+}
+
 }  // namespace
 
 CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& options) {
@@ -106,6 +112,7 @@ void check_cuda_device(const LoadPlan& plan, const CudaMemoryNeeds& needs, int c
 }
 
 CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats) {
+  fp8_accumulation(options.fp8_gemm);  // a bad name fails before the device is touched
   FP8LLM_CHECK(cuda::device_available(),
                "--device cuda: no CUDA device is available (use --device cpu)");
   const CudaMemoryNeeds needs = cuda_memory_needs(plan, options);
@@ -154,7 +161,7 @@ int64_t CudaBackend::initial_kv_positions(int64_t capacity) {
 CudaBackend::CudaBackend(const LoadPlan& plan, const LoadOptions& options)
     : config_(plan.config),
       weights_(plan),
-      fp8_(gemm_),
+      fp8_(gemm_, fp8_accumulation(options.fp8_gemm)),
       capacity_(context_of(plan.config, options)) {
   const ModelConfig& c = config_;
   FP8LLM_CHECK(c.head_dim <= kAttentionMaxHeadDim && c.head_dim % 2 == 0,

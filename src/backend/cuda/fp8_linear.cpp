@@ -1,7 +1,6 @@
 #include "backend/cuda/fp8_linear.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 #include <type_traits>
 
@@ -42,7 +41,7 @@ void Fp8Linear::forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T*
   if (m <= 0) return;
   if (w.n <= 0 || w.k <= 0) throw std::invalid_argument("Fp8Linear: empty weight");
   const int64_t k = w.k;
-  const int64_t m_lt = cublaslt_rows(w, m);
+  const int64_t m_lt = accumulation_ == Fp8Accumulation::Fp32 ? 0 : cublaslt_rows(w, m);
   const int64_t m_tail = m - m_lt;
 
   // scratch: q[m, k] | scales of rows [0, m_lt) | scales of rows [m_lt, m), each 256-byte aligned

@@ -39,9 +39,15 @@ struct Fp8DeviceWeight {
   const __nv_bfloat16* bias = nullptr;  // [n] or null
 };
 
+// Which kernels multiply when cuBLASLt could: its FP8 tensor-core GEMMs (fast; Hopper sums FP8
+// products with about 14 bits, about 1e-4 relative error), or the small-M kernel in chunks of rows
+// (every product summed in fp32; slow for long prompts).
+enum class Fp8Accumulation { TensorCore, Fp32 };
+
 class Fp8Linear {
  public:
-  explicit Fp8Linear(CublasLtGemm& gemm) : gemm_(gemm) {}
+  explicit Fp8Linear(CublasLtGemm& gemm, Fp8Accumulation accumulation = Fp8Accumulation::TensorCore)
+      : gemm_(gemm), accumulation_(accumulation) {}
 
   void forward(const Fp8DeviceWeight& w, const __nv_bfloat16* x, int64_t m, __nv_bfloat16* y,
                cudaStream_t stream);
@@ -49,12 +55,14 @@ class Fp8Linear {
 
   // Rows of an M-row call that forward() sends to cuBLASLt (the rest go to the small-M kernel).
   static int64_t cublaslt_rows(const Fp8DeviceWeight& w, int64_t m);
+  Fp8Accumulation accumulation() const { return accumulation_; }
 
  private:
   template <typename T>
   void forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T* y, cudaStream_t stream);
 
   CublasLtGemm& gemm_;
+  Fp8Accumulation accumulation_;
   DeviceBuffer scratch_;  // quantized activations and their scales
 };
 
