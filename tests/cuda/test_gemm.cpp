@@ -449,13 +449,16 @@ double rel_l2_f32(const DeviceBuffer& y, const std::vector<double>& ref) {
   return std::sqrt(num / den);
 }
 
-// The fp32-output forms the CUDA backend uses: the value is the fp32 accumulation, not rounded to
-// bf16, so it lands within 1e-5 of the float64 reference of the same quantized operands (bf16
-// output: about 2e-3).
+// The fp32-output forms the CUDA backend uses. Summed in fp32 (the small-M kernel, BF16 tensor
+// cores, Fp8Linear in Fp32 mode) the result lands within 1e-5 of the float64 reference of the same
+// quantized operands. The FP8 tensor cores sum with about 14 bits: cuBLASLt's FP8 GEMMs measure
+// 1.1e-4 to 1.4e-4 here (H100, H200), so they get their own bound.
 TEST_F(CudaGemm, Fp32OutputsKeepAccumulatorPrecision) {
   constexpr double kBound = 1e-5;
+  constexpr double kFp8TensorCoreBound = 3e-4;
   CublasLtGemm gemm;
-  Fp8Linear linear(gemm);
+  Fp8Linear linear(gemm, Fp8Accumulation::Fp32);
+  Fp8Linear tensor_core_linear(gemm, Fp8Accumulation::TensorCore);
   const int64_t n = 256, k = 512;
   for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
     const auto bias = random_bf16(1, n, 51, 0.5f);
@@ -477,7 +480,7 @@ TEST_F(CudaGemm, Fp32OutputsKeepAccumulatorPrecision) {
         const double err = rel_l2_f32(y, want);
         std::printf("cuBLASLt %s M=%ld fp32 out: rel L2 %.2e, bias %s\n", name_of(scheme), long(m),
                     err, gemm.last_bias_in_epilogue() ? "in epilogue" : "separate kernel");
-        EXPECT_LT(err, kBound);
+        EXPECT_LT(err, kFp8TensorCoreBound);
       }
       if (m <= kFp8GemvMaxRows) {
         DeviceBuffer y = poisoned_output_f32(m, n);
@@ -504,6 +507,9 @@ TEST_F(CudaGemm, Fp32OutputsKeepAccumulatorPrecision) {
       linear.forward(w.view(), dx.as<float>(), m, y.as<float>(), nullptr);
       CUDA_CHECK(cudaDeviceSynchronize());
       EXPECT_LT(rel_l2_f32(y, want), kBound);
+      tensor_core_linear.forward(w.view(), dx.as<float>(), m, y.as<float>(), nullptr);
+      CUDA_CHECK(cudaDeviceSynchronize());
+      EXPECT_LT(rel_l2_f32(y, want), kFp8TensorCoreBound);
     }
   }
   // BF16 operands, fp32 output.
