@@ -24,8 +24,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  // Starts a forward pass over `tokens` new tokens; frees the previous pass's activations.
-  virtual void begin_forward(int64_t tokens) = 0;
+  // Starts a forward pass over `tokens` new tokens at positions past.. past + tokens - 1; frees the
+  // previous pass's activations.
+  virtual void begin_forward(int64_t tokens, int64_t past) = 0;
   virtual Act alloc(int64_t rows, int64_t cols) = 0;
   // A view of rows [begin, begin + count) of `a`.
   virtual Act rows(Act a, int64_t begin, int64_t count) = 0;

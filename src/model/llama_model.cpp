@@ -24,7 +24,7 @@ void LlamaModel::forward(Backend& b, std::span<const int32_t> ids, int64_t past,
   std::vector<int64_t> positions(static_cast<size_t>(t));
   std::iota(positions.begin(), positions.end(), past);
 
-  b.begin_forward(t);
+  b.begin_forward(t, past);
   Act x = b.alloc(t, c.hidden_size);  // the residual stream
   Act h = b.alloc(t, c.hidden_size);  // normed input of each block
   Act q = b.alloc(t, q_dim), k = b.alloc(t, kv_dim), v = b.alloc(t, kv_dim);

@@ -61,7 +61,7 @@ CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights, CpuBacken
   v_cache_.resize(static_cast<size_t>(config.num_layers));
 }
 
-void CpuBackend::begin_forward(int64_t /*tokens*/) { arena_.clear(); }
+void CpuBackend::begin_forward(int64_t /*tokens*/, int64_t /*past*/) { arena_.clear(); }
 
 Act CpuBackend::alloc(int64_t rows, int64_t cols) {
   arena_.emplace_back(static_cast<size_t>(rows * cols));

@@ -24,7 +24,7 @@ class CpuBackend : public Backend {
   const HostWeights& weights() const { return weights_; }
   HostWeights& weights() { return weights_; }
 
-  void begin_forward(int64_t tokens) override;
+  void begin_forward(int64_t tokens, int64_t past) override;
   Act alloc(int64_t rows, int64_t cols) override;
   Act rows(Act a, int64_t begin, int64_t count) override;
   void embed(std::span<const int32_t> ids, Act out) override;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "backend/cpu/rope.h"
 #include "backend/cuda/cublaslt_handle.h"
@@ -9,6 +10,7 @@
 #include "backend/cuda/device.h"
 #include "backend/cuda/device_sink.h"
 #include "backend/cuda/device_stream.h"
+#include "backend/cuda/graph.h"
 #include "backend/cuda/model_kernels.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -200,7 +202,25 @@ void CudaBackend::grow_kv(int64_t positions) {
   kv_allocated_ = target;
 }
 
-void CudaBackend::begin_forward(int64_t tokens) {
+CudaBackend::GraphKey CudaBackend::graph_key() const {
+  return {chunks_.empty() ? nullptr : chunks_.front().data(),
+          chunks_.size(),
+          fp8_.scratch(),
+          bf16_input_.data(),
+          k_cache_.data(),
+          v_cache_.data(),
+          kv_allocated_,
+          ids_.data(),
+          positions_.data()};
+}
+
+void CudaBackend::begin_forward(int64_t tokens, int64_t past) {
+  GraphCapture::abandon(stream_);  // a pass that failed while being recorded
+  mode_ = GraphMode::Eager;
+  FP8LLM_CHECK(tokens > 0 && past >= 0 && past + tokens <= capacity_,
+               "forward: {} tokens at position {} do not fit the context of {} positions", tokens,
+               past, capacity_);
+  grow_kv(past + tokens);  // the cache never moves inside a pass
   const size_t needed =
       static_cast<size_t>(tokens) * activation_bytes_per_token(config_) + 16 * kAlign;
   if (chunks_.size() != 1 || chunks_.front().size() < needed) {
@@ -209,6 +229,35 @@ void CudaBackend::begin_forward(int64_t tokens) {
     chunks_.emplace_back(needed);
   }
   chunk_used_ = 0;
+
+  const auto count = static_cast<size_t>(tokens);
+  if (host_positions_.size() < count * sizeof(int64_t)) {
+    stream_.synchronize();  // the previous pass may still copy from the old buffers
+    host_positions_ = PinnedBuffer(count * sizeof(int64_t));
+    host_ids_ = PinnedBuffer(count * sizeof(int32_t));
+  }
+  positions_.reserve_discard(count * sizeof(int64_t));
+  ids_.reserve_discard(count * sizeof(int32_t));
+  for (size_t i = 0; i < count; ++i)
+    host_positions_.as<int64_t>()[i] = past + static_cast<int64_t>(i);
+
+  // A one-token pass whose buffers are those of the previous one-token pass is recorded once and
+  // replayed after (graph.h): the step's few hundred small kernels then cost one launch.
+  if (tokens == 1) {
+    const GraphKey key = graph_key();
+    if (!decode_graph_.empty() && key == decode_graph_key_) {
+      mode_ = GraphMode::Replay;
+    } else if (last_eager_decode_key_ && *last_eager_decode_key_ == key) {
+      decode_graph_ = GraphExec();
+      GraphCapture::begin(stream_);
+      mode_ = GraphMode::Capture;
+    }
+  }
+  if (mode_ != GraphMode::Replay) {
+    CUDA_CHECK(cudaMemcpyAsync(positions_.data(), host_positions_.data(), count * sizeof(int64_t),
+                               cudaMemcpyHostToDevice, stream_));
+  }
+  pass_tokens_ = tokens;
 }
 
 Act CudaBackend::alloc(int64_t rows, int64_t cols) {
@@ -233,9 +282,12 @@ void CudaBackend::embed(std::span<const int32_t> ids, Act out) {
     FP8LLM_CHECK(id >= 0 && id < vocab, "token id {} is out of range (vocabulary of {})", id,
                  vocab);
   }
-  ids_.reserve_discard(ids.size_bytes());
-  CUDA_CHECK(
-      cudaMemcpyAsync(ids_.data(), ids.data(), ids.size_bytes(), cudaMemcpyHostToDevice, stream_));
+  FP8LLM_CHECK(static_cast<int64_t>(ids.size()) == pass_tokens_,
+               "embed: {} ids in a pass of {} tokens", ids.size(), pass_tokens_);
+  std::copy(ids.begin(), ids.end(), host_ids_.as<int32_t>());
+  if (mode_ == GraphMode::Replay) return;
+  CUDA_CHECK(cudaMemcpyAsync(ids_.data(), host_ids_.data(), ids.size_bytes(),
+                             cudaMemcpyHostToDevice, stream_));
   launch_embed(weights_.embed(), ids_.as<int32_t>(), static_cast<int64_t>(ids.size()),
                weights_.hidden_size(), f32(out), stream_);
 }
@@ -264,6 +316,7 @@ void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
       kind == NormKind::QNorm || kind == NormKind::KNorm ? config_.head_dim : config_.hidden_size;
   FP8LLM_CHECK(w != nullptr && in.cols % dim == 0, "rms_norm: {} columns for a norm of {}", in.cols,
                dim);
+  if (mode_ == GraphMode::Replay) return;
   launch_rms_norm(f32(in), in.rows * (in.cols / dim), dim, w,
                   static_cast<float>(config_.rms_norm_eps), f32(out), stream_);
 }
@@ -297,6 +350,7 @@ void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
   FP8LLM_CHECK(in.cols == w.k && out.cols == w.n && in.rows == out.rows,
                "linear: shapes [{}, {}] x [{}, {}]^T -> [{}, {}] do not agree", in.rows, in.cols,
                w.n, w.k, out.rows, out.cols);
+  if (mode_ == GraphMode::Replay) return;
   if (w.is_fp8()) {
     fp8_.forward(w.fp8, f32(in), in.rows, f32(out), stream_);
   } else {
@@ -310,16 +364,13 @@ void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
 }
 
 void CudaBackend::rope(Act x, int64_t heads, std::span<const int64_t> positions) {
-  FP8LLM_CHECK(
-      static_cast<int64_t>(positions.size()) == x.rows && x.cols == heads * config_.head_dim,
-      "rope: {} positions for [{}, {}] with {} heads", positions.size(), x.rows, x.cols, heads);
-  if (!std::equal(positions.begin(), positions.end(), uploaded_positions_.begin(),
-                  uploaded_positions_.end())) {
-    positions_.reserve_discard(positions.size_bytes());
-    CUDA_CHECK(cudaMemcpyAsync(positions_.data(), positions.data(), positions.size_bytes(),
-                               cudaMemcpyHostToDevice, stream_));
-    uploaded_positions_.assign(positions.begin(), positions.end());
-  }
+  FP8LLM_CHECK(static_cast<int64_t>(positions.size()) == x.rows && x.rows == pass_tokens_ &&
+                   x.cols == heads * config_.head_dim &&
+                   std::equal(positions.begin(), positions.end(), host_positions_.as<int64_t>()),
+               "rope: {} positions for [{}, {}] with {} heads in a pass of {} tokens",
+               positions.size(), x.rows, x.cols, heads, pass_tokens_);
+  if (mode_ == GraphMode::Replay) return;
+  // The positions begin_forward uploaded (on the device, so that a recorded step replays anywhere).
   launch_rope(f32(x), x.rows, heads, config_.head_dim, positions_.as<int64_t>(),
               inv_freq_.as<float>(), stream_);
 }
@@ -333,35 +384,43 @@ void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Ac
                past);
   FP8LLM_CHECK(k.cols == kv_dim && v.cols == kv_dim && q.cols == c.num_heads * c.head_dim,
                "attention: q/k/v widths {}/{}/{} do not match the config", q.cols, k.cols, v.cols);
-  grow_kv(past + t);
+  FP8LLM_CHECK(
+      t == pass_tokens_ && past == host_positions_.as<int64_t>()[0] && past + t <= kv_allocated_,
+      "attention: {} tokens at position {} in a pass begun for {} at {}", t, past, pass_tokens_,
+      host_positions_.as<int64_t>()[0]);
   if (layer == 0) cached_ = past + t;
-  const size_t row_bytes = static_cast<size_t>(kv_dim) * kKvElementBytes;
-  const size_t offset = (static_cast<size_t>(layer * kv_allocated_ + past)) * row_bytes;
-  auto* kc = k_cache_.as<std::byte>();
-  auto* vc = v_cache_.as<std::byte>();
-  CUDA_CHECK(cudaMemcpyAsync(kc + offset, k.data, static_cast<size_t>(t) * row_bytes,
-                             cudaMemcpyDeviceToDevice, stream_));
-  CUDA_CHECK(cudaMemcpyAsync(vc + offset, v.data, static_cast<size_t>(t) * row_bytes,
-                             cudaMemcpyDeviceToDevice, stream_));
-  const size_t layer_offset = static_cast<size_t>(layer * kv_allocated_) * row_bytes;
-  launch_attention(f32(q), t, c.num_heads, c.num_kv_heads, c.head_dim,
-                   reinterpret_cast<const float*>(kc + layer_offset),
-                   reinterpret_cast<const float*>(vc + layer_offset), past, f32(out), stream_);
+  if (mode_ == GraphMode::Replay) return;
+  const size_t layer_offset = static_cast<size_t>(layer * kv_allocated_ * kv_dim);
+  float* kc = k_cache_.as<float>() + layer_offset;
+  float* vc = v_cache_.as<float>() + layer_offset;
+  const int64_t* positions = positions_.as<int64_t>();
+  launch_kv_append(f32(k), f32(v), t, kv_dim, positions, kc, vc, stream_);
+  launch_attention(f32(q), t, c.num_heads, c.num_kv_heads, c.head_dim, kc, vc, positions, f32(out),
+                   stream_);
 }
 
 void CudaBackend::silu_mul(Act gate, Act up, Act out) {
+  if (mode_ == GraphMode::Replay) return;
   launch_silu_mul(f32(gate), f32(up), gate.rows * gate.cols, f32(out), stream_);
 }
 
 void CudaBackend::add(Act x, Act y) {
+  if (mode_ == GraphMode::Replay) return;
   launch_add(f32(x), f32(y), x.rows * x.cols, stream_);
 }
 
 void CudaBackend::read(Act in, float* host_out) {
+  const GraphMode mode = std::exchange(mode_, GraphMode::Eager);
+  if (mode == GraphMode::Capture) {
+    decode_graph_ = GraphExec(GraphCapture::end(stream_));
+    decode_graph_key_ = graph_key();
+  }
+  if (mode != GraphMode::Eager) decode_graph_.launch(stream_);
   const int64_t count = in.rows * in.cols;
   CUDA_CHECK(cudaMemcpyAsync(host_out, in.data, static_cast<size_t>(count) * sizeof(float),
                              cudaMemcpyDeviceToHost, stream_));
   stream_.synchronize();
+  if (mode == GraphMode::Eager && pass_tokens_ == 1) last_eager_decode_key_ = graph_key();
 }
 
 }  // namespace cuda

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_weights.h"
 #include "backend/cuda/fp8_linear.h"
+#include "backend/cuda/graph.h"
+#include "backend/cuda/pinned_buffer.h"
 #include "backend/cuda/stream.h"
 #include "fp8llm/engine.h"
 #include "loader/load_plan.h"
@@ -66,7 +69,7 @@ class CudaBackend final : public Backend {
   int64_t kv_allocated() const { return kv_allocated_; }
   static int64_t initial_kv_positions(int64_t capacity);
 
-  void begin_forward(int64_t tokens) override;
+  void begin_forward(int64_t tokens, int64_t past) override;
   Act alloc(int64_t rows, int64_t cols) override;
   Act rows(Act a, int64_t begin, int64_t count) override;
   void embed(std::span<const int32_t> ids, Act out) override;
@@ -85,6 +88,25 @@ class CudaBackend final : public Backend {
   const __nv_bfloat16* norm_weights(int64_t layer, NormKind kind) const;
   void grow_kv(int64_t positions);
 
+  // One-token passes run eagerly once, are recorded as a graph the next time their buffers are the
+  // same, and replayed after that: in Replay mode the ops only check their arguments and stage
+  // the step's inputs (token id, position) in pinned memory, and read() launches the graph.
+  enum class GraphMode { Eager, Capture, Replay };
+  // The addresses a recorded step depends on.
+  struct GraphKey {
+    const void* chunk = nullptr;
+    size_t chunks = 0;
+    const void* fp8_scratch = nullptr;
+    const void* bf16_input = nullptr;
+    const void* k_cache = nullptr;
+    const void* v_cache = nullptr;
+    int64_t kv_allocated = 0;
+    const void* ids = nullptr;
+    const void* positions = nullptr;
+    bool operator==(const GraphKey&) const = default;
+  };
+  GraphKey graph_key() const;
+
   ModelConfig config_;
   DeviceWeights weights_;
   Stream stream_;
@@ -99,9 +121,14 @@ class CudaBackend final : public Backend {
   // Activations of the current pass: bump allocation in chunks that never move.
   std::vector<DeviceBuffer> chunks_;
   size_t chunk_used_ = 0;
-  DeviceBuffer ids_, positions_;
+  DeviceBuffer ids_, positions_;            // this pass's token ids and positions on the device
+  PinnedBuffer host_ids_, host_positions_;  // and their staging copies
+  int64_t pass_tokens_ = 0;
+  GraphMode mode_ = GraphMode::Eager;
+  GraphExec decode_graph_;
+  GraphKey decode_graph_key_;
+  std::optional<GraphKey> last_eager_decode_key_;
   DeviceBuffer bf16_input_;  // the bf16 copy of a bf16-weight projection's input
-  std::vector<int64_t> uploaded_positions_;
 };
 
 }  // namespace cuda

@@ -56,6 +56,8 @@ class Fp8Linear {
   // Rows of an M-row call that forward() sends to cuBLASLt (the rest go to the small-M kernel).
   static int64_t cublaslt_rows(const Fp8DeviceWeight& w, int64_t m);
   Fp8Accumulation accumulation() const { return accumulation_; }
+  // The scratch buffer's address: a recorded decode step (graph.h) is valid while it stays put.
+  const void* scratch() const { return scratch_.data(); }
 
  private:
   template <typename T>

@@ -99,10 +99,9 @@ constexpr int kAttnWarps = 8;
 // warps' states are merged at the end.
 template <int kPer>
 __global__ void __launch_bounds__(kAttnWarps * 32)
-    attention_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads,
-                     int64_t head_dim, const float* __restrict__ k_cache,
-                     const float* __restrict__ v_cache, int64_t past, float scale,
-                     float* __restrict__ out) {
+    attention_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                     const float* __restrict__ k_cache, const float* __restrict__ v_cache,
+                     const int64_t* __restrict__ positions, float scale, float* __restrict__ out) {
   __shared__ float s_m[kAttnWarps];
   __shared__ float s_l[kAttnWarps];
   __shared__ float s_acc[kAttnWarps][kPer * 32];
@@ -112,7 +111,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   const int warp = threadIdx.x >> 5;
   const int64_t kvh = h / (heads / kv_heads);
   const int64_t kv_dim = kv_heads * head_dim;
-  const int64_t keys = past + t + 1;
+  const int64_t keys = positions[t] + 1;  // causal: the keys up to this token's position
 
   float qv[kPer];
   float acc[kPer];
@@ -171,6 +170,18 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 #pragma unroll
     for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
     o[d] = sum * inv;
+  }
+}
+
+// grid (tokens); copies row t of k and v into the caches at row positions[t].
+__global__ void kv_append_kernel(const float* __restrict__ k, const float* __restrict__ v,
+                                 int64_t kv_dim, const int64_t* __restrict__ positions,
+                                 float* __restrict__ k_cache, float* __restrict__ v_cache) {
+  const int64_t t = blockIdx.x;
+  const int64_t row = positions[t];
+  for (int64_t i = threadIdx.x; i < kv_dim; i += kThreads) {
+    k_cache[row * kv_dim + i] = k[t * kv_dim + i];
+    v_cache[row * kv_dim + i] = v[t * kv_dim + i];
   }
 }
 
@@ -254,8 +265,8 @@ void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
 }
 
 void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_heads,
-                      int64_t head_dim, const float* k_cache, const float* v_cache, int64_t past,
-                      float* out, cudaStream_t stream) {
+                      int64_t head_dim, const float* k_cache, const float* v_cache,
+                      const int64_t* positions, float* out, cudaStream_t stream) {
   if (tokens <= 0) return;
   if (head_dim > kAttentionMaxHeadDim || kv_heads <= 0 || heads % kv_heads != 0)
     throw std::invalid_argument("launch_attention: unsupported head layout");
@@ -264,14 +275,23 @@ void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_
   const int threads = kAttnWarps * 32;
   if (head_dim <= 64) {
     attention_kernel<2><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, past, scale, out);
+                                                      v_cache, positions, scale, out);
   } else if (head_dim <= 128) {
     attention_kernel<4><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, past, scale, out);
+                                                      v_cache, positions, scale, out);
   } else {
     attention_kernel<8><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, past, scale, out);
+                                                      v_cache, positions, scale, out);
   }
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_kv_append(const float* k, const float* v, int64_t tokens, int64_t kv_dim,
+                      const int64_t* positions, float* k_cache, float* v_cache,
+                      cudaStream_t stream) {
+  if (tokens <= 0) return;
+  kv_append_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, stream>>>(k, v, kv_dim, positions,
+                                                                           k_cache, v_cache);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -30,12 +30,20 @@ void launch_rms_norm(const float* x, int64_t rows, int64_t dim, const __nv_bfloa
 void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
                  const int64_t* positions, const float* inv_freq, cudaStream_t stream);
 
-// Causal GQA attention of q [tokens, heads, head_dim] (token t at position past + t) over the
-// cache's first past + tokens positions (k/v_cache [positions, kv_heads, head_dim]), fp32 online
-// softmax with scale 1/sqrt(head_dim); out [tokens, heads, head_dim]. head_dim <= 256.
+// Writes k, v [tokens, kv_dim] into rows positions[t] of k/v_cache [positions, kv_dim]. The
+// positions are read on the device, so that a recorded decode step (graph.h) replays at any
+// position.
+void launch_kv_append(const float* k, const float* v, int64_t tokens, int64_t kv_dim,
+                      const int64_t* positions, float* k_cache, float* v_cache,
+                      cudaStream_t stream);
+
+// Causal GQA attention of q [tokens, heads, head_dim] (token t at position positions[t], read on
+// the device) over the cache's positions 0..positions[t] (k/v_cache [positions, kv_heads,
+// head_dim]), fp32 online softmax with scale 1/sqrt(head_dim); out [tokens, heads, head_dim].
+// head_dim <= 256.
 void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_heads,
-                      int64_t head_dim, const float* k_cache, const float* v_cache, int64_t past,
-                      float* out, cudaStream_t stream);
+                      int64_t head_dim, const float* k_cache, const float* v_cache,
+                      const int64_t* positions, float* out, cudaStream_t stream);
 inline constexpr int64_t kAttentionMaxHeadDim = 256;
 
 // out = (gate / (1 + exp(-gate))) * up (out may be gate).
