@@ -1,52 +1,27 @@
 // Every error a template can raise names the template and the line, and says what went wrong:
 // malformed or unsupported syntax when the template is parsed, misuse of values when it renders.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <string>
 
 #include "core/error.h"
+#include "jinja_test_util.h"
 #include "tokenizer/jinja/template.h"
 
 namespace fp8llm::jinja {
 namespace {
 
-struct ErrorCase {
-  const char* name;
-  const char* source;
-  const char* variables;  // a JSON object
-  const char* message;    // the whole fp8llm::Error message
-};
-
-void PrintTo(const ErrorCase& c, std::ostream* os) {
-  *os << c.name;
-}
-std::string case_name(const testing::TestParamInfo<ErrorCase>& p) {
-  return p.param.name;
-}
-
-// The message of the fp8llm::Error raised while parsing or rendering; "" if none.
-std::string error_of(const std::string& source, const std::string& variables = "{}") {
-  try {
-    const Template t(source, TemplateOptions{"t", /*trim_blocks=*/true, /*lstrip_blocks=*/true});
-    t.render(from_json(nlohmann::ordered_json::parse(variables)).as_dict());
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-std::string repeat(const std::string& s, int n) {
-  std::string out;
-  for (int i = 0; i < n; ++i) out += s;
-  return out;
-}
+using jinja_test::case_name;
+using jinja_test::error_of;
+using jinja_test::repeat;
+// Each row's `expected` is the whole fp8llm::Error message.
+using ErrorCase = jinja_test::RenderCase;
 
 class JinjaErrors : public testing::TestWithParam<ErrorCase> {};
 
 TEST_P(JinjaErrors, FailsNamingTheLine) {
   const ErrorCase& c = GetParam();
-  EXPECT_EQ(error_of(c.source, c.variables), c.message) << "template: " << c.source;
+  EXPECT_EQ(error_of(c.source, c.variables), c.expected) << "template: " << c.source;
 }
 
 // Errors found while parsing, before anything renders.

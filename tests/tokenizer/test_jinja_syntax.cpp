@@ -4,33 +4,18 @@
 // (sandboxed, trim_blocks, lstrip_blocks, break/continue, tojson as json.dumps); the expected
 // outputs were produced by jinja2 3.1 under those settings.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <string>
 
+#include "jinja_test_util.h"
 #include "tokenizer/jinja/template.h"
 
 namespace fp8llm::jinja {
 namespace {
 
-struct RenderCase {
-  const char* name;
-  const char* source;
-  const char* variables;  // a JSON object
-  const char* expected;
-};
-
-void PrintTo(const RenderCase& c, std::ostream* os) {
-  *os << c.name;
-}
-std::string case_name(const testing::TestParamInfo<RenderCase>& p) {
-  return p.param.name;
-}
-
-std::string render(const std::string& source, const std::string& variables) {
-  const Template t(source, TemplateOptions{"t", /*trim_blocks=*/true, /*lstrip_blocks=*/true});
-  return t.render(from_json(nlohmann::ordered_json::parse(variables)).as_dict());
-}
+using jinja_test::case_name;
+using jinja_test::render;
+using jinja_test::RenderCase;
 
 class JinjaSyntax : public testing::TestWithParam<RenderCase> {};
 

@@ -61,12 +61,12 @@ Value range(Args& args) {
 
 }  // namespace
 
-Value make_namespace(const Args& args) {
+std::shared_ptr<Object> make_namespace(const Args& args) {
   auto ns = std::make_shared<Object>();
   ns->type_name = "Namespace";
   ns->assignable = true;
   ns->attrs = dict_from_args("namespace", args);
-  return Value::object(std::move(ns));
+  return ns;
 }
 
 const Dict& builtin_globals() {
@@ -76,8 +76,6 @@ const Dict& builtin_globals() {
     d.set("dict", Value::function("dict", [](Args& args) {
             return Value::dict(dict_from_args("dict", args));
           }));
-    d.set("namespace",
-          Value::function("namespace", [](Args& args) { return make_namespace(args); }));
     return d;
   }();
   return globals;

@@ -1,7 +1,10 @@
 #include "tokenizer/jinja/interpreter.h"
 
+#include <deque>
 #include <memory>
+#include <optional>
 #include <unordered_map>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -20,12 +23,32 @@ struct Scope {
   std::shared_ptr<Scope> parent;
 };
 
+// Ownership: scopes form a tree of shared pointers from child to parent, and no value owns a
+// scope, so nothing a template does can make a reference cycle through one. Macros and
+// loop.changed() need state that outlives the block that made it (a macro can be called after its
+// block ended, from a namespace or a list); the render owns that state and they refer to it
+// without owning it. Namespaces are the one thing a template can make refer to itself
+// (`set ns.me = ns`); the render empties the ones it made when it ends.
 class Interpreter {
  public:
   Interpreter(const Dict& variables, const std::string& name)
-      : name_(name), scope_(std::make_shared<Scope>()) {
+      : name_(name),
+        scope_(std::make_shared<Scope>()),
+        namespace_(
+            Value::function("namespace", [this](Args& args) { return new_namespace(args); })) {
     for (const auto& [k, v] : variables.items()) scope_->vars[k] = v;
   }
+
+  ~Interpreter() {
+    for (const std::weak_ptr<Object>& weak : namespaces_) {
+      if (const std::shared_ptr<Object> ns = weak.lock()) {
+        const Dict attrs = std::exchange(ns->attrs, Dict());  // may free other namespaces
+      }
+    }
+  }
+
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
 
   void run(const Body& body, std::string& out) { exec_body(body, out); }
 
@@ -98,7 +121,7 @@ class Interpreter {
     }
     const auto n = static_cast<int64_t>(items.size());
     bool completed_an_iteration = false;
-    auto changed_state = std::make_shared<std::optional<Value>>();
+    std::optional<Value>& changed_state = changed_states_.emplace_back();
     for (int64_t i = 0; i < n; ++i) {
       ScopeGuard guard(*this, scope_);
       assign(node.target, items[i], line);
@@ -142,8 +165,12 @@ class Interpreter {
     return Flow::kNormal;
   }
 
+  // The macro may be called after its scope's block ended (it can be stored in a namespace or a
+  // list), so the render keeps that scope; the macro names it by index, because the scope holds
+  // the macro and two shared pointers at each other would never be freed.
   Flow exec_node(const MacroStmt& node, int, std::string&) {
-    std::shared_ptr<Scope> closure = scope_;
+    if (closures_.empty() || closures_.back() != scope_) closures_.push_back(scope_);
+    const size_t closure = closures_.size() - 1;
     const MacroStmt* macro = &node;
     scope_->vars[node.name] = Value::function(node.name, [this, macro, closure](Args& args) {
       return call_macro(*macro, closure, args);
@@ -159,7 +186,7 @@ class Interpreter {
   Flow exec_node(const BreakStmt&, int, std::string&) { return Flow::kBreak; }
   Flow exec_node(const ContinueStmt&, int, std::string&) { return Flow::kContinue; }
 
-  Value call_macro(const MacroStmt& macro, const std::shared_ptr<Scope>& closure, Args& args) {
+  Value call_macro(const MacroStmt& macro, size_t closure, Args& args) {
     if (args.positional.size() > macro.params.size()) {
       eval_fail("macro '{}' takes not more than {} argument(s)", macro.name, macro.params.size());
     }
@@ -171,7 +198,7 @@ class Interpreter {
       int& depth;
       ~DepthGuard() { --depth; }
     } depth_guard{macro_depth_};
-    ScopeGuard guard(*this, closure);
+    ScopeGuard guard(*this, closures_[closure]);
     for (const auto& [key, value] : args.keyword) {
       bool known = false;
       for (const MacroParam& p : macro.params) known = known || p.name == key;
@@ -199,7 +226,7 @@ class Interpreter {
   }
 
   Value loop_object(const std::vector<Value>& items, int64_t i,
-                    const std::shared_ptr<std::optional<Value>>& changed_state) {
+                    std::optional<Value>& changed_state) {
     const auto n = static_cast<int64_t>(items.size());
     auto loop = std::make_shared<Object>();
     loop->type_name = "LoopContext";
@@ -219,10 +246,10 @@ class Interpreter {
                    if (args.positional.empty()) eval_fail("no items for cycling given");
                    return args.positional[static_cast<size_t>(i) % args.positional.size()];
                  }));
-    a.append_new("changed", Value::function("changed", [changed_state](Args& args) {
+    a.append_new("changed", Value::function("changed", [state = &changed_state](Args& args) {
                    Value current = Value::list(args.positional);
-                   if (*changed_state && equals(**changed_state, current)) return Value(false);
-                   *changed_state = std::move(current);
+                   if (*state && equals(**state, current)) return Value(false);
+                   *state = std::move(current);
                    return Value(true);
                  }));
     return Value::object(std::move(loop));
@@ -257,6 +284,7 @@ class Interpreter {
     for (const Scope* s = scope_.get(); s; s = s->parent.get()) {
       if (auto it = s->vars.find(name); it != s->vars.end()) return it->second;
     }
+    if (name == "namespace") return namespace_;
     if (const Value* v = builtin_globals().find(name)) return *v;
     return Value::undefined(fmt::format("'{}' is undefined", name));
   }
@@ -416,9 +444,20 @@ class Interpreter {
     return node.fn(input, args) != node.negated;
   }
 
+  // namespace(), remembering what it made for ~Interpreter.
+  Value new_namespace(const Args& args) {
+    std::shared_ptr<Object> ns = make_namespace(args);
+    namespaces_.push_back(ns);
+    return Value::object(std::move(ns));
+  }
+
   const std::string& name_;
   std::shared_ptr<Scope> scope_;
   int macro_depth_ = 0;
+  std::vector<std::shared_ptr<Scope>> closures_;     // the scopes macros were defined in
+  std::deque<std::optional<Value>> changed_states_;  // loop.changed()'s last arguments, per loop
+  const Value namespace_;
+  std::vector<std::weak_ptr<Object>> namespaces_;  // made by this render
 };
 
 }  // namespace

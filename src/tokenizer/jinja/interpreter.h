@@ -11,6 +11,8 @@
 namespace fp8llm::jinja {
 
 // Errors (including raise_exception from the template) name `template_name` and the line.
+// Macros and namespaces made while rendering belong to the render and are freed when it returns
+// (or throws); they cannot reach the caller, who sees only the text.
 std::string render(const Body& body, const Dict& variables, const std::string& template_name);
 
 }  // namespace fp8llm::jinja
