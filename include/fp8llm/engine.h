@@ -25,6 +25,12 @@ struct LoadOptions {
   // "fp8-row" | "fp8-block" | "none" | "auto". A checkpoint that is already FP8 loads as stored
   // whatever this says; see src/loader/resolve.h for the order the sources are tried in.
   std::string quantization = "fp8-block";
+  // A quantization config as JSON text, naming the mode instead (empty: none): a torchao
+  // Float8DynamicActivationFloat8WeightConfig as config_to_dict writes it (PerRow -> fp8-row,
+  // [PerBlock([1, 128]), PerBlock([128, 128])] -> fp8-block), bare or wrapped as vLLM's
+  // hf_overrides, or an fp8 / compressed-tensors quantization_config; see
+  // src/loader/quantization_request.h. `quantization` must then be "auto" or the same mode.
+  std::string quantization_config;
   // Registry of pre-quantized copies (empty: $FP8LLM_REGISTRY or
   // $XDG_CONFIG_HOME/fp8llm/registry.json).
   std::filesystem::path registry;

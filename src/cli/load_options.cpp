@@ -2,12 +2,45 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "cli/format.h"
+#include "core/error.h"
 #include "core/log.h"
+#include "loader/quantization_request.h"
 
 namespace fp8llm::cli {
+namespace {
+
+struct ConfigText {
+  std::string text;
+  std::string source;  // starts the parser's errors: the file, or the flag
+};
+
+// `--quantization-config` takes the JSON itself, or @path of a file holding it.
+ConfigText read_quantization_config_flag(const std::string& arg) {
+  if (!arg.starts_with('@')) return {arg, "quantization-config"};
+  const std::filesystem::path path = arg.substr(1);
+  FP8LLM_CHECK(!path.empty(), "--quantization-config @: expected a file name after the @");
+  std::ifstream in(path, std::ios::binary);
+  const int open_errno = errno;
+  FP8LLM_CHECK(in.is_open(), "--quantization-config {}: cannot open {}: {}", arg, path.string(),
+               std::strerror(open_errno));
+  std::error_code ec;
+  FP8LLM_CHECK(std::filesystem::is_regular_file(path, ec),
+               "--quantization-config {}: {} is not a file", arg, path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  FP8LLM_CHECK(!in.bad(), "--quantization-config {}: cannot read {}", arg, path.string());
+  return {text.str(), path.string()};
+}
+
+}  // namespace
 
 GenerationOptions SamplingFlags::generation_options() const {
   GenerationOptions g;
@@ -29,8 +62,18 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
                  "fp8-row (scale per weight row / per token), fp8-block (128x128 weight tiles, "
                  "1x128 activation groups), none, or auto (an FP8 checkpoint as it is, else a "
                  "registered FP8 copy, else fp8-block on the fly). A checkpoint that is already "
-                 "FP8 is always loaded as it is")
-      ->capture_default_str();
+                 "FP8 is always loaded as it is. With --quantization-config, the config decides "
+                 "and this, if given, must agree")
+      ->capture_default_str()
+      ->each([&f](const std::string&) { f.quantization_given = true; });
+  cmd.add_option("--quantization-config", f.quantization_config,
+                 "A quantization config naming the mode, as JSON or @FILE: a torchao "
+                 "Float8DynamicActivationFloat8WeightConfig as config_to_dict writes it (PerRow "
+                 "-> fp8-row, [PerBlock([1,128]), PerBlock([128,128])] -> fp8-block), bare or as "
+                 "vLLM hf_overrides ({\"quantization_config\": {\"quant_method\": \"torchao\", "
+                 "\"quant_type\": {\"default\": ...}}}); or an fp8 (weight_block_size [128, "
+                 "128]) or compressed-tensors FP8 quantization_config. Anything else is an error "
+                 "naming the unsupported part");
   cmd.add_option("--registry", f.registry,
                  "Registry of pre-quantized copies (default: $FP8LLM_REGISTRY, else "
                  "$XDG_CONFIG_HOME/fp8llm/registry.json)");
@@ -66,6 +109,15 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
   LoadOptions o;
   o.model_dir = flags.model_dir;
   o.quantization = flags.quantization;
+  if (!flags.quantization_config.empty()) {
+    // Checked here, before anything is read, and the mode settled: the config decides unless
+    // --quantization was given, which must then agree.
+    const ConfigText config = read_quantization_config_flag(flags.quantization_config);
+    const QuantizationRequest request = parse_quantization_request(config.text, config.source);
+    o.quantization =
+        quantization_with_request(flags.quantization_given ? flags.quantization : "auto", request);
+    o.quantization_config = config.text;
+  }
   o.device = flags.device;
   o.max_context = flags.max_context;
   o.registry = flags.registry;
@@ -90,10 +142,11 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
   auto engine = Engine::load(o);
   if (!flags.quiet) {
     const LoadReport& r = engine->load_report();
-    log_status("loaded {} ({}) in {:.2f} s: read {} ({:.2f} GB/s), {} resident, {} tensors quantized",
-               flags.model_dir, r.quantization, r.seconds, human_bytes(r.bytes_read),
-               r.seconds > 0 ? static_cast<double>(r.bytes_read) / r.seconds / 1e9 : 0.0,
-               human_bytes(r.resident_bytes), r.quantized_tensors);
+    log_status(
+        "loaded {} ({}) in {:.2f} s: read {} ({:.2f} GB/s), {} resident, {} tensors quantized",
+        flags.model_dir, r.quantization, r.seconds, human_bytes(r.bytes_read),
+        r.seconds > 0 ? static_cast<double>(r.bytes_read) / r.seconds / 1e9 : 0.0,
+        human_bytes(r.resident_bytes), r.quantized_tensors);
     // The loader's memory promise: the loaded weights, one source tensor in flight and a
     // fixed allowance for the program itself.
     const uint64_t bound = r.resident_bytes + r.largest_tensor_bytes + (64ull << 20);
@@ -104,13 +157,14 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
 }
 
 void print_generation_summary(size_t prompt_tokens, const GenerationResult& r) {
-  log_status("prompt: {} tokens in {:.3f} s ({:.1f} tok/s); generated: {} tokens in {:.3f} s "
-             "({:.1f} tok/s); finish: {}",
-             prompt_tokens, r.prompt_seconds,
-             r.prompt_seconds > 0 ? static_cast<double>(prompt_tokens) / r.prompt_seconds : 0.0,
-             r.tokens.size(), r.generate_seconds,
-             r.generate_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.generate_seconds : 0.0,
-             r.finish_reason);
+  log_status(
+      "prompt: {} tokens in {:.3f} s ({:.1f} tok/s); generated: {} tokens in {:.3f} s "
+      "({:.1f} tok/s); finish: {}",
+      prompt_tokens, r.prompt_seconds,
+      r.prompt_seconds > 0 ? static_cast<double>(prompt_tokens) / r.prompt_seconds : 0.0,
+      r.tokens.size(), r.generate_seconds,
+      r.generate_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.generate_seconds : 0.0,
+      r.finish_reason);
 }
 
 }  // namespace fp8llm::cli

@@ -2,8 +2,8 @@
 // where the model is, how to quantize it, and how to sample.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <memory>
 #include <string>
@@ -16,6 +16,9 @@ namespace fp8llm::cli {
 struct EngineFlags {
   std::string model_dir;
   std::string quantization = "fp8-block";
+  bool quantization_given = false;  // --quantization was on the command line
+  // JSON text, or @path of a file holding it (src/loader/quantization_request.h).
+  std::string quantization_config;
   std::string device = "cpu";
   int64_t max_context = 4096;
   std::string registry;

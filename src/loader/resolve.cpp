@@ -7,6 +7,7 @@
 #include "formats/hf_config.h"
 #include "loader/load_plan.h"
 #include "loader/quantization_config.h"
+#include "loader/quantization_request.h"
 #include "loader/quantize_checkpoint.h"
 #include "loader/registry.h"
 #include "loader/sha256.h"
@@ -36,22 +37,31 @@ Resolution done(LoadSource source, fs::path dir, std::optional<Fp8Scheme> scheme
 
 Resolution resolve_load(const ResolveRequest& r) {
   const std::string dir = r.model_dir.string();
-  const bool is_auto = r.quantization == "auto";
+  // A quantization config names the mode; `why_config` carries its mapping into the load line.
+  std::string quantization = r.quantization;
+  std::string asked = "--quantization " + r.quantization;  // names the request in a warning
+  std::string why_config;
+  if (!r.quantization_config.empty()) {
+    const QuantizationRequest q = parse_quantization_request(r.quantization_config);
+    quantization = quantization_with_request(r.quantization, q);
+    asked = fmt::format("--quantization-config ({}, i.e. {})", q.description, quantization);
+    why_config = fmt::format(" (--quantization-config: {} -> {})", q.description, quantization);
+  }
+  const bool is_auto = quantization == "auto";
   std::optional<Fp8Scheme> requested;
-  if (!is_auto) requested = parse_quantization_flag(r.quantization);
+  if (!is_auto) requested = parse_quantization_flag(quantization);
   const ModelConfig config = load_model_config(r.model_dir);
 
   if (config.quantization_config) {
     const PrequantConfig pq = parse_quantization_config(*config.quantization_config,
                                                         (r.model_dir / "config.json").string());
     if (!is_auto && requested != pq.scheme) {
-      log_warning(
-          "load: --quantization {} ignored: {} is already FP8 ({}, i.e. {}); it is not "
-          "quantized again",
-          r.quantization, dir, pq.description, mode_name(pq.scheme));
+      log_warning("load: {} ignored: {} is already FP8 ({}, i.e. {}); it is not quantized again",
+                  asked, dir, pq.description, mode_name(pq.scheme));
     }
     return done(LoadSource::AsStored, r.model_dir, std::nullopt,
-                fmt::format("load: {} is already FP8 ({}): loading as is", dir, pq.description));
+                fmt::format("load: {} is already FP8 ({}): loading as is{}", dir, pq.description,
+                            why_config));
   }
   if (!is_auto && !requested) {
     return done(LoadSource::Unquantized, r.model_dir, std::nullopt,
@@ -66,14 +76,14 @@ Resolution resolve_load(const ResolveRequest& r) {
   if (auto copy = find_registered_copy(registry, r.model_dir, mode)) {
     return done(LoadSource::Registered, *copy, std::nullopt,
                 fmt::format("load: {} has a registered {} copy at {} (registry {}): loading it as "
-                            "is{}",
-                            dir, mode, copy->string(), registry.string(), why_mode));
+                            "is{}{}",
+                            dir, mode, copy->string(), registry.string(), why_mode, why_config));
   }
   if (!r.offline) {
     return done(LoadSource::OnTheFly, r.model_dir, scheme,
                 fmt::format("load: {} is not FP8 and has no registered {} copy (registry {}): "
-                            "quantizing to {} on the fly{}",
-                            dir, mode, registry.string(), mode, why_mode));
+                            "quantizing to {} on the fly{}{}",
+                            dir, mode, registry.string(), mode, why_mode, why_config));
   }
   const fs::path cache = r.cache_dir.empty() ? default_cache_dir() : r.cache_dir;
   const std::string key = sha256_hex(fs::weakly_canonical(fs::absolute(r.model_dir)).string() +
@@ -83,15 +93,15 @@ Resolution resolve_load(const ResolveRequest& r) {
       cache / fmt::format("{}-{}-{}", r.model_dir.filename().string(), key, mode);
   if (fs::is_directory(cached)) {
     return done(LoadSource::Cached, cached, std::nullopt,
-                fmt::format("load: {}: --offline: loading the cached {} copy {}{}", dir, mode,
-                            cached.string(), why_mode));
+                fmt::format("load: {}: --offline: loading the cached {} copy {}{}{}", dir, mode,
+                            cached.string(), why_mode, why_config));
   }
   fs::create_directories(cache);
   quantize_checkpoint(r.model_dir, scheme, cached);
   return done(LoadSource::Cached, cached, std::nullopt,
               fmt::format("load: {}: --offline: quantized once to {} into the cache {}, loading "
-                          "it{}",
-                          dir, mode, cached.string(), why_mode));
+                          "it{}{}",
+                          dir, mode, cached.string(), why_mode, why_config));
 }
 
 }  // namespace fp8llm

@@ -9,7 +9,12 @@
 //
 // `auto` asks for this order with the mode left open: an FP8 checkpoint loads as stored, and a
 // BF16 one uses fp8-block (the finer scales lose less; a registered fp8-block copy is used first).
-// The choice and its reason are logged in one line ("load: ...").
+// A quantization config (`quantization_config`, quantization_request.h: a torchao
+// Float8DynamicActivationFloat8WeightConfig, an fp8 or compressed-tensors config) names the mode
+// instead of --quantization: with `auto` the config decides, and a --quantization that says
+// otherwise is an Error naming both.
+// The choice and its reason (with the config's mapping, when one is given) are logged in one line
+// ("load: ...").
 #pragma once
 
 #include <filesystem>
@@ -26,6 +31,7 @@ struct ResolveRequest {
   std::filesystem::path registry;     // empty: default_registry_path()
   bool offline = false;               // quantize into `cache_dir` instead of on the fly
   std::filesystem::path cache_dir;    // empty: $XDG_CACHE_HOME/fp8llm (default ~/.cache/fp8llm)
+  std::string quantization_config;    // JSON text of a requested config; empty: none
 };
 
 enum class LoadSource { AsStored, Unquantized, Registered, OnTheFly, Cached };

@@ -145,6 +145,106 @@ TEST(Resolve, BadRegistryAndFlagAreNamed) {
   EXPECT_THROW(resolve({.model_dir = data_path("tiny-llama"), .quantization = "int4"}), Error);
 }
 
+// config_to_dict(Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())), trimmed to
+// what differs from torchao's defaults.
+const std::string kTorchaoPerRow = R"({"_type": "Float8DynamicActivationFloat8WeightConfig",
+  "_version": 2, "_data": {"granularity": [{"_type": "PerRow", "_version": 1, "_data": {"dim": -1}},
+                                           {"_type": "PerRow", "_version": 1, "_data": {"dim": -1}}]}})";
+
+TEST(Resolve, QuantizationConfigDecidesTheModeAndIsNamedInTheLoadLine) {
+  TempDir tmp;
+  Resolution r = resolve({.model_dir = data_path("tiny-llama"),
+                          .quantization = "auto",
+                          .registry = tmp / "r.json",
+                          .quantization_config = kTorchaoPerRow});
+  EXPECT_EQ(r.source, LoadSource::OnTheFly);
+  EXPECT_EQ(r.scheme, Fp8Scheme::Row);
+  ASSERT_EQ(lines().size(), 1u);
+  EXPECT_EQ(lines()[0],
+            "I load: " + data_path("tiny-llama").string() +
+                " is not FP8 and has no registered fp8-row copy (registry " +
+                (tmp / "r.json").string() +
+                "): quantizing to fp8-row on the fly (--quantization-config: torchao "
+                "Float8DynamicActivationFloat8WeightConfig, granularity [PerRow, PerRow] -> "
+                "fp8-row)");
+  EXPECT_EQ(r.reason, lines()[0].substr(2));
+  // The same mode given twice is fine; the fp8 form asks for fp8-block.
+  r = resolve({.model_dir = data_path("tiny-llama"),
+               .quantization = "fp8-row",
+               .registry = tmp / "r.json",
+               .quantization_config = kTorchaoPerRow});
+  EXPECT_EQ(r.scheme, Fp8Scheme::Row);
+  r = resolve(
+      {.model_dir = data_path("tiny-llama"),
+       .quantization = "auto",
+       .registry = tmp / "r.json",
+       .quantization_config = R"({"quant_method": "fp8", "weight_block_size": [128, 128]})"});
+  EXPECT_EQ(r.scheme, Fp8Scheme::Block);
+  EXPECT_TRUE(
+      logged("quantizing to fp8-block on the fly (--quantization-config: fp8, "
+             "weight_block_size [128, 128] -> fp8-block)"));
+}
+
+TEST(Resolve, QuantizationConfigUsesARegisteredCopyOfItsMode) {
+  TempDir tmp;
+  const fs::path src = tmp / "llama";
+  copy_dir(data_path("tiny-llama"), src);
+  quantize_checkpoint(src, Fp8Scheme::Row, tmp / "llama-row");
+  register_copy(tmp / "r.json", src, "fp8-row", tmp / "llama-row");
+  Resolution r = resolve({.model_dir = src,
+                          .quantization = "auto",
+                          .registry = tmp / "r.json",
+                          .quantization_config = kTorchaoPerRow});
+  EXPECT_EQ(r.source, LoadSource::Registered);
+  EXPECT_TRUE(
+      logged("loading it as is (--quantization-config: torchao "
+             "Float8DynamicActivationFloat8WeightConfig, granularity [PerRow, PerRow] -> "
+             "fp8-row)"));
+}
+
+TEST(Resolve, QuantizationConfigOnAnFp8CheckpointIsIgnoredWithAWarning) {
+  TempDir tmp;
+  const auto dir = data_path("tiny-llama-fp8-block");
+  Resolution r = resolve({.model_dir = dir,
+                          .quantization = "auto",
+                          .registry = tmp / "r.json",
+                          .quantization_config = kTorchaoPerRow});
+  EXPECT_EQ(r.source, LoadSource::AsStored);
+  ASSERT_EQ(lines().size(), 2u);
+  EXPECT_EQ(lines()[0],
+            "W load: --quantization-config (torchao Float8DynamicActivationFloat8WeightConfig, "
+            "granularity [PerRow, PerRow], i.e. fp8-row) ignored: " +
+                dir.string() +
+                " is already FP8 (fine-grained fp8, block 128x128, i.e. fp8-block); it is not "
+                "quantized again");
+}
+
+TEST(Resolve, QuantizationConfigErrors) {
+  TempDir tmp;
+  const auto error = [&](const std::string& quantization, const std::string& config) {
+    try {
+      resolve({.model_dir = data_path("tiny-llama"),
+               .quantization = quantization,
+               .registry = tmp / "r.json",
+               .quantization_config = config});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error("fp8-block", kTorchaoPerRow),
+            "--quantization fp8-block and --quantization-config (torchao "
+            "Float8DynamicActivationFloat8WeightConfig, granularity [PerRow, PerRow], i.e. "
+            "fp8-row) disagree; give one of them, or the same mode in both");
+  EXPECT_EQ(error("none", kTorchaoPerRow).rfind("--quantization none and --quantization-config", 0),
+            0u);
+  EXPECT_EQ(error("auto", R"({"_type": "Float8DynamicActivationFloat8WeightConfig", "_data": {
+                               "granularity": {"_type": "PerTensor", "_data": {}}}})"),
+            "quantization-config: _data.granularity: PerTensor is not supported (use PerRow or "
+            "PerBlock)");
+  EXPECT_TRUE(lines().empty());  // nothing was chosen, so nothing logged
+}
+
 TEST(Registry, DefaultPathFollowsTheEnvironment) {
   const char* old_reg = std::getenv("FP8LLM_REGISTRY");
   const std::string saved = old_reg ? old_reg : "";
