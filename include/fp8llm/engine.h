@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fp8llm/sampling.h"
+#include "fp8llm/state_dict.h"
 
 namespace fp8llm {
 
@@ -101,6 +102,21 @@ class Engine {
   virtual GenerationResult generate(std::span<const int32_t> prompt,
                                     const GenerationOptions& options,
                                     const std::function<bool(int32_t)>& on_token = {}) = 0;
+
+  // The live weights under their Hugging Face names (fp8llm/state_dict.h), in a stable order:
+  // embedding, each layer's tensors (a projection's scale right after it), final norm, lm_head.
+  virtual std::vector<StateDictEntry> state_dict(
+      StateDictForm form = StateDictForm::Stored) const = 0;
+  // Copies one tensor of the listing into `out` (exactly its nbytes). An Error names a tensor the
+  // listing does not hold.
+  virtual void read_state_dict_tensor(const std::string& name, StateDictForm form,
+                                      std::span<std::byte> out) const = 0;
+  // The same into a new buffer.
+  StateDictTensor state_dict_tensor(const std::string& name,
+                                    StateDictForm form = StateDictForm::Stored) const;
+  // Hands every tensor of the listing to `visit`, in order, one at a time through one buffer.
+  virtual void visit_state_dict(StateDictForm form,
+                                const std::function<void(const StateDictTensor&)>& visit) const = 0;
 };
 
 }  // namespace fp8llm

@@ -12,6 +12,7 @@ void add_run_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 
 }  // namespace fp8llm::cli

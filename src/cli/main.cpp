@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   fp8llm::cli::add_inspect_command(app);
   fp8llm::cli::add_synth_command(app);
   fp8llm::cli::add_quantize_command(app);
+  fp8llm::cli::add_export_command(app);
   fp8llm::cli::add_bench_command(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {

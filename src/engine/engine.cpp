@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/sampler.h"
+#include "engine/state_dict.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "loader/host_sink.h"
@@ -97,6 +98,37 @@ class BackendEngine final : public Engine {
     return result;
   }
 
+  std::vector<StateDictEntry> state_dict(StateDictForm form) const override {
+    std::vector<StateDictEntry> out;
+    for (StateDictItem& item : state_dict_items(config(), *backend_, form))
+      out.push_back(std::move(item.entry));
+    return out;
+  }
+
+  void read_state_dict_tensor(const std::string& name, StateDictForm form,
+                              std::span<std::byte> out) const override {
+    const std::vector<StateDictItem> items = state_dict_items(config(), *backend_, form);
+    for (const StateDictItem& item : items) {
+      if (item.entry.name == name) return read_state_dict_item(*backend_, item, form, out);
+    }
+    const bool scale = name.ends_with("_scale") || name.ends_with("_scale_inv");
+    fail("tensor '{}' is not in the {} state dict of this {} model ({} tensors){}", name,
+         form == StateDictForm::Stored ? "stored" : "dequantized", report_.quantization,
+         items.size(),
+         scale && form == StateDictForm::Dequantized ? "; scales are in the stored form only" : "");
+  }
+
+  void visit_state_dict(StateDictForm form,
+                        const std::function<void(const StateDictTensor&)>& visit) const override {
+    StateDictTensor tensor;
+    for (StateDictItem& item : state_dict_items(config(), *backend_, form)) {
+      tensor.bytes.resize(item.entry.nbytes);
+      read_state_dict_item(*backend_, item, form, tensor.bytes);
+      tensor.entry = std::move(item.entry);
+      visit(tensor);
+    }
+  }
+
  private:
   LlamaModel model_;
   std::unique_ptr<Backend> backend_;
@@ -105,6 +137,20 @@ class BackendEngine final : public Engine {
 };
 
 }  // namespace
+
+StateDictTensor Engine::state_dict_tensor(const std::string& name, StateDictForm form) const {
+  StateDictTensor t;
+  for (StateDictEntry& e : state_dict(form)) {
+    if (e.name == name) {
+      t.entry = std::move(e);
+      break;
+    }
+  }
+  // An unknown name is left to read_state_dict_tensor, which says so.
+  t.bytes.resize(t.entry.nbytes);
+  read_state_dict_tensor(name, form, t.bytes);
+  return t;
+}
 
 std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
 #ifdef FP8LLM_HAVE_CUDA

@@ -10,6 +10,78 @@
 
 namespace fp8llm {
 
+CheckpointWriter::CheckpointWriter(std::filesystem::path dir, std::vector<OutputTensor> tensors,
+                                   uint64_t max_shard_bytes)
+    : dir_(std::move(dir)), tensors_(std::move(tensors)) {
+  FP8LLM_CHECK(max_shard_bytes > 0, "--max-shard-bytes must be positive");
+  size_t shard = 0;
+  uint64_t in_shard = 0;
+  for (const auto& t : tensors_) {
+    if (in_shard > 0 && in_shard + t.nbytes > max_shard_bytes) {
+      ++shard;
+      in_shard = 0;
+    }
+    in_shard += t.nbytes;
+    shard_of_.push_back(shard);
+  }
+  const size_t shards = shard_of_.empty() ? 1 : shard_of_.back() + 1;
+  for (size_t i = 0; i < shards; ++i) {
+    files_.push_back(shards == 1
+                         ? "model.safetensors"
+                         : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards));
+  }
+}
+
+CheckpointWriter::~CheckpointWriter() = default;
+
+uint64_t CheckpointWriter::total_bytes() const {
+  uint64_t total = 0;
+  for (const auto& t : tensors_) total += t.nbytes;
+  return total;
+}
+
+const OutputTensor& CheckpointWriter::next() const {
+  FP8LLM_CHECK(next_ < tensors_.size(), "{}: all {} tensors are already written", dir_.string(),
+               tensors_.size());
+  return tensors_[next_];
+}
+
+void CheckpointWriter::write(const std::string& name, std::span<const std::byte> bytes) {
+  const OutputTensor& expected = next();
+  FP8LLM_CHECK(expected.name == name, "tensor '{}' arrived out of order (expected '{}')", name,
+               expected.name);
+  FP8LLM_CHECK(bytes.size() == expected.nbytes, "tensor '{}': {} bytes, expected {}", name,
+               bytes.size(), expected.nbytes);
+  const size_t shard = shard_of_[next_];
+  if (!writer_ || writer_shard_ != shard) {
+    if (writer_) writer_->finish();
+    writer_ = std::make_unique<SafetensorsWriter>(dir_ / files_[shard]);
+    writer_shard_ = shard;
+    for (size_t i = next_; i < tensors_.size() && shard_of_[i] == shard; ++i)
+      writer_->declare(tensors_[i].name, tensors_[i].dtype, tensors_[i].shape);
+  }
+  writer_->write(bytes);
+  ++next_;
+}
+
+void CheckpointWriter::finish() {
+  FP8LLM_CHECK(next_ == tensors_.size(), "{}: only {} of {} tensors were written", dir_.string(),
+               next_, tensors_.size());
+  if (!writer_) {  // no tensors at all: still one (empty) weight file
+    writer_ = std::make_unique<SafetensorsWriter>(dir_ / files_.front());
+  }
+  writer_->finish();
+  writer_.reset();
+  if (files_.size() > 1) {
+    nlohmann::json map = nlohmann::json::object();
+    for (size_t i = 0; i < tensors_.size(); ++i) map[tensors_[i].name] = files_[shard_of_[i]];
+    nlohmann::json index;
+    index["metadata"] = {{"total_size", total_bytes()}};
+    index["weight_map"] = map;
+    write_text_file_atomically(dir_ / "model.safetensors.index.json", index.dump(2));
+  }
+}
+
 std::vector<OutputTensor> output_tensors(const LoadPlan& plan) {
   std::vector<OutputTensor> out;
   for (const PlannedTensor& t : plan.tensors) {
@@ -31,75 +103,23 @@ std::vector<OutputTensor> output_tensors(const LoadPlan& plan) {
 }
 
 FileSink::FileSink(const LoadPlan& plan, std::filesystem::path dir, uint64_t max_shard_bytes)
-    : dir_(std::move(dir)), outputs_(output_tensors(plan)) {
-  FP8LLM_CHECK(max_shard_bytes > 0, "--max-shard-bytes must be positive");
-  size_t shard = 0;
-  uint64_t in_shard = 0;
-  for (const auto& o : outputs_) {
-    if (in_shard > 0 && in_shard + o.nbytes > max_shard_bytes) {
-      ++shard;
-      in_shard = 0;
-    }
-    in_shard += o.nbytes;
-    shard_of_.push_back(shard);
-  }
-  const size_t shards = shard_of_.empty() ? 1 : shard_of_.back() + 1;
-  for (size_t i = 0; i < shards; ++i) {
-    files_.push_back(shards == 1
-                         ? "model.safetensors"
-                         : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards));
-  }
-}
+    : writer_(std::move(dir), output_tensors(plan), max_shard_bytes) {}
 
-FileSink::~FileSink() = default;
-
-void FileSink::write(const OutputTensor& expected, const std::byte* data, uint64_t nbytes) {
-  FP8LLM_CHECK(next_ < outputs_.size() && outputs_[next_].name == expected.name,
-               "tensor '{}' arrived out of order", expected.name);
-  FP8LLM_CHECK(nbytes == expected.nbytes, "tensor '{}': {} bytes, expected {}", expected.name,
-               nbytes, expected.nbytes);
-  const size_t shard = shard_of_[next_];
-  if (!writer_ || writer_shard_ != shard) {
-    if (writer_) writer_->finish();
-    writer_ = std::make_unique<SafetensorsWriter>(dir_ / files_[shard]);
-    writer_shard_ = shard;
-    for (size_t i = next_; i < outputs_.size() && shard_of_[i] == shard; ++i)
-      writer_->declare(outputs_[i].name, outputs_[i].dtype, outputs_[i].shape);
-  }
-  writer_->write({data, nbytes});
-  ++next_;
+void FileSink::write(std::span<const std::byte> bytes) {
+  writer_.write(writer_.next().name, bytes);
 }
 
 void FileSink::consume(const PlannedTensor& t, const TensorView& source) {
   if (t.quantize) {
     const QuantizedTensor q = quantize_weight(*t.quantize, source, t.spec.name);
-    write(outputs_[next_], q.q.bytes.data(), q.q.bytes.size());
-    write(outputs_[next_], q.scale.bytes.data(), q.scale.bytes.size());
+    write(q.q.bytes);
+    write(q.scale.bytes);
   } else if (t.is_weight_scale) {
     HostTensor scale(DType::F32, t.spec.shape);
     convert_weight_scale(source, scale);
-    write(outputs_[next_], scale.bytes.data(), scale.bytes.size());
+    write(scale.bytes);
   } else {
-    write(outputs_[next_], source.data, source.nbytes);
-  }
-}
-
-void FileSink::finish() {
-  FP8LLM_CHECK(next_ == outputs_.size(), "{}: only {} of {} tensors were written", dir_.string(),
-               next_, outputs_.size());
-  if (writer_) writer_->finish();
-  writer_.reset();
-  if (files_.size() > 1) {
-    nlohmann::json index;
-    uint64_t total = 0;
-    nlohmann::json map = nlohmann::json::object();
-    for (size_t i = 0; i < outputs_.size(); ++i) {
-      total += outputs_[i].nbytes;
-      map[outputs_[i].name] = files_[shard_of_[i]];
-    }
-    index["metadata"] = {{"total_size", total}};
-    index["weight_map"] = map;
-    write_text_file_atomically(dir_ / "model.safetensors.index.json", index.dump(2));
+    write({source.data, source.nbytes});
   }
 }
 

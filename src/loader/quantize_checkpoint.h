@@ -11,6 +11,8 @@
 // only when complete; on any failure it is removed, so `out` is never half-written.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -42,8 +44,21 @@ std::vector<std::filesystem::path> companion_files(const std::filesystem::path& 
 
 // Builds a directory at `out_dir` atomically: `fill` writes into a fresh temporary directory next
 // to it, which is renamed to `out_dir` when `fill` returns, and removed if it throws. `out_dir`
-// must not exist.
+// must not exist (check_output_directory).
 void build_directory_atomically(const std::filesystem::path& out_dir,
                                 const std::function<void(const std::filesystem::path&)>& fill);
+
+// Throws Error unless `out_dir` can be created: it must not exist, and its parent must be an
+// existing, writable directory. Cheap, so that a command can refuse before doing any work.
+void check_output_directory(const std::filesystem::path& out_dir);
+
+// Writes a complete model directory at `out_dir` (atomically, as above): `write_weights` writes
+// the weight files into the directory it is given; the companion files of `source_dir` are copied;
+// config.json is `source_dir`'s with `quantization_config` set to the given object, or removed
+// when it is null.
+void write_model_directory(const std::filesystem::path& source_dir,
+                           const std::filesystem::path& out_dir,
+                           const nlohmann::json& quantization_config,
+                           const std::function<void(const std::filesystem::path&)>& write_weights);
 
 }  // namespace fp8llm

@@ -4,9 +4,21 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
+#include "core/dtype.h"
+#include "model/weights.h"
+#include "quant/fp8_scheme.h"
+
 namespace fp8llm {
+
+// How a backend holds one checkpoint tensor (a WeightSpec of expected_weights): its element type
+// (F8_E4M3 for an FP8 projection) and, for an FP8 projection, the scheme of its F32 scales.
+struct HeldWeight {
+  DType dtype = DType::BF16;
+  std::optional<Fp8Scheme> scheme;
+};
 
 // Which weight of a layer an op uses. The backend maps it to its own storage.
 enum class LinearKind { Q, K, V, O, Gate, Up, Down, LmHead };
@@ -53,6 +65,16 @@ class Backend {
   virtual void reset_cache() = 0;
   // Positions the cache can hold.
   virtual int64_t cache_capacity() const = 0;
+
+  // The live weights, for the state dict (src/engine/state_dict.h). `spec` is one of
+  // expected_weights(config) for the loaded model.
+  virtual HeldWeight held_weight(const WeightSpec& spec) const = 0;
+  // Copies the tensor's values (the e4m3 codes of an FP8 projection; numel(spec.shape) elements of
+  // held_weight's dtype) into `values` and, for an FP8 projection, its scales in the checkpoint
+  // layout (weight_scale_shape: [N, 1] or [ceil(N/128), ceil(K/128)], row-major) into `scales`.
+  // Either span may be empty to skip that part; a non-empty one must have exactly that size.
+  virtual void read_weight(const WeightSpec& spec, std::span<std::byte> values,
+                           std::span<float> scales) const = 0;
 };
 
 }  // namespace fp8llm

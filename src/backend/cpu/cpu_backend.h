@@ -37,6 +37,10 @@ class CpuBackend : public Backend {
   void read(Act in, float* host_out) override;
   void reset_cache() override;
   int64_t cache_capacity() const override { return capacity_; }
+  // The state dict (cpu_state_dict.cpp): the weights as loaded, FP8 projections with their scales.
+  HeldWeight held_weight(const WeightSpec& spec) const override;
+  void read_weight(const WeightSpec& spec, std::span<std::byte> values,
+                   std::span<float> scales) const override;
 
  private:
   const HostLinear& linear_weights(int64_t layer, LinearKind kind) const;

@@ -82,6 +82,11 @@ class CudaBackend final : public Backend {
   void read(Act in, float* host_out) override;
   void reset_cache() override { cached_ = 0; }
   int64_t cache_capacity() const override { return capacity_; }
+  // The state dict (cuda_state_dict.cpp): FP8 projections as codes and scales (the device's padded
+  // block-scale rows trimmed to the checkpoint layout), everything else as the bf16 it holds.
+  HeldWeight held_weight(const WeightSpec& spec) const override;
+  void read_weight(const WeightSpec& spec, std::span<std::byte> values,
+                   std::span<float> scales) const override;
 
  private:
   const DeviceLinear& linear_weights(int64_t layer, LinearKind kind) const;

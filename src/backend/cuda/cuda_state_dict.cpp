@@ -1,0 +1,93 @@
+// The CUDA backend's side of the state dict: each tensor copied from its slot of the weight arena
+// to the host, one at a time. FP8 projections are their e4m3 codes plus their fp32 scales; block
+// scales live on the device with rows padded to a multiple of 4 for cuBLASLt, and are copied
+// without the padding (the checkpoint layout). Everything else is held, and returned, as bf16.
+#include <cuda_runtime.h>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+// The linear layer a projection weight belongs to (nullptr for other roles).
+const DeviceLinear* projection(const DeviceWeights& w, const WeightSpec& spec) {
+  if (spec.role == WeightRole::LmHead) return &w.lm_head();
+  if (spec.layer < 0) return nullptr;
+  const DeviceLayer& l = w.layer(spec.layer);
+  switch (spec.role) {
+    case WeightRole::QProj:
+      return &l.q;
+    case WeightRole::KProj:
+      return &l.k;
+    case WeightRole::VProj:
+      return &l.v;
+    case WeightRole::OProj:
+      return &l.o;
+    case WeightRole::GateProj:
+      return &l.gate;
+    case WeightRole::UpProj:
+      return &l.up;
+    case WeightRole::DownProj:
+      return &l.down;
+    default:
+      return nullptr;
+  }
+}
+
+const DeviceTensorSlot& slot_of(const DeviceWeights& w, const WeightSpec& spec) {
+  const DeviceTensorSlot* s = w.slot(spec.name);
+  FP8LLM_CHECK(s != nullptr && !s->is_scale, "{}: the CUDA backend holds no such tensor",
+               spec.name);
+  const int64_t rows = spec.shape.size() == 2 ? spec.shape[0] : 1;
+  const int64_t cols = spec.shape.empty() ? 1 : spec.shape.back();
+  FP8LLM_CHECK(spec.shape.size() <= 2 && s->rows == rows && s->cols == cols,
+               "{}: held as [{}, {}], expected {}", spec.name, s->rows, s->cols,
+               shape_str(spec.shape));
+  return *s;
+}
+
+}  // namespace
+
+HeldWeight CudaBackend::held_weight(const WeightSpec& spec) const {
+  slot_of(weights_, spec);
+  const DeviceLinear* lin = projection(weights_, spec);
+  if (lin != nullptr && lin->is_fp8()) return {DType::F8_E4M3, lin->fp8.scheme};
+  return {DType::BF16, std::nullopt};
+}
+
+void CudaBackend::read_weight(const WeightSpec& spec, std::span<std::byte> values,
+                              std::span<float> scales) const {
+  const DeviceTensorSlot& s = slot_of(weights_, spec);
+  const DeviceLinear* lin = projection(weights_, spec);
+  const bool fp8 = lin != nullptr && lin->is_fp8();
+  // The weights were written on the backend's stream; let that work finish before reading.
+  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  if (!values.empty()) {
+    const auto bytes = static_cast<size_t>(s.rows * s.cols) * (fp8 ? 1 : 2);
+    FP8LLM_CHECK(values.size() == bytes, "{}: {} bytes asked for, the tensor has {}", spec.name,
+                 values.size(), bytes);
+    CUDA_CHECK(cudaMemcpy(values.data(), s.data, bytes, cudaMemcpyDeviceToHost));
+  }
+  if (scales.empty()) return;
+  FP8LLM_CHECK(fp8, "{}: not an FP8 projection, it has no scales", spec.name);
+  const Fp8DeviceWeight& w = lin->fp8;
+  const Shape shape = weight_scale_shape(w.scheme, w.n, w.k);
+  FP8LLM_CHECK(static_cast<int64_t>(scales.size()) == num_elements(shape),
+               "{}: {} scales asked for, the weight has {}", spec.name, scales.size(),
+               num_elements(shape));
+  if (w.scheme == Fp8Scheme::Row) {
+    CUDA_CHECK(
+        cudaMemcpy(scales.data(), w.scales, scales.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    return;
+  }
+  const auto cols = static_cast<size_t>(shape[1]);
+  FP8LLM_CHECK(w.scale_ld >= shape[1], "{}: block scales with a leading dimension of {} for {}",
+               spec.name, w.scale_ld, shape[1]);
+  CUDA_CHECK(cudaMemcpy2D(scales.data(), cols * sizeof(float), w.scales,
+                          static_cast<size_t>(w.scale_ld) * sizeof(float), cols * sizeof(float),
+                          static_cast<size_t>(shape[0]), cudaMemcpyDeviceToHost));
+}
+
+}  // namespace fp8llm::cuda
