@@ -24,8 +24,8 @@ struct HeldWeight {
 enum class LinearKind { Q, K, V, O, Gate, Up, Down, LmHead };
 enum class NormKind { Input, PostAttention, QNorm, KNorm, Final };
 
-// A 2-D activation [rows, cols] in the backend's activation format (fp32 on the CPU, bf16 on
-// CUDA). Handles are valid until the next begin_forward().
+// A 2-D activation [rows, cols] in the backend's activation format (fp32 on both backends). Handles
+// are valid until the next begin_forward().
 struct Act {
   void* data = nullptr;
   int64_t rows = 0;

@@ -112,6 +112,16 @@ class CudaBackend final : public Backend {
   };
   GraphKey graph_key() const;
 
+  // A residual add waits for the op after it: a norm of the sum fuses with it, anything else
+  // launches it first.
+  struct PendingAdd {
+    float* x = nullptr;
+    const float* y = nullptr;
+    int64_t count = 0;
+  };
+  void flush_add();
+  std::optional<PendingAdd> pending_add_;
+
   ModelConfig config_;
   DeviceWeights weights_;
   Stream stream_;
