@@ -89,7 +89,8 @@ class DiscardTarget : public cuda::DeviceStreamTarget {
 
 void run_stream_only(const Options& o) {
   FP8LLM_CHECK(cuda::device_available(), "--stream-only: no CUDA device found");
-  const std::optional<Fp8Scheme> scheme = parse_quantization_flag(o.engine.quantization);
+  const std::optional<Fp8Scheme> scheme =
+      parse_quantization_flag(engine_load_options(o.engine).quantization);
   const ModelConfig config = load_model_config(o.engine.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(o.engine.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, scheme);

@@ -84,6 +84,13 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
                  "cpu (the exact reference backend) or cuda (FP8 tensor cores; needs a GPU with "
                  "compute capability 8.9 or newer and a build with the CUDA toolkit)")
       ->capture_default_str();
+  cmd.add_option("--fp8-gemm", f.fp8_gemm,
+                 "CUDA, prompts of several tokens: tensor-core (FP8 tensor cores, fast; they sum "
+                 "with about 1e-4 relative error) or fp32 (every FP8 product summed in fp32 on "
+                 "CUDA cores, like the CPU backend; slow prefill). Decoding one token always sums "
+                 "in fp32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tensor-core", "fp32"}));
   cmd.add_option("--max-context", f.max_context, "Positions the KV cache holds")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -105,7 +112,7 @@ void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
   cmd.add_option("--stop-ids", f.stop_ids, "Token ids that end generation")->delimiter(',');
 }
 
-std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
+LoadOptions engine_load_options(const EngineFlags& flags) {
   LoadOptions o;
   o.model_dir = flags.model_dir;
   o.quantization = flags.quantization;
@@ -122,6 +129,12 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
   o.max_context = flags.max_context;
   o.registry = flags.registry;
   o.offline = flags.offline;
+  o.fp8_gemm = flags.fp8_gemm;
+  return o;
+}
+
+std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
+  LoadOptions o = engine_load_options(flags);
   const bool tty = ::isatty(fileno(stderr));
   if (flags.quiet) set_log_level(LogLevel::Warning);  // keeps warnings, drops the load-path line
   if (!flags.quiet) {

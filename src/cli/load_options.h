@@ -20,6 +20,7 @@ struct EngineFlags {
   // JSON text, or @path of a file holding it (src/loader/quantization_request.h).
   std::string quantization_config;
   std::string device = "cpu";
+  std::string fp8_gemm = "tensor-core";
   int64_t max_context = 4096;
   std::string registry;
   bool offline = false;
@@ -41,6 +42,10 @@ struct SamplingFlags {
 
 void add_engine_flags(CLI::App& cmd, EngineFlags& flags);
 void add_sampling_flags(CLI::App& cmd, SamplingFlags& flags);
+
+// The LoadOptions the flags ask for (the quantization config read and checked, the mode settled),
+// without the progress display.
+LoadOptions engine_load_options(const EngineFlags& flags);
 
 // Loads the model with a progress line on stderr and a one-line summary after.
 std::unique_ptr<Engine> load_engine(const EngineFlags& flags);

@@ -13,7 +13,9 @@
 namespace fp8llm::test {
 namespace {
 
-std::string model(const std::string& name) { return data_path(name).string(); }
+std::string model(const std::string& name) {
+  return data_path(name).string();
+}
 
 size_t count_lines(const std::string& s) {
   return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
@@ -84,10 +86,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadCall{"inspect /nonexistent/model", "/nonexistent/model"},
         BadCall{"inspect " + model("tiny-llama") + " --bogus", "--bogus"},
         BadCall{"inspect " + model("tiny-llama") + " -q int4", "int4"},
-        BadCall{"generate --model " + model("tiny-llama") + " --prompt-ids 1,x", "'x' is not a token id"},
+        BadCall{"generate --model " + model("tiny-llama") + " --prompt-ids 1,x",
+                "'x' is not a token id"},
         BadCall{"generate --model " + model("tiny-llama") + " --prompt-ids 5000", "out of range"},
         BadCall{"generate --model " + model("tiny-llama") + " --prompt-ids 1 --device tpu", "tpu"},
         BadCall{"generate --model " + model("tiny-llama") + " --prompt-ids 1 --top-p 0", "top_p"},
+        BadCall{"generate --model " + model("tiny-llama") + " --prompt-ids 1 --fp8-gemm fast",
+                "--fp8-gemm"},
         BadCall{"frobnicate", "unknown command 'frobnicate'"}));
 
 }  // namespace

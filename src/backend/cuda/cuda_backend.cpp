@@ -214,9 +214,16 @@ CudaBackend::GraphKey CudaBackend::graph_key() const {
           positions_.data()};
 }
 
+void CudaBackend::flush_add() {
+  if (!pending_add_) return;
+  const PendingAdd a = *std::exchange(pending_add_, std::nullopt);
+  launch_add(a.x, a.y, a.count, stream_);
+}
+
 void CudaBackend::begin_forward(int64_t tokens, int64_t past) {
   GraphCapture::abandon(stream_);  // a pass that failed while being recorded
   mode_ = GraphMode::Eager;
+  pending_add_.reset();
   FP8LLM_CHECK(tokens > 0 && past >= 0 && past + tokens <= capacity_,
                "forward: {} tokens at position {} do not fit the context of {} positions", tokens,
                past, capacity_);
@@ -286,6 +293,7 @@ void CudaBackend::embed(std::span<const int32_t> ids, Act out) {
                "embed: {} ids in a pass of {} tokens", ids.size(), pass_tokens_);
   std::copy(ids.begin(), ids.end(), host_ids_.as<int32_t>());
   if (mode_ == GraphMode::Replay) return;
+  flush_add();
   CUDA_CHECK(cudaMemcpyAsync(ids_.data(), host_ids_.data(), ids.size_bytes(),
                              cudaMemcpyHostToDevice, stream_));
   launch_embed(weights_.embed(), ids_.as<int32_t>(), static_cast<int64_t>(ids.size()),
@@ -317,8 +325,17 @@ void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
   FP8LLM_CHECK(w != nullptr && in.cols % dim == 0, "rms_norm: {} columns for a norm of {}", in.cols,
                dim);
   if (mode_ == GraphMode::Replay) return;
-  launch_rms_norm(f32(in), in.rows * (in.cols / dim), dim, w,
-                  static_cast<float>(config_.rms_norm_eps), f32(out), stream_);
+  const auto eps = static_cast<float>(config_.rms_norm_eps);
+  const int64_t rows = in.rows * (in.cols / dim);
+  if (pending_add_ && pending_add_->x == in.data && pending_add_->count == in.rows * in.cols &&
+      out.data != in.data) {
+    // The residual add just before this norm, fused into it.
+    const PendingAdd a = *std::exchange(pending_add_, std::nullopt);
+    launch_add_rms_norm(a.x, a.y, rows, dim, w, eps, f32(out), stream_);
+    return;
+  }
+  flush_add();
+  launch_rms_norm(f32(in), rows, dim, w, eps, f32(out), stream_);
 }
 
 const DeviceLinear& CudaBackend::linear_weights(int64_t layer, LinearKind kind) const {
@@ -351,6 +368,7 @@ void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
                "linear: shapes [{}, {}] x [{}, {}]^T -> [{}, {}] do not agree", in.rows, in.cols,
                w.n, w.k, out.rows, out.cols);
   if (mode_ == GraphMode::Replay) return;
+  flush_add();
   if (w.is_fp8()) {
     fp8_.forward(w.fp8, f32(in), in.rows, f32(out), stream_);
   } else {
@@ -370,6 +388,7 @@ void CudaBackend::rope(Act x, int64_t heads, std::span<const int64_t> positions)
                "rope: {} positions for [{}, {}] with {} heads in a pass of {} tokens",
                positions.size(), x.rows, x.cols, heads, pass_tokens_);
   if (mode_ == GraphMode::Replay) return;
+  flush_add();
   // The positions begin_forward uploaded (on the device, so that a recorded step replays anywhere).
   launch_rope(f32(x), x.rows, heads, config_.head_dim, positions_.as<int64_t>(),
               inv_freq_.as<float>(), stream_);
@@ -390,6 +409,7 @@ void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Ac
       host_positions_.as<int64_t>()[0]);
   if (layer == 0) cached_ = past + t;
   if (mode_ == GraphMode::Replay) return;
+  flush_add();
   const size_t layer_offset = static_cast<size_t>(layer * kv_allocated_ * kv_dim);
   float* kc = k_cache_.as<float>() + layer_offset;
   float* vc = v_cache_.as<float>() + layer_offset;
@@ -401,15 +421,21 @@ void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Ac
 
 void CudaBackend::silu_mul(Act gate, Act up, Act out) {
   if (mode_ == GraphMode::Replay) return;
+  flush_add();
   launch_silu_mul(f32(gate), f32(up), gate.rows * gate.cols, f32(out), stream_);
 }
 
 void CudaBackend::add(Act x, Act y) {
+  FP8LLM_CHECK(x.rows == y.rows && x.cols == y.cols, "add: [{}, {}] + [{}, {}]", x.rows, x.cols,
+               y.rows, y.cols);
   if (mode_ == GraphMode::Replay) return;
-  launch_add(f32(x), f32(y), x.rows * x.cols, stream_);
+  flush_add();
+  // Deferred: a norm of x that comes next runs as one kernel with it (launch_add_rms_norm).
+  pending_add_ = PendingAdd{f32(x), f32(y), x.rows * x.cols};
 }
 
 void CudaBackend::read(Act in, float* host_out) {
+  flush_add();
   const GraphMode mode = std::exchange(mode_, GraphMode::Eager);
   if (mode == GraphMode::Capture) {
     decode_graph_ = GraphExec(GraphCapture::end(stream_));

@@ -4,8 +4,9 @@
 //
 //   y[m, n] = sum_k deq(x)[m, k] * deq(W)[n, k]  (+ bias[n]),   0 <= m < M, 1 <= M <= 16
 //
-// Its arithmetic runs on CUDA cores, so its time grows with M: past M = 2 cuBLASLt is faster
-// (Fp8Linear chooses; docs/PERFORMANCE.md has the numbers).
+// M = 1 (decoding) has a kernel of its own: a warp per output row (two for large N), several
+// 16-byte loads in flight per lane. Its arithmetic runs on CUDA cores, so its time grows with M:
+// past M = 2 cuBLASLt is faster (Fp8Linear chooses; docs/PERFORMANCE.md has the numbers).
 //
 // computed as sum over 128-column blocks of (sum of q*q products in fp32) * x scale * W scale, with
 // fp32 accumulation; any K and N (16-byte loads when K % 16 == 0). Scales in the device layouts of

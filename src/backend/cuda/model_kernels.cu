@@ -24,17 +24,18 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Sum over a block of kThreads threads in double (all threads get it): the CPU backend sums the
-// squares of RMSNorm in double, and matching it keeps the two backends within fp32 rounding.
+// Sum over a block of kBlockThreads threads in double (all threads get it): the CPU backend sums
+// the squares of RMSNorm in double, and matching it keeps the two backends within fp32 rounding.
+template <int kBlockThreads>
 __device__ __forceinline__ double block_sum_double(double v) {
-  __shared__ double partial[kThreads / 32];
+  __shared__ double partial[kBlockThreads / 32];
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
   if (lane == 0) partial[warp] = v;
   __syncthreads();
-  double r = lane < kThreads / 32 ? partial[lane] : 0.0;
+  double r = lane < kBlockThreads / 32 ? partial[lane] : 0.0;
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) r += __shfl_xor_sync(0xffffffffu, r, off);
   __syncthreads();
@@ -50,25 +51,45 @@ __global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
   for (int64_t i = threadIdx.x; i < hidden; i += kThreads) dst[i] = __bfloat162float(src[i]);
 }
 
-// One block per row. out may alias x: every thread reads its elements before the barrier inside
-// block_sum_double and writes only the same elements after it.
-__global__ void __launch_bounds__(kThreads)
-    rms_norm_kernel(const float* x, int64_t dim, const __nv_bfloat16* __restrict__ w, float eps,
-                    float* out) {
+// One block per row, each thread holding up to kPer elements of it in registers (dim <=
+// kBlockThreads * kPer), so that the row is read once and all its loads are in flight together.
+// With `residual` set, x += residual first (written back) and the sum is normalized: the residual
+// add fused with the norm after it. out may alias x: every element is read before the barrier in
+// block_sum_double and written by the same thread after it.
+template <int kBlockThreads, int kPer>
+__global__ void __launch_bounds__(kBlockThreads)
+    rms_norm_kernel(float* x, const float* __restrict__ residual, int64_t dim,
+                    const __nv_bfloat16* __restrict__ w, float eps, float* out) {
   const int64_t row = blockIdx.x;
-  const float* xr = x + row * dim;
-  float* yr = out + row * dim;
-  double ss = 0.0;
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-    const float sq = __fmul_rn(xr[i], xr[i]);
-    ss += sq;
+  float* xr = x + row * dim;
+  float v[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kBlockThreads;
+    v[j] = i < dim ? xr[i] : 0.0f;
   }
-  ss = block_sum_double(ss);
+  if (residual != nullptr) {
+    const float* rr = residual + row * dim;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kBlockThreads;
+      if (i < dim) {
+        v[j] = __fadd_rn(v[j], rr[i]);
+        xr[i] = v[j];
+      }
+    }
+  }
+  double ss = 0.0;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) ss += __fmul_rn(v[j], v[j]);
+  ss = block_sum_double<kBlockThreads>(ss);
   const float variance = static_cast<float>(ss / static_cast<double>(dim));
   const float inv_rms = static_cast<float>(1.0 / sqrt(static_cast<double>(variance + eps)));
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-    const float normed = __fmul_rn(xr[i], inv_rms);
-    yr[i] = __fmul_rn(__bfloat162float(w[i]), normed);
+  float* yr = out + row * dim;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kBlockThreads;
+    if (i < dim) yr[i] = __fmul_rn(__bfloat162float(w[i]), __fmul_rn(v[j], inv_rms));
   }
 }
 
@@ -247,11 +268,41 @@ void launch_embed(const __nv_bfloat16* table, const int32_t* ids, int64_t tokens
   CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+
+template <int kBlockThreads, int kPer>
+void launch_norm(float* x, const float* residual, int64_t rows, int64_t dim, const __nv_bfloat16* w,
+                 float eps, float* out, cudaStream_t stream) {
+  rms_norm_kernel<kBlockThreads, kPer>
+      <<<static_cast<unsigned>(rows), kBlockThreads, 0, stream>>>(x, residual, dim, w, eps, out);
+}
+
+void launch_norm_any(float* x, const float* residual, int64_t rows, int64_t dim,
+                     const __nv_bfloat16* w, float eps, float* out, cudaStream_t stream) {
+  if (rows <= 0) return;
+  if (dim <= 256) {
+    launch_norm<128, 2>(x, residual, rows, dim, w, eps, out, stream);
+  } else if (dim <= 4096) {
+    launch_norm<512, 8>(x, residual, rows, dim, w, eps, out, stream);
+  } else if (dim <= 16384) {
+    launch_norm<1024, 16>(x, residual, rows, dim, w, eps, out, stream);
+  } else {
+    throw std::invalid_argument("launch_rms_norm: rows longer than 16384 are not supported");
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
 void launch_rms_norm(const float* x, int64_t rows, int64_t dim, const __nv_bfloat16* w, float eps,
                      float* out, cudaStream_t stream) {
-  if (rows <= 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, dim, w, eps, out);
-  CUDA_CHECK_LAUNCH();
+  // Without a residual the kernel does not write x.
+  launch_norm_any(const_cast<float*>(x), nullptr, rows, dim, w, eps, out, stream);
+}
+
+void launch_add_rms_norm(float* x, const float* residual, int64_t rows, int64_t dim,
+                         const __nv_bfloat16* w, float eps, float* out, cudaStream_t stream) {
+  launch_norm_any(x, residual, rows, dim, w, eps, out, stream);
 }
 
 void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,

@@ -23,6 +23,10 @@ void launch_embed(const __nv_bfloat16* table, const int32_t* ids, int64_t tokens
 // (transformers' LlamaRMSNorm in fp32, as the CPU backend computes it).
 void launch_rms_norm(const float* x, int64_t rows, int64_t dim, const __nv_bfloat16* w, float eps,
                      float* out, cudaStream_t stream);
+// x += residual, then out = RMSNorm(x) as above (the residual add and the norm after it in one
+// pass; out may not alias x). dim <= 16384 for both.
+void launch_add_rms_norm(float* x, const float* residual, int64_t rows, int64_t dim,
+                         const __nv_bfloat16* w, float eps, float* out, cudaStream_t stream);
 
 // Rotary embedding in place on x [tokens, heads, head_dim] (half-split layout): angle = fp32
 // (inv_freq[i] * position), cos/sin of it computed in double as the CPU backend does, each product
