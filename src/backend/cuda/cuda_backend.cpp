@@ -10,6 +10,7 @@
 #include "backend/cuda/device.h"
 #include "backend/cuda/device_sink.h"
 #include "backend/cuda/device_stream.h"
+#include "backend/cuda/fp8_gemv.h"
 #include "backend/cuda/graph.h"
 #include "backend/cuda/model_kernels.h"
 #include "core/error.h"
@@ -214,6 +215,23 @@ CudaBackend::GraphKey CudaBackend::graph_key() const {
           positions_.data()};
 }
 
+void CudaBackend::flush_linears() {
+  if (pending_linears_.empty()) return;
+  std::vector<const Fp8DeviceWeight*> ws;
+  std::vector<float*> ys;
+  for (const PendingLinear& p : pending_linears_) {
+    ws.push_back(p.w);
+    ys.push_back(p.y);
+  }
+  const float* x = std::exchange(pending_linear_input_, nullptr);
+  pending_linears_.clear();
+  if (ws.size() == 1) {
+    fp8_.forward(*ws[0], x, 1, ys[0], stream_);
+  } else {
+    fp8_.forward_group(ws, x, ys, stream_);
+  }
+}
+
 void CudaBackend::flush_add() {
   if (!pending_add_) return;
   const PendingAdd a = *std::exchange(pending_add_, std::nullopt);
@@ -224,6 +242,8 @@ void CudaBackend::begin_forward(int64_t tokens, int64_t past) {
   GraphCapture::abandon(stream_);  // a pass that failed while being recorded
   mode_ = GraphMode::Eager;
   pending_add_.reset();
+  pending_linears_.clear();
+  pending_linear_input_ = nullptr;
   FP8LLM_CHECK(tokens > 0 && past >= 0 && past + tokens <= capacity_,
                "forward: {} tokens at position {} do not fit the context of {} positions", tokens,
                past, capacity_);
@@ -293,7 +313,7 @@ void CudaBackend::embed(std::span<const int32_t> ids, Act out) {
                "embed: {} ids in a pass of {} tokens", ids.size(), pass_tokens_);
   std::copy(ids.begin(), ids.end(), host_ids_.as<int32_t>());
   if (mode_ == GraphMode::Replay) return;
-  flush_add();
+  flush_pending();
   CUDA_CHECK(cudaMemcpyAsync(ids_.data(), host_ids_.data(), ids.size_bytes(),
                              cudaMemcpyHostToDevice, stream_));
   launch_embed(weights_.embed(), ids_.as<int32_t>(), static_cast<int64_t>(ids.size()),
@@ -327,6 +347,7 @@ void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
   if (mode_ == GraphMode::Replay) return;
   const auto eps = static_cast<float>(config_.rms_norm_eps);
   const int64_t rows = in.rows * (in.cols / dim);
+  flush_linears();
   if (pending_add_ && pending_add_->x == in.data && pending_add_->count == in.rows * in.cols &&
       out.data != in.data) {
     // The residual add just before this norm, fused into it.
@@ -334,7 +355,7 @@ void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
     launch_add_rms_norm(a.x, a.y, rows, dim, w, eps, f32(out), stream_);
     return;
   }
-  flush_add();
+  flush_pending();
   launch_rms_norm(f32(in), rows, dim, w, eps, f32(out), stream_);
 }
 
@@ -369,6 +390,17 @@ void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
                w.n, w.k, out.rows, out.cols);
   if (mode_ == GraphMode::Replay) return;
   flush_add();
+  if (w.is_fp8() && in.rows == 1) {
+    // Deferred: the next projections of the same input join it (flush_linears).
+    const bool joins = !pending_linears_.empty() && pending_linear_input_ == f32(in) &&
+                       pending_linears_.size() < static_cast<size_t>(kFp8GemvMaxGroup) &&
+                       Fp8Linear::group_supports(*pending_linears_.front().w, w.fp8);
+    if (!joins) flush_linears();
+    pending_linear_input_ = f32(in);
+    pending_linears_.push_back({&w.fp8, f32(out)});
+    return;
+  }
+  flush_linears();
   if (w.is_fp8()) {
     fp8_.forward(w.fp8, f32(in), in.rows, f32(out), stream_);
   } else {
@@ -388,7 +420,7 @@ void CudaBackend::rope(Act x, int64_t heads, std::span<const int64_t> positions)
                "rope: {} positions for [{}, {}] with {} heads in a pass of {} tokens",
                positions.size(), x.rows, x.cols, heads, pass_tokens_);
   if (mode_ == GraphMode::Replay) return;
-  flush_add();
+  flush_pending();
   // The positions begin_forward uploaded (on the device, so that a recorded step replays anywhere).
   launch_rope(f32(x), x.rows, heads, config_.head_dim, positions_.as<int64_t>(),
               inv_freq_.as<float>(), stream_);
@@ -409,7 +441,7 @@ void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Ac
       host_positions_.as<int64_t>()[0]);
   if (layer == 0) cached_ = past + t;
   if (mode_ == GraphMode::Replay) return;
-  flush_add();
+  flush_pending();
   const size_t layer_offset = static_cast<size_t>(layer * kv_allocated_ * kv_dim);
   float* kc = k_cache_.as<float>() + layer_offset;
   float* vc = v_cache_.as<float>() + layer_offset;
@@ -421,7 +453,7 @@ void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Ac
 
 void CudaBackend::silu_mul(Act gate, Act up, Act out) {
   if (mode_ == GraphMode::Replay) return;
-  flush_add();
+  flush_pending();
   launch_silu_mul(f32(gate), f32(up), gate.rows * gate.cols, f32(out), stream_);
 }
 
@@ -429,13 +461,13 @@ void CudaBackend::add(Act x, Act y) {
   FP8LLM_CHECK(x.rows == y.rows && x.cols == y.cols, "add: [{}, {}] + [{}, {}]", x.rows, x.cols,
                y.rows, y.cols);
   if (mode_ == GraphMode::Replay) return;
-  flush_add();
+  flush_pending();
   // Deferred: a norm of x that comes next runs as one kernel with it (launch_add_rms_norm).
   pending_add_ = PendingAdd{f32(x), f32(y), x.rows * x.cols};
 }
 
 void CudaBackend::read(Act in, float* host_out) {
-  flush_add();
+  flush_pending();
   const GraphMode mode = std::exchange(mode_, GraphMode::Eager);
   if (mode == GraphMode::Capture) {
     decode_graph_ = GraphExec(GraphCapture::end(stream_));

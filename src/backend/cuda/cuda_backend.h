@@ -122,6 +122,20 @@ class CudaBackend final : public Backend {
   void flush_add();
   std::optional<PendingAdd> pending_add_;
 
+  // One-token FP8 projections of the same input wait too, and run as one group
+  // (Fp8Linear::forward_group) when the next op is not another of them.
+  struct PendingLinear {
+    const Fp8DeviceWeight* w = nullptr;
+    float* y = nullptr;
+  };
+  void flush_linears();
+  const float* pending_linear_input_ = nullptr;
+  std::vector<PendingLinear> pending_linears_;
+  void flush_pending() {
+    flush_add();
+    flush_linears();
+  }
+
   ModelConfig config_;
   DeviceWeights weights_;
   Stream stream_;

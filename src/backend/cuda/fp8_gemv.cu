@@ -200,20 +200,31 @@ __device__ __forceinline__ void decode16_hw(const uint4& v, float f[16]) {
   }
 }
 
+// Blocks [begin[s], begin[s + 1]) of the grid compute segment s.
+struct GroupLayout {
+  Fp8GemvGroupArgs args;
+  int begin[kFp8GemvMaxGroup + 1];
+};
+
 template <int kWarpRows, bool kBlock>
-__global__ void __launch_bounds__(kThreads) fp8_gemv_m1_kernel(Fp8GemvArgs p) {
+__global__ void __launch_bounds__(kThreads) fp8_gemv_m1_kernel(GroupLayout g) {
+  const Fp8GemvGroupArgs& p = g.args;
+  int s = 0;
+  while (s + 1 < p.count && static_cast<int>(blockIdx.x) >= g.begin[s + 1]) ++s;
+  const Fp8GemvSegment& seg = p.seg[s];
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
-  const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * kWarpRows;
-  if (n0 >= p.n) return;
+  const int64_t n0 =
+      (static_cast<int64_t>(static_cast<int>(blockIdx.x) - g.begin[s]) * kWarps + warp) * kWarpRows;
+  if (n0 >= seg.n) return;
   // Rows past N re-read the last row (valid memory); their results are dropped.
   const uint4* wrow[kWarpRows];
 #pragma unroll
   for (int r = 0; r < kWarpRows; ++r)
-    wrow[r] = reinterpret_cast<const uint4*>(p.wq + min(n0 + r, p.n - 1) * p.k);
+    wrow[r] = reinterpret_cast<const uint4*>(seg.wq + min(n0 + r, seg.n - 1) * p.k);
   const auto* xrow = reinterpret_cast<const uint4*>(p.xq);
   // kWarpRows divides 128, so a warp's rows share one row of block scales.
-  const float* ws_row = kBlock ? p.ws + (n0 / kQuantBlock) * p.ws_ld : nullptr;
+  const float* ws_row = kBlock ? seg.ws + (n0 / kQuantBlock) * seg.ws_ld : nullptr;
   const int64_t chunks = p.k / kChunk;
   float acc[kWarpRows];
 #pragma unroll
@@ -240,7 +251,7 @@ __global__ void __launch_bounds__(kThreads) fp8_gemv_m1_kernel(Fp8GemvArgs p) {
       float scale = 1.0f;
       if constexpr (kBlock) {
         const int64_t kb = c / (kQuantBlock / kChunk);
-        scale = __ldg(p.xs + kb * p.xs_ld) * __ldg(ws_row + kb);
+        scale = __ldg(p.xs + kb) * __ldg(ws_row + kb);
       }
 #pragma unroll
       for (int r = 0; r < kWarpRows; ++r) {
@@ -257,36 +268,42 @@ __global__ void __launch_bounds__(kThreads) fp8_gemv_m1_kernel(Fp8GemvArgs p) {
   }
 #pragma unroll
   for (int r = 0; r < kWarpRows; ++r) {
-    const float s = warp_sum(acc[r]);
+    const float sum = warp_sum(acc[r]);
     const int64_t nn = n0 + r;
-    if (lane != 0 || nn >= p.n) continue;
-    float out = kBlock ? s : s * p.xs[0] * p.ws[nn];
-    if (p.bias != nullptr) out += __bfloat162float(p.bias[nn]);
-    if (p.y_f32 != nullptr) {
-      p.y_f32[nn] = out;
-    } else {
-      p.y[nn] = __float2bfloat16_rn(out);
-    }
+    if (lane != 0 || nn >= seg.n) continue;
+    float out = kBlock ? sum : sum * p.xs[0] * seg.ws[nn];
+    if (seg.bias != nullptr) out += __bfloat162float(seg.bias[nn]);
+    seg.y[nn] = out;
   }
 }
 
-template <int kWarpRows, bool kBlock>
-void launch_m1_rows(const Fp8GemvArgs& a, cudaStream_t stream) {
-  const auto blocks = static_cast<unsigned>((a.n + kWarps * kWarpRows - 1) / (kWarps * kWarpRows));
-  fp8_gemv_m1_kernel<kWarpRows, kBlock><<<blocks, kThreads, 0, stream>>>(a);
+template <int kWarpRows>
+void launch_m1_rows(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
+  GroupLayout g{a, {}};
+  int blocks = 0;
+  for (int s = 0; s < a.count; ++s) {
+    g.begin[s] = blocks;
+    blocks += static_cast<int>((a.seg[s].n + kWarps * kWarpRows - 1) / (kWarps * kWarpRows));
+  }
+  g.begin[a.count] = blocks;
+  if (a.scheme == Fp8Scheme::Block) {
+    fp8_gemv_m1_kernel<kWarpRows, true><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(g);
+  } else {
+    fp8_gemv_m1_kernel<kWarpRows, false><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(g);
+  }
 }
 
-template <bool kBlock>
-void launch_m1(const Fp8GemvArgs& a, cudaStream_t stream) {
-  // More rows per warp share each decoded x chunk among more rows; fewer rows per warp give more
-  // blocks. Four where the grid still covers every SM a few times over (N >= 8192), one for small
-  // N.
-  if (a.n >= 8192) {
-    launch_m1_rows<4, kBlock>(a, stream);
-  } else if (a.n >= 4096) {
-    launch_m1_rows<2, kBlock>(a, stream);
+// More rows per warp share each decoded x chunk among more rows; fewer rows per warp give more
+// blocks. Four where the grid still covers every SM a few times over, one for small N.
+void launch_group(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
+  int64_t rows = 0;
+  for (int s = 0; s < a.count; ++s) rows += a.seg[s].n;
+  if (rows >= 8192) {
+    launch_m1_rows<4>(a, stream);
+  } else if (rows >= 4096) {
+    launch_m1_rows<2>(a, stream);
   } else {
-    launch_m1_rows<1, kBlock>(a, stream);
+    launch_m1_rows<1>(a, stream);
   }
 }
 
@@ -330,17 +347,37 @@ void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
   if ((a.y == nullptr) == (a.y_f32 == nullptr))
     throw std::invalid_argument("launch_fp8_gemv: set exactly one of y and y_f32");
   const bool vec = a.k % kChunk == 0 && aligned16(a.xq) && aligned16(a.wq);
-  if (a.m == 1 && vec) {
-    if (a.scheme == Fp8Scheme::Block) {
-      launch_m1<true>(a, stream);
-    } else {
-      launch_m1<false>(a, stream);
-    }
+  // One row with fp32 output, its block scales contiguous: the decode kernel.
+  if (a.m == 1 && vec && a.y_f32 != nullptr && (a.scheme == Fp8Scheme::Row || a.xs_ld <= 1)) {
+    Fp8GemvGroupArgs g;
+    g.scheme = a.scheme;
+    g.xq = a.xq;
+    g.xs = a.xs;
+    g.k = a.k;
+    g.count = 1;
+    g.seg[0] = {a.wq, a.ws, a.ws_ld, a.n, a.bias, a.y_f32};
+    launch_group(g, stream);
   } else if (a.scheme == Fp8Scheme::Block) {
     launch_scheme<true>(a, vec, stream);
   } else {
     launch_scheme<false>(a, vec, stream);
   }
+  CUDA_CHECK_LAUNCH();
+}
+
+bool fp8_gemv_group_supports(const uint8_t* xq, const uint8_t* wq, int64_t k) {
+  return k > 0 && k % kChunk == 0 && aligned16(xq) && aligned16(wq);
+}
+
+void launch_fp8_gemv_group(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
+  if (a.count < 1 || a.count > kFp8GemvMaxGroup)
+    throw std::invalid_argument("launch_fp8_gemv_group: 1 to 4 weights");
+  for (int s = 0; s < a.count; ++s) {
+    if (a.seg[s].n <= 0 || a.seg[s].y == nullptr ||
+        !fp8_gemv_group_supports(a.xq, a.seg[s].wq, a.k))
+      throw std::invalid_argument("launch_fp8_gemv_group: empty weight, no output, or K % 16 != 0");
+  }
+  launch_group(a, stream);
   CUDA_CHECK_LAUNCH();
 }
 

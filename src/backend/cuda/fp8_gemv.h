@@ -45,4 +45,32 @@ struct Fp8GemvArgs {
 
 void launch_fp8_gemv(const Fp8GemvArgs& args, cudaStream_t stream);
 
+// Several weights that multiply the same one-token input (a layer's q, k and v; gate and up) in
+// one launch: the decode step is paced by kernel launches as much as by bytes, so fewer, larger
+// launches go faster. One x (quantized once), up to kFp8GemvMaxGroup weights of one scheme and K,
+// each with its own scales, bias and fp32 output.
+inline constexpr int kFp8GemvMaxGroup = 4;
+
+struct Fp8GemvSegment {
+  const uint8_t* wq = nullptr;  // [n, k] e4m3
+  const float* ws = nullptr;    // row: [n]; block: [ceil(n/128)][ws_ld]
+  int64_t ws_ld = 0;
+  int64_t n = 0;
+  const __nv_bfloat16* bias = nullptr;  // [n] or null
+  float* y = nullptr;                   // [n]
+};
+
+struct Fp8GemvGroupArgs {
+  Fp8Scheme scheme = Fp8Scheme::Row;
+  const uint8_t* xq = nullptr;  // [k] e4m3
+  const float* xs = nullptr;    // row: [1]; block: [ceil(k/128)]
+  int64_t k = 0;
+  int count = 0;
+  Fp8GemvSegment seg[kFp8GemvMaxGroup];
+};
+
+// Requires k % 16 == 0 and 16-byte aligned codes (what Fp8Linear checks before grouping).
+void launch_fp8_gemv_group(const Fp8GemvGroupArgs& args, cudaStream_t stream);
+bool fp8_gemv_group_supports(const uint8_t* xq, const uint8_t* wq, int64_t k);
+
 }  // namespace fp8llm::cuda

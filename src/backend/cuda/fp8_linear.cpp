@@ -1,6 +1,7 @@
 #include "backend/cuda/fp8_linear.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <type_traits>
 
@@ -33,6 +34,41 @@ void Fp8Linear::forward(const Fp8DeviceWeight& w, const __nv_bfloat16* x, int64_
 void Fp8Linear::forward(const Fp8DeviceWeight& w, const float* x, int64_t m, float* y,
                         cudaStream_t stream) {
   forward_impl(w, x, m, y, stream);
+}
+
+bool Fp8Linear::group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeight& w) {
+  return w.scheme == first.scheme && w.k == first.k && w.k % 16 == 0 && w.n > 0 &&
+         (reinterpret_cast<uintptr_t>(w.q) & 15u) == 0;
+}
+
+void Fp8Linear::forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x,
+                              std::span<float* const> ys, cudaStream_t stream) {
+  if (ws.size() != ys.size() || ws.empty()) throw std::invalid_argument("forward_group: sizes");
+  bool grouped = ws.size() <= static_cast<size_t>(kFp8GemvMaxGroup);
+  for (const Fp8DeviceWeight* w : ws) grouped = grouped && group_supports(*ws[0], *w);
+  if (!grouped) {
+    for (size_t i = 0; i < ws.size(); ++i) forward(*ws[i], x, 1, ys[i], stream);
+    return;
+  }
+  const Fp8DeviceWeight& first = *ws[0];
+  const int64_t k = first.k;
+  const int64_t q_bytes = round_up(k, 256);
+  scratch_.reserve_discard(
+      static_cast<size_t>(q_bytes + round_up(activation_scale_elems(first.scheme, 1, k) * 4, 256)));
+  auto* q = scratch_.as<uint8_t>();
+  auto* s = reinterpret_cast<float*>(q + q_bytes);
+  launch_quantize_activations(first.scheme, x, 1, k, q, s, stream);
+  Fp8GemvGroupArgs a;
+  a.scheme = first.scheme;
+  a.xq = q;
+  a.xs = s;
+  a.k = k;
+  a.count = static_cast<int>(ws.size());
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const Fp8DeviceWeight& w = *ws[i];
+    a.seg[i] = {w.q, w.scales, w.scale_ld, w.n, w.bias, ys[i]};
+  }
+  launch_fp8_gemv_group(a, stream);
 }
 
 template <typename T>

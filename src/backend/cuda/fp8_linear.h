@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <span>
 
 #include "backend/cuda/cublaslt_gemm.h"
 #include "backend/cuda/device_buffer.h"
@@ -52,6 +53,13 @@ class Fp8Linear {
   void forward(const Fp8DeviceWeight& w, const __nv_bfloat16* x, int64_t m, __nv_bfloat16* y,
                cudaStream_t stream);
   void forward(const Fp8DeviceWeight& w, const float* x, int64_t m, float* y, cudaStream_t stream);
+
+  // One token through several weights that share its input (q, k and v; gate and up): x is
+  // quantized once and one kernel computes every output (fp8_gemv.h). Falls back to forward() per
+  // weight where the group kernel does not apply (see group_supports).
+  void forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x,
+                     std::span<float* const> ys, cudaStream_t stream);
+  static bool group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeight& w);
 
   // Rows of an M-row call that forward() sends to cuBLASLt (the rest go to the small-M kernel).
   static int64_t cublaslt_rows(const Fp8DeviceWeight& w, int64_t m);
