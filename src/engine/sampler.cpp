@@ -6,22 +6,9 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "model/top_token.h"
 
 namespace fp8llm {
-namespace {
-
-float log_softmax_at(std::span<const float> logits, int32_t id) {
-  const float max = *std::max_element(logits.begin(), logits.end());
-  double sum = 0;
-  for (float v : logits) sum += std::exp(static_cast<double>(v) - max);
-  return static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - max - std::log(sum));
-}
-
-int32_t argmax(std::span<const float> x) {
-  return static_cast<int32_t>(std::max_element(x.begin(), x.end()) - x.begin());
-}
-
-}  // namespace
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
   FP8LLM_CHECK(params_.temperature >= 0 && std::isfinite(params_.temperature),
@@ -59,13 +46,15 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
     std::iota(order_.begin(), order_.end(), 0);
     // Candidates sorted by logit, highest first (stable on ties for determinism).
     size_t keep = n;
-    if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) keep = static_cast<size_t>(params_.top_k);
+    if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n)
+      keep = static_cast<size_t>(params_.top_k);
     auto by_logit = [&](int32_t a, int32_t b) {
       return work_[static_cast<size_t>(a)] > work_[static_cast<size_t>(b)] ||
              (work_[static_cast<size_t>(a)] == work_[static_cast<size_t>(b)] && a < b);
     };
     if (keep < n) {
-      std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(keep), order_.end(), by_logit);
+      std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(keep),
+                        order_.end(), by_logit);
     } else {
       std::sort(order_.begin(), order_.end(), by_logit);
     }

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "core/dtype.h"
+#include "model/top_token.h"
 #include "model/weights.h"
 #include "quant/fp8_scheme.h"
 
@@ -60,6 +61,9 @@ class Backend {
   virtual void add(Act x, Act y) = 0;
   // Copies rows of an activation into fp32 host memory.
   virtual void read(Act in, float* host_out) = 0;
+  // The most likely token of a one-row activation (logits) and its log-probability, computed where
+  // the logits are: greedy decoding then copies two numbers instead of the whole row.
+  virtual TopToken top_token(Act logits) = 0;
 
   // Drops the KV cache contents (a new sequence starts at position 0).
   virtual void reset_cache() = 0;

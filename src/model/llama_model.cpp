@@ -9,6 +9,16 @@ namespace fp8llm {
 
 void LlamaModel::forward(Backend& b, std::span<const int32_t> ids, int64_t past,
                          std::span<float> logits, bool all_positions) const {
+  const int64_t out_rows = all_positions ? static_cast<int64_t>(ids.size()) : 1;
+  FP8LLM_CHECK(static_cast<int64_t>(logits.size()) == out_rows * config_.vocab_size,
+               "forward: logits buffer holds {} floats, need {}", logits.size(),
+               out_rows * config_.vocab_size);
+  const Act out = forward_logits(b, ids, past, all_positions);
+  b.read(out, logits.data());
+}
+
+Act LlamaModel::forward_logits(Backend& b, std::span<const int32_t> ids, int64_t past,
+                               bool all_positions) const {
   const ModelConfig& c = config_;
   const auto t = static_cast<int64_t>(ids.size());
   FP8LLM_CHECK(t > 0, "forward: no tokens");
@@ -16,9 +26,6 @@ void LlamaModel::forward(Backend& b, std::span<const int32_t> ids, int64_t past,
                "sequence of {} tokens exceeds the context of {} positions", past + t,
                b.cache_capacity());
   const int64_t out_rows = all_positions ? t : 1;
-  FP8LLM_CHECK(static_cast<int64_t>(logits.size()) == out_rows * c.vocab_size,
-               "forward: logits buffer holds {} floats, need {}", logits.size(),
-               out_rows * c.vocab_size);
 
   const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   std::vector<int64_t> positions(static_cast<size_t>(t));
@@ -61,7 +68,7 @@ void LlamaModel::forward(Backend& b, std::span<const int32_t> ids, int64_t past,
   b.rms_norm(last, -1, NormKind::Final, normed);
   Act out = b.alloc(out_rows, c.vocab_size);
   b.linear(normed, -1, LinearKind::LmHead, out);
-  b.read(out, logits.data());
+  return out;
 }
 
 }  // namespace fp8llm

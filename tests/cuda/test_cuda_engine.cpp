@@ -259,6 +259,35 @@ TEST_F(CudaWeights, NonFiniteWeightIsNamed) {
   }
 }
 
+// The most likely token found on the device equals the host's answer on the same logits, on the
+// prompt pass and on recorded (graph) decode steps.
+TEST_F(CudaWeights, TopTokenOnDeviceEqualsHost) {
+  const std::filesystem::path dir = data_path("tiny-llama");
+  const ModelConfig config = load_model_config(dir);
+  const Checkpoint checkpoint = Checkpoint::open(dir);
+  const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag("fp8-row"));
+  CudaLoad load = load_cuda_backend(
+      plan, {.model_dir = dir, .quantization = "fp8-row", .device = "cuda"}, nullptr);
+  const LlamaModel model(config);
+  const Reference ref = Reference::load("tiny-llama");
+  std::vector<int32_t> ids = ref.prompts.at(1);
+  std::vector<float> row(static_cast<size_t>(config.vocab_size));
+  int64_t past = 0;
+  for (int step = 0; step < 6; ++step) {
+    const std::span<const int32_t> feed =
+        step == 0 ? std::span<const int32_t>(ids) : std::span<const int32_t>(&ids.back(), 1);
+    const Act logits = model.forward_logits(*load.backend, feed, past, false);
+    const TopToken on_device = load.backend->top_token(logits);
+    load.backend->read(logits, row.data());
+    const TopToken on_host = top_token(row);
+    EXPECT_EQ(on_device.id, on_host.id) << "step " << step;
+    EXPECT_NEAR(on_device.logprob, on_host.logprob, 1e-5) << "step " << step;
+    EXPECT_LT(on_device.logprob, 0.0f);
+    past += static_cast<int64_t>(feed.size());
+    ids.push_back(on_device.id);
+  }
+}
+
 // An unknown --fp8-gemm is refused before any device work (no GPU needed).
 TEST(CudaDeviceCheck, UnknownFp8GemmIsRefused) {
   const LoadPlan plan = plan_for(data_path("tiny-llama"), "fp8-block");

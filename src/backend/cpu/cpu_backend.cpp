@@ -12,7 +12,9 @@
 namespace fp8llm {
 namespace {
 
-float* f32(Act a) { return static_cast<float*>(a.data); }
+float* f32(Act a) {
+  return static_cast<float*>(a.data);
+}
 
 // Empty for an absent tensor (e.g. no bias).
 std::vector<float> to_f32_vector(const HostTensor& t) {
@@ -24,7 +26,8 @@ std::vector<float> to_f32_vector(const HostTensor& t) {
 
 cpu::RopeParams rope_params(const RopeConfig& r) {
   cpu::RopeParams p;
-  p.type = r.type == RopeType::Llama3 ? cpu::RopeParams::Type::Llama3 : cpu::RopeParams::Type::Default;
+  p.type =
+      r.type == RopeType::Llama3 ? cpu::RopeParams::Type::Llama3 : cpu::RopeParams::Type::Default;
   p.theta = r.theta;
   p.factor = r.factor;
   p.low_freq_factor = r.low_freq_factor;
@@ -61,7 +64,9 @@ CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights, CpuBacken
   v_cache_.resize(static_cast<size_t>(config.num_layers));
 }
 
-void CpuBackend::begin_forward(int64_t /*tokens*/, int64_t /*past*/) { arena_.clear(); }
+void CpuBackend::begin_forward(int64_t /*tokens*/, int64_t /*past*/) {
+  arena_.clear();
+}
 
 Act CpuBackend::alloc(int64_t rows, int64_t cols) {
   arena_.emplace_back(static_cast<size_t>(rows * cols));
@@ -92,7 +97,8 @@ const std::vector<float>& CpuBackend::norm_weights(int64_t layer, NormKind kind)
 void CpuBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
   const std::vector<float>& w = norm_weights(layer, kind);
   const auto dim = static_cast<int64_t>(w.size());
-  FP8LLM_CHECK(dim > 0 && in.cols % dim == 0, "rms_norm: {} columns for a norm of {}", in.cols, dim);
+  FP8LLM_CHECK(dim > 0 && in.cols % dim == 0, "rms_norm: {} columns for a norm of {}", in.cols,
+               dim);
   // Per-head norms (q/k norm) normalize each head_dim slice: the same op over more, shorter rows.
   cpu::rms_norm(f32(in), in.rows * (in.cols / dim), dim, w.data(),
                 static_cast<float>(config_.rms_norm_eps), f32(out));
@@ -102,14 +108,22 @@ const HostLinear& CpuBackend::linear_weights(int64_t layer, LinearKind kind) con
   if (kind == LinearKind::LmHead) return weights_.lm_head;
   const HostLayer& l = weights_.layers[static_cast<size_t>(layer)];
   switch (kind) {
-    case LinearKind::Q: return l.q;
-    case LinearKind::K: return l.k;
-    case LinearKind::V: return l.v;
-    case LinearKind::O: return l.o;
-    case LinearKind::Gate: return l.gate;
-    case LinearKind::Up: return l.up;
-    case LinearKind::Down: return l.down;
-    default: break;
+    case LinearKind::Q:
+      return l.q;
+    case LinearKind::K:
+      return l.k;
+    case LinearKind::V:
+      return l.v;
+    case LinearKind::O:
+      return l.o;
+    case LinearKind::Gate:
+      return l.gate;
+    case LinearKind::Up:
+      return l.up;
+    case LinearKind::Down:
+      return l.down;
+    default:
+      break;
   }
   fail("no such linear layer");
 }
@@ -130,8 +144,8 @@ void CpuBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
   const float* bias_ptr = b.empty() ? nullptr : b.data();
   if (!tied_head && linear_weights(layer, kind).scheme) {
     const HostLinear& lin = linear_weights(layer, kind);
-    cpu::linear_fp8(*lin.scheme, f32(in), in.rows, k, lin.weight.as<uint8_t>(), lin.scale.as<float>(),
-                    n, bias_ptr, f32(out));
+    cpu::linear_fp8(*lin.scheme, f32(in), in.rows, k, lin.weight.as<uint8_t>(),
+                    lin.scale.as<float>(), n, bias_ptr, f32(out));
   } else if (w.dtype == DType::BF16) {
     cpu::linear_bf16(f32(in), in.rows, k, w.as<uint16_t>(), n, bias_ptr, f32(out));
   } else if (w.dtype == DType::F16) {
@@ -154,8 +168,10 @@ void CpuBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Act
                "attention: the cache holds fewer than {} positions", past);
   k_cache_[l].resize(needed);
   v_cache_[l].resize(needed);
-  std::memcpy(k_cache_[l].data() + past * kv_dim, f32(k), sizeof(float) * static_cast<size_t>(k.rows * kv_dim));
-  std::memcpy(v_cache_[l].data() + past * kv_dim, f32(v), sizeof(float) * static_cast<size_t>(v.rows * kv_dim));
+  std::memcpy(k_cache_[l].data() + past * kv_dim, f32(k),
+              sizeof(float) * static_cast<size_t>(k.rows * kv_dim));
+  std::memcpy(v_cache_[l].data() + past * kv_dim, f32(v),
+              sizeof(float) * static_cast<size_t>(v.rows * kv_dim));
   cpu::attention(f32(q), q.rows, config_.num_heads, config_.num_kv_heads, config_.head_dim,
                  k_cache_[l].data(), v_cache_[l].data(), past, f32(out));
 }
@@ -164,10 +180,17 @@ void CpuBackend::silu_mul(Act gate, Act up, Act out) {
   cpu::silu_mul(f32(gate), f32(up), gate.rows * gate.cols, f32(out));
 }
 
-void CpuBackend::add(Act x, Act y) { cpu::add_inplace(f32(x), f32(y), x.rows * x.cols); }
+void CpuBackend::add(Act x, Act y) {
+  cpu::add_inplace(f32(x), f32(y), x.rows * x.cols);
+}
 
 void CpuBackend::read(Act in, float* host_out) {
   std::memcpy(host_out, f32(in), sizeof(float) * static_cast<size_t>(in.rows * in.cols));
+}
+
+TopToken CpuBackend::top_token(Act logits) {
+  FP8LLM_CHECK(logits.rows == 1, "top_token: {} rows, expected one", logits.rows);
+  return fp8llm::top_token(std::span<const float>(f32(logits), static_cast<size_t>(logits.cols)));
 }
 
 void CpuBackend::reset_cache() {

@@ -35,6 +35,7 @@ class CpuBackend : public Backend {
   void silu_mul(Act gate, Act up, Act out) override;
   void add(Act x, Act y) override;
   void read(Act in, float* host_out) override;
+  TopToken top_token(Act logits) override;
   void reset_cache() override;
   int64_t cache_capacity() const override { return capacity_; }
   // The state dict (cpu_state_dict.cpp): the weights as loaded, FP8 projections with their scales.

@@ -175,6 +175,10 @@ CudaBackend::CudaBackend(const LoadPlan& plan, const LoadOptions& options)
                c.num_kv_heads);
   const cpu::RopeTable table(rope_params(c.rope), c.head_dim);
   inv_freq_ = to_device(table.inv_freq());
+  attention_partial_ = DeviceBuffer(
+      static_cast<size_t>(c.num_heads * kDecodeAttentionSplits * (c.head_dim + 2)) * sizeof(float));
+  attention_counters_ = DeviceBuffer(static_cast<size_t>(c.num_heads) * sizeof(int));
+  attention_counters_.fill_zero();
   grow_kv(initial_kv_positions(capacity_));
 }
 
@@ -244,6 +248,7 @@ void CudaBackend::begin_forward(int64_t tokens, int64_t past) {
   pending_add_.reset();
   pending_linears_.clear();
   pending_linear_input_ = nullptr;
+  pending_ropes_.clear();
   FP8LLM_CHECK(tokens > 0 && past >= 0 && past + tokens <= capacity_,
                "forward: {} tokens at position {} do not fit the context of {} positions", tokens,
                past, capacity_);
@@ -348,6 +353,7 @@ void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
   const auto eps = static_cast<float>(config_.rms_norm_eps);
   const int64_t rows = in.rows * (in.cols / dim);
   flush_linears();
+  flush_ropes();
   if (pending_add_ && pending_add_->x == in.data && pending_add_->count == in.rows * in.cols &&
       out.data != in.data) {
     // The residual add just before this norm, fused into it.
@@ -390,6 +396,7 @@ void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
                w.n, w.k, out.rows, out.cols);
   if (mode_ == GraphMode::Replay) return;
   flush_add();
+  flush_ropes();
   if (w.is_fp8() && in.rows == 1) {
     // Deferred: the next projections of the same input join it (flush_linears).
     const bool joins = !pending_linears_.empty() && pending_linear_input_ == f32(in) &&
@@ -420,10 +427,20 @@ void CudaBackend::rope(Act x, int64_t heads, std::span<const int64_t> positions)
                "rope: {} positions for [{}, {}] with {} heads in a pass of {} tokens",
                positions.size(), x.rows, x.cols, heads, pass_tokens_);
   if (mode_ == GraphMode::Replay) return;
-  flush_pending();
-  // The positions begin_forward uploaded (on the device, so that a recorded step replays anywhere).
-  launch_rope(f32(x), x.rows, heads, config_.head_dim, positions_.as<int64_t>(),
-              inv_freq_.as<float>(), stream_);
+  flush_add();
+  flush_linears();
+  // Deferred: rope of q then of k joins the cache append in attention (flush_ropes otherwise).
+  if (pending_ropes_.size() == 2) flush_ropes();
+  pending_ropes_.push_back({f32(x), x.rows, heads});
+}
+
+void CudaBackend::flush_ropes() {
+  for (const PendingRope& r : pending_ropes_) {
+    // The positions begin_forward uploaded (on the device: a recorded step replays anywhere).
+    launch_rope(r.x, r.rows, r.heads, config_.head_dim, positions_.as<int64_t>(),
+                inv_freq_.as<float>(), stream_);
+  }
+  pending_ropes_.clear();
 }
 
 void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Act out) {
@@ -441,14 +458,29 @@ void CudaBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Ac
       host_positions_.as<int64_t>()[0]);
   if (layer == 0) cached_ = past + t;
   if (mode_ == GraphMode::Replay) return;
-  flush_pending();
   const size_t layer_offset = static_cast<size_t>(layer * kv_allocated_ * kv_dim);
   float* kc = k_cache_.as<float>() + layer_offset;
   float* vc = v_cache_.as<float>() + layer_offset;
   const int64_t* positions = positions_.as<int64_t>();
-  launch_kv_append(f32(k), f32(v), t, kv_dim, positions, kc, vc, stream_);
+  const bool ropes_of_q_and_k = pending_ropes_.size() == 2 && pending_ropes_[0].x == f32(q) &&
+                                pending_ropes_[0].heads == c.num_heads &&
+                                pending_ropes_[1].x == f32(k) &&
+                                pending_ropes_[1].heads == c.num_kv_heads;
+  if (ropes_of_q_and_k && !pending_add_ && pending_linears_.empty()) {
+    pending_ropes_.clear();
+    launch_rope_qk_append(f32(q), f32(k), f32(v), t, c.num_heads, c.num_kv_heads, c.head_dim,
+                          positions, inv_freq_.as<float>(), kc, vc, stream_);
+  } else {
+    flush_pending();
+    launch_kv_append(f32(k), f32(v), t, kv_dim, positions, kc, vc, stream_);
+  }
+  AttentionSplit split;
+  if (t == 1) {
+    // One query row: c.num_heads blocks cannot fill the GPU, so each head's keys are split.
+    split = {kDecodeAttentionSplits, attention_partial_.as<float>(), attention_counters_.as<int>()};
+  }
   launch_attention(f32(q), t, c.num_heads, c.num_kv_heads, c.head_dim, kc, vc, positions, f32(out),
-                   stream_);
+                   stream_, split);
 }
 
 void CudaBackend::silu_mul(Act gate, Act up, Act out) {
@@ -466,7 +498,7 @@ void CudaBackend::add(Act x, Act y) {
   pending_add_ = PendingAdd{f32(x), f32(y), x.rows * x.cols};
 }
 
-void CudaBackend::read(Act in, float* host_out) {
+CudaBackend::GraphMode CudaBackend::finish_pass() {
   flush_pending();
   const GraphMode mode = std::exchange(mode_, GraphMode::Eager);
   if (mode == GraphMode::Capture) {
@@ -474,11 +506,39 @@ void CudaBackend::read(Act in, float* host_out) {
     decode_graph_key_ = graph_key();
   }
   if (mode != GraphMode::Eager) decode_graph_.launch(stream_);
+  return mode;
+}
+
+void CudaBackend::pass_done(GraphMode mode) {
+  stream_.synchronize();
+  if (mode == GraphMode::Eager && pass_tokens_ == 1) last_eager_decode_key_ = graph_key();
+}
+
+void CudaBackend::read(Act in, float* host_out) {
+  const GraphMode mode = finish_pass();
   const int64_t count = in.rows * in.cols;
   CUDA_CHECK(cudaMemcpyAsync(host_out, in.data, static_cast<size_t>(count) * sizeof(float),
                              cudaMemcpyDeviceToHost, stream_));
-  stream_.synchronize();
-  if (mode == GraphMode::Eager && pass_tokens_ == 1) last_eager_decode_key_ = graph_key();
+  pass_done(mode);
+}
+
+TopToken CudaBackend::top_token(Act logits) {
+  FP8LLM_CHECK(logits.rows == 1, "top_token: {} rows, expected one", logits.rows);
+  const GraphMode mode = finish_pass();
+  if (top_device_.size() == 0) {
+    top_device_ = DeviceBuffer(2 * sizeof(float));
+    top_host_ = PinnedBuffer(2 * sizeof(float));
+  }
+  auto* id = top_device_.as<int32_t>();
+  auto* logprob = reinterpret_cast<float*>(id + 1);
+  launch_top_token(f32(logits), logits.cols, id, logprob, stream_);
+  CUDA_CHECK(cudaMemcpyAsync(top_host_.data(), top_device_.data(), 2 * sizeof(float),
+                             cudaMemcpyDeviceToHost, stream_));
+  pass_done(mode);
+  TopToken t;
+  std::memcpy(&t.id, top_host_.as<std::byte>(), sizeof(int32_t));
+  std::memcpy(&t.logprob, top_host_.as<std::byte>() + sizeof(int32_t), sizeof(float));
+  return t;
 }
 
 }  // namespace cuda

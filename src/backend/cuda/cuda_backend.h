@@ -80,6 +80,7 @@ class CudaBackend final : public Backend {
   void silu_mul(Act gate, Act up, Act out) override;
   void add(Act x, Act y) override;
   void read(Act in, float* host_out) override;
+  TopToken top_token(Act logits) override;
   void reset_cache() override { cached_ = 0; }
   int64_t cache_capacity() const override { return capacity_; }
   // The state dict (cuda_state_dict.cpp): FP8 projections as codes and scales (the device's padded
@@ -111,6 +112,10 @@ class CudaBackend final : public Backend {
     bool operator==(const GraphKey&) const = default;
   };
   GraphKey graph_key() const;
+  // End of a pass: launches what waits (deferred ops, the recorded step) and returns the pass's
+  // mode; pass_done waits for the stream and remembers a one-token pass's buffers.
+  GraphMode finish_pass();
+  void pass_done(GraphMode mode);
 
   // A residual add waits for the op after it: a norm of the sum fuses with it, anything else
   // launches it first.
@@ -131,9 +136,19 @@ class CudaBackend final : public Backend {
   void flush_linears();
   const float* pending_linear_input_ = nullptr;
   std::vector<PendingLinear> pending_linears_;
+  // Rotary embeddings wait for the attention after them: rope of q and of k then run as one
+  // kernel that also appends k and v to the cache.
+  struct PendingRope {
+    float* x = nullptr;
+    int64_t rows = 0;
+    int64_t heads = 0;
+  };
+  void flush_ropes();
+  std::vector<PendingRope> pending_ropes_;
   void flush_pending() {
     flush_add();
     flush_linears();
+    flush_ropes();
   }
 
   ModelConfig config_;
@@ -157,6 +172,11 @@ class CudaBackend final : public Backend {
   GraphExec decode_graph_;
   GraphKey decode_graph_key_;
   std::optional<GraphKey> last_eager_decode_key_;
+  // Decoding splits each head's keys over this many blocks (model_kernels.h AttentionSplit).
+  static constexpr int kDecodeAttentionSplits = 16;
+  DeviceBuffer attention_partial_, attention_counters_;
+  DeviceBuffer top_device_;  // top_token's result: id, logprob
+  PinnedBuffer top_host_;
   DeviceBuffer bf16_input_;  // the bf16 copy of a bf16-weight projection's input
 };
 

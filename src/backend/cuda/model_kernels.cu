@@ -113,16 +113,62 @@ __global__ void rope_kernel(float* x, int64_t heads, int64_t head_dim,
   }
 }
 
+// grid (heads + kv_heads, tokens): blocks below `heads` rotate a head of q; the others rotate a
+// head of k and write it, with the same head of v, into the caches at row positions[t]. The same
+// arithmetic as rope_kernel.
+__global__ void rope_qk_append_kernel(float* q, float* k, const float* __restrict__ v,
+                                      int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                      const int64_t* __restrict__ positions,
+                                      const float* __restrict__ inv_freq,
+                                      float* __restrict__ k_cache, float* __restrict__ v_cache) {
+  const int64_t hh = blockIdx.x;
+  const int64_t t = blockIdx.y;
+  const int64_t half = head_dim / 2;
+  const bool is_q = hh < heads;
+  const int64_t h = is_q ? hh : hh - heads;
+  const int64_t kv_dim = kv_heads * head_dim;
+  float* x = is_q ? q + (t * heads + h) * head_dim : k + t * kv_dim + h * head_dim;
+  const int64_t pos = positions[t];
+  const float fpos = static_cast<float>(pos);
+  float* kc = k_cache + pos * kv_dim + h * head_dim;
+  float* vc = v_cache + pos * kv_dim + h * head_dim;
+  const float* vr = v + t * kv_dim + h * head_dim;
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+    const double angle = static_cast<double>(__fmul_rn(inv_freq[i], fpos));
+    const float c = static_cast<float>(cos(angle));
+    const float s = static_cast<float>(sin(angle));
+    const float a = x[i];
+    const float b = x[i + half];
+    const float lo = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    const float hi = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+    x[i] = lo;
+    x[i + half] = hi;
+    if (!is_q) {
+      kc[i] = lo;
+      kc[i + half] = hi;
+      vc[i] = vr[i];
+      vc[i + half] = vr[i + half];
+    }
+  }
+}
+
 constexpr int kAttnWarps = 8;
 
-// grid (heads, tokens), kAttnWarps warps. Warp w takes keys w, w + kAttnWarps, ...; lane l holds
-// head elements l*kPer .. l*kPer + kPer - 1. Each warp keeps its own online-softmax state; the
-// warps' states are merged at the end.
+// grid (heads, tokens, splits), kAttnWarps warps. Block z takes the z-th of `splits` equal ranges
+// of the keys; its warp w takes keys w, w + kAttnWarps, ... of the range; lane l holds head
+// elements l*kPer .. l*kPer + kPer - 1. Each warp keeps its own online-softmax state; the warps'
+// states are merged at the end. With one split the block writes the output. With several (decoding:
+// one query row has too few blocks to fill the GPU) each block writes its (max, sum, weighted
+// values) to `partial`, and the last block of a (token, head) to finish, counted in `counters`
+// (zero between launches: the last block resets its count), merges them. The ranges follow the
+// position read on the device, so a recorded decode step replays at any length.
 template <int kPer>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     attention_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                      const float* __restrict__ k_cache, const float* __restrict__ v_cache,
-                     const int64_t* __restrict__ positions, float scale, float* __restrict__ out) {
+                     const int64_t* __restrict__ positions, float scale, float* __restrict__ out,
+                     int splits, float* __restrict__ partial, int* __restrict__ counters) {
+  __shared__ bool s_last;
   __shared__ float s_m[kAttnWarps];
   __shared__ float s_l[kAttnWarps];
   __shared__ float s_acc[kAttnWarps][kPer * 32];
@@ -143,9 +189,12 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     qv[e] = d < head_dim ? qr[d] : 0.0f;
     acc[e] = 0.0f;
   }
+  const int64_t chunk = (keys + splits - 1) / splits;
+  const int64_t j_begin = static_cast<int64_t>(blockIdx.z) * chunk;
+  const int64_t j_end = j_begin + chunk < keys ? j_begin + chunk : keys;
   float m = -INFINITY;
   float l = 0.0f;
-  for (int64_t j = warp; j < keys; j += kAttnWarps) {
+  for (int64_t j = j_begin + warp; j < j_end; j += kAttnWarps) {
     const float* kr = k_cache + j * kv_dim + kvh * head_dim;
     const float* vr = v_cache + j * kv_dim + kvh * head_dim;
     float dot = 0.0f;
@@ -184,13 +233,109 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     weights[w] = s_m[w] == -INFINITY ? 0.0f : expf(s_m[w] - big);
     total += s_l[w] * weights[w];
   }
-  const float inv = 1.0f / total;
   float* o = out + (t * heads + h) * head_dim;
+  if (splits == 1) {
+    const float inv = 1.0f / total;
+    for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
+      o[d] = sum * inv;
+    }
+    return;
+  }
+  const int64_t row = t * heads + h;
+  const int64_t stride = head_dim + 2;
+  float* mine = partial + (row * splits + blockIdx.z) * stride;
   for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
     float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
+    mine[2 + d] = sum;
+  }
+  if (threadIdx.x == 0) {
+    mine[0] = big;
+    mine[1] = total;
+  }
+  __threadfence();  // this block's partial is visible before it is counted
+  __syncthreads();
+  if (threadIdx.x == 0) s_last = atomicAdd(counters + row, 1) == splits - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const float* parts = partial + row * splits * stride;
+  float top = -INFINITY;
+  for (int z = 0; z < splits; ++z) top = fmaxf(top, __ldcg(parts + z * stride));
+  float denominator = 0.0f;
+  for (int z = 0; z < splits; ++z) {
+    const float mz = __ldcg(parts + z * stride);
+    if (mz != -INFINITY) denominator += __ldcg(parts + z * stride + 1) * expf(mz - top);
+  }
+  const float inv = 1.0f / denominator;
+  for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
+    float sum = 0.0f;
+    for (int z = 0; z < splits; ++z) {
+      const float mz = __ldcg(parts + z * stride);
+      if (mz != -INFINITY) sum += __ldcg(parts + z * stride + 2 + d) * expf(mz - top);
+    }
     o[d] = sum * inv;
+  }
+  if (threadIdx.x == 0) counters[row] = 0;
+}
+
+// One block: the first index of the largest logit, then log(sum(exp(logit - max))) summed in
+// double, as the host's top_token does.
+constexpr int kTopThreads = 1024;
+
+__global__ void __launch_bounds__(kTopThreads)
+    top_token_kernel(const float* __restrict__ logits, int64_t n, int32_t* __restrict__ id_out,
+                     float* __restrict__ logprob_out) {
+  __shared__ float s_val[kTopThreads / 32];
+  __shared__ int64_t s_idx[kTopThreads / 32];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  float best = -INFINITY;
+  int64_t best_i = n;
+  for (int64_t i = threadIdx.x; i < n; i += kTopThreads) {
+    const float v = logits[i];
+    if (v > best || best_i == n) {
+      best = v;
+      best_i = i;
+    }
+  }
+  // Larger value wins; on equal values the smaller index.
+  const auto better = [](float v, int64_t i, float bv, int64_t bi) {
+    return v > bv || (v == bv && i < bi);
+  };
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    const float v = __shfl_xor_sync(0xffffffffu, best, off);
+    const int64_t i = __shfl_xor_sync(0xffffffffu, best_i, off);
+    if (better(v, i, best, best_i)) {
+      best = v;
+      best_i = i;
+    }
+  }
+  if (lane == 0) {
+    s_val[warp] = best;
+    s_idx[warp] = best_i;
+  }
+  __syncthreads();
+  best = s_val[0];
+  best_i = s_idx[0];
+  for (int w = 1; w < kTopThreads / 32; ++w) {
+    if (better(s_val[w], s_idx[w], best, best_i)) {
+      best = s_val[w];
+      best_i = s_idx[w];
+    }
+  }
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += kTopThreads)
+    sum += exp(static_cast<double>(logits[i]) - best);
+  sum = block_sum_double<kTopThreads>(sum);
+  if (threadIdx.x == 0) {
+    *id_out = static_cast<int32_t>(best_i);
+    *logprob_out = static_cast<float>(static_cast<double>(best) - best - log(sum));
   }
 }
 
@@ -317,23 +462,52 @@ void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
 
 void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_heads,
                       int64_t head_dim, const float* k_cache, const float* v_cache,
-                      const int64_t* positions, float* out, cudaStream_t stream) {
+                      const int64_t* positions, float* out, cudaStream_t stream,
+                      const AttentionSplit& split) {
   if (tokens <= 0) return;
   if (head_dim > kAttentionMaxHeadDim || kv_heads <= 0 || heads % kv_heads != 0)
     throw std::invalid_argument("launch_attention: unsupported head layout");
-  const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(tokens));
+  const int splits = split.splits > 1 ? split.splits : 1;
+  if (splits > 1 && (split.partial == nullptr || split.counters == nullptr))
+    throw std::invalid_argument("launch_attention: splitting needs scratch");
+  const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(tokens),
+                  static_cast<unsigned>(splits));
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const int threads = kAttnWarps * 32;
   if (head_dim <= 64) {
     attention_kernel<2><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, positions, scale, out);
+                                                      v_cache, positions, scale, out, splits,
+                                                      split.partial, split.counters);
   } else if (head_dim <= 128) {
     attention_kernel<4><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, positions, scale, out);
+                                                      v_cache, positions, scale, out, splits,
+                                                      split.partial, split.counters);
   } else {
     attention_kernel<8><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, positions, scale, out);
+                                                      v_cache, positions, scale, out, splits,
+                                                      split.partial, split.counters);
   }
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_top_token(const float* logits, int64_t n, int32_t* id_out, float* logprob_out,
+                      cudaStream_t stream) {
+  if (n <= 0) throw std::invalid_argument("launch_top_token: no logits");
+  top_token_kernel<<<1, kTopThreads, 0, stream>>>(logits, n, id_out, logprob_out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_rope_qk_append(float* q, float* k, const float* v, int64_t tokens, int64_t heads,
+                           int64_t kv_heads, int64_t head_dim, const int64_t* positions,
+                           const float* inv_freq, float* k_cache, float* v_cache,
+                           cudaStream_t stream) {
+  if (tokens <= 0) return;
+  const int64_t half = head_dim / 2;
+  const int threads = half >= 128 ? 128 : static_cast<int>((half + 31) / 32 * 32);
+  rope_qk_append_kernel<<<dim3(static_cast<unsigned>(heads + kv_heads),
+                               static_cast<unsigned>(tokens)),
+                          threads, 0, stream>>>(q, k, v, heads, kv_heads, head_dim, positions,
+                                                inv_freq, k_cache, v_cache);
   CUDA_CHECK_LAUNCH();
 }
 

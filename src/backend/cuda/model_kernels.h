@@ -34,6 +34,12 @@ void launch_add_rms_norm(float* x, const float* residual, int64_t rows, int64_t 
 void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
                  const int64_t* positions, const float* inv_freq, cudaStream_t stream);
 
+// launch_rope on q and on k, then launch_kv_append of the rotated k and v, in one launch.
+void launch_rope_qk_append(float* q, float* k, const float* v, int64_t tokens, int64_t heads,
+                           int64_t kv_heads, int64_t head_dim, const int64_t* positions,
+                           const float* inv_freq, float* k_cache, float* v_cache,
+                           cudaStream_t stream);
+
 // Writes k, v [tokens, kv_dim] into rows positions[t] of k/v_cache [positions, kv_dim]. The
 // positions are read on the device, so that a recorded decode step (graph.h) replays at any
 // position.
@@ -45,14 +51,28 @@ void launch_kv_append(const float* k, const float* v, int64_t tokens, int64_t kv
 // the device) over the cache's positions 0..positions[t] (k/v_cache [positions, kv_heads,
 // head_dim]), fp32 online softmax with scale 1/sqrt(head_dim); out [tokens, heads, head_dim].
 // head_dim <= 256.
+// Splitting each (token, head) over `splits` blocks (for one-token passes, where heads alone are
+// too few blocks): `partial` holds tokens * heads * splits * (head_dim + 2) floats and `counters`
+// tokens * heads ints, zero before the first launch (the kernel leaves them zero).
+struct AttentionSplit {
+  int splits = 1;
+  float* partial = nullptr;
+  int* counters = nullptr;
+};
 void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_heads,
                       int64_t head_dim, const float* k_cache, const float* v_cache,
-                      const int64_t* positions, float* out, cudaStream_t stream);
+                      const int64_t* positions, float* out, cudaStream_t stream,
+                      const AttentionSplit& split = {});
 inline constexpr int64_t kAttentionMaxHeadDim = 256;
 
 // out = (gate / (1 + exp(-gate))) * up (out may be gate).
 void launch_silu_mul(const float* gate, const float* up, int64_t count, float* out,
                      cudaStream_t stream);
+
+// The first index of the largest of logits[0..n) into *id_out and its log-softmax into
+// *logprob_out (device memory), as model/top_token.h computes on the host.
+void launch_top_token(const float* logits, int64_t n, int32_t* id_out, float* logprob_out,
+                      cudaStream_t stream);
 
 // x = x + y.
 void launch_add(float* x, const float* y, int64_t count, cudaStream_t stream);
