@@ -55,9 +55,9 @@ void DeviceSink::consume_on_device(const PlannedTensor& tensor, const void* devi
       launch_to_bf16(dtype, device_source, numel, convert_.as<__nv_bfloat16>(), stream);
       w = convert_.as<__nv_bfloat16>();
     }
-    // Waits for the stream, then throws if the weight held a NaN or an infinity.
-    quantizer_.quantize(*tensor.quantize, w, s.rows, s.cols, static_cast<uint8_t*>(s.data),
-                        s.scales, s.scale_ld, tensor.spec.name, stream);
+    // No wait here: finish() reports a NaN or an infinity, naming the tensor.
+    quantizer_.enqueue(*tensor.quantize, w, s.rows, s.cols, static_cast<uint8_t*>(s.data), s.scales,
+                       s.scale_ld, tensor.spec.name, stream);
   } else {
     launch_to_bf16(dtype, device_source, numel, static_cast<__nv_bfloat16*>(s.data), stream);
   }
@@ -66,6 +66,7 @@ void DeviceSink::consume_on_device(const PlannedTensor& tensor, const void* devi
 
 void DeviceSink::finish() {
   CUDA_CHECK(cudaDeviceSynchronize());
+  quantizer_.check(nullptr);  // every quantization has run: its flags are final
   for (const PlannedTensor* t : scales_) {
     const DeviceTensorSlot& s = slot_of(*t);
     std::vector<float> host(static_cast<size_t>(s.rows * s.scale_ld));
