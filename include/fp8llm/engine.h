@@ -60,8 +60,16 @@ struct LoadReport {
   uint64_t resident_bytes = 0;  // weight bytes held after loading
   uint64_t quantized_tensors = 0;
   uint64_t largest_tensor_bytes = 0;  // the largest single tensor in the checkpoint
-  uint64_t peak_host_bytes = 0;       // the process's peak resident memory after loading
-  uint64_t peak_device_bytes = 0;     // device memory the load used at its peak (0: CPU backend)
+  // Host memory, from the process's resident set (Linux VmRSS and VmHWM). `peak_host_bytes` is
+  // what the load itself added at its peak: the resident set's peak during Engine::load minus the
+  // resident set just before it began, so the libraries, runtimes and data the process already
+  // held are not counted (this is what "resident + largest tensor + 64 MiB" bounds).
+  // `process_peak_host_bytes` is the whole process's resident set at that peak. Engine::load
+  // resets the kernel's peak mark (VmHWM) as it starts; where the kernel does not allow that,
+  // the process's lifetime peak stands in, and both can only read high.
+  uint64_t peak_host_bytes = 0;
+  uint64_t process_peak_host_bytes = 0;
+  uint64_t peak_device_bytes = 0;  // device memory the load used at its peak (0: CPU backend)
 };
 
 struct GenerationOptions {

@@ -168,9 +168,12 @@ void run_bench(const Options& o) {
   fmt::print("model      {} ({} layers, hidden {}, vocab {}), device {}, quantization {}\n",
              o.engine.model_dir, config.num_layers, config.hidden_size, config.vocab_size,
              o.engine.device, load.quantization);
-  fmt::print("load       {:.3f} s, {} read ({:.2f} GB/s), {} resident, peak host {}", load.seconds,
-             human_bytes(load.bytes_read), gbs(load.bytes_read, load.seconds),
-             human_bytes(load.resident_bytes), human_bytes(load.peak_host_bytes));
+  fmt::print(
+      "load       {:.3f} s, {} read ({:.2f} GB/s), {} resident, peak host during load {} "
+      "(process {})",
+      load.seconds, human_bytes(load.bytes_read), gbs(load.bytes_read, load.seconds),
+      human_bytes(load.resident_bytes), human_bytes(load.peak_host_bytes),
+      human_bytes(load.process_peak_host_bytes));
   if (load.peak_device_bytes > 0)
     fmt::print(", peak device {}", human_bytes(load.peak_device_bytes));
   fmt::print("\n");

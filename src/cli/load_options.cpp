@@ -118,7 +118,8 @@ LoadOptions engine_load_options(const EngineFlags& flags) {
   o.quantization = flags.quantization;
   if (!flags.quantization_config.empty()) {
     // Checked here, before anything is read, and the mode settled: the config decides unless
-    // --quantization was given, which must then agree.
+    // --quantization was given, which must then agree. Engine::load checks the same again, but
+    // only here can an error name the @file, and bench --stream-only needs the settled mode.
     const ConfigText config = read_quantization_config_flag(flags.quantization_config);
     const QuantizationRequest request = parse_quantization_request(config.text, config.source);
     o.quantization =
@@ -160,11 +161,14 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
         flags.model_dir, r.quantization, r.seconds, human_bytes(r.bytes_read),
         r.seconds > 0 ? static_cast<double>(r.bytes_read) / r.seconds / 1e9 : 0.0,
         human_bytes(r.resident_bytes), r.quantized_tensors);
-    // The loader's memory promise: the loaded weights, one source tensor in flight and a
-    // fixed allowance for the program itself.
+    // The loader's memory promise: what the load adds is the loaded weights, one source tensor
+    // in flight and a fixed allowance; what the process held before it (libraries, runtimes) is
+    // not the load's, and is shown apart in the process's total.
     const uint64_t bound = r.resident_bytes + r.largest_tensor_bytes + (64ull << 20);
-    log_status("peak host memory {} (bound: resident + largest tensor + 64 MiB = {})",
-               human_bytes(r.peak_host_bytes), human_bytes(bound));
+    log_status(
+        "peak host memory during load {} (bound: resident + largest tensor + 64 MiB = {}); "
+        "process peak {}",
+        human_bytes(r.peak_host_bytes), human_bytes(bound), human_bytes(r.process_peak_host_bytes));
   }
   return engine;
 }

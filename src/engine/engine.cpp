@@ -1,14 +1,13 @@
 // The Engine of include/fp8llm/engine.h: plan -> stream into a backend (CPU or CUDA) -> run.
 #include "fp8llm/engine.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "engine/host_memory.h"
 #include "engine/sampler.h"
 #include "engine/state_dict.h"
 #include "formats/checkpoint.h"
@@ -163,11 +162,16 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
                options.device);
 #endif
   const auto start = std::chrono::steady_clock::now();
+  // The load's peak host memory is counted from here: whatever the process holds already is not
+  // the load's.
+  reset_peak_resident();
+  const uint64_t resident_before = resident_memory().current;
   const Resolution where = resolve_load({.model_dir = options.model_dir,
                                          .quantization = options.quantization,
                                          .registry = options.registry,
                                          .offline = options.offline,
-                                         .cache_dir = options.cache_dir});
+                                         .cache_dir = options.cache_dir,
+                                         .quantization_config = options.quantization_config});
   ModelConfig config = load_model_config(where.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(where.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, where.scheme);
@@ -197,9 +201,9 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   report.peak_device_bytes = peak_device_bytes;
   for (const auto& t : plan.tensors) report.quantized_tensors += t.quantize.has_value();
   report.largest_tensor_bytes = plan.largest_tensor_bytes;
-  rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) == 0)
-    report.peak_host_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+  report.process_peak_host_bytes = resident_memory().peak;
+  report.peak_host_bytes =
+      report.process_peak_host_bytes - std::min(report.process_peak_host_bytes, resident_before);
   report.seconds = seconds_since(start);
   return std::make_unique<BackendEngine>(std::move(config), std::move(backend), std::move(report));
 }

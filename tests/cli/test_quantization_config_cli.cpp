@@ -12,34 +12,14 @@
 
 #include "formats/safetensors.h"
 #include "test_util.h"
+#include "torchao_config.h"
 
 namespace fp8llm::test {
 namespace {
 
-// config_to_dict(Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())), torchao 0.16+.
-const std::string kPerRow = R"({"_type": "Float8DynamicActivationFloat8WeightConfig",
- "_version": 2, "_data": {
-  "activation_dtype": {"_type": "torch.dtype", "_data": "float8_e4m3fn"},
-  "weight_dtype": {"_type": "torch.dtype", "_data": "float8_e4m3fn"},
-  "granularity": [{"_type": "PerRow", "_version": 1, "_data": {"dim": -1}},
-                  {"_type": "PerRow", "_version": 1, "_data": {"dim": -1}}],
-  "packing_format": {"_type": "Float8PackingFormat", "_data": "PLAIN"},
-  "mm_config": {"_type": "Float8MMConfig", "_version": 1,
-                "_data": {"emulate": false, "use_fast_accum": true, "pad_inner_dim": false}},
-  "activation_value_lb": null, "activation_value_ub": null,
-  "kernel_preference": {"_type": "KernelPreference", "_data": "AUTO"},
-  "set_inductor_config": true, "alg_id": 0}})";
-
-// The same config with granularity=[PerBlock([1, 128]), PerBlock([128, 128])], wrapped as vLLM's
-// hf_overrides={"quantization_config": {"quant_method": "torchao", "quant_type": {...}}}.
+// The PerBlock config wrapped as vLLM's hf_overrides.
 std::string per_block_overrides() {
-  nlohmann::json c = nlohmann::json::parse(kPerRow);
-  c["_data"]["granularity"] = nlohmann::json::parse(
-      R"([{"_type": "PerBlock", "_version": 1, "_data": {"block_size": [1, 128]}},
-          {"_type": "PerBlock", "_version": 1, "_data": {"block_size": [128, 128]}}])");
-  return nlohmann::json{
-      {"quantization_config", {{"quant_method", "torchao"}, {"quant_type", {{"default", c}}}}}}
-      .dump(2);
+  return as_vllm_hf_overrides(torchao_per_block()).dump(2);
 }
 
 std::string quoted(const std::string& json) {
@@ -50,8 +30,7 @@ std::string prompt_ids() {
   std::ifstream in(data_path("tiny-llama/reference.json"));
   const nlohmann::json ref = nlohmann::json::parse(in);
   std::string ids;
-  for (int id : ref["prompts"][1])
-    ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  for (int id : ref["prompts"][1]) ids += (ids.empty() ? "" : ",") + std::to_string(id);
   return ids;
 }
 
@@ -89,11 +68,11 @@ void expect_same(const Generated& got, const Generated& want) {
 
 TEST(QuantizationConfigCli, TorchaoPerRowRunsExactlyAsFp8Row) {
   const Generated row = generate("--quantization fp8-row");
-  const Generated config = generate("--quantization-config " + quoted(kPerRow));
+  const Generated config = generate("--quantization-config " + quoted(kTorchaoPerRow));
   expect_same(config, row);
   EXPECT_NE(config.err.find("quantizing to fp8-row on the fly"), std::string::npos) << config.err;
   // Giving the same mode both ways is fine.
-  expect_same(generate("-q fp8-row --quantization-config " + quoted(kPerRow)), row);
+  expect_same(generate("-q fp8-row --quantization-config " + quoted(kTorchaoPerRow)), row);
   // And the config did choose: fp8-block (the default) computes other logits.
   const Generated block = generate("");
   ASSERT_EQ(block.exit_code, 0) << block.err;
@@ -136,7 +115,7 @@ std::string bad_file() {
     static TempDir dir;
     const auto p = dir / "e5m2.json";
     std::ofstream(p) << replaced(
-        kPerRow, R"("weight_dtype": {"_type": "torch.dtype", "_data": "float8_e4m3fn"})",
+        kTorchaoPerRow, R"("weight_dtype": {"_type": "torch.dtype", "_data": "float8_e4m3fn"})",
         R"("weight_dtype": {"_type": "torch.dtype", "_data": "float8_e5m2"})");
     return p;
   }();
@@ -148,7 +127,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadCall{"PerTensor",
                 "--quantization-config " +
-                    quoted(replaced(kPerRow,
+                    quoted(replaced(kTorchaoPerRow,
                                     R"("_type": "PerRow", "_version": 1, "_data": {"dim": -1}})",
                                     R"("_type": "PerTensor", "_version": 1, "_data": {}})")),
                 "error: quantization-config: _data.granularity[0]: PerTensor is not supported "
@@ -156,7 +135,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCall{"BadFile", "--quantization-config @" + bad_file(),
                 "error: " + bad_file() +
                     ": _data.weight_dtype: float8_e5m2 is not supported (only float8_e4m3fn)"},
-        BadCall{"Disagree", "-q fp8-block --quantization-config " + quoted(kPerRow),
+        BadCall{"Disagree", "-q fp8-block --quantization-config " + quoted(kTorchaoPerRow),
                 "error: --quantization fp8-block and --quantization-config (torchao "
                 "Float8DynamicActivationFloat8WeightConfig, granularity [PerRow, PerRow], i.e. "
                 "fp8-row) disagree; give one of them, or the same mode in both"},

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "loader/quantization_config.h"
 #include "loader/quantization_request.h"
+#include "torchao_config.h"
 
 namespace fp8llm::test {
 namespace {
@@ -22,37 +23,18 @@ json per_row() {
   return json::parse(R"({"_type": "PerRow", "_version": 1, "_data": {"dim": -1}})");
 }
 json per_block(int rows, int cols) {
-  return {{"_type", "PerBlock"}, {"_version", 1}, {"_data", {{"block_size", {rows, cols}}}}};
+  return torchao_per_block_granularity(rows, cols);
 }
 json per_tensor() {
   return json::parse(R"({"_type": "PerTensor", "_version": 1, "_data": {}})");
 }
 
-// config_to_dict(Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())) as torchao 0.16
-// and later write it: __post_init__ has made the granularity the [activation, weight] pair and
-// filled mm_config; "version" is lifted out of _data into _version.
+// torchao 0.16+ as config_to_dict writes it (torchao_config.h): PerRow, and the PerBlock pair.
 json torchao_row() {
-  return json::parse(R"({
-    "_type": "Float8DynamicActivationFloat8WeightConfig", "_version": 2,
-    "_data": {
-      "activation_dtype": {"_type": "torch.dtype", "_data": "float8_e4m3fn"},
-      "weight_dtype": {"_type": "torch.dtype", "_data": "float8_e4m3fn"},
-      "granularity": [{"_type": "PerRow", "_version": 1, "_data": {"dim": -1}},
-                      {"_type": "PerRow", "_version": 1, "_data": {"dim": -1}}],
-      "packing_format": {"_type": "Float8PackingFormat", "_data": "PLAIN"},
-      "mm_config": {"_type": "Float8MMConfig", "_version": 1,
-                    "_data": {"emulate": false, "use_fast_accum": true, "pad_inner_dim": false}},
-      "activation_value_lb": null, "activation_value_ub": null,
-      "kernel_preference": {"_type": "KernelPreference", "_data": "AUTO"},
-      "set_inductor_config": true, "alg_id": 0}})");
+  return json::parse(kTorchaoPerRow);
 }
-
-// The same with granularity=[PerBlock([1, 128]), PerBlock([128, 128])].
 json torchao_block() {
-  json j = torchao_row();
-  j["_data"]["granularity"] = {per_block(1, 128), per_block(128, 128)};
-  j["_data"]["mm_config"]["_data"]["use_fast_accum"] = false;
-  return j;
+  return torchao_per_block();
 }
 
 QuantizationRequest parse(const json& j) {
