@@ -8,6 +8,8 @@
 #include <random>
 #include <sstream>
 
+#include "core/error.h"
+
 namespace fp8llm::test {
 
 TempDir::TempDir() {
@@ -20,6 +22,15 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 void copy_dir(const std::filesystem::path& src, const std::filesystem::path& dst) {

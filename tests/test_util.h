@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ class TempDir {
 
 // Copies a fixture model directory into `dst` (so a test can corrupt its copy).
 void copy_dir(const std::filesystem::path& src, const std::filesystem::path& dst);
+
+// The message of the fp8llm::Error that `f` throws, or "" when it throws none (anything else
+// thrown goes on up).
+std::string error_of(const std::function<void()>& f);
 
 // ||a - b|| / ||b||, in double.
 double rel_l2(const float* a, const float* b, size_t n);

@@ -2,6 +2,7 @@
 // stream in (when the plan says so); everything else is read straight into its final buffer.
 // Pre-quantized projections (FP8 weight + scale in the checkpoint) are copied as they are; their
 // scales are converted to F32 (and a per-tensor scale repeated per row) where the file differs.
+// Each tensor's place in HostWeights is host_slot / host_linear (model/host_weights.h).
 #pragma once
 
 #include "loader/weight_stream.h"
@@ -21,11 +22,6 @@ class HostSink : public WeightSink {
  private:
   HostWeights weights_;
 };
-
-// The HostWeights slot a tensor lands in (nullptr for roles that are not plain tensors).
-HostTensor* host_slot(HostWeights& weights, const WeightSpec& spec);
-// The linear layer a projection weight or bias belongs to.
-HostLinear* host_linear(HostWeights& weights, const WeightSpec& spec);
 
 // Writes a checkpoint's scale tensor `source` (F32, BF16 or F16; the full shape, or one
 // per-tensor value) into the F32 `scale`.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "model/weights.h"
 #include "quant/fp8_scheme.h"
 
 namespace fp8llm {
@@ -36,5 +37,13 @@ struct HostWeights {
   // Bytes held, for reports.
   uint64_t resident_bytes() const;
 };
+
+// Where a checkpoint tensor lives in HostWeights: the tensor holding its values (a projection's
+// weight or bias, a norm, the embedding), or nullptr for a layer the weights do not have.
+HostTensor* host_slot(HostWeights& weights, const WeightSpec& spec);
+const HostTensor* host_slot(const HostWeights& weights, const WeightSpec& spec);
+// The projection a weight or bias belongs to (lm_head included); nullptr for other roles.
+HostLinear* host_linear(HostWeights& weights, const WeightSpec& spec);
+const HostLinear* host_linear(const HostWeights& weights, const WeightSpec& spec);
 
 }  // namespace fp8llm

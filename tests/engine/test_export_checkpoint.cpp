@@ -29,15 +29,6 @@ std::unique_ptr<Engine> load(const fs::path& dir, const std::string& quantizatio
       {.model_dir = dir, .quantization = quantization, .registry = data_path("no-registry.json")});
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 nlohmann::json config_of(const fs::path& dir) {
   return nlohmann::json::parse(read_text_file(dir / "config.json"));
 }

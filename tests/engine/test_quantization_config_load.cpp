@@ -44,13 +44,8 @@ std::unique_ptr<Engine> load(const std::string& quantization, const std::string&
   }
 }
 
-std::string error_of(const std::string& quantization, const std::string& config) {
-  try {
-    load(quantization, config);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+std::string load_error(const std::string& quantization, const std::string& config) {
+  return error_of([&] { load(quantization, config); });
 }
 
 // The logits of every reference prompt, one after the other.
@@ -133,11 +128,11 @@ TEST(QuantizationConfigLoad, AnFp8CheckpointLoadsAsStoredWithTheConfigNamed) {
 
 TEST(QuantizationConfigLoad, ADisagreeingQuantizationIsAnErrorNamingBoth) {
   // fp8-block is LoadOptions' default: a config asking for rows must come with "auto".
-  EXPECT_EQ(error_of("fp8-block", kTorchaoPerRow),
+  EXPECT_EQ(load_error("fp8-block", kTorchaoPerRow),
             "--quantization fp8-block and --quantization-config (torchao "
             "Float8DynamicActivationFloat8WeightConfig, granularity [PerRow, PerRow], i.e. "
             "fp8-row) disagree; give one of them, or the same mode in both");
-  EXPECT_EQ(error_of("none", kTorchaoPerRow),
+  EXPECT_EQ(load_error("none", kTorchaoPerRow),
             "--quantization none and --quantization-config (torchao "
             "Float8DynamicActivationFloat8WeightConfig, granularity [PerRow, PerRow], i.e. "
             "fp8-row) disagree; give one of them, or the same mode in both");
@@ -147,10 +142,11 @@ TEST(QuantizationConfigLoad, AConfigTheEngineCannotHonourIsAnErrorNamingItsPath)
   nlohmann::json per_tensor = nlohmann::json::parse(kTorchaoPerRow);
   per_tensor["_data"]["granularity"][0] = {{"_type", "PerTensor"},
                                            {"_data", nlohmann::json::object()}};
-  EXPECT_EQ(error_of("auto", per_tensor.dump()),
+  EXPECT_EQ(load_error("auto", per_tensor.dump()),
             "quantization-config: _data.granularity[0]: PerTensor is not supported (use PerRow or "
             "PerBlock)");
-  EXPECT_EQ(error_of("auto", "{granularity").rfind("quantization-config: not valid JSON (", 0), 0u);
+  EXPECT_EQ(load_error("auto", "{granularity").rfind("quantization-config: not valid JSON (", 0),
+            0u);
 }
 
 }  // namespace

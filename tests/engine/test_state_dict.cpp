@@ -22,15 +22,6 @@ std::unique_ptr<Engine> load(const std::string& model, const std::string& quanti
                        .registry = data_path("no-registry.json")});
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 struct Case {
   std::string model;
   std::string quantization;

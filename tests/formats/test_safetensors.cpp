@@ -19,6 +19,7 @@ namespace {
 
 using test::data_path;
 using test::TempDir;
+using test::error_of;
 
 std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -365,16 +366,6 @@ std::vector<std::string> dir_entries(const std::filesystem::path& dir) {
     names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(SafetensorsWriter, RoundTrip) {

@@ -98,15 +98,6 @@ TEST(QuantizeCheckpoint, ShardsWithAnIndex) {
       out, *SafetensorsFile::open(data_path("tiny-qwen2/expected_fp8_row.safetensors")));
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(QuantizeCheckpoint, ExistingOutputIsRefused) {
   TempDir tmp;
   fs::create_directory(tmp / "out");

@@ -16,20 +16,10 @@ namespace fp8llm {
 namespace {
 
 using Json = nlohmann::ordered_json;
+using test::error_of;
 
 void write(const std::filesystem::path& path, const std::string& text) {
   std::ofstream(path) << text;
-}
-
-// The message of the fp8llm::Error that `fn` throws ("" if it throws none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Every chat[] case of a fixture's tokenizer_reference.json (recorded from transformers)

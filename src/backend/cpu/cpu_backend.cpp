@@ -8,6 +8,7 @@
 #include "backend/cpu/linear.h"
 #include "backend/cpu/ops.h"
 #include "core/error.h"
+#include "model/layer_members.h"
 
 namespace fp8llm {
 namespace {
@@ -24,21 +25,6 @@ std::vector<float> to_f32_vector(const HostTensor& t) {
   return out;
 }
 
-cpu::RopeParams rope_params(const RopeConfig& r) {
-  cpu::RopeParams p;
-  p.type =
-      r.type == RopeType::Llama3 ? cpu::RopeParams::Type::Llama3 : cpu::RopeParams::Type::Default;
-  p.theta = r.theta;
-  p.factor = r.factor;
-  p.low_freq_factor = r.low_freq_factor;
-  p.high_freq_factor = r.high_freq_factor;
-  p.original_max_position_embeddings = r.original_max_position_embeddings;
-  return p;
-}
-
-constexpr size_t kNormKinds = 4;    // Input, PostAttention, QNorm, KNorm (Final is separate)
-constexpr size_t kLinearKinds = 7;  // Q..Down
-
 }  // namespace
 
 CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights, CpuBackendOptions options)
@@ -47,17 +33,17 @@ CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights, CpuBacken
       capacity_(options.max_context > 0
                     ? std::min(options.max_context, config.max_position_embeddings)
                     : config.max_position_embeddings),
-      rope_(rope_params(config.rope), config.head_dim) {
+      rope_(cpu::rope_params(config.rope), config.head_dim) {
   FP8LLM_CHECK(static_cast<int64_t>(weights_.layers.size()) == config.num_layers,
                "CPU backend: {} layers of weights for a {}-layer config", weights_.layers.size(),
                config.num_layers);
+  // fp32 copies of each layer's norms and biases, indexed by kind.
   for (const HostLayer& l : weights_.layers) {
-    norms_.push_back({to_f32_vector(l.input_norm), to_f32_vector(l.post_attention_norm),
-                      to_f32_vector(l.q_norm), to_f32_vector(l.k_norm)});
-    std::vector<std::vector<float>> b;
-    for (const HostLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
-      b.push_back(to_f32_vector(lin->bias));
-    biases_.push_back(std::move(b));
+    std::vector<std::vector<float>>& norms = norms_.emplace_back();
+    for (NormKind kind : kLayerNormKinds) norms.push_back(to_f32_vector(layer_norm(l, kind)));
+    std::vector<std::vector<float>>& biases = biases_.emplace_back();
+    for (LinearKind kind : kLayerLinearKinds)
+      biases.push_back(to_f32_vector(layer_linear(l, kind).bias));
   }
   final_norm_ = to_f32_vector(weights_.final_norm);
   k_cache_.resize(static_cast<size_t>(config.num_layers));
@@ -106,26 +92,7 @@ void CpuBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
 
 const HostLinear& CpuBackend::linear_weights(int64_t layer, LinearKind kind) const {
   if (kind == LinearKind::LmHead) return weights_.lm_head;
-  const HostLayer& l = weights_.layers[static_cast<size_t>(layer)];
-  switch (kind) {
-    case LinearKind::Q:
-      return l.q;
-    case LinearKind::K:
-      return l.k;
-    case LinearKind::V:
-      return l.v;
-    case LinearKind::O:
-      return l.o;
-    case LinearKind::Gate:
-      return l.gate;
-    case LinearKind::Up:
-      return l.up;
-    case LinearKind::Down:
-      return l.down;
-    default:
-      break;
-  }
-  fail("no such linear layer");
+  return layer_linear(weights_.layers[static_cast<size_t>(layer)], kind);
 }
 
 const std::vector<float>& CpuBackend::bias(int64_t layer, LinearKind kind) const {

@@ -5,72 +5,18 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
+#include "model/layer_members.h"
 
 namespace fp8llm {
 namespace {
 
-// The linear layer a projection weight belongs to (nullptr for other roles).
+// The projection a weight tensor is (nullptr for other roles, biases included).
 const HostLinear* projection(const HostWeights& w, const WeightSpec& spec) {
-  if (spec.role == WeightRole::LmHead) return &w.lm_head;
-  if (spec.layer < 0 || spec.layer >= static_cast<int64_t>(w.layers.size())) return nullptr;
-  const HostLayer& l = w.layers[static_cast<size_t>(spec.layer)];
-  switch (spec.role) {
-    case WeightRole::QProj:
-      return &l.q;
-    case WeightRole::KProj:
-      return &l.k;
-    case WeightRole::VProj:
-      return &l.v;
-    case WeightRole::OProj:
-      return &l.o;
-    case WeightRole::GateProj:
-      return &l.gate;
-    case WeightRole::UpProj:
-      return &l.up;
-    case WeightRole::DownProj:
-      return &l.down;
-    default:
-      return nullptr;
-  }
-}
-
-// The tensor holding `spec`'s values: a projection's weight, a bias, a norm, the embedding.
-const HostTensor* values_of(const HostWeights& w, const WeightSpec& spec) {
-  if (const HostLinear* lin = projection(w, spec)) return &lin->weight;
-  if (spec.role == WeightRole::Embedding) return &w.embed;
-  if (spec.role == WeightRole::FinalNorm) return &w.final_norm;
-  if (spec.layer < 0 || spec.layer >= static_cast<int64_t>(w.layers.size())) return nullptr;
-  const HostLayer& l = w.layers[static_cast<size_t>(spec.layer)];
-  switch (spec.role) {
-    case WeightRole::InputNorm:
-      return &l.input_norm;
-    case WeightRole::PostAttnNorm:
-      return &l.post_attention_norm;
-    case WeightRole::QNorm:
-      return &l.q_norm;
-    case WeightRole::KNorm:
-      return &l.k_norm;
-    case WeightRole::QBias:
-      return &l.q.bias;
-    case WeightRole::KBias:
-      return &l.k.bias;
-    case WeightRole::VBias:
-      return &l.v.bias;
-    case WeightRole::OBias:
-      return &l.o.bias;
-    case WeightRole::GateBias:
-      return &l.gate.bias;
-    case WeightRole::UpBias:
-      return &l.up.bias;
-    case WeightRole::DownBias:
-      return &l.down.bias;
-    default:
-      return nullptr;
-  }
+  return is_bias_role(spec.role) ? nullptr : host_linear(w, spec);
 }
 
 const HostTensor& held(const HostWeights& w, const WeightSpec& spec) {
-  const HostTensor* t = values_of(w, spec);
+  const HostTensor* t = host_slot(w, spec);
   FP8LLM_CHECK(t != nullptr && !t->bytes.empty(), "{}: the CPU backend holds no such tensor",
                spec.name);
   FP8LLM_CHECK(t->shape == spec.shape, "{}: held with shape {}, expected {}", spec.name,

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "formats/hf_config.h"
 
 namespace fp8llm::cpu {
 namespace {
@@ -55,6 +56,17 @@ void apply_llama3_scaling(const RopeParams& p, std::vector<float>& inv_freq) {
 }
 
 }  // namespace
+
+RopeParams rope_params(const RopeConfig& config) {
+  RopeParams p;
+  p.type = config.type == RopeType::Llama3 ? RopeParams::Type::Llama3 : RopeParams::Type::Default;
+  p.theta = config.theta;
+  p.factor = config.factor;
+  p.low_freq_factor = config.low_freq_factor;
+  p.high_freq_factor = config.high_freq_factor;
+  p.original_max_position_embeddings = config.original_max_position_embeddings;
+  return p;
+}
 
 RopeTable::RopeTable(const RopeParams& params, int64_t head_dim) : head_dim_(head_dim) {
   FP8LLM_CHECK(head_dim > 0 && head_dim % 2 == 0,

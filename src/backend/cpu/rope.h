@@ -11,6 +11,10 @@
 #include <span>
 #include <vector>
 
+namespace fp8llm {
+struct RopeConfig;
+}
+
 namespace fp8llm::cpu {
 
 // The RoPE settings of a config.json, as plain values (the config parser fills them in).
@@ -24,6 +28,9 @@ struct RopeParams {
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
 };
+
+// The settings of a parsed config.json (formats/hf_config.h), for every backend's RopeTable.
+RopeParams rope_params(const RopeConfig& config);
 
 // The inverse frequencies of one head size, and the cos/sin of any position from them.
 class RopeTable {
