@@ -18,8 +18,8 @@ namespace fp8llm {
 namespace {
 
 using test::data_path;
-using test::TempDir;
 using test::error_of;
+using test::TempDir;
 
 std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
