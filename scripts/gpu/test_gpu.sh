@@ -25,7 +25,7 @@ stems=$(ls tests/cuda | sed -n 's/^test_\(.*\)\.cpp$/\1/p')
 head -2 "$LOG_DIR/build.log"
 status=0
 for t in $stems; do
-  "$BUILD/tests/cuda/test_cuda_$t" --gtest_color=no >>"$LOG_DIR/tests.log" 2>&1 || status=1
+  timeout 300 "$BUILD/tests/cuda/test_cuda_$t" --gtest_color=no >>"$LOG_DIR/tests.log" 2>&1 || status=1
 done
 grep -E '^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|rel L2|token-by-token' "$LOG_DIR/tests.log"
 [[ $status == 0 ]] || { echo "TESTS FAILED"; grep -B2 -A10 'Failure' "$LOG_DIR/tests.log" | head -100; }

@@ -29,6 +29,7 @@
 #include "backend/cuda/device.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_stream.h"
+#include "backend/cuda/registered_stream.h"
 #endif
 
 namespace fp8llm::cli {
@@ -47,6 +48,7 @@ struct Options {
   size_t readers = 16;
   size_t buffer_mib = 128;
   size_t piece_mib = 8;
+  bool pread = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -97,12 +99,15 @@ void run_stream_only(const Options& o) {
   const cuda::DeviceStreamOptions so{.ring_buffers = o.ring_buffers,
                                      .buffer_bytes = o.buffer_mib << 20,
                                      .reader_threads = o.readers,
-                                     .piece_bytes = o.piece_mib << 20};
+                                     .piece_bytes = o.piece_mib << 20,
+                                     .register_files = !o.pread};
   fmt::print("device: {}\n", cuda::device_description());
-  fmt::print("stream-only {} ({}): {} tensors, {}; ring {} x {} MiB, {} readers, {} MiB pieces\n",
+  const bool registered = so.register_files && cuda::registered_streaming_available(plan);
+  fmt::print("stream-only {} ({}): {} tensors, {}; {}: {} x {} MiB, {} threads, {} MiB pieces\n",
              o.engine.model_dir, o.engine.quantization, plan.tensors.size(),
-             human_bytes(plan.source_bytes), so.ring_buffers, o.buffer_mib, so.reader_threads,
-             o.piece_mib);
+             human_bytes(plan.source_bytes),
+             registered ? "page cache registered in place, chunks" : "pread into a pinned ring",
+             so.ring_buffers, o.buffer_mib, so.reader_threads, o.piece_mib);
   for (int r = 0; r < o.repeat; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     DiscardTarget target(plan);
@@ -227,6 +232,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--piece-mib", o->piece_mib, "--stream-only: bytes one read covers (MiB)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--pread", o->pread,
+                "--stream-only: pread into a pinned ring even where the page cache can be "
+                "registered for direct copies");
   cmd->callback([o] { run_bench(*o); });
 }
 

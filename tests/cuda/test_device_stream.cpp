@@ -35,6 +35,7 @@ class CopyTarget : public DeviceStreamTarget {
       ++direct_count;
       return buf.data();
     }
+    largest_staged = std::max<uint64_t>(largest_staged, t.source.info->nbytes);
     return nullptr;
   }
   void consume_on_device(const PlannedTensor& t, const void* src, cudaStream_t stream) override {
@@ -52,6 +53,7 @@ class CopyTarget : public DeviceStreamTarget {
 
   int direct_count = 0;
   int staged_count = 0;
+  uint64_t largest_staged = 0;
   bool finished = false;
 
  private:
@@ -88,26 +90,34 @@ TEST_F(DeviceStream, DeviceBytesEqualFileBytes) {
       {.ring_buffers = 3, .buffer_bytes = 3000, .reader_threads = 5, .piece_bytes = 1000},
       {},
   };
-  for (const DeviceStreamOptions& options : cases) {
-    CopyTarget target;
-    std::vector<uint64_t> progress;
-    const DeviceStreamStats stats =
-        stream_to_device(plan, target, options, [&](uint64_t done, uint64_t total) {
-          EXPECT_EQ(total, plan.source_bytes);
-          progress.push_back(done);
-        });
-    EXPECT_TRUE(target.finished);
-    EXPECT_EQ(stats.stream.bytes_read, plan.source_bytes);
-    EXPECT_EQ(stats.stream.tensors, plan.tensors.size());
-    EXPECT_GT(stats.stream.seconds, 0.0);
-    EXPECT_GT(target.direct_count, 0);
-    EXPECT_EQ(target.direct_count + target.staged_count, static_cast<int>(plan.tensors.size()));
-    ASSERT_EQ(progress.size(), plan.tensors.size());
-    EXPECT_EQ(progress.back(), plan.source_bytes);
-    EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
-    // The staging buffers hold the largest staged tensor.
-    EXPECT_GE(stats.staging_device_bytes, options.ring_buffers * options.buffer_bytes);
-    expect_device_matches_file(checkpoint, plan, target);
+  for (const bool register_files : {false, true}) {
+    for (DeviceStreamOptions options : cases) {
+      SCOPED_TRACE(register_files ? "registered" : "pread ring");
+      options.register_files = register_files;
+      CopyTarget target;
+      std::vector<uint64_t> progress;
+      const DeviceStreamStats stats =
+          stream_to_device(plan, target, options, [&](uint64_t done, uint64_t total) {
+            EXPECT_EQ(total, plan.source_bytes);
+            progress.push_back(done);
+          });
+      EXPECT_TRUE(target.finished);
+      EXPECT_EQ(stats.stream.bytes_read, plan.source_bytes);
+      EXPECT_EQ(stats.stream.tensors, plan.tensors.size());
+      EXPECT_GT(stats.stream.seconds, 0.0);
+      EXPECT_GT(target.direct_count, 0);
+      EXPECT_EQ(target.direct_count + target.staged_count, static_cast<int>(plan.tensors.size()));
+      ASSERT_EQ(progress.size(), plan.tensors.size());
+      EXPECT_EQ(progress.back(), plan.source_bytes);
+      EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
+      // The staging buffers hold the largest staged tensor (the ring: and at least a buffer each).
+      EXPECT_GE(stats.staging_device_bytes,
+                std::max<size_t>(options.ring_buffers, 2) * target.largest_staged);
+      if (!register_files) {
+        EXPECT_GE(stats.staging_device_bytes, options.ring_buffers * options.buffer_bytes);
+      }
+      expect_device_matches_file(checkpoint, plan, target);
+    }
   }
 }
 
@@ -123,22 +133,25 @@ TEST_F(DeviceStream, TruncatedFileNamesFileAndTensor) {
   const CheckpointTensor& last = checkpoint.tensors().back();
   std::filesystem::resize_file(last.file->path(), last.info->offset + last.info->nbytes / 2);
 
-  for (size_t readers : {1, 4}) {
-    CopyTarget target;
-    try {
-      stream_to_device(plan, target,
-                       {.ring_buffers = 2,
-                        .buffer_bytes = 1024,
-                        .reader_threads = readers,
-                        .piece_bytes = 4096});
-      FAIL() << "expected an error";
-    } catch (const Error& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find(last.file->path().filename().string()), std::string::npos) << msg;
-      EXPECT_NE(msg.find("'" + last.info->name + "'"), std::string::npos) << msg;
-      EXPECT_NE(msg.find("unexpected end of file"), std::string::npos) << msg;
+  for (const bool register_files : {false, true}) {
+    for (size_t readers : {1, 4}) {
+      CopyTarget target;
+      try {
+        stream_to_device(plan, target,
+                         {.ring_buffers = 2,
+                          .buffer_bytes = 1024,
+                          .reader_threads = readers,
+                          .piece_bytes = 4096,
+                          .register_files = register_files});
+        FAIL() << "expected an error";
+      } catch (const Error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(last.file->path().filename().string()), std::string::npos) << msg;
+        EXPECT_NE(msg.find("'" + last.info->name + "'"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("unexpected end of file"), std::string::npos) << msg;
+      }
+      EXPECT_FALSE(target.finished);
     }
-    EXPECT_FALSE(target.finished);
   }
 }
 

@@ -16,6 +16,7 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/event.h"
 #include "backend/cuda/pinned_buffer.h"
+#include "backend/cuda/registered_stream.h"
 #include "backend/cuda/stream.h"
 #include "core/error.h"
 
@@ -108,6 +109,8 @@ struct Shared {
 DeviceStreamStats stream_to_device(const LoadPlan& plan, DeviceStreamTarget& target,
                                    const DeviceStreamOptions& options,
                                    const StreamProgress& progress) {
+  if (options.register_files && registered_streaming_available(plan))
+    return stream_registered(plan, target, options, progress);
   const auto start = std::chrono::steady_clock::now();
   const size_t ring = std::max<size_t>(options.ring_buffers, 2);
   const size_t readers = std::max<size_t>(options.reader_threads, 1);

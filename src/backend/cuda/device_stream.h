@@ -43,6 +43,9 @@ struct DeviceStreamOptions {
   // over 4 x 256 MiB, 16-17.5 GB/s; docs/PERFORMANCE.md.)
   size_t reader_threads = 16;
   size_t piece_bytes = 8ull << 20;
+  // Copy straight out of the page cache (registered_stream.h) where the system allows it; the
+  // pread ring otherwise, or when false.
+  bool register_files = true;
 };
 
 struct DeviceStreamStats {
