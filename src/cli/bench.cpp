@@ -59,10 +59,6 @@ double gbs(uint64_t bytes, double seconds) {
   return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0;
 }
 
-int32_t argmax(const std::vector<float>& logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
-
 #ifdef FP8LLM_HAVE_CUDA
 // Keeps the tensors that are not quantized (copied straight to one device arena) and drops the
 // staged ones: what is left to time is reading, the pinned ring and the host -> device copies.
@@ -148,17 +144,16 @@ void run_bench(const Options& o) {
   engine->feed(std::span<const int32_t>(prompt.data(), std::min<size_t>(prompt.size(), 8)));
   engine->feed(std::span<const int32_t>(prompt.data(), 1));
 
-  engine->reset();
-  auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits = engine->feed(prompt);
-  const double prefill_s = seconds_since(t0);
-
-  t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < o.decode_tokens; ++i) {
-    const int32_t next[1] = {argmax(logits)};
-    logits = engine->feed(next);
-  }
-  const double decode_s = seconds_since(t0);
+  // Greedy generation, as a user runs it: the prompt in one pass, then one pass per token, the
+  // most likely token found on the device (Backend::top_token).
+  GenerationOptions gen;
+  gen.max_tokens = o.decode_tokens + 1;  // the first comes from the prompt pass
+  const GenerationResult r = engine->generate(prompt, gen);
+  FP8LLM_CHECK(static_cast<int>(r.tokens.size()) == gen.max_tokens,
+               "bench: generation stopped after {} of {} tokens ({})", r.tokens.size(),
+               gen.max_tokens, r.finish_reason);
+  const double prefill_s = r.prompt_seconds;
+  const double decode_s = r.generate_seconds;
 
   // Per decoded token every resident weight byte is read once, except the embedding table, of
   // which one row is read (unless it is also the output projection).

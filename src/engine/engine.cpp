@@ -65,14 +65,27 @@ class BackendEngine final : public Engine {
     GenerationResult result;
     Sampler sampler(options.sampling);
     std::vector<int32_t> history(prompt.begin(), prompt.end());
+    // Greedy decoding without a repetition penalty needs only the most likely token: the backend
+    // finds it where the logits are (on the GPU: two numbers copied instead of the vocabulary).
+    const bool greedy =
+        options.sampling.temperature == 0.0f && options.sampling.repetition_penalty == 1.0f;
+    const auto next_token = [&](std::span<const int32_t> ids) -> SampledToken {
+      if (greedy) {
+        const Act logits = model_.forward_logits(*backend_, ids, position_, false);
+        position_ += static_cast<int64_t>(ids.size());
+        const TopToken top = backend_->top_token(logits);
+        return {top.id, top.logprob};
+      }
+      const std::vector<float> logits = feed(ids, false);
+      return sampler.sample(logits, history);
+    };
     reset();
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> logits = feed(prompt, false);
+    SampledToken tok = next_token(prompt);
     result.prompt_seconds = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
     result.finish_reason = "length";
     for (int i = 0; i < options.max_tokens; ++i) {
-      const SampledToken tok = sampler.sample(logits, history);
       result.tokens.push_back(tok.id);
       result.logprobs.push_back(tok.logprob);
       history.push_back(tok.id);
@@ -91,7 +104,7 @@ class BackendEngine final : public Engine {
         break;
       }
       const int32_t next[1] = {tok.id};
-      logits = feed(next, false);
+      tok = next_token(next);
     }
     result.generate_seconds = seconds_since(t0);
     return result;

@@ -15,6 +15,7 @@
 #include "backend/cuda/model_kernels.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "model/layer_members.h"
 
 namespace fp8llm {
 namespace {
@@ -51,18 +52,6 @@ uint64_t activation_bytes_per_token(const ModelConfig& c) {
   const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   return sizeof(float) * static_cast<uint64_t>(3 * c.hidden_size + 2 * q_dim + 2 * kv_dim +
                                                2 * c.intermediate_size + c.vocab_size);
-}
-
-cpu::RopeParams rope_params(const RopeConfig& r) {
-  cpu::RopeParams p;
-  p.type =
-      r.type == RopeType::Llama3 ? cpu::RopeParams::Type::Llama3 : cpu::RopeParams::Type::Default;
-  p.theta = r.theta;
-  p.factor = r.factor;
-  p.low_freq_factor = r.low_freq_factor;
-  p.high_freq_factor = r.high_freq_factor;
-  p.original_max_position_embeddings = r.original_max_position_embeddings;
-  return p;
 }
 
 cuda::Fp8Accumulation fp8_accumulation(const std::string& name) {
@@ -173,7 +162,7 @@ CudaBackend::CudaBackend(const LoadPlan& plan, const LoadOptions& options)
   FP8LLM_CHECK(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0,
                "--device cuda: {} heads do not group over {} key/value heads", c.num_heads,
                c.num_kv_heads);
-  const cpu::RopeTable table(rope_params(c.rope), c.head_dim);
+  const cpu::RopeTable table(cpu::rope_params(c.rope), c.head_dim);
   inv_freq_ = to_device(table.inv_freq());
   attention_partial_ = DeviceBuffer(
       static_cast<size_t>(c.num_heads * kDecodeAttentionSplits * (c.head_dim + 2)) * sizeof(float));
@@ -327,20 +316,7 @@ void CudaBackend::embed(std::span<const int32_t> ids, Act out) {
 
 const __nv_bfloat16* CudaBackend::norm_weights(int64_t layer, NormKind kind) const {
   if (kind == NormKind::Final) return weights_.final_norm();
-  const DeviceLayer& l = weights_.layer(layer);
-  switch (kind) {
-    case NormKind::Input:
-      return l.input_norm;
-    case NormKind::PostAttention:
-      return l.post_attention_norm;
-    case NormKind::QNorm:
-      return l.q_norm;
-    case NormKind::KNorm:
-      return l.k_norm;
-    default:
-      break;
-  }
-  fail("no such norm");
+  return layer_norm(weights_.layer(layer), kind);
 }
 
 void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
@@ -367,26 +343,7 @@ void CudaBackend::rms_norm(Act in, int64_t layer, NormKind kind, Act out) {
 
 const DeviceLinear& CudaBackend::linear_weights(int64_t layer, LinearKind kind) const {
   if (kind == LinearKind::LmHead) return weights_.lm_head();
-  const DeviceLayer& l = weights_.layer(layer);
-  switch (kind) {
-    case LinearKind::Q:
-      return l.q;
-    case LinearKind::K:
-      return l.k;
-    case LinearKind::V:
-      return l.v;
-    case LinearKind::O:
-      return l.o;
-    case LinearKind::Gate:
-      return l.gate;
-    case LinearKind::Up:
-      return l.up;
-    case LinearKind::Down:
-      return l.down;
-    default:
-      break;
-  }
-  fail("no such linear layer");
+  return layer_linear(weights_.layer(layer), kind);
 }
 
 void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {

@@ -7,33 +7,18 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
+#include "model/layer_members.h"
 
 namespace fp8llm::cuda {
 namespace {
 
 // The linear layer a projection weight belongs to (nullptr for other roles).
 const DeviceLinear* projection(const DeviceWeights& w, const WeightSpec& spec) {
-  if (spec.role == WeightRole::LmHead) return &w.lm_head();
-  if (spec.layer < 0) return nullptr;
-  const DeviceLayer& l = w.layer(spec.layer);
-  switch (spec.role) {
-    case WeightRole::QProj:
-      return &l.q;
-    case WeightRole::KProj:
-      return &l.k;
-    case WeightRole::VProj:
-      return &l.v;
-    case WeightRole::OProj:
-      return &l.o;
-    case WeightRole::GateProj:
-      return &l.gate;
-    case WeightRole::UpProj:
-      return &l.up;
-    case WeightRole::DownProj:
-      return &l.down;
-    default:
-      return nullptr;
-  }
+  if (is_bias_role(spec.role)) return nullptr;
+  const std::optional<LinearKind> kind = linear_kind_of(spec.role);
+  if (!kind) return nullptr;
+  if (*kind == LinearKind::LmHead) return &w.lm_head();
+  return spec.layer < 0 ? nullptr : &layer_linear(w.layer(spec.layer), *kind);
 }
 
 const DeviceTensorSlot& slot_of(const DeviceWeights& w, const WeightSpec& spec) {
