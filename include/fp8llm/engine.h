@@ -54,8 +54,9 @@ struct LoadOptions {
 
 // What loading did, for the summary a user sees.
 struct LoadReport {
-  std::string quantization;  // the scheme in effect: "fp8-row" | "fp8-block" | "none"
-  double seconds = 0;
+  std::string quantization;     // the scheme in effect: "fp8-row" | "fp8-block" | "none"
+  double seconds = 0;           // all of Engine::load (resolution, plan, device setup, streaming)
+  double stream_seconds = 0;    // from the first weight byte read to the last weight in place
   uint64_t bytes_read = 0;      // checkpoint bytes read
   uint64_t resident_bytes = 0;  // weight bytes held after loading
   uint64_t quantized_tensors = 0;

@@ -169,9 +169,10 @@ void run_bench(const Options& o) {
              o.engine.model_dir, config.num_layers, config.hidden_size, config.vocab_size,
              o.engine.device, load.quantization);
   fmt::print(
-      "load       {:.3f} s, {} read ({:.2f} GB/s), {} resident, peak host during load {} "
-      "(process {})",
+      "load       {:.3f} s, {} read ({:.2f} GB/s; weights streamed in {:.3f} s, {:.2f} GB/s), {} "
+      "resident, peak host during load {} (process {})",
       load.seconds, human_bytes(load.bytes_read), gbs(load.bytes_read, load.seconds),
+      load.stream_seconds, gbs(load.bytes_read, load.stream_seconds),
       human_bytes(load.resident_bytes), human_bytes(load.peak_host_bytes),
       human_bytes(load.process_peak_host_bytes));
   if (load.peak_device_bytes > 0)

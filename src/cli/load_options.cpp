@@ -157,9 +157,11 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
   if (!flags.quiet) {
     const LoadReport& r = engine->load_report();
     log_status(
-        "loaded {} ({}) in {:.2f} s: read {} ({:.2f} GB/s), {} resident, {} tensors quantized",
+        "loaded {} ({}) in {:.2f} s: read {} ({:.2f} GB/s; streaming {:.2f} GB/s), {} resident, "
+        "{} tensors quantized",
         flags.model_dir, r.quantization, r.seconds, human_bytes(r.bytes_read),
         r.seconds > 0 ? static_cast<double>(r.bytes_read) / r.seconds / 1e9 : 0.0,
+        r.stream_seconds > 0 ? static_cast<double>(r.bytes_read) / r.stream_seconds / 1e9 : 0.0,
         human_bytes(r.resident_bytes), r.quantized_tensors);
     // The loader's memory promise: what the load adds is the loaded weights, one source tensor
     // in flight and a fixed allowance; what the process held before it (libraries, runtimes) is

@@ -210,6 +210,7 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   LoadReport report;
   report.quantization = plan.scheme ? fmt::format("fp8-{}", fp8_scheme_name(*plan.scheme)) : "none";
   report.bytes_read = stats.bytes_read;
+  report.stream_seconds = stats.seconds;
   report.resident_bytes = resident_bytes;
   report.peak_device_bytes = peak_device_bytes;
   for (const auto& t : plan.tensors) report.quantized_tensors += t.quantize.has_value();
