@@ -22,6 +22,15 @@ Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
                params_.repetition_penalty);
 }
 
+bool Sampler::temperature_only() const {
+  return params_.temperature > 0.0f && params_.top_k == 0 && params_.top_p == 1.0f &&
+         params_.min_p == 0.0f && params_.repetition_penalty == 1.0f;
+}
+
+double Sampler::uniform() {
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+}
+
 SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   FP8LLM_CHECK(!logits.empty(), "sample: empty logits");
   work_.assign(logits.begin(), logits.end());

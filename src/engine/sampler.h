@@ -11,7 +11,6 @@
 
 namespace fp8llm {
 
-
 struct SampledToken {
   int32_t id;
   // log-probability of `id` under the model's distribution (log-softmax of the raw logits,
@@ -25,6 +24,11 @@ class Sampler {
   const SamplingParams& params() const { return params_; }
   // `history`: the tokens so far (prompt and generated), for the repetition penalty.
   SampledToken sample(std::span<const float> logits, std::span<const int32_t> history);
+
+  // Temperature alone shapes the distribution (no top-k, top-p, min-p or repetition penalty), so
+  // a backend can sample where the logits are (Backend::sample_token) with uniform() as its draw.
+  bool temperature_only() const;
+  double uniform();
 
  private:
   SamplingParams params_;

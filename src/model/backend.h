@@ -64,6 +64,17 @@ class Backend {
   // The most likely token of a one-row activation (logits) and its log-probability, computed where
   // the logits are: greedy decoding then copies two numbers instead of the whole row.
   virtual TopToken top_token(Act logits) = 0;
+  // Whether sample_token works here (the CUDA backend); elsewhere the host samples.
+  virtual bool samples_on_device() const { return false; }
+  // A token drawn from softmax(logits / temperature) of a one-row activation, where the logits are:
+  // the first index, in index order, at which the running sum of exp((logit - max) / temperature)
+  // exceeds `uniform` (in [0, 1)) times the total; with the log-softmax of the raw logits there.
+  virtual TopToken sample_token(Act logits, float temperature, double uniform) {
+    (void)logits;
+    (void)temperature;
+    (void)uniform;
+    return {};
+  }
 
   // Drops the KV cache contents (a new sequence starts at position 0).
   virtual void reset_cache() = 0;

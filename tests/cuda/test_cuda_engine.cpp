@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -285,6 +286,66 @@ TEST_F(CudaWeights, TopTokenOnDeviceEqualsHost) {
     EXPECT_LT(on_device.logprob, 0.0f);
     past += static_cast<int64_t>(feed.size());
     ids.push_back(on_device.id);
+  }
+}
+
+// Temperature sampling on the device picks what the definition picks on the host (index order,
+// running sum of exp((logit - max) / T) passing uniform * total), draws skipped where the host sum
+// lies within 1e-9 of a boundary; and generate() with a temperature is reproducible by seed.
+TEST_F(CudaWeights, SampleTokenOnDeviceFollowsTheDefinition) {
+  const std::filesystem::path dir = data_path("tiny-llama");
+  const ModelConfig config = load_model_config(dir);
+  const Checkpoint checkpoint = Checkpoint::open(dir);
+  const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag("fp8-block"));
+  CudaLoad load = load_cuda_backend(
+      plan, {.model_dir = dir, .quantization = "fp8-block", .device = "cuda"}, nullptr);
+  ASSERT_TRUE(load.backend->samples_on_device());
+  const LlamaModel model(config);
+  const Reference ref = Reference::load("tiny-llama");
+  const std::vector<int32_t>& ids = ref.prompts.at(2);
+  std::vector<float> row(static_cast<size_t>(config.vocab_size));
+  int checked = 0;
+  for (const float temperature : {0.5f, 1.0f, 1.7f}) {
+    const Act logits = model.forward_logits(*load.backend, ids, 0, false);
+    load.backend->read(logits, row.data());
+    const float m = *std::max_element(row.begin(), row.end());
+    const double inv_t = 1.0f / temperature;
+    std::vector<double> cumulative(row.size());
+    double acc = 0;
+    for (size_t i = 0; i < row.size(); ++i) {
+      acc += std::exp((static_cast<double>(row[i]) - m) * inv_t);
+      cumulative[i] = acc;
+    }
+    for (int k = 0; k < 40; ++k) {
+      const double u = (k + 0.37) / 40.0;
+      const double target = u * acc;
+      const size_t want = static_cast<size_t>(
+          std::upper_bound(cumulative.begin(), cumulative.end(), target) - cumulative.begin());
+      const bool near = std::fabs(cumulative[want] - target) < 1e-9 * acc ||
+                        (want > 0 && std::fabs(cumulative[want - 1] - target) < 1e-9 * acc);
+      const Act again = model.forward_logits(*load.backend, ids, 0, false);
+      const TopToken got = load.backend->sample_token(again, temperature, u);
+      if (near) continue;
+      ++checked;
+      EXPECT_EQ(got.id, static_cast<int32_t>(want)) << "T " << temperature << " u " << u;
+      EXPECT_NEAR(got.logprob, log_softmax_at(row, got.id), 1e-5);
+    }
+  }
+  EXPECT_GT(checked, 100);
+
+  auto engine = Engine::load({.model_dir = dir, .quantization = "fp8-block", .device = "cuda"});
+  GenerationOptions options;
+  options.max_tokens = 12;
+  options.sampling.temperature = 0.9f;
+  options.sampling.seed = 7;
+  const GenerationResult a = engine->generate(ids, options);
+  const GenerationResult b = engine->generate(ids, options);
+  EXPECT_EQ(a.tokens, b.tokens);
+  ASSERT_EQ(a.tokens.size(), 12u);
+  for (size_t i = 0; i < a.tokens.size(); ++i) {
+    EXPECT_GE(a.tokens[i], 0);
+    EXPECT_LT(a.tokens[i], config.vocab_size);
+    EXPECT_LE(a.logprobs[i], 0.0f);
   }
 }
 

@@ -52,8 +52,7 @@ TEST(Sampler, TopPKeepsTheSmallestNucleus) {
 
 TEST(Sampler, MinPDropsUnlikelyTokens) {
   // min_p 0.3: keep p >= 0.3 * p(1): tokens 1, 4 and 2 (p(2)/p(1) = e^-1 = 0.37).
-  EXPECT_EQ(support({.temperature = 1.0f, .min_p = 0.3f, .seed = 3}),
-            (std::set<int32_t>{1, 2, 4}));
+  EXPECT_EQ(support({.temperature = 1.0f, .min_p = 0.3f, .seed = 3}), (std::set<int32_t>{1, 2, 4}));
 }
 
 TEST(Sampler, LowTemperatureApproachesGreedy) {
@@ -82,6 +81,27 @@ TEST(Sampler, RepetitionPenaltyAsTransformers) {
   const std::vector<float> neg = {-1.0f, -1.5f};
   const std::vector<int32_t> h0 = {0};
   EXPECT_EQ(Sampler({.repetition_penalty = 2.0f}).sample(neg, h0).id, 1);
+}
+
+// Only temperature alone may be sampled by a backend; its draws are in [0, 1) and follow the seed.
+TEST(Sampler, TemperatureOnlyAndUniformDraws) {
+  EXPECT_TRUE(Sampler({.temperature = 0.8f}).temperature_only());
+  EXPECT_FALSE(Sampler({.temperature = 0.0f}).temperature_only());
+  EXPECT_FALSE(Sampler({.temperature = 0.8f, .top_k = 5}).temperature_only());
+  EXPECT_FALSE(Sampler({.temperature = 0.8f, .top_p = 0.9f}).temperature_only());
+  EXPECT_FALSE(Sampler({.temperature = 0.8f, .min_p = 0.1f}).temperature_only());
+  EXPECT_FALSE(Sampler({.temperature = 0.8f, .repetition_penalty = 1.1f}).temperature_only());
+  Sampler a({.temperature = 1.0f, .seed = 3}), b({.temperature = 1.0f, .seed = 3});
+  Sampler c({.temperature = 1.0f, .seed = 4});
+  bool differs = false;
+  for (int i = 0; i < 100; ++i) {
+    const double u = a.uniform();
+    EXPECT_GE(u, 0.0);
+    EXPECT_LT(u, 1.0);
+    EXPECT_EQ(u, b.uniform());
+    differs = differs || u != c.uniform();
+  }
+  EXPECT_TRUE(differs);
 }
 
 TEST(Sampler, RejectsBadParameters) {

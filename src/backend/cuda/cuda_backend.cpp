@@ -482,13 +482,32 @@ void CudaBackend::read(Act in, float* host_out) {
 TopToken CudaBackend::top_token(Act logits) {
   FP8LLM_CHECK(logits.rows == 1, "top_token: {} rows, expected one", logits.rows);
   const GraphMode mode = finish_pass();
-  if (top_device_.size() == 0) {
-    top_device_ = DeviceBuffer(2 * sizeof(float));
-    top_host_ = PinnedBuffer(2 * sizeof(float));
-  }
+  ensure_token_buffers();
   auto* id = top_device_.as<int32_t>();
-  auto* logprob = reinterpret_cast<float*>(id + 1);
-  launch_top_token(f32(logits), logits.cols, id, logprob, stream_);
+  launch_top_token(f32(logits), logits.cols, id, reinterpret_cast<float*>(id + 1), stream_);
+  return fetch_token(mode);
+}
+
+TopToken CudaBackend::sample_token(Act logits, float temperature, double uniform) {
+  FP8LLM_CHECK(logits.rows == 1, "sample_token: {} rows, expected one", logits.rows);
+  FP8LLM_CHECK(temperature > 0.0f && uniform >= 0.0 && uniform < 1.0,
+               "sample_token: temperature {} must be > 0 and uniform {} in [0, 1)", temperature,
+               uniform);
+  const GraphMode mode = finish_pass();
+  ensure_token_buffers();
+  auto* id = top_device_.as<int32_t>();
+  launch_sample_token(f32(logits), logits.cols, temperature, uniform, id,
+                      reinterpret_cast<float*>(id + 1), stream_);
+  return fetch_token(mode);
+}
+
+void CudaBackend::ensure_token_buffers() {
+  if (top_device_.size() != 0) return;
+  top_device_ = DeviceBuffer(2 * sizeof(float));
+  top_host_ = PinnedBuffer(2 * sizeof(float));
+}
+
+TopToken CudaBackend::fetch_token(GraphMode mode) {
   CUDA_CHECK(cudaMemcpyAsync(top_host_.data(), top_device_.data(), 2 * sizeof(float),
                              cudaMemcpyDeviceToHost, stream_));
   pass_done(mode);

@@ -81,6 +81,8 @@ class CudaBackend final : public Backend {
   void add(Act x, Act y) override;
   void read(Act in, float* host_out) override;
   TopToken top_token(Act logits) override;
+  bool samples_on_device() const override { return true; }
+  TopToken sample_token(Act logits, float temperature, double uniform) override;
   void reset_cache() override { cached_ = 0; }
   int64_t cache_capacity() const override { return capacity_; }
   // The state dict (cuda_state_dict.cpp): FP8 projections as codes and scales (the device's padded
@@ -116,6 +118,9 @@ class CudaBackend final : public Backend {
   // mode; pass_done waits for the stream and remembers a one-token pass's buffers.
   GraphMode finish_pass();
   void pass_done(GraphMode mode);
+  // Copies the (id, logprob) pair a token kernel wrote, after the pass ends.
+  TopToken fetch_token(GraphMode mode);
+  void ensure_token_buffers();
 
   // A residual add waits for the op after it: a norm of the sum fuses with it, anything else
   // launches it first.

@@ -339,6 +339,75 @@ __global__ void __launch_bounds__(kTopThreads)
   }
 }
 
+// One block: a draw from softmax(logits / T) by inverse transform in index order. Each thread
+// sums exp((logit - max) / T) over its contiguous slice (in double); a scan over the threads finds
+// the slice where the running sum passes uniform * total, and that thread walks its slice.
+__global__ void __launch_bounds__(kTopThreads)
+    sample_token_kernel(const float* __restrict__ logits, int64_t n, float inv_temperature,
+                        double uniform, int32_t* __restrict__ id_out,
+                        float* __restrict__ logprob_out) {
+  __shared__ double s_scan[kTopThreads];
+  __shared__ float s_max[kTopThreads / 32];
+  __shared__ int64_t s_pick;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < n; i += kTopThreads) m = fmaxf(m, logits[i]);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+  if (lane == 0) s_max[warp] = m;
+  if (threadIdx.x == 0) s_pick = -1;
+  __syncthreads();
+  m = s_max[0];
+  for (int w = 1; w < kTopThreads / 32; ++w) m = fmaxf(m, s_max[w]);
+
+  const int64_t slice = (n + kTopThreads - 1) / kTopThreads;
+  const int64_t begin = threadIdx.x * slice;
+  const int64_t end = begin + slice < n ? begin + slice : n;
+  double tempered = 0.0, raw = 0.0;
+  for (int64_t i = begin; i < end; ++i) {
+    const double d = static_cast<double>(logits[i]) - m;
+    tempered += exp(d * inv_temperature);
+    raw += exp(d);
+  }
+  // Inclusive scan of the tempered sums over the threads (Hillis-Steele).
+  s_scan[threadIdx.x] = tempered;
+  __syncthreads();
+  for (int off = 1; off < kTopThreads; off <<= 1) {
+    const double add = threadIdx.x >= off ? s_scan[threadIdx.x - off] : 0.0;
+    __syncthreads();
+    s_scan[threadIdx.x] += add;
+    __syncthreads();
+  }
+  const double total = s_scan[kTopThreads - 1];
+  const double target = uniform * total;
+  const double before = threadIdx.x > 0 ? s_scan[threadIdx.x - 1] : 0.0;
+  if (tempered > 0.0 && before <= target && target < s_scan[threadIdx.x]) {
+    double acc = before;
+    int64_t pick = end - 1;
+    for (int64_t i = begin; i < end; ++i) {
+      acc += exp((static_cast<double>(logits[i]) - m) * inv_temperature);
+      if (acc > target) {
+        pick = i;
+        break;
+      }
+    }
+    s_pick = pick;
+  }
+  const double raw_total = block_sum_double<kTopThreads>(raw);  // its barriers publish s_pick
+  if (threadIdx.x == 0) {
+    int64_t pick = s_pick;
+    if (pick < 0) {
+      // uniform * total rounded up to the total: the last token with any weight.
+      pick = n - 1;
+      while (pick > 0 && exp((static_cast<double>(logits[pick]) - m) * inv_temperature) == 0.0)
+        --pick;
+    }
+    *id_out = static_cast<int32_t>(pick);
+    *logprob_out = static_cast<float>(static_cast<double>(logits[pick]) - m - log(raw_total));
+  }
+}
+
 // grid (tokens); copies row t of k and v into the caches at row positions[t].
 __global__ void kv_append_kernel(const float* __restrict__ k, const float* __restrict__ v,
                                  int64_t kv_dim, const int64_t* __restrict__ positions,
@@ -508,6 +577,15 @@ void launch_rope_qk_append(float* q, float* k, const float* v, int64_t tokens, i
                                static_cast<unsigned>(tokens)),
                           threads, 0, stream>>>(q, k, v, heads, kv_heads, head_dim, positions,
                                                 inv_freq, k_cache, v_cache);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_sample_token(const float* logits, int64_t n, float temperature, double uniform,
+                         int32_t* id_out, float* logprob_out, cudaStream_t stream) {
+  if (n <= 0 || !(temperature > 0.0f))
+    throw std::invalid_argument("launch_sample_token: no logits, or temperature <= 0");
+  sample_token_kernel<<<1, kTopThreads, 0, stream>>>(logits, n, 1.0f / temperature, uniform, id_out,
+                                                     logprob_out);
   CUDA_CHECK_LAUNCH();
 }
 

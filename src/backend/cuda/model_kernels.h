@@ -74,6 +74,12 @@ void launch_silu_mul(const float* gate, const float* up, int64_t count, float* o
 void launch_top_token(const float* logits, int64_t n, int32_t* id_out, float* logprob_out,
                       cudaStream_t stream);
 
+// A draw from softmax(logits[0..n) / temperature) as Backend::sample_token defines it, with
+// `uniform` in [0, 1): the first index at which the running sum (index order) of
+// exp((logit - max) / temperature) exceeds uniform * total; and the raw log-softmax there.
+void launch_sample_token(const float* logits, int64_t n, float temperature, double uniform,
+                         int32_t* id_out, float* logprob_out, cudaStream_t stream);
+
 // x = x + y.
 void launch_add(float* x, const float* y, int64_t count, cudaStream_t stream);
 
