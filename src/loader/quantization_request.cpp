@@ -378,7 +378,9 @@ QuantizationRequest parse_compressed_tensors(const json& j, const Where& w) {
         "projection)",
         groups.size());
   }
-  const auto& [name, group] = *groups.items().begin();
+  // (Not items(): its proxies are temporaries, and a reference to their key would dangle.)
+  const std::string name = groups.begin().key();
+  const json& group = groups.begin().value();
   const Where g = wg.key(name);
   if (!group.is_object()) g.fail("expected an object (got {})", show(group));
   only_keys(group, g, {"targets", "weights", "input_activations", "output_activations", "format"},
