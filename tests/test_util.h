@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -13,6 +14,18 @@ namespace fp8llm::test {
 // tests/data/<rel>
 inline std::filesystem::path data_path(const std::string& rel = "") {
   return std::filesystem::path(FP8LLM_TEST_DATA_DIR) / rel;
+}
+
+// A parameterized case over a fixture model and a --quantization mode, and its gtest name
+// ("<model>_<mode>", dashes as underscores).
+struct ModelCase {
+  std::string model;
+  std::string quantization;
+};
+inline std::string model_case_name(const ::testing::TestParamInfo<ModelCase>& info) {
+  std::string name = info.param.model + "_" + info.param.quantization;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
 }
 
 // A fresh directory removed when the object goes out of scope.

@@ -15,16 +15,7 @@
 namespace fp8llm::test {
 namespace {
 
-struct Case {
-  std::string model;
-  std::string quantization;
-};
-
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  std::string name = info.param.model + "_" + info.param.quantization;
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-}
+using Case = ModelCase;
 
 std::unique_ptr<Engine> load(const std::string& model, const std::string& quantization,
                              const std::string& device) {
@@ -73,7 +64,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-llama", "fp8-block"}, Case{"tiny-llama-fp8-block", "auto"},
                       Case{"tiny-qwen2", "fp8-row"}, Case{"tiny-qwen2", "fp8-block"},
                       Case{"tiny-qwen3", "fp8-block"}),
-    case_name);
+    model_case_name);
 
 TEST(CudaExport, WritesTheReferenceFp8Checkpoint) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";

@@ -53,16 +53,7 @@ void expect_same_logits(Engine& original, const fs::path& exported, const std::s
   }
 }
 
-struct Case {
-  std::string model;
-  std::string quantization;
-};
-
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  std::string name = info.param.model + "_" + info.param.quantization;
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-}
+using Case = ModelCase;
 
 class Export : public ::testing::TestWithParam<Case> {};
 
@@ -108,7 +99,7 @@ INSTANTIATE_TEST_SUITE_P(ExportCheckpoint, Export,
                                            Case{"tiny-llama", "fp8-block"},
                                            Case{"tiny-qwen2", "fp8-row"},
                                            Case{"tiny-qwen2", "fp8-block"}),
-                         case_name);
+                         model_case_name);
 
 TEST(ExportCheckpoint, UnquantizedIsTheCheckpoint) {
   for (const std::string model : {"tiny-qwen2", "tiny-qwen3"}) {

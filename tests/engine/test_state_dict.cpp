@@ -22,16 +22,7 @@ std::unique_ptr<Engine> load(const std::string& model, const std::string& quanti
                        .registry = data_path("no-registry.json")});
 }
 
-struct Case {
-  std::string model;
-  std::string quantization;
-};
-
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  std::string name = info.param.model + "_" + info.param.quantization;
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-}
+using Case = ModelCase;
 
 class OnTheFly : public ::testing::TestWithParam<Case> {};
 
@@ -80,7 +71,7 @@ INSTANTIATE_TEST_SUITE_P(StateDict, OnTheFly,
                                            Case{"tiny-llama", "fp8-block"},
                                            Case{"tiny-qwen2", "fp8-row"},
                                            Case{"tiny-qwen2", "fp8-block"}),
-                         case_name);
+                         model_case_name);
 
 std::set<std::string> names_of(const std::vector<StateDictEntry>& entries) {
   std::set<std::string> out;
