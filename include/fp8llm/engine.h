@@ -16,6 +16,7 @@
 
 #include "fp8llm/sampling.h"
 #include "fp8llm/state_dict.h"
+#include "fp8llm/timeline.h"
 
 namespace fp8llm {
 
@@ -71,6 +72,9 @@ struct LoadReport {
   uint64_t peak_host_bytes = 0;
   uint64_t process_peak_host_bytes = 0;
   uint64_t peak_device_bytes = 0;  // device memory the load used at its peak (0: CPU backend)
+  // Where the time went: resolving and planning, device set-up, streaming, finishing. Steps on
+  // other threads overlap the streaming where set-up was hidden behind it.
+  std::vector<TimedStep> steps;
 };
 
 struct GenerationOptions {

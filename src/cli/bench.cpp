@@ -49,6 +49,7 @@ struct Options {
   size_t buffer_mib = 128;
   size_t piece_mib = 8;
   bool pread = false;
+  int loads = 2;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -84,6 +85,22 @@ class DiscardTarget : public cuda::DeviceStreamTarget {
   cuda::DeviceBuffer arena_;
   uint64_t used_ = 0;
 };
+
+// The load's summary, then one line per step of it: when it started and how long it took.
+void print_load(const LoadReport& load, int index) {
+  fmt::print(
+      "load {}     {:.3f} s, {} read ({:.2f} GB/s; weights streamed in {:.3f} s, {:.2f} GB/s), {} "
+      "resident, peak host during load {} (process {})",
+      index, load.seconds, human_bytes(load.bytes_read), gbs(load.bytes_read, load.seconds),
+      load.stream_seconds, gbs(load.bytes_read, load.stream_seconds),
+      human_bytes(load.resident_bytes), human_bytes(load.peak_host_bytes),
+      human_bytes(load.process_peak_host_bytes));
+  if (load.peak_device_bytes > 0)
+    fmt::print(", peak device {}", human_bytes(load.peak_device_bytes));
+  fmt::print("\n");
+  for (const TimedStep& step : load.steps)
+    fmt::print("  step {:<18} at {:6.3f} s, {:6.3f} s\n", step.name, step.start, step.seconds);
+}
 
 void run_stream_only(const Options& o) {
   FP8LLM_CHECK(cuda::device_available(), "--stream-only: no CUDA device found");
@@ -130,7 +147,14 @@ void run_bench(const Options& o) {
   FP8LLM_CHECK(o.prompt_tokens + o.decode_tokens <= o.engine.max_context,
                "--prompt-tokens + --decode-tokens ({}) exceed --max-context ({})",
                o.prompt_tokens + o.decode_tokens, o.engine.max_context);
-  auto engine = load_engine(o.engine);
+  // The first load in a process also starts the CUDA driver; later ones (a server reloading, an
+  // RL loop swapping weights) do not. Each load is printed; the last engine is the one measured.
+  std::unique_ptr<Engine> engine;
+  for (int i = 1; i <= o.loads; ++i) {
+    engine.reset();
+    engine = load_engine(o.engine);
+    print_load(engine->load_report(), i);
+  }
   const LoadReport& load = engine->load_report();
   const ModelConfig& config = engine->config();
 
@@ -168,16 +192,6 @@ void run_bench(const Options& o) {
   fmt::print("model      {} ({} layers, hidden {}, vocab {}), device {}, quantization {}\n",
              o.engine.model_dir, config.num_layers, config.hidden_size, config.vocab_size,
              o.engine.device, load.quantization);
-  fmt::print(
-      "load       {:.3f} s, {} read ({:.2f} GB/s; weights streamed in {:.3f} s, {:.2f} GB/s), {} "
-      "resident, peak host during load {} (process {})",
-      load.seconds, human_bytes(load.bytes_read), gbs(load.bytes_read, load.seconds),
-      load.stream_seconds, gbs(load.bytes_read, load.stream_seconds),
-      human_bytes(load.resident_bytes), human_bytes(load.peak_host_bytes),
-      human_bytes(load.process_peak_host_bytes));
-  if (load.peak_device_bytes > 0)
-    fmt::print(", peak device {}", human_bytes(load.peak_device_bytes));
-  fmt::print("\n");
   fmt::print("{:<10} {:>8} {:>10} {:>12} {:>10}\n", "phase", "tokens", "seconds", "tokens/s",
              "ms/token");
   fmt::print("{:<10} {:>8} {:>10.3f} {:>12.1f} {:>10.3f}\n", "prefill", o.prompt_tokens, prefill_s,
@@ -200,6 +214,11 @@ void add_bench_command(CLI::App& app) {
       "bench", "Time loading, prefill and greedy decoding on random token ids, with their floors");
   add_engine_flags(*cmd, o->engine);
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "Tokens in the timed prefill")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--loads", o->loads,
+                  "Times to load the model, one after another (the first also starts the CUDA "
+                  "driver; the last engine is benchmarked)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--decode-tokens", o->decode_tokens, "Greedy decoding steps timed")

@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/timeline.h"
 #include "engine/host_memory.h"
 #include "engine/sampler.h"
 #include "engine/state_dict.h"
@@ -182,10 +184,12 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
                options.device);
 #endif
   const auto start = std::chrono::steady_clock::now();
+  Timeline timeline(start);
   // The load's peak host memory is counted from here: whatever the process holds already is not
   // the load's.
   reset_peak_resident();
   const uint64_t resident_before = resident_memory().current;
+  std::optional<Timeline::Step> planning(std::in_place, &timeline, "resolve and plan");
   const Resolution where = resolve_load({.model_dir = options.model_dir,
                                          .quantization = options.quantization,
                                          .registry = options.registry,
@@ -195,19 +199,21 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   ModelConfig config = load_model_config(where.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(where.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, where.scheme);
+  planning.reset();
   StreamStats stats;
   std::unique_ptr<Backend> backend;
   uint64_t resident_bytes = 0;
   [[maybe_unused]] uint64_t peak_device_bytes = 0;
 #ifdef FP8LLM_HAVE_CUDA
   if (options.device == "cuda") {
-    CudaLoad cuda = load_cuda_backend(plan, options, &stats);
+    CudaLoad cuda = load_cuda_backend(plan, options, &stats, &timeline);
     backend = std::move(cuda.backend);
     resident_bytes = cuda.resident_bytes;
     peak_device_bytes = cuda.peak_device_bytes;
   }
 #endif
   if (!backend) {
+    const Timeline::Step streaming(&timeline, "stream weights");
     HostWeights weights = load_host_weights(plan, options.progress, &stats);
     resident_bytes = weights.resident_bytes();
     backend = std::make_unique<CpuBackend>(config, std::move(weights),
@@ -226,6 +232,7 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   report.peak_host_bytes =
       report.process_peak_host_bytes - std::min(report.process_peak_host_bytes, resident_before);
   report.seconds = seconds_since(start);
+  report.steps = timeline.steps();
   return std::make_unique<BackendEngine>(std::move(config), std::move(backend), std::move(report));
 }
 

@@ -379,8 +379,9 @@ QuantizationRequest parse_compressed_tensors(const json& j, const Where& w) {
         groups.size());
   }
   // (Not items(): its proxies are temporaries, and a reference to their key would dangle.)
-  const std::string name = groups.begin().key();
-  const json& group = groups.begin().value();
+  const json::const_iterator first = groups.begin();
+  const std::string name = first.key();
+  const json& group = first.value();
   const Where g = wg.key(name);
   if (!group.is_object()) g.fail("expected an object (got {})", show(group));
   only_keys(group, g, {"targets", "weights", "input_activations", "output_activations", "format"},

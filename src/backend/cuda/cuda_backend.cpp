@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "backend/cpu/rope.h"
@@ -103,28 +104,48 @@ void check_cuda_device(const LoadPlan& plan, const CudaMemoryNeeds& needs, int c
   }
 }
 
-CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats) {
+CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats,
+                           Timeline* timeline) {
   fp8_accumulation(options.fp8_gemm);  // a bad name fails before the device is touched
-  FP8LLM_CHECK(cuda::device_available(),
-               "--device cuda: no CUDA device is available (use --device cpu)");
+  {
+    // The driver's start and the context's creation: about 0.2 s in a process's first load, next
+    // to nothing in its later ones.
+    const Timeline::Step step(timeline, "CUDA start-up");
+    FP8LLM_CHECK(cuda::device_available(),
+                 "--device cuda: no CUDA device is available (use --device cpu)");
+    CUDA_CHECK(cudaFree(nullptr));
+  }
+  std::optional<Timeline::Step> checking(std::in_place, timeline, "device check");
   const CudaMemoryNeeds needs = cuda_memory_needs(plan, options);
   size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   check_cuda_device(plan, needs, cuda::device_compute_capability(), free_bytes,
                     cuda::device_description());
   const uint64_t used_before = total_bytes - free_bytes;
+  checking.reset();
 
-  auto backend = std::make_unique<cuda::CudaBackend>(plan, options);
-  cuda::DeviceSink sink(backend->weights());
+  std::optional<Timeline::Step> arena(std::in_place, timeline, "weights arena");
+  cuda::DeviceWeights weights(plan);
+  arena.reset();
+  cuda::DeviceSink sink(weights);
   cuda::DeviceStreamOptions stream_options;
   stream_options.ring_buffers = needs.ring_buffers;
   stream_options.buffer_bytes = needs.buffer_bytes;
+  std::optional<Timeline::Step> streaming(std::in_place, timeline, "stream weights");
   const cuda::DeviceStreamStats streamed =
       cuda::stream_to_device(plan, sink, stream_options, options.progress);
-  CUDA_CHECK(cudaDeviceSynchronize());
+  streaming.reset();
+  {
+    const Timeline::Step step(timeline, "device finish");
+    CUDA_CHECK(cudaDeviceSynchronize());
+  }
   FP8LLM_CHECK(sink.tensors_done() == plan.tensors.size(),
                "--device cuda: {} of {} tensors were loaded", sink.tensors_done(),
                plan.tensors.size());
+  std::optional<Timeline::Step> setup(std::in_place, timeline, "backend set-up");
+  auto backend = std::make_unique<cuda::CudaBackend>(plan, options, std::move(weights));
+  CUDA_CHECK(cudaDeviceSynchronize());
+  setup.reset();
   if (stats) *stats = streamed.stream;
 
   CudaLoad load;
@@ -150,9 +171,9 @@ int64_t CudaBackend::initial_kv_positions(int64_t capacity) {
   return std::min<int64_t>(capacity, 1024);
 }
 
-CudaBackend::CudaBackend(const LoadPlan& plan, const LoadOptions& options)
+CudaBackend::CudaBackend(const LoadPlan& plan, const LoadOptions& options, DeviceWeights weights)
     : config_(plan.config),
-      weights_(plan),
+      weights_(std::move(weights)),
       fp8_(gemm_, fp8_accumulation(options.fp8_gemm)),
       capacity_(context_of(plan.config, options)) {
   const ModelConfig& c = config_;

@@ -19,6 +19,7 @@
 #include "backend/cuda/graph.h"
 #include "backend/cuda/pinned_buffer.h"
 #include "backend/cuda/stream.h"
+#include "core/timeline.h"
 #include "fp8llm/engine.h"
 #include "loader/load_plan.h"
 #include "loader/weight_stream.h"
@@ -34,7 +35,9 @@ struct CudaLoad {
 
 // Checks the GPU (FP8 tensor cores: compute capability >= 8.9 for fp8 modes; enough free memory
 // for the plan) before reading any weight, then streams the checkpoint onto it.
-CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats);
+// `timeline` (may be null) receives the load's steps: context, checks, arena, streaming, set-up.
+CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats,
+                           Timeline* timeline = nullptr);
 
 // Device memory a load needs, from the plan alone.
 struct CudaMemoryNeeds {
@@ -60,7 +63,8 @@ class CudaBackend final : public Backend {
  public:
   // Allocates the weight arena (filled by a DeviceSink), the first KV cache block and the GEMM
   // workspace.
-  CudaBackend(const LoadPlan& plan, const LoadOptions& options);
+  // Runs `plan`'s model on `weights`, which hold the plan's tensors.
+  CudaBackend(const LoadPlan& plan, const LoadOptions& options, DeviceWeights weights);
 
   DeviceWeights& weights() { return weights_; }
   const DeviceWeights& weights() const { return weights_; }

@@ -1,8 +1,13 @@
-// Streams a LoadPlan's tensors from disk into GPU memory: reader threads pread tensors (in file
-// order) into a ring of pinned host buffers, each buffer is copied to the device asynchronously,
-// and the target consumes it there (quantizes it into its final allocation) while the next reads
-// and copies are in flight. Tensors kept as they are go straight to their final device address.
-// The BF16 model never exists in device memory: only the ring's device staging buffers do.
+// Streams a LoadPlan's tensors from disk into GPU memory, in file order: tensors kept as they are
+// go straight to their final device address; the others are staged on the device and the target
+// consumes them there (quantizes them into their final allocation) while the next copies are in
+// flight. The BF16 model never exists in device memory: only the staging buffers do.
+//
+// Two ways of getting the bytes to the device:
+//   registered_stream.h  the page cache itself is page-locked in place and copied from (no host
+//                        memcpy); used where the system allows it;
+//   pread_stream.h       reader threads pread into a ring of pinned buffers (one host memcpy);
+//                        the fallback.
 #pragma once
 
 #include <cuda_runtime.h>
