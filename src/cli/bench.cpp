@@ -52,15 +52,15 @@ struct Options {
   int loads = 2;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 double gbs(uint64_t bytes, double seconds) {
   return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0;
 }
 
 #ifdef FP8LLM_HAVE_CUDA
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 // Keeps the tensors that are not quantized (copied straight to one device arena) and drops the
 // staged ones: what is left to time is reading, the pinned ring and the host -> device copies.
 class DiscardTarget : public cuda::DeviceStreamTarget {
@@ -85,22 +85,6 @@ class DiscardTarget : public cuda::DeviceStreamTarget {
   cuda::DeviceBuffer arena_;
   uint64_t used_ = 0;
 };
-
-// The load's summary, then one line per step of it: when it started and how long it took.
-void print_load(const LoadReport& load, int index) {
-  fmt::print(
-      "load {}     {:.3f} s, {} read ({:.2f} GB/s; weights streamed in {:.3f} s, {:.2f} GB/s), {} "
-      "resident, peak host during load {} (process {})",
-      index, load.seconds, human_bytes(load.bytes_read), gbs(load.bytes_read, load.seconds),
-      load.stream_seconds, gbs(load.bytes_read, load.stream_seconds),
-      human_bytes(load.resident_bytes), human_bytes(load.peak_host_bytes),
-      human_bytes(load.process_peak_host_bytes));
-  if (load.peak_device_bytes > 0)
-    fmt::print(", peak device {}", human_bytes(load.peak_device_bytes));
-  fmt::print("\n");
-  for (const TimedStep& step : load.steps)
-    fmt::print("  step {:<18} at {:6.3f} s, {:6.3f} s\n", step.name, step.start, step.seconds);
-}
 
 void run_stream_only(const Options& o) {
   FP8LLM_CHECK(cuda::device_available(), "--stream-only: no CUDA device found");
@@ -134,6 +118,22 @@ void run_stream_only(const Options& o) {
   }
 }
 #endif
+
+// The load's summary, then one line per step of it: when it started and how long it took.
+void print_load(const LoadReport& load, int index) {
+  fmt::print(
+      "load {}     {:.3f} s, {} read ({:.2f} GB/s; weights streamed in {:.3f} s, {:.2f} GB/s), {} "
+      "resident, peak host during load {} (process {})",
+      index, load.seconds, human_bytes(load.bytes_read), gbs(load.bytes_read, load.seconds),
+      load.stream_seconds, gbs(load.bytes_read, load.stream_seconds),
+      human_bytes(load.resident_bytes), human_bytes(load.peak_host_bytes),
+      human_bytes(load.process_peak_host_bytes));
+  if (load.peak_device_bytes > 0)
+    fmt::print(", peak device {}", human_bytes(load.peak_device_bytes));
+  fmt::print("\n");
+  for (const TimedStep& step : load.steps)
+    fmt::print("  step {:<18} at {:6.3f} s, {:6.3f} s\n", step.name, step.start, step.seconds);
+}
 
 void run_bench(const Options& o) {
   if (o.stream_only) {

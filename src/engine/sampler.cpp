@@ -46,67 +46,103 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
     }
   }
 
-  int32_t chosen;
-  if (params_.temperature == 0.0f) {
-    chosen = argmax(work_);
-  } else {
-    const size_t n = work_.size();
-    order_.resize(n);
-    std::iota(order_.begin(), order_.end(), 0);
-    // Candidates sorted by logit, highest first (stable on ties for determinism).
-    size_t keep = n;
-    if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n)
-      keep = static_cast<size_t>(params_.top_k);
-    auto by_logit = [&](int32_t a, int32_t b) {
-      return work_[static_cast<size_t>(a)] > work_[static_cast<size_t>(b)] ||
-             (work_[static_cast<size_t>(a)] == work_[static_cast<size_t>(b)] && a < b);
-    };
-    if (keep < n) {
-      std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(keep),
-                        order_.end(), by_logit);
-    } else {
-      std::sort(order_.begin(), order_.end(), by_logit);
-    }
-    // Softmax over the candidates at this temperature.
-    std::vector<double> p(keep);
-    const double max = work_[static_cast<size_t>(order_[0])] / params_.temperature;
-    double sum = 0;
-    for (size_t i = 0; i < keep; ++i) {
-      p[i] = std::exp(work_[static_cast<size_t>(order_[i])] / params_.temperature - max);
-      sum += p[i];
-    }
-    for (double& v : p) v /= sum;
-    // min-p: drop tokens less likely than min_p times the most likely one.
-    if (params_.min_p > 0) {
-      const double cut = params_.min_p * p[0];
-      size_t k = 1;
-      while (k < keep && p[k] >= cut) ++k;
-      keep = k;
-    }
-    // top-p: the smallest prefix whose mass reaches top_p.
-    if (params_.top_p < 1.0f) {
-      double mass = 0;
-      size_t k = 0;
-      while (k < keep) {
-        mass += p[k++];
-        if (mass >= params_.top_p) break;
-      }
-      keep = k;
-    }
-    double total = 0;
-    for (size_t i = 0; i < keep; ++i) total += p[i];
-    const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
-    double acc = 0;
-    chosen = order_[keep - 1];
-    for (size_t i = 0; i < keep; ++i) {
-      acc += p[i];
-      if (r < acc) {
-        chosen = order_[i];
-        break;
-      }
-    }
-  }
+  const int32_t chosen = params_.temperature == 0.0f ? argmax(work_) : draw();
   return {chosen, log_softmax_at(logits, chosen)};
+}
+
+bool Sampler::more_likely(int32_t a, int32_t b) const {
+  const float wa = work_[static_cast<size_t>(a)], wb = work_[static_cast<size_t>(b)];
+  return wa > wb || (wa == wb && a < b);
+}
+
+// Every step below selects or partitions (linear time); nothing sorts the vocabulary, which costs
+// milliseconds per token at 128k tokens (bench/bench_sampler.cpp).
+int32_t Sampler::draw() {
+  const size_t n = work_.size();
+  const float inv_t = 1.0f / params_.temperature;
+  const float top = *std::max_element(work_.begin(), work_.end());
+  const auto by_rank = [this](int32_t a, int32_t b) { return more_likely(a, b); };
+  order_.resize(n);
+  std::iota(order_.begin(), order_.end(), 0);
+  const auto at = [this](size_t rank) {
+    return order_.begin() + static_cast<std::ptrdiff_t>(rank);
+  };
+
+  // Candidates: the token ids order_[0, keep), as a set (unordered within it).
+  size_t keep = n;
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) {
+    keep = static_cast<size_t>(params_.top_k);
+    std::nth_element(order_.begin(), at(keep - 1), order_.end(), by_rank);
+  }
+  // Their probabilities at this temperature, unnormalized: the most likely token has weight 1.
+  weight_.assign(n, 0.0);
+  double sum = 0;
+  for (size_t r = 0; r < keep; ++r) {
+    const auto id = static_cast<size_t>(order_[r]);
+    weight_[id] = std::exp((work_[id] - top) * inv_t);
+    sum += weight_[id];
+  }
+  const auto w = [this](int32_t id) { return weight_[static_cast<size_t>(id)]; };
+  // min-p: drop tokens less likely than min_p times the most likely one.
+  if (params_.min_p > 0) {
+    const auto cut = std::partition(order_.begin(), at(keep),
+                                    [&](int32_t id) { return w(id) >= params_.min_p; });
+    keep = std::max<size_t>(static_cast<size_t>(cut - order_.begin()), 1);
+  }
+  // top-p: the fewest most likely tokens whose mass reaches top_p (of the candidates' mass).
+  // Invariant: the top `lo` hold less than the target, the top `hi` at least as much.
+  if (params_.top_p < 1.0f) {
+    const double target = params_.top_p * sum;
+    size_t lo = 0, hi = keep;
+    double mass_lo = 0;
+    // First split: the tokens at least 1/1000 as likely as the most likely one (a trained model's
+    // nucleus is nearly always among them). A plain partition on the weight, as it is monotone in
+    // the rank: cheaper than selecting by rank over the whole vocabulary.
+    const auto likely =
+        std::partition(order_.begin(), at(keep), [&](int32_t id) { return w(id) >= 1e-3; });
+    const auto m = static_cast<size_t>(likely - order_.begin());
+    double mass_m = 0;
+    for (size_t r = 0; r < m; ++r) mass_m += w(order_[r]);
+    if (mass_m >= target) {
+      hi = m;
+    } else {
+      lo = m;
+      mass_lo = mass_m;
+    }
+    while (hi - lo > 1) {
+      const size_t mid = lo + (hi - lo) / 2;
+      std::nth_element(at(lo), at(mid), at(hi), by_rank);  // [lo, mid) now ranks before [mid, hi)
+      double mass_mid = mass_lo;
+      for (size_t r = lo; r < mid; ++r) mass_mid += w(order_[r]);
+      if (mass_mid >= target) {
+        hi = mid;
+      } else {
+        lo = mid;
+        mass_lo = mass_mid;
+      }
+    }
+    keep = hi;
+  }
+  // The draw walks the kept tokens in id order (Backend::sample_token walks the vocabulary so):
+  // a few are sorted by id; many are marked in place (the dropped ones get weight 0).
+  if (keep < n / 16) {
+    std::sort(order_.begin(), at(keep));
+  } else if (keep < n) {
+    std::vector<double> kept(n, 0.0);
+    for (size_t r = 0; r < keep; ++r) kept[static_cast<size_t>(order_[r])] = w(order_[r]);
+    weight_.swap(kept);
+    keep = n;
+    std::iota(order_.begin(), order_.end(), 0);
+  }
+  double total = 0;
+  for (size_t r = 0; r < keep; ++r) total += w(order_[r]);
+  const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  double acc = 0;
+  for (size_t rank = 0; rank < keep; ++rank) {
+    acc += w(order_[rank]);
+    if (r < acc) return order_[rank];
+  }
+  return order_[keep - 1];
 }
 
 }  // namespace fp8llm

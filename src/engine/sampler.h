@@ -31,10 +31,16 @@ class Sampler {
   double uniform();
 
  private:
+  // Sampling from work_ (the logits after the repetition penalty) at params_.temperature.
+  int32_t draw();
+  // Token a ranks before token b: a higher logit, or the same and a lower id.
+  bool more_likely(int32_t a, int32_t b) const;
+
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::vector<float> work_;
-  std::vector<int32_t> order_;
+  std::vector<double> weight_;  // exp((logit - max) / temperature) per kept token id, else 0
+  std::vector<int32_t> order_;  // token ids, the kept ones first
 };
 
 }  // namespace fp8llm

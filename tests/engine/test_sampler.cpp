@@ -1,9 +1,13 @@
 // The sampler: greedy picks the argmax; filters (top-k, top-p, min-p) never let an excluded token
-// through; the same seed gives the same tokens; the repetition penalty follows transformers.
+// through; on a large vocabulary every draw equals the definition computed by brute force; the
+// same seed gives the same tokens; the repetition penalty follows transformers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <random>
 #include <set>
 
 #include "core/error.h"
@@ -69,6 +73,86 @@ TEST(Sampler, SamplingFrequenciesFollowSoftmax) {
   for (size_t id = 0; id < kLogits.size(); ++id) {
     const double p = std::exp(kLogits[id]) / z;
     EXPECT_NEAR(counts[static_cast<int32_t>(id)] / double(n), p, 0.01) << id;
+  }
+}
+
+// The sampling definition, by brute force: rank every token (higher logit first, then lower id);
+// candidates are the top_k (or all); weights exp((logit - max) / T) as float; min-p keeps weights
+// >= min_p; top-p keeps the fewest top-ranked candidates whose weight reaches top_p of the
+// candidates' total; the draw r ~ U(0, kept total) walks the kept tokens in id order.
+std::vector<int32_t> reference_draws(const std::vector<float>& logits, const SamplingParams& p,
+                                     int draws) {
+  const size_t n = logits.size();
+  std::vector<int32_t> rank(n);
+  std::iota(rank.begin(), rank.end(), 0);
+  std::sort(rank.begin(), rank.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  const float top = logits[rank[0]];
+  const float inv_t = 1.0f / p.temperature;
+  size_t keep = p.top_k > 0 ? std::min<size_t>(n, p.top_k) : n;
+  std::vector<double> w(n);
+  double sum = 0;
+  for (size_t r = 0; r < keep; ++r) {
+    w[rank[r]] = std::exp((logits[rank[r]] - top) * inv_t);
+    sum += w[rank[r]];
+  }
+  if (p.min_p > 0) {
+    size_t k = 0;
+    while (k < keep && w[rank[k]] >= p.min_p) ++k;
+    keep = k;
+  }
+  if (p.top_p < 1.0f) {
+    double mass = 0;
+    size_t k = 0;
+    while (k < keep && (mass += w[rank[k++]]) < p.top_p * sum) {
+    }
+    keep = k;
+  }
+  std::vector<int32_t> kept(rank.begin(), rank.begin() + static_cast<std::ptrdiff_t>(keep));
+  std::sort(kept.begin(), kept.end());
+  double total = 0;
+  for (int32_t id : kept) total += w[id];
+  std::mt19937_64 rng(p.seed);
+  std::vector<int32_t> out;
+  for (int i = 0; i < draws; ++i) {
+    const double r = std::uniform_real_distribution<double>(0.0, total)(rng);
+    double acc = 0;
+    int32_t chosen = kept.back();
+    for (int32_t id : kept) {
+      if (r < (acc += w[id])) {
+        chosen = id;
+        break;
+      }
+    }
+    out.push_back(chosen);
+  }
+  return out;
+}
+
+TEST(Sampler, DrawsEqualTheDefinitionOnALargeVocabulary) {
+  // 30,000 logits: a long tail, a few likely tokens, and ties (equal logits rank by id).
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> noise(0.0f, 1.5f);
+  std::vector<float> logits(30000);
+  for (float& v : logits) v = std::round(noise(rng) * 64.0f) / 64.0f;
+  for (int i = 0; i < 12; ++i) logits[static_cast<size_t>(i * 2477)] = 9.0f - 0.25f * (i / 2);
+  const SamplingParams cases[] = {
+      {.temperature = 0.8f, .seed = 1},
+      {.temperature = 0.8f, .top_k = 40, .seed = 2},
+      {.temperature = 0.7f, .top_p = 0.9f, .seed = 3},
+      {.temperature = 1.0f, .min_p = 0.05f, .seed = 4},
+      {.temperature = 0.9f, .top_k = 3000, .top_p = 0.8f, .min_p = 0.001f, .seed = 5},
+      {.temperature = 2.0f, .top_p = 0.5f, .seed = 6},  // flat: a nucleus of thousands
+      {.temperature = 1.0f, .top_k = 5, .top_p = 0.99f, .seed = 7},
+  };
+  for (const SamplingParams& p : cases) {
+    SCOPED_TRACE(::testing::Message() << "T " << p.temperature << " top_k " << p.top_k << " top_p "
+                                      << p.top_p << " min_p " << p.min_p);
+    const std::vector<int32_t> expected = reference_draws(logits, p, 100);
+    Sampler s(p);
+    for (size_t i = 0; i < expected.size(); ++i)
+      ASSERT_EQ(s.sample(logits, {}).id, expected[i]) << i;
   }
 }
 

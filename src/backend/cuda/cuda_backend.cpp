@@ -150,11 +150,13 @@ CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, Str
 
   CudaLoad load;
   load.resident_bytes = backend->weights().arena_bytes();
-  // Everything this load allocated is alive while the stream finishes: the arena, the first KV
-  // cache block, the GEMM workspace and the staging ring. The measured figure also holds what the
-  // CUDA libraries allocated for themselves.
-  const uint64_t allocated = load.resident_bytes + kv_bytes(plan.config, backend->kv_allocated()) +
-                             cuda::kCublasLtWorkspaceBytes + streamed.staging_device_bytes;
+  // While streaming, the arena and the staging ring are alive (and the measured figure, taken as
+  // the stream finishes, also holds what CUDA allocated for itself); the backend's KV cache block
+  // and GEMM workspace are allocated after the ring is freed.
+  const uint64_t after_streaming =
+      kv_bytes(plan.config, backend->kv_allocated()) + cuda::kCublasLtWorkspaceBytes;
+  const uint64_t allocated =
+      load.resident_bytes + std::max<uint64_t>(streamed.staging_device_bytes, after_streaming);
   const uint64_t measured =
       sink.device_used_at_finish() > used_before ? sink.device_used_at_finish() - used_before : 0;
   load.peak_device_bytes = std::max(allocated, measured);

@@ -5,11 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -18,6 +14,7 @@
 #include "backend/cuda/pinned_buffer.h"
 #include "backend/cuda/stream.h"
 #include "core/error.h"
+#include "core/worker_group.h"
 
 namespace fp8llm::cuda {
 namespace {
@@ -93,14 +90,11 @@ std::vector<Piece> plan_pieces(std::vector<Job>& jobs, uint64_t piece_bytes) {
 // thread has enqueued the copy of the job that used its slot before (job j - R); a reader then
 // waits on that copy's event before writing into the pinned buffer. On the device side, the copy
 // into a staging buffer waits on the consumption of the slot's previous tensor.
+// (Guarded by the worker group's mutex.)
 struct Shared {
-  std::mutex mu;
-  std::condition_variable cv;
   size_t next_piece = 0;
   size_t jobs_enqueued = 0;         // jobs whose copies have been enqueued
   std::vector<size_t> pieces_left;  // per job
-  std::exception_ptr error;
-  bool stop = false;
 };
 
 }  // namespace
@@ -146,65 +140,44 @@ DeviceStreamStats stream_pread(const LoadPlan& plan, DeviceStreamTarget& target,
   sh.pieces_left.resize(jobs.size());
   for (size_t j = 0; j < jobs.size(); ++j) sh.pieces_left[j] = jobs[j].pieces;
 
+  WorkerGroup readers_group;  // declared after all it touches: stops and joins before they go
   auto reader = [&] {
-    try {
-      for (;;) {
-        size_t p = 0;
-        {
-          std::unique_lock lock(sh.mu);
-          sh.cv.wait(lock, [&] {
-            return sh.stop || sh.next_piece == pieces.size() ||
-                   pieces[sh.next_piece].job < sh.jobs_enqueued + slots;
-          });
-          if (sh.stop || sh.next_piece == pieces.size()) return;
-          p = sh.next_piece++;
-        }
-        const Piece& piece = pieces[p];
-        const Job& job = jobs[piece.job];
-        const size_t slot = piece.job % slots;
-        // The slot's previous copy was enqueued (jobs_enqueued > job - slots); wait until it has
-        // read the pinned buffer.
-        if (piece.job >= slots) copied[slot].synchronize();
-        read_exact(plan.tensors[job.tensor], job.offset + piece.offset, piece.bytes,
-                   pinned[slot].as<std::byte>() + piece.offset);
-        {
-          std::lock_guard lock(sh.mu);
-          --sh.pieces_left[piece.job];
-        }
-        sh.cv.notify_all();
-      }
-    } catch (...) {
+    for (;;) {
+      size_t p = 0;
       {
-        std::lock_guard lock(sh.mu);
-        if (!sh.error) sh.error = std::current_exception();
-        sh.stop = true;
+        std::unique_lock lock(readers_group.mutex());
+        readers_group.cv().wait(lock, [&] {
+          return readers_group.stopping() || sh.next_piece == pieces.size() ||
+                 pieces[sh.next_piece].job < sh.jobs_enqueued + slots;
+        });
+        if (readers_group.stopping() || sh.next_piece == pieces.size()) return;
+        p = sh.next_piece++;
       }
-      sh.cv.notify_all();
+      const Piece& piece = pieces[p];
+      const Job& job = jobs[piece.job];
+      const size_t slot = piece.job % slots;
+      // The slot's previous copy was enqueued (jobs_enqueued > job - slots); wait until it has
+      // read the pinned buffer.
+      if (piece.job >= slots) copied[slot].synchronize();
+      read_exact(plan.tensors[job.tensor], job.offset + piece.offset, piece.bytes,
+                 pinned[slot].as<std::byte>() + piece.offset);
+      {
+        std::lock_guard lock(readers_group.mutex());
+        --sh.pieces_left[piece.job];
+      }
+      readers_group.cv().notify_all();
     }
-  };
-
-  std::vector<std::thread> threads;
-  auto stop_all = [&] {
-    {
-      std::lock_guard lock(sh.mu);
-      sh.stop = true;
-    }
-    sh.cv.notify_all();
-    for (std::thread& t : threads)
-      if (t.joinable()) t.join();
-    // Nothing may still read or write the ring when it is freed.
-    cudaStreamSynchronize(copy_stream);
-    cudaStreamSynchronize(compute_stream);
   };
 
   try {
-    for (size_t i = 0; i < readers; ++i) threads.emplace_back(reader);
+    readers_group.start(readers, reader);
     uint64_t bytes_done = 0;
     for (size_t j = 0; j < jobs.size(); ++j) {
       {
-        std::unique_lock lock(sh.mu);
-        sh.cv.wait(lock, [&] { return sh.pieces_left[j] == 0 || sh.error; });
-        if (sh.error) std::rethrow_exception(sh.error);
+        std::unique_lock lock(readers_group.mutex());
+        readers_group.cv().wait(
+            lock, [&] { return sh.pieces_left[j] == 0 || readers_group.error() != nullptr; });
+        readers_group.rethrow_error();
       }
       const Job& job = jobs[j];
       const PlannedTensor& t = plan.tensors[job.tensor];
@@ -222,10 +195,10 @@ DeviceStreamStats stream_pread(const LoadPlan& plan, DeviceStreamTarget& target,
         copied[slot].record(copy_stream);
       }
       {
-        std::lock_guard lock(sh.mu);
+        std::lock_guard lock(readers_group.mutex());
         sh.jobs_enqueued = j + 1;
       }
-      sh.cv.notify_all();
+      readers_group.cv().notify_all();
       if (!job.direct) {
         CUDA_CHECK(cudaStreamWaitEvent(compute_stream, copied[slot].get(), 0));
         target.consume_on_device(t, staging[slot].data(), compute_stream);
@@ -237,13 +210,16 @@ DeviceStreamStats stream_pread(const LoadPlan& plan, DeviceStreamTarget& target,
         if (progress) progress(bytes_done, plan.source_bytes);
       }
     }
-    for (std::thread& t : threads) t.join();
+    readers_group.join();
     copy_stream.synchronize();
     compute_stream.synchronize();
     stats.stream.bytes_read = bytes_done;
     target.finish();
   } catch (...) {
-    stop_all();
+    readers_group.stop_and_join();
+    // Nothing may still read or write the ring when it is freed.
+    cudaStreamSynchronize(copy_stream);
+    cudaStreamSynchronize(compute_stream);
     throw;
   }
   stats.stream.seconds =

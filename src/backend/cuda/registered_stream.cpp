@@ -8,11 +8,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -20,6 +18,7 @@
 #include "backend/cuda/event.h"
 #include "backend/cuda/stream.h"
 #include "core/error.h"
+#include "core/worker_group.h"
 #include "core/log.h"
 
 namespace fp8llm::cuda {
@@ -61,14 +60,11 @@ struct Chunk {
   Event used;  // recorded after the last copy out of this chunk
 };
 
-// The registering threads and the enqueuing thread share this.
+// The registering threads and the enqueuing thread share this (guarded by the worker group's
+// mutex, as is Chunk::registered).
 struct Shared {
-  std::mutex mu;
-  std::condition_variable cv;
   size_t next_to_register = 0;
   size_t released = 0;  // chunks [0, released) are unregistered (or never will be used again)
-  std::exception_ptr error;
-  bool stop = false;
 };
 
 // Registering fails where a file no longer holds the pages its header promised (cut after it was
@@ -153,42 +149,36 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
   stats.staging_device_bytes = largest_staged > 0 ? staging_slots * largest_staged : 0;
 
   Shared sh;
+  WorkerGroup workers;  // declared after all it touches: stops and joins before they go
+  std::mutex& mu = workers.mutex();
+  std::condition_variable& cv = workers.cv();
   auto registrar = [&] {
-    try {
-      for (;;) {
-        size_t c = 0;
-        {
-          std::unique_lock lock(sh.mu);
-          sh.cv.wait(lock, [&] {
-            return sh.stop || sh.next_to_register == chunks.size() ||
-                   sh.next_to_register < sh.released + window;
-          });
-          if (sh.stop || sh.next_to_register == chunks.size()) return;
-          c = sh.next_to_register++;
-        }
-        Chunk& ch = chunks[c];
-        std::byte* p = maps[ch.file]->base() + ch.begin;
-        const uint64_t len = (ch.end - ch.begin + page - 1) / page * page;
-        ::madvise(p, len, MADV_WILLNEED);
-        const cudaError_t err = cudaHostRegister(p, len, cudaHostRegisterReadOnly);
-        if (err != cudaSuccess) {
-          (void)cudaGetLastError();
-          check_not_truncated(plan, *files[ch.file]);
-          CUDA_CHECK(err);
-        }
-        {
-          std::lock_guard lock(sh.mu);
-          ch.registered = true;
-        }
-        sh.cv.notify_all();
-      }
-    } catch (...) {
+    for (;;) {
+      size_t c = 0;
       {
-        std::lock_guard lock(sh.mu);
-        if (!sh.error) sh.error = std::current_exception();
-        sh.stop = true;
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] {
+          return workers.stopping() || sh.next_to_register == chunks.size() ||
+                 sh.next_to_register < sh.released + window;
+        });
+        if (workers.stopping() || sh.next_to_register == chunks.size()) return;
+        c = sh.next_to_register++;
       }
-      sh.cv.notify_all();
+      Chunk& ch = chunks[c];
+      std::byte* p = maps[ch.file]->base() + ch.begin;
+      const uint64_t len = (ch.end - ch.begin + page - 1) / page * page;
+      ::madvise(p, len, MADV_WILLNEED);
+      const cudaError_t err = cudaHostRegister(p, len, cudaHostRegisterReadOnly);
+      if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        check_not_truncated(plan, *files[ch.file]);
+        CUDA_CHECK(err);
+      }
+      {
+        std::lock_guard lock(mu);
+        ch.registered = true;
+      }
+      cv.notify_all();
     }
   };
   // Unlocks and drops from this process's pages every chunk before `upto` (their copies done).
@@ -197,8 +187,8 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
     for (; unregistered < upto; ++unregistered) {
       Chunk& ch = chunks[unregistered];
       {
-        std::unique_lock lock(sh.mu);
-        sh.cv.wait(lock, [&] { return ch.registered || sh.stop; });
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return ch.registered || workers.stopping(); });
         if (!ch.registered) return;
       }
       ch.used.synchronize();
@@ -207,33 +197,16 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
       // The page cache keeps the bytes; this process stops holding them.
       ::madvise(p, (ch.end - ch.begin + page - 1) / page * page, MADV_DONTNEED);
       {
-        std::lock_guard lock(sh.mu);
+        std::lock_guard lock(mu);
         ch.registered = false;
         sh.released = unregistered + 1;
       }
-      sh.cv.notify_all();
+      cv.notify_all();
     }
-  };
-
-  std::vector<std::thread> threads;
-  auto stop_all = [&] {
-    {
-      std::lock_guard lock(sh.mu);
-      sh.stop = true;
-    }
-    sh.cv.notify_all();
-    for (std::thread& t : threads)
-      if (t.joinable()) t.join();
-    cudaStreamSynchronize(copy_stream);
-    cudaStreamSynchronize(compute_stream);
-    for (Chunk& ch : chunks) {
-      if (ch.registered) cudaHostUnregister(maps[ch.file]->base() + ch.begin);
-    }
-    (void)cudaGetLastError();
   };
 
   try {
-    for (size_t i = 0; i < registrars; ++i) threads.emplace_back(registrar);
+    workers.start(registrars, registrar);
     uint64_t bytes_done = 0;
     size_t staged = 0;
     for (size_t i = 0; i < plan.tensors.size(); ++i) {
@@ -255,9 +228,9 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
         release_before(c >= 2 ? c - 2 : 0);
         Chunk& ch = chunks[c];
         {
-          std::unique_lock lock(sh.mu);
-          sh.cv.wait(lock, [&] { return ch.registered || sh.error; });
-          if (sh.error) std::rethrow_exception(sh.error);
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return ch.registered || workers.error() != nullptr; });
+          workers.rethrow_error();
         }
         const uint64_t len = std::min(bytes - off, ch.end - (begin + off));
         CUDA_CHECK(cudaMemcpyAsync(dst + off, maps[f]->base() + begin + off, len,
@@ -276,14 +249,19 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
       if (progress) progress(bytes_done, plan.source_bytes);
     }
     release_before(chunks.size());
-    for (std::thread& t : threads) t.join();
-    threads.clear();
+    workers.join();
     copy_stream.synchronize();
     compute_stream.synchronize();
     stats.stream.bytes_read = bytes_done;
     target.finish();
   } catch (...) {
-    stop_all();
+    workers.stop_and_join();
+    cudaStreamSynchronize(copy_stream);
+    cudaStreamSynchronize(compute_stream);
+    for (Chunk& ch : chunks) {
+      if (ch.registered) cudaHostUnregister(maps[ch.file]->base() + ch.begin);
+    }
+    (void)cudaGetLastError();
     throw;
   }
   stats.stream.seconds =
