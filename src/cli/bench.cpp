@@ -20,6 +20,7 @@
 #include "cli/format.h"
 #include "cli/load_options.h"
 #include "core/error.h"
+#include "engine/sampler.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "fp8llm/engine.h"
@@ -41,6 +42,7 @@ struct Options {
   int decode_tokens = 128;
   double bandwidth_gbs = 3000;
   uint64_t seed = 1;
+  SamplingParams sampling;  // greedy unless a temperature is given
   bool stream_only = false;
   int repeat = 1;
   // DeviceStreamOptions' defaults.
@@ -168,10 +170,14 @@ void run_bench(const Options& o) {
   engine->feed(std::span<const int32_t>(prompt.data(), std::min<size_t>(prompt.size(), 8)));
   engine->feed(std::span<const int32_t>(prompt.data(), 1));
 
-  // Greedy generation, as a user runs it: the prompt in one pass, then one pass per token, the
-  // most likely token found on the device (Backend::top_token).
+  // Generation as a user runs it: the prompt in one pass, then one pass per token. Greedy by
+  // default (the most likely token found where the logits are: Backend::top_token); with a
+  // temperature, sampled as the flags say (on the device where the backend can).
   GenerationOptions gen;
   gen.max_tokens = o.decode_tokens + 1;  // the first comes from the prompt pass
+  gen.sampling = o.sampling;
+  gen.sampling.seed = o.seed;
+  Sampler{gen.sampling};  // rejects bad flags with their names
   const GenerationResult r = engine->generate(prompt, gen);
   FP8LLM_CHECK(static_cast<int>(r.tokens.size()) == gen.max_tokens,
                "bench: generation stopped after {} of {} tokens ({})", r.tokens.size(),
@@ -192,6 +198,14 @@ void run_bench(const Options& o) {
   fmt::print("model      {} ({} layers, hidden {}, vocab {}), device {}, quantization {}\n",
              o.engine.model_dir, config.num_layers, config.hidden_size, config.vocab_size,
              o.engine.device, load.quantization);
+  const SamplingParams& sp = gen.sampling;
+  fmt::print("decoding   {}\n",
+             sp.temperature == 0.0f
+                 ? std::string("greedy")
+                 : fmt::format("sampled: temperature {}, top-k {}, top-p {}, min-p {}, "
+                               "repetition penalty {}",
+                               sp.temperature, sp.top_k, sp.top_p, sp.min_p,
+                               sp.repetition_penalty));
   fmt::print("{:<10} {:>8} {:>10} {:>12} {:>10}\n", "phase", "tokens", "seconds", "tokens/s",
              "ms/token");
   fmt::print("{:<10} {:>8} {:>10.3f} {:>12.1f} {:>10.3f}\n", "prefill", o.prompt_tokens, prefill_s,
@@ -221,7 +235,20 @@ void add_bench_command(CLI::App& app) {
                   "driver; the last engine is benchmarked)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--decode-tokens", o->decode_tokens, "Greedy decoding steps timed")
+  cmd->add_option("--temperature", o->sampling.temperature,
+                  "Sample decoded tokens at this temperature (0: greedy)")
+      ->capture_default_str();
+  cmd->add_option("--top-k", o->sampling.top_k, "With --temperature: top-k (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--top-p", o->sampling.top_p, "With --temperature: top-p (1: off)")
+      ->capture_default_str();
+  cmd->add_option("--min-p", o->sampling.min_p, "With --temperature: min-p (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty,
+                  "With --temperature: repetition penalty (1: off; any other value samples on "
+                  "the host, which needs the history)")
+      ->capture_default_str();
+  cmd->add_option("--decode-tokens", o->decode_tokens, "Decoding steps timed")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--bandwidth-gbs", o->bandwidth_gbs,

@@ -78,11 +78,11 @@ class BackendEngine final : public Engine {
         const TopToken top = backend_->top_token(logits);
         return {top.id, top.logprob};
       }
-      if (sampler.temperature_only() && backend_->samples_on_device()) {
+      if (sampler.draws_from_logits_alone() && backend_->samples_on_device()) {
         const Act logits = model_.forward_logits(*backend_, ids, position_, false);
         position_ += static_cast<int64_t>(ids.size());
         const TopToken t =
-            backend_->sample_token(logits, options.sampling.temperature, sampler.uniform());
+            backend_->sample_token(logits, sampler.shape(), sampler.uniform());
         return {t.id, t.logprob};
       }
       const std::vector<float> logits = feed(ids, false);

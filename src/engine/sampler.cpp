@@ -22,9 +22,15 @@ Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
                params_.repetition_penalty);
 }
 
-bool Sampler::temperature_only() const {
-  return params_.temperature > 0.0f && params_.top_k == 0 && params_.top_p == 1.0f &&
-         params_.min_p == 0.0f && params_.repetition_penalty == 1.0f;
+bool Sampler::draws_from_logits_alone() const {
+  return params_.temperature > 0.0f && params_.repetition_penalty == 1.0f;
+}
+
+SampleShape Sampler::shape() const {
+  return {.temperature = params_.temperature,
+          .top_k = params_.top_k,
+          .top_p = params_.top_p,
+          .min_p = params_.min_p};
 }
 
 double Sampler::uniform() {

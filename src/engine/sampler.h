@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fp8llm/sampling.h"
+#include "model/backend.h"
 
 namespace fp8llm {
 
@@ -25,9 +26,11 @@ class Sampler {
   // `history`: the tokens so far (prompt and generated), for the repetition penalty.
   SampledToken sample(std::span<const float> logits, std::span<const int32_t> history);
 
-  // Temperature alone shapes the distribution (no top-k, top-p, min-p or repetition penalty), so
-  // a backend can sample where the logits are (Backend::sample_token) with uniform() as its draw.
-  bool temperature_only() const;
+  // Whether a draw depends on the logits and one uniform number alone (temperature > 0 and no
+  // repetition penalty), so that a backend can draw it where the logits are:
+  // Backend::sample_token(logits, shape(), uniform()).
+  bool draws_from_logits_alone() const;
+  SampleShape shape() const;
   double uniform();
 
  private:

@@ -14,6 +14,16 @@
 
 namespace fp8llm {
 
+// What shapes the distribution a token is drawn from: the sampling parameters that act on the
+// logits alone (the repetition penalty also needs the history; the seed stays with the sampler).
+struct SampleShape {
+  float temperature = 1.0f;  // > 0
+  int top_k = 0;             // 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off
+  bool filtered() const { return top_k > 0 || top_p < 1.0f || min_p > 0.0f; }
+};
+
 // How a backend holds one checkpoint tensor (a WeightSpec of expected_weights): its element type
 // (F8_E4M3 for an FP8 projection) and, for an FP8 projection, the scheme of its F32 scales.
 struct HeldWeight {
@@ -66,12 +76,13 @@ class Backend {
   virtual TopToken top_token(Act logits) = 0;
   // Whether sample_token works here (the CUDA backend); elsewhere the host samples.
   virtual bool samples_on_device() const { return false; }
-  // A token drawn from softmax(logits / temperature) of a one-row activation, where the logits are:
-  // the first index, in index order, at which the running sum of exp((logit - max) / temperature)
-  // exceeds `uniform` (in [0, 1)) times the total; with the log-softmax of the raw logits there.
-  virtual TopToken sample_token(Act logits, float temperature, double uniform) {
+  // A token drawn from a one-row activation of logits where they are, as the host's Sampler
+  // draws it (src/engine/sampler.cpp) given `uniform` in [0, 1): softmax(logits / temperature)
+  // over the tokens top-k, min-p and top-p keep, walked in index order up to uniform times their
+  // total; with the log-softmax of the raw logits there.
+  virtual TopToken sample_token(Act logits, const SampleShape& shape, double uniform) {
     (void)logits;
-    (void)temperature;
+    (void)shape;
     (void)uniform;
     return {};
   }

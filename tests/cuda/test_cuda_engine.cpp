@@ -324,7 +324,7 @@ TEST_F(CudaWeights, SampleTokenOnDeviceFollowsTheDefinition) {
       const bool near = std::fabs(cumulative[want] - target) < 1e-9 * acc ||
                         (want > 0 && std::fabs(cumulative[want - 1] - target) < 1e-9 * acc);
       const Act again = model.forward_logits(*load.backend, ids, 0, false);
-      const TopToken got = load.backend->sample_token(again, temperature, u);
+      const TopToken got = load.backend->sample_token(again, {.temperature = temperature}, u);
       if (near) continue;
       ++checked;
       EXPECT_EQ(got.id, static_cast<int32_t>(want)) << "T " << temperature << " u " << u;
@@ -347,6 +347,19 @@ TEST_F(CudaWeights, SampleTokenOnDeviceFollowsTheDefinition) {
     EXPECT_LT(a.tokens[i], config.vocab_size);
     EXPECT_LE(a.logprobs[i], 0.0f);
   }
+  // With filters the device draws too (tests/cuda/test_filtered_sample.cpp checks the draws);
+  // top-k 1 is greedy decoding.
+  options.sampling.top_k = 1;
+  const GenerationResult top1 = engine->generate(ids, options);
+  GenerationOptions greedy;
+  greedy.max_tokens = 12;
+  EXPECT_EQ(top1.tokens, engine->generate(ids, greedy).tokens);
+  options.sampling.top_k = 20;
+  options.sampling.top_p = 0.9f;
+  options.sampling.min_p = 0.01f;
+  const GenerationResult c = engine->generate(ids, options);
+  EXPECT_EQ(c.tokens, engine->generate(ids, options).tokens);
+  ASSERT_EQ(c.tokens.size(), 12u);
 }
 
 // An unknown --fp8-gemm is refused before any device work (no GPU needed).

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "engine/sampler.h"
+#include "sampling_reference.h"
 
 namespace fp8llm {
 namespace {
@@ -76,60 +77,6 @@ TEST(Sampler, SamplingFrequenciesFollowSoftmax) {
   }
 }
 
-// The sampling definition, by brute force: rank every token (higher logit first, then lower id);
-// candidates are the top_k (or all); weights exp((logit - max) / T) as float; min-p keeps weights
-// >= min_p; top-p keeps the fewest top-ranked candidates whose weight reaches top_p of the
-// candidates' total; the draw r ~ U(0, kept total) walks the kept tokens in id order.
-std::vector<int32_t> reference_draws(const std::vector<float>& logits, const SamplingParams& p,
-                                     int draws) {
-  const size_t n = logits.size();
-  std::vector<int32_t> rank(n);
-  std::iota(rank.begin(), rank.end(), 0);
-  std::sort(rank.begin(), rank.end(), [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
-  const float top = logits[rank[0]];
-  const float inv_t = 1.0f / p.temperature;
-  size_t keep = p.top_k > 0 ? std::min<size_t>(n, p.top_k) : n;
-  std::vector<double> w(n);
-  double sum = 0;
-  for (size_t r = 0; r < keep; ++r) {
-    w[rank[r]] = std::exp((logits[rank[r]] - top) * inv_t);
-    sum += w[rank[r]];
-  }
-  if (p.min_p > 0) {
-    size_t k = 0;
-    while (k < keep && w[rank[k]] >= p.min_p) ++k;
-    keep = k;
-  }
-  if (p.top_p < 1.0f) {
-    double mass = 0;
-    size_t k = 0;
-    while (k < keep && (mass += w[rank[k++]]) < p.top_p * sum) {
-    }
-    keep = k;
-  }
-  std::vector<int32_t> kept(rank.begin(), rank.begin() + static_cast<std::ptrdiff_t>(keep));
-  std::sort(kept.begin(), kept.end());
-  double total = 0;
-  for (int32_t id : kept) total += w[id];
-  std::mt19937_64 rng(p.seed);
-  std::vector<int32_t> out;
-  for (int i = 0; i < draws; ++i) {
-    const double r = std::uniform_real_distribution<double>(0.0, total)(rng);
-    double acc = 0;
-    int32_t chosen = kept.back();
-    for (int32_t id : kept) {
-      if (r < (acc += w[id])) {
-        chosen = id;
-        break;
-      }
-    }
-    out.push_back(chosen);
-  }
-  return out;
-}
-
 TEST(Sampler, DrawsEqualTheDefinitionOnALargeVocabulary) {
   // 30,000 logits: a long tail, a few likely tokens, and ties (equal logits rank by id).
   std::mt19937_64 rng(11);
@@ -149,7 +96,13 @@ TEST(Sampler, DrawsEqualTheDefinitionOnALargeVocabulary) {
   for (const SamplingParams& p : cases) {
     SCOPED_TRACE(::testing::Message() << "T " << p.temperature << " top_k " << p.top_k << " top_p "
                                       << p.top_p << " min_p " << p.min_p);
-    const std::vector<int32_t> expected = reference_draws(logits, p, 100);
+    // The same uniform stream as the sampler's.
+    const test::KeptTokens kept =
+        test::reference_kept(logits, p.temperature, p.top_k, p.top_p, p.min_p);
+    std::mt19937_64 draws(p.seed);
+    std::vector<int32_t> expected;
+    for (int i = 0; i < 100; ++i)
+      expected.push_back(kept.pick(std::uniform_real_distribution<double>(0.0, kept.total)(draws)));
     Sampler s(p);
     for (size_t i = 0; i < expected.size(); ++i)
       ASSERT_EQ(s.sample(logits, {}).id, expected[i]) << i;
@@ -168,13 +121,22 @@ TEST(Sampler, RepetitionPenaltyAsTransformers) {
 }
 
 // Only temperature alone may be sampled by a backend; its draws are in [0, 1) and follow the seed.
-TEST(Sampler, TemperatureOnlyAndUniformDraws) {
-  EXPECT_TRUE(Sampler({.temperature = 0.8f}).temperature_only());
-  EXPECT_FALSE(Sampler({.temperature = 0.0f}).temperature_only());
-  EXPECT_FALSE(Sampler({.temperature = 0.8f, .top_k = 5}).temperature_only());
-  EXPECT_FALSE(Sampler({.temperature = 0.8f, .top_p = 0.9f}).temperature_only());
-  EXPECT_FALSE(Sampler({.temperature = 0.8f, .min_p = 0.1f}).temperature_only());
-  EXPECT_FALSE(Sampler({.temperature = 0.8f, .repetition_penalty = 1.1f}).temperature_only());
+TEST(Sampler, DrawsFromLogitsAloneAndUniformDraws) {
+  EXPECT_TRUE(Sampler({.temperature = 0.8f}).draws_from_logits_alone());
+  EXPECT_TRUE(Sampler({.temperature = 0.8f, .top_k = 5}).draws_from_logits_alone());
+  EXPECT_TRUE(Sampler({.temperature = 0.8f, .top_p = 0.9f}).draws_from_logits_alone());
+  EXPECT_TRUE(Sampler({.temperature = 0.8f, .min_p = 0.1f}).draws_from_logits_alone());
+  EXPECT_FALSE(Sampler({.temperature = 0.0f}).draws_from_logits_alone());
+  EXPECT_FALSE(
+      Sampler({.temperature = 0.8f, .repetition_penalty = 1.1f}).draws_from_logits_alone());
+  const SampleShape shape =
+      Sampler({.temperature = 0.7f, .top_k = 3, .top_p = 0.5f, .min_p = 0.2f}).shape();
+  EXPECT_EQ(shape.temperature, 0.7f);
+  EXPECT_EQ(shape.top_k, 3);
+  EXPECT_EQ(shape.top_p, 0.5f);
+  EXPECT_EQ(shape.min_p, 0.2f);
+  EXPECT_TRUE(shape.filtered());
+  EXPECT_FALSE(Sampler({.temperature = 0.7f}).shape().filtered());
   Sampler a({.temperature = 1.0f, .seed = 3}), b({.temperature = 1.0f, .seed = 3});
   Sampler c({.temperature = 1.0f, .seed = 4});
   bool differs = false;

@@ -11,6 +11,7 @@
 #include "backend/cuda/device.h"
 #include "backend/cuda/device_sink.h"
 #include "backend/cuda/device_stream.h"
+#include "backend/cuda/filtered_sample.h"
 #include "backend/cuda/fp8_gemv.h"
 #include "backend/cuda/graph.h"
 #include "backend/cuda/model_kernels.h"
@@ -511,16 +512,26 @@ TopToken CudaBackend::top_token(Act logits) {
   return fetch_token(mode);
 }
 
-TopToken CudaBackend::sample_token(Act logits, float temperature, double uniform) {
+TopToken CudaBackend::sample_token(Act logits, const SampleShape& shape, double uniform) {
   FP8LLM_CHECK(logits.rows == 1, "sample_token: {} rows, expected one", logits.rows);
-  FP8LLM_CHECK(temperature > 0.0f && uniform >= 0.0 && uniform < 1.0,
-               "sample_token: temperature {} must be > 0 and uniform {} in [0, 1)", temperature,
-               uniform);
+  FP8LLM_CHECK(shape.temperature > 0.0f && uniform >= 0.0 && uniform < 1.0,
+               "sample_token: temperature {} must be > 0 and uniform {} in [0, 1)",
+               shape.temperature, uniform);
   const GraphMode mode = finish_pass();
   ensure_token_buffers();
   auto* id = top_device_.as<int32_t>();
-  launch_sample_token(f32(logits), logits.cols, temperature, uniform, id,
-                      reinterpret_cast<float*>(id + 1), stream_);
+  auto* logprob = reinterpret_cast<float*>(id + 1);
+  if (shape.filtered()) {
+    launch_filtered_sample(f32(logits), logits.cols,
+                           {.temperature = shape.temperature,
+                            .top_k = shape.top_k,
+                            .top_p = shape.top_p,
+                            .min_p = shape.min_p},
+                           uniform, id, logprob, stream_);
+  } else {
+    launch_sample_token(f32(logits), logits.cols, shape.temperature, uniform, id, logprob,
+                        stream_);
+  }
   return fetch_token(mode);
 }
 

@@ -86,7 +86,7 @@ class CudaBackend final : public Backend {
   void read(Act in, float* host_out) override;
   TopToken top_token(Act logits) override;
   bool samples_on_device() const override { return true; }
-  TopToken sample_token(Act logits, float temperature, double uniform) override;
+  TopToken sample_token(Act logits, const SampleShape& shape, double uniform) override;
   void reset_cache() override { cached_ = 0; }
   int64_t cache_capacity() const override { return capacity_; }
   // The state dict (cuda_state_dict.cpp): FP8 projections as codes and scales (the device's padded
