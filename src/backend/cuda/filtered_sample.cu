@@ -61,34 +61,62 @@ struct Boundary {
   double above;  // for mass: the weight of the tokens ranked above the key
 };
 
-// Radix selection, 8 bits at a time from the top, of the key at which a running total taken in
+// Radix selection, 4 bits at a time from the top, of the key at which a running total taken in
 // rank order reaches `target`: by count (each token adds 1) or by mass (each adds its weight).
+// Each pass sums every digit's total per thread in registers and reduces them over the block in a
+// fixed order: no atomics (contended ones serialize on a peaked distribution) and the same result
+// every run.
+constexpr int kDigits = 16;
+
 template <bool kByMass>
 __device__ Boundary select_key(const float* __restrict__ logits, int64_t n, float top, float inv_t,
-                               double target, double* hist, Boundary* s_result) {
+                               double target, double* partial /* [warps][kDigits] */,
+                               Boundary* s_result) {
+  __shared__ double bins[kDigits];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
   if (threadIdx.x == 0) *s_result = {0u, target, 0.0};
   __syncthreads();
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int b = threadIdx.x; b < 256; b += kThreads) hist[b] = 0.0;
-    __syncthreads();
+  for (int shift = 28; shift >= 0; shift -= 4) {
     const uint32_t prefix = s_result->key;
-    const uint32_t high = shift == 24 ? 0u : (0xffffffffu << (shift + 8));
+    const uint32_t high = shift == 28 ? 0u : (0xffffffffu << (shift + 4));
+    double local[kDigits];
+#pragma unroll
+    for (int d = 0; d < kDigits; ++d) local[d] = 0.0;
     for (int64_t i = threadIdx.x; i < n; i += kThreads) {
       const uint32_t key = rank_key(logits[i]);
       if ((key & high) != (prefix & high)) continue;
       const double add = kByMass ? static_cast<double>(expf((logits[i] - top) * inv_t)) : 1.0;
-      atomicAdd(&hist[(key >> shift) & 255u], add);
+      const uint32_t digit = (key >> shift) & (kDigits - 1);
+#pragma unroll
+      for (int d = 0; d < kDigits; ++d) local[d] += digit == static_cast<uint32_t>(d) ? add : 0.0;
+    }
+#pragma unroll
+    for (int d = 0; d < kDigits; ++d) {
+      double v = local[d];
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+      if (lane == 0) partial[warp * kDigits + d] = v;
+    }
+    __syncthreads();
+    // One thread per digit sums the warps' partial totals (in warp order), then one scans the
+    // digits from the top.
+    if (threadIdx.x < kDigits) {
+      double bin = 0.0;
+      for (int w = 0; w < kThreads / 32; ++w) bin += partial[w * kDigits + threadIdx.x];
+      bins[threadIdx.x] = bin;
     }
     __syncthreads();
     if (threadIdx.x == 0) {
       double remaining = s_result->take;
-      int b = 255;
-      for (; b > 0; --b) {
-        if (hist[b] >= remaining) break;
-        remaining -= hist[b];
-        s_result->above += hist[b];
+      int d = kDigits - 1;
+      for (; d > 0; --d) {
+        const double bin = bins[d];
+        if (bin >= remaining) break;
+        remaining -= bin;
+        s_result->above += bin;
       }
-      s_result->key = prefix | (static_cast<uint32_t>(b) << shift);
+      s_result->key = prefix | (static_cast<uint32_t>(d) << shift);
       s_result->take = remaining;
     }
     __syncthreads();
@@ -102,7 +130,7 @@ __global__ void __launch_bounds__(kThreads)
     filtered_sample_kernel(const float* __restrict__ logits, int64_t n, float inv_t, int64_t top_k,
                            float top_p, float min_p, double uniform, int32_t* __restrict__ id_out,
                            float* __restrict__ logprob_out) {
-  __shared__ double hist[256];
+  __shared__ double partial[(kThreads / 32) * kDigits];
   __shared__ double scan[kThreads];
   __shared__ double scratch[kThreads / 32];
   __shared__ Boundary s_boundary;
@@ -136,7 +164,7 @@ __global__ void __launch_bounds__(kThreads)
   double keep = static_cast<double>(n);
   double candidates_mass = all_mass;
   if (top_k > 0 && top_k < n) {
-    const Boundary b = select_key<false>(logits, n, top, inv_t, static_cast<double>(top_k), hist,
+    const Boundary b = select_key<false>(logits, n, top, inv_t, static_cast<double>(top_k), partial,
                                          &s_boundary);
     double above_mass = 0.0;
     for (int64_t i = threadIdx.x; i < n; i += kThreads) {
@@ -150,7 +178,7 @@ __global__ void __launch_bounds__(kThreads)
   // top-p: the fewest top-ranked tokens whose mass reaches top_p of the candidates'.
   if (top_p < 1.0f) {
     const double target = static_cast<double>(top_p) * candidates_mass;
-    const Boundary b = select_key<true>(logits, n, top, inv_t, target, hist, &s_boundary);
+    const Boundary b = select_key<true>(logits, n, top, inv_t, target, partial, &s_boundary);
     double above_count = 0.0, ties = 0.0;
     for (int64_t i = threadIdx.x; i < n; i += kThreads) {
       const uint32_t key = rank_key(logits[i]);
@@ -168,7 +196,7 @@ __global__ void __launch_bounds__(kThreads)
   // The kept set: the top `keep` in rank order, ties at the boundary by lowest id.
   Boundary kept{0u, 0.0, 0.0};
   const bool all = keep >= static_cast<double>(n);
-  if (!all) kept = select_key<false>(logits, n, top, inv_t, keep, hist, &s_boundary);
+  if (!all) kept = select_key<false>(logits, n, top, inv_t, keep, partial, &s_boundary);
   double my_ties = 0.0;
   if (!all) {
     for (int64_t i = mine.begin; i < mine.end; ++i) my_ties += rank_key(logits[i]) == kept.key;
