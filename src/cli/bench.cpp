@@ -199,13 +199,13 @@ void run_bench(const Options& o) {
              o.engine.model_dir, config.num_layers, config.hidden_size, config.vocab_size,
              o.engine.device, load.quantization);
   const SamplingParams& sp = gen.sampling;
-  fmt::print("decoding   {}\n",
-             sp.temperature == 0.0f
-                 ? std::string("greedy")
-                 : fmt::format("sampled: temperature {}, top-k {}, top-p {}, min-p {}, "
-                               "repetition penalty {}",
-                               sp.temperature, sp.top_k, sp.top_p, sp.min_p,
-                               sp.repetition_penalty));
+  fmt::print(
+      "decoding   {}\n",
+      sp.temperature == 0.0f
+          ? std::string("greedy")
+          : fmt::format("sampled: temperature {}, top-k {}, top-p {}, min-p {}, "
+                        "repetition penalty {}",
+                        sp.temperature, sp.top_k, sp.top_p, sp.min_p, sp.repetition_penalty));
   fmt::print("{:<10} {:>8} {:>10} {:>12} {:>10}\n", "phase", "tokens", "seconds", "tokens/s",
              "ms/token");
   fmt::print("{:<10} {:>8} {:>10.3f} {:>12.1f} {:>10.3f}\n", "prefill", o.prompt_tokens, prefill_s,

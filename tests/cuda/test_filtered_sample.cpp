@@ -54,8 +54,8 @@ TEST_F(FilteredSample, DrawsEqualTheDefinition) {
   for (const SampleFilter& f : cases) {
     SCOPED_TRACE(::testing::Message() << "T " << f.temperature << " top_k " << f.top_k << " top_p "
                                       << f.top_p << " min_p " << f.min_p);
-    const test::KeptTokens kept = test::reference_kept(
-        logits, f.temperature, static_cast<int>(f.top_k), f.top_p, f.min_p);
+    const test::KeptTokens kept =
+        test::reference_kept(logits, f.temperature, static_cast<int>(f.top_k), f.top_p, f.min_p);
     for (int k = 0; k < 64; ++k) {
       const double u = (k + 0.37) / 64.0;
       launch_filtered_sample(device_logits.as<float>(), static_cast<int64_t>(logits.size()), f, u,

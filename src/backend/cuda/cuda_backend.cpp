@@ -529,8 +529,7 @@ TopToken CudaBackend::sample_token(Act logits, const SampleShape& shape, double 
                             .min_p = shape.min_p},
                            uniform, id, logprob, stream_);
   } else {
-    launch_sample_token(f32(logits), logits.cols, shape.temperature, uniform, id, logprob,
-                        stream_);
+    launch_sample_token(f32(logits), logits.cols, shape.temperature, uniform, id, logprob, stream_);
   }
   return fetch_token(mode);
 }

@@ -164,8 +164,8 @@ __global__ void __launch_bounds__(kThreads)
   double keep = static_cast<double>(n);
   double candidates_mass = all_mass;
   if (top_k > 0 && top_k < n) {
-    const Boundary b = select_key<false>(logits, n, top, inv_t, static_cast<double>(top_k), partial,
-                                         &s_boundary);
+    const Boundary b =
+        select_key<false>(logits, n, top, inv_t, static_cast<double>(top_k), partial, &s_boundary);
     double above_mass = 0.0;
     for (int64_t i = threadIdx.x; i < n; i += kThreads) {
       if (rank_key(logits[i]) > b.key) above_mass += expf((logits[i] - top) * inv_t);
@@ -252,8 +252,8 @@ void launch_filtered_sample(const float* logits, int64_t n, const SampleFilter& 
   if (n <= 0 || !(filter.temperature > 0.0f))
     throw std::invalid_argument("launch_filtered_sample: no logits, or temperature <= 0");
   filtered_sample_kernel<<<1, kThreads, 0, stream>>>(logits, n, 1.0f / filter.temperature,
-                                                      filter.top_k, filter.top_p, filter.min_p,
-                                                      uniform, id_out, logprob_out);
+                                                     filter.top_k, filter.top_p, filter.min_p,
+                                                     uniform, id_out, logprob_out);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -18,8 +18,8 @@
 #include "backend/cuda/event.h"
 #include "backend/cuda/stream.h"
 #include "core/error.h"
-#include "core/worker_group.h"
 #include "core/log.h"
+#include "core/worker_group.h"
 
 namespace fp8llm::cuda {
 namespace {
