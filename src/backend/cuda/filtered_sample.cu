@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "backend/cuda/block_reduce.cuh"
 #include "backend/cuda/cuda_check.h"
 
 namespace fp8llm::cuda {
@@ -27,32 +28,6 @@ __device__ __forceinline__ Slice my_slice(int64_t n) {
   const int64_t per = (n + kThreads - 1) / kThreads;
   const int64_t begin = threadIdx.x * per;
   return {begin < n ? begin : n, begin + per < n ? begin + per : n};
-}
-
-__device__ double block_sum(double v, double* scratch) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  double r = 0;
-  for (int w = 0; w < kThreads / 32; ++w) r += scratch[w];
-  __syncthreads();
-  return r;
-}
-
-// Inclusive scan of one value per thread (Hillis-Steele in shared memory); returns this thread's.
-__device__ double block_inclusive_scan(double v, double* scan) {
-  scan[threadIdx.x] = v;
-  __syncthreads();
-  for (int off = 1; off < kThreads; off <<= 1) {
-    const double add = threadIdx.x >= off ? scan[threadIdx.x - off] : 0.0;
-    __syncthreads();
-    scan[threadIdx.x] += add;
-    __syncthreads();
-  }
-  const double r = scan[threadIdx.x];
-  __syncthreads();
-  return r;
 }
 
 struct Boundary {
@@ -156,9 +131,9 @@ __global__ void __launch_bounds__(kThreads)
     all_mass += w;
     min_p_count += w >= min_p ? 1.0 : 0.0;
   }
-  raw = block_sum(raw, scratch);
-  all_mass = block_sum(all_mass, scratch);
-  min_p_count = block_sum(min_p_count, scratch);
+  raw = block_sum_double<kThreads>(raw);
+  all_mass = block_sum_double<kThreads>(all_mass);
+  min_p_count = block_sum_double<kThreads>(min_p_count);
 
   // The candidates' count and mass (top-k; ties at the boundary carry equal weights).
   double keep = static_cast<double>(n);
@@ -170,7 +145,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t i = threadIdx.x; i < n; i += kThreads) {
       if (rank_key(logits[i]) > b.key) above_mass += expf((logits[i] - top) * inv_t);
     }
-    above_mass = block_sum(above_mass, scratch);
+    above_mass = block_sum_double<kThreads>(above_mass);
     candidates_mass = above_mass + b.take * expf((key_value(b.key) - top) * inv_t);
     keep = static_cast<double>(top_k);
   }
@@ -185,8 +160,8 @@ __global__ void __launch_bounds__(kThreads)
       above_count += key > b.key ? 1.0 : 0.0;
       ties += key == b.key ? 1.0 : 0.0;
     }
-    above_count = block_sum(above_count, scratch);
-    ties = block_sum(ties, scratch);
+    above_count = block_sum_double<kThreads>(above_count);
+    ties = block_sum_double<kThreads>(ties);
     const double w = expf((key_value(b.key) - top) * inv_t);
     double take = w > 0.0 ? ceil((target - b.above) / w) : ties;
     take = fmin(fmax(take, 1.0), ties);
@@ -201,7 +176,7 @@ __global__ void __launch_bounds__(kThreads)
   if (!all) {
     for (int64_t i = mine.begin; i < mine.end; ++i) my_ties += rank_key(logits[i]) == kept.key;
   }
-  const double ties_before = block_inclusive_scan(my_ties, scan) - my_ties;
+  const double ties_before = block_inclusive_scan<kThreads>(my_ties, scan) - my_ties;
   const auto is_kept = [&](int64_t i, double& tie_index) {
     if (all) return true;
     const uint32_t key = rank_key(logits[i]);
@@ -214,7 +189,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = mine.begin; i < mine.end; ++i) {
     if (is_kept(i, tie_index)) mass += expf((logits[i] - top) * inv_t);
   }
-  const double through = block_inclusive_scan(mass, scan);
+  const double through = block_inclusive_scan<kThreads>(mass, scan);
   const double kept_total = scan[kThreads - 1];  // the scan leaves every thread's value in place
   const double target = uniform * kept_total;
   const double before = through - mass;

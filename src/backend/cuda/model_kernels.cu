@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "backend/cuda/block_reduce.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/model_kernels.h"
 
@@ -24,24 +25,6 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Sum over a block of kBlockThreads threads in double (all threads get it): the CPU backend sums
-// the squares of RMSNorm in double, and matching it keeps the two backends within fp32 rounding.
-template <int kBlockThreads>
-__device__ __forceinline__ double block_sum_double(double v) {
-  __shared__ double partial[kBlockThreads / 32];
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  double r = lane < kBlockThreads / 32 ? partial[lane] : 0.0;
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) r += __shfl_xor_sync(0xffffffffu, r, off);
-  __syncthreads();
-  return r;
-}
-
 __global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
                              const int32_t* __restrict__ ids, int64_t hidden,
                              float* __restrict__ out) {
@@ -55,7 +38,8 @@ __global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
 // kBlockThreads * kPer), so that the row is read once and all its loads are in flight together.
 // With `residual` set, x += residual first (written back) and the sum is normalized: the residual
 // add fused with the norm after it. out may alias x: every element is read before the barrier in
-// block_sum_double and written by the same thread after it.
+// block_sum_double and written by the same thread after it. The squares are summed in double, as
+// the CPU backend sums them, which keeps the two backends within fp32 rounding.
 template <int kBlockThreads, int kPer>
 __global__ void __launch_bounds__(kBlockThreads)
     rms_norm_kernel(float* x, const float* __restrict__ residual, int64_t dim,
@@ -370,15 +354,8 @@ __global__ void __launch_bounds__(kTopThreads)
     tempered += exp(d * inv_temperature);
     raw += exp(d);
   }
-  // Inclusive scan of the tempered sums over the threads (Hillis-Steele).
-  s_scan[threadIdx.x] = tempered;
-  __syncthreads();
-  for (int off = 1; off < kTopThreads; off <<= 1) {
-    const double add = threadIdx.x >= off ? s_scan[threadIdx.x - off] : 0.0;
-    __syncthreads();
-    s_scan[threadIdx.x] += add;
-    __syncthreads();
-  }
+  // Inclusive scan of the tempered sums over the threads.
+  block_inclusive_scan<kTopThreads>(tempered, s_scan);
   const double total = s_scan[kTopThreads - 1];
   const double target = uniform * total;
   const double before = threadIdx.x > 0 ? s_scan[threadIdx.x - 1] : 0.0;
