@@ -101,6 +101,127 @@ __device__ Boundary select_key(const float* __restrict__ logits, int64_t n, floa
   return r;
 }
 
+// The fast path gathers a superset of the kept tokens (at most kGatherCap) into shared memory,
+// found from a histogram of the weights by binary exponent, and sorts it there.
+constexpr int kGatherCap = 2 * kThreads;
+constexpr int kBuckets = 64;
+
+// Bucket of a weight in [0, 1] by its binary exponent: 0 for 1, 1 for [1/2, 1), ...; the last for
+// the smallest and for 0. A larger weight never has a larger bucket.
+__device__ __forceinline__ int weight_bucket(float w) {
+  const int b = 127 - static_cast<int>((__float_as_uint(w) >> 23) & 0xffu);
+  return b < 0 ? 0 : (b > kBuckets - 1 ? kBuckets - 1 : b);
+}
+
+// Shared memory of the fast path: first per-warp bucket histograms, then the gathered tokens.
+struct WarpHistograms {
+  unsigned count[kThreads / 32][kBuckets];
+  float mass[kThreads / 32][kBuckets];
+};
+struct Gathered {
+  float logit[kGatherCap];
+  int32_t id[kGatherCap];
+  uint16_t by_rank[kGatherCap];  // gathered positions, most likely first
+  uint16_t rank[kGatherCap];     // each position's rank
+};
+union FastShared {
+  WarpHistograms hist;
+  Gathered g;
+};
+
+struct FastDraw {
+  int32_t id;
+};
+
+// The draw among the tokens in weight buckets [0, buckets) (at most kGatherCap of them, a superset
+// of the kept ones): gathered in id order into shared memory, sorted there by rank (bitonic), the
+// filters applied to the ranks, and the draw walked in id order.
+__device__ FastDraw fast_draw(const float* __restrict__ logits, Slice mine, float top, float inv_t,
+                              int64_t n, int64_t top_k, float top_p, double min_p_count,
+                              float min_p, double all_mass, double uniform, int buckets,
+                              Gathered& g, double* scan) {
+  __shared__ int s_pick;
+  const auto weight = [&](float logit) { return expf((logit - top) * inv_t); };
+  double my_count = 0.0;
+  for (int64_t i = mine.begin; i < mine.end; ++i)
+    my_count += weight_bucket(weight(logits[i])) < buckets ? 1.0 : 0.0;
+  const double through_count = block_inclusive_scan<kThreads>(my_count, scan);
+  const int m = static_cast<int>(scan[kThreads - 1]);
+  int pos = static_cast<int>(through_count - my_count);
+  for (int64_t i = mine.begin; i < mine.end; ++i) {
+    if (weight_bucket(weight(logits[i])) >= buckets) continue;
+    g.logit[pos] = logits[i];
+    g.id[pos] = static_cast<int32_t>(i);
+    ++pos;
+  }
+  int size = 1;
+  while (size < m) size <<= 1;
+  for (int p = threadIdx.x; p < size; p += kThreads) g.by_rank[p] = static_cast<uint16_t>(p);
+  if (threadIdx.x == 0) s_pick = -1;
+  __syncthreads();
+  // a ranks before b (positions past the gathered ones rank last).
+  const auto before = [&](int a, int b) {
+    if (a >= m) return false;
+    if (b >= m) return true;
+    return g.logit[a] > g.logit[b] || (g.logit[a] == g.logit[b] && g.id[a] < g.id[b]);
+  };
+  for (int k = 2; k <= size; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int t = threadIdx.x; t < size / 2; t += kThreads) {
+        const int i = (t / j) * 2 * j + (t % j);
+        const int l = i + j;
+        const bool ascending = (i & k) == 0;
+        const int a = g.by_rank[i], b = g.by_rank[l];
+        if (before(b, a) == ascending) {
+          g.by_rank[i] = static_cast<uint16_t>(b);
+          g.by_rank[l] = static_cast<uint16_t>(a);
+        }
+      }
+      __syncthreads();
+    }
+  }
+  for (int r = threadIdx.x; r < m; r += kThreads) g.rank[g.by_rank[r]] = static_cast<uint16_t>(r);
+  __syncthreads();
+
+  // Each thread takes two ranks (and below, two positions): kGatherCap = 2 * kThreads.
+  const int r0 = 2 * static_cast<int>(threadIdx.x), r1 = r0 + 1;
+  const auto weight_at_rank = [&](int r) {
+    return r < m ? static_cast<double>(weight(g.logit[g.by_rank[r]])) : 0.0;
+  };
+  const int64_t k1 = top_k > 0 && top_k < n ? top_k : n;
+  double candidates_mass = all_mass;
+  if (k1 < n) {
+    candidates_mass = block_sum_double<kThreads>((r0 < k1 ? weight_at_rank(r0) : 0.0) +
+                                                 (r1 < k1 ? weight_at_rank(r1) : 0.0));
+  }
+  double keep = static_cast<double>(k1);
+  if (min_p > 0.0f) keep = fmin(keep, fmax(min_p_count, 1.0));
+  if (top_p < 1.0f) {
+    const double target = static_cast<double>(top_p) * candidates_mass;
+    const double w0 = weight_at_rank(r0), w1 = weight_at_rank(r1);
+    const double through = block_inclusive_scan<kThreads>(w0 + w1, scan);
+    const double start = through - w0 - w1;
+    // The ranks whose running total is still short of the target; the nucleus ends one later.
+    const double short_of_target = block_sum_double<kThreads>(
+        (r0 < m && start + w0 < target ? 1.0 : 0.0) + (r1 < m && through < target ? 1.0 : 0.0));
+    if (short_of_target < m) keep = fmin(keep, short_of_target + 1.0);
+  }
+
+  // The draw, in id order over the kept tokens.
+  const auto kept_weight = [&](int p) {
+    return p < m && g.rank[p] < keep ? static_cast<double>(weight(g.logit[p])) : 0.0;
+  };
+  const double a = kept_weight(r0), b = kept_weight(r1);
+  const double through = block_inclusive_scan<kThreads>(a + b, scan);
+  const double target = uniform * scan[kThreads - 1];
+  const double start = through - a - b;
+  if (a + b > 0.0 && start <= target && target < through)
+    s_pick = a > 0.0 && target < start + a ? r0 : r1;
+  __syncthreads();
+  const int p = s_pick >= 0 ? s_pick : g.by_rank[0];  // rounding at the very end: the top token
+  return {g.id[p]};
+}
+
 __global__ void __launch_bounds__(kThreads)
     filtered_sample_kernel(const float* __restrict__ logits, int64_t n, float inv_t, int64_t top_k,
                            float top_p, float min_p, double uniform, int32_t* __restrict__ id_out,
@@ -110,7 +231,12 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ double scratch[kThreads / 32];
   __shared__ Boundary s_boundary;
   __shared__ int64_t s_pick;
+  __shared__ FastShared fast;
+  __shared__ unsigned bucket_count[kBuckets];
+  __shared__ double bucket_mass[kBuckets];
+  __shared__ int s_buckets;  // the fast path gathers the tokens in buckets [0, s_buckets); 0: off
   const Slice mine = my_slice(n);
+  const int warp = threadIdx.x >> 5;
 
   // The largest logit (its weight is 1), the raw softmax total for the log-probability, and the
   // min-p count.
@@ -124,16 +250,65 @@ __global__ void __launch_bounds__(kThreads)
   top = scratch[0];
   for (int w = 1; w < kThreads / 32; ++w) top = fmaxf(top, scratch[w]);
   __syncthreads();
+  for (int b = threadIdx.x; b < (kThreads / 32) * kBuckets; b += kThreads) {
+    fast.hist.count[b / kBuckets][b % kBuckets] = 0;
+    fast.hist.mass[b / kBuckets][b % kBuckets] = 0.0f;
+  }
+  __syncthreads();
   double raw = 0.0, all_mass = 0.0, min_p_count = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) {
     raw += exp(static_cast<double>(logits[i]) - top);
     const float w = expf((logits[i] - top) * inv_t);
     all_mass += w;
     min_p_count += w >= min_p ? 1.0 : 0.0;
+    const int b = weight_bucket(w);
+    atomicAdd(&fast.hist.count[warp][b], 1u);
+    atomicAdd(&fast.hist.mass[warp][b], w);
   }
-  raw = block_sum_double<kThreads>(raw);
+  raw = block_sum_double<kThreads>(raw);  // (its barriers also complete the histograms)
   all_mass = block_sum_double<kThreads>(all_mass);
   min_p_count = block_sum_double<kThreads>(min_p_count);
+  if (threadIdx.x < kBuckets) {
+    unsigned c = 0;
+    double m = 0.0;
+    for (int w = 0; w < kThreads / 32; ++w) {
+      c += fast.hist.count[w][threadIdx.x];
+      m += fast.hist.mass[w][threadIdx.x];
+    }
+    bucket_count[threadIdx.x] = c;
+    bucket_mass[threadIdx.x] = m;
+  }
+  __syncthreads();
+  // How many buckets hold a superset of the kept tokens: the top-k (whose mass top-p needs), or
+  // else the tokens min-p keeps or the nucleus (the bucket masses are float sums: 1% margin).
+  if (threadIdx.x == 0) {
+    const bool by_top_k = top_k > 0 && top_k < n;
+    int need = kBuckets + 1;
+    unsigned count = 0;
+    double mass = 0.0;
+    for (int b = 0; b < kBuckets && need > kBuckets; ++b) {
+      count += bucket_count[b];
+      mass += bucket_mass[b];
+      const bool covers =
+          by_top_k ? count >= static_cast<uint64_t>(top_k)
+                   : (top_p < 1.0f && mass >= 1.01 * static_cast<double>(top_p) * all_mass) ||
+                         (min_p > 0.0f && b >= weight_bucket(min_p));
+      if (covers) need = b + 1;
+    }
+    unsigned gathered = 0;
+    for (int b = 0; b < need && b < kBuckets; ++b) gathered += bucket_count[b];
+    s_buckets = need <= kBuckets && gathered <= kGatherCap ? need : 0;
+  }
+  __syncthreads();
+  if (s_buckets > 0) {
+    const FastDraw d = fast_draw(logits, mine, top, inv_t, n, top_k, top_p, min_p_count, min_p,
+                                 all_mass, uniform, s_buckets, fast.g, scan);
+    if (threadIdx.x == 0) {
+      *id_out = d.id;
+      *logprob_out = static_cast<float>(static_cast<double>(logits[d.id]) - top - log(raw));
+    }
+    return;
+  }
 
   // The candidates' count and mass (top-k; ties at the boundary carry equal weights).
   double keep = static_cast<double>(n);
