@@ -75,6 +75,35 @@ TEST_F(FilteredSample, DrawsEqualTheDefinition) {
   EXPECT_GT(compared, 400);
 }
 
+// Rows shorter than the block, one token, and a few thousand: the same definition.
+TEST_F(FilteredSample, SmallVocabularies) {
+  DeviceBuffer out(2 * sizeof(float));
+  const SampleFilter cases[] = {{.temperature = 0.8f, .top_k = 3},
+                                {.temperature = 1.0f, .top_p = 0.7f},
+                                {.temperature = 1.2f, .top_k = 50, .top_p = 0.9f, .min_p = 0.02f}};
+  for (const size_t n : {size_t{1}, size_t{7}, size_t{1000}, size_t{5000}}) {
+    const std::vector<float> logits = peaked_logits(n);
+    const DeviceBuffer device_logits = to_device(std::span<const float>(logits));
+    for (const SampleFilter& f : cases) {
+      SCOPED_TRACE(::testing::Message() << "n " << n << " T " << f.temperature << " top_k "
+                                        << f.top_k << " top_p " << f.top_p);
+      const test::KeptTokens kept =
+          test::reference_kept(logits, f.temperature, static_cast<int>(f.top_k), f.top_p, f.min_p);
+      for (int k = 0; k < 16; ++k) {
+        const double u = (k + 0.21) / 16.0;
+        launch_filtered_sample(device_logits.as<float>(), static_cast<int64_t>(n), f, u,
+                               out.as<int32_t>(), out.as<float>() + 1, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        int32_t id = -1;
+        out.download(&id, sizeof(id));
+        const double r = u * kept.total;
+        if (kept.near_boundary(r, 1e-6)) continue;
+        EXPECT_EQ(id, kept.pick(r)) << "u " << u;
+      }
+    }
+  }
+}
+
 // Time per draw on a Llama-3-sized row (printed for docs/PERFORMANCE.md; not a bound).
 TEST_F(FilteredSample, TimePerDraw) {
   const std::vector<float> logits = peaked_logits(128256);
