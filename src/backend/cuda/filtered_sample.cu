@@ -1,7 +1,5 @@
 #include "backend/cuda/filtered_sample.h"
 
-#include <map>
-#include <mutex>
 #include <stdexcept>
 
 #include "backend/cuda/block_reduce.cuh"
@@ -103,12 +101,10 @@ __device__ Boundary select_key(const float* __restrict__ logits, int64_t n, floa
   return r;
 }
 
-// The fast path gathers a superset of the kept tokens into shared memory, found from a histogram
-// of the weights by binary exponent, and sorts it there. How many fit depends on the device's
-// shared memory (launch_filtered_sample): 16384 on Hopper.
+// The fast path gathers a superset of the kept tokens (at most kGatherCap) into shared memory,
+// found from a histogram of the weights by binary exponent, and sorts it there.
+constexpr int kGatherCap = 2 * kThreads;
 constexpr int kBuckets = 64;
-constexpr int kMaxGather = 16384;  // positions are uint16_t
-constexpr size_t kGatherBytesPerToken = sizeof(float) + sizeof(int32_t) + 2 * sizeof(uint16_t);
 
 // Bucket of a weight in [0, 1] by its binary exponent: 0 for 1, 1 for [1/2, 1), ...; the last for
 // the smallest and for 0. A larger weight never has a larger bucket.
@@ -117,38 +113,33 @@ __device__ __forceinline__ int weight_bucket(float w) {
   return b < 0 ? 0 : (b > kBuckets - 1 ? kBuckets - 1 : b);
 }
 
+// Shared memory of the fast path: first per-warp bucket histograms, then the gathered tokens.
 struct WarpHistograms {
   unsigned count[kThreads / 32][kBuckets];
   float mass[kThreads / 32][kBuckets];
 };
-
-// The gathered tokens: views of `cap` entries each into dynamic shared memory.
 struct Gathered {
-  float* logit;
-  int32_t* id;
-  uint16_t* by_rank;  // gathered positions, most likely first
-  uint16_t* rank;     // each position's rank
+  float logit[kGatherCap];
+  int32_t id[kGatherCap];
+  uint16_t by_rank[kGatherCap];  // gathered positions, most likely first
+  uint16_t rank[kGatherCap];     // each position's rank
 };
-__device__ Gathered gathered_view(unsigned char* base, int cap) {
+union FastShared {
+  WarpHistograms hist;
   Gathered g;
-  g.logit = reinterpret_cast<float*>(base);
-  g.id = reinterpret_cast<int32_t*>(base + sizeof(float) * cap);
-  g.by_rank = reinterpret_cast<uint16_t*>(base + (sizeof(float) + sizeof(int32_t)) * cap);
-  g.rank = g.by_rank + cap;
-  return g;
-}
+};
 
 struct FastDraw {
   int32_t id;
 };
 
-// The draw among the tokens in weight buckets [0, buckets) (at most the gather capacity, a superset
+// The draw among the tokens in weight buckets [0, buckets) (at most kGatherCap of them, a superset
 // of the kept ones): gathered in id order into shared memory, sorted there by rank (bitonic), the
 // filters applied to the ranks, and the draw walked in id order.
 __device__ FastDraw fast_draw(const float* __restrict__ logits, Slice mine, float top, float inv_t,
                               int64_t n, int64_t top_k, float top_p, double min_p_count,
                               float min_p, double all_mass, double uniform, int buckets,
-                              const Gathered& g, double* scan) {
+                              Gathered& g, double* scan) {
   __shared__ int s_pick;
   const auto weight = [&](float logit) { return expf((logit - top) * inv_t); };
   double my_count = 0.0;
@@ -192,55 +183,40 @@ __device__ FastDraw fast_draw(const float* __restrict__ logits, Slice mine, floa
   for (int r = threadIdx.x; r < m; r += kThreads) g.rank[g.by_rank[r]] = static_cast<uint16_t>(r);
   __syncthreads();
 
-  // Each thread takes a run of ranks (and below, of positions).
-  const int per = (m + kThreads - 1) / kThreads;
-  const int first = static_cast<int>(threadIdx.x) * per;
-  const int last = first + per < m ? first + per : m;
+  // Each thread takes two ranks (and below, two positions): kGatherCap = 2 * kThreads.
+  const int r0 = 2 * static_cast<int>(threadIdx.x), r1 = r0 + 1;
   const auto weight_at_rank = [&](int r) {
-    return static_cast<double>(weight(g.logit[g.by_rank[r]]));
+    return r < m ? static_cast<double>(weight(g.logit[g.by_rank[r]])) : 0.0;
   };
   const int64_t k1 = top_k > 0 && top_k < n ? top_k : n;
   double candidates_mass = all_mass;
   if (k1 < n) {
-    double part = 0.0;
-    for (int r = first; r < last && r < k1; ++r) part += weight_at_rank(r);
-    candidates_mass = block_sum_double<kThreads>(part);
+    candidates_mass = block_sum_double<kThreads>((r0 < k1 ? weight_at_rank(r0) : 0.0) +
+                                                 (r1 < k1 ? weight_at_rank(r1) : 0.0));
   }
   double keep = static_cast<double>(k1);
   if (min_p > 0.0f) keep = fmin(keep, fmax(min_p_count, 1.0));
   if (top_p < 1.0f) {
     const double target = static_cast<double>(top_p) * candidates_mass;
-    double part = 0.0;
-    for (int r = first; r < last; ++r) part += weight_at_rank(r);
-    double acc = block_inclusive_scan<kThreads>(part, scan) - part;
+    const double w0 = weight_at_rank(r0), w1 = weight_at_rank(r1);
+    const double through = block_inclusive_scan<kThreads>(w0 + w1, scan);
+    const double start = through - w0 - w1;
     // The ranks whose running total is still short of the target; the nucleus ends one later.
-    double short_of_target = 0.0;
-    for (int r = first; r < last; ++r) short_of_target += (acc += weight_at_rank(r)) < target;
-    short_of_target = block_sum_double<kThreads>(short_of_target);
+    const double short_of_target = block_sum_double<kThreads>(
+        (r0 < m && start + w0 < target ? 1.0 : 0.0) + (r1 < m && through < target ? 1.0 : 0.0));
     if (short_of_target < m) keep = fmin(keep, short_of_target + 1.0);
   }
 
   // The draw, in id order over the kept tokens.
   const auto kept_weight = [&](int p) {
-    return g.rank[p] < keep ? static_cast<double>(weight(g.logit[p])) : 0.0;
+    return p < m && g.rank[p] < keep ? static_cast<double>(weight(g.logit[p])) : 0.0;
   };
-  double part = 0.0;
-  for (int p = first; p < last; ++p) part += kept_weight(p);
-  const double through = block_inclusive_scan<kThreads>(part, scan);
+  const double a = kept_weight(r0), b = kept_weight(r1);
+  const double through = block_inclusive_scan<kThreads>(a + b, scan);
   const double target = uniform * scan[kThreads - 1];
-  const double start = through - part;
-  if (part > 0.0 && start <= target && target < through) {
-    double acc = start;
-    int pick = -1;
-    for (int p = first; p < last; ++p) {
-      const double w = kept_weight(p);
-      if (w == 0.0) continue;
-      acc += w;
-      pick = p;
-      if (target < acc) break;
-    }
-    s_pick = pick;
-  }
+  const double start = through - a - b;
+  if (a + b > 0.0 && start <= target && target < through)
+    s_pick = a > 0.0 && target < start + a ? r0 : r1;
   __syncthreads();
   const int p = s_pick >= 0 ? s_pick : g.by_rank[0];  // rounding at the very end: the top token
   return {g.id[p]};
@@ -248,15 +224,14 @@ __device__ FastDraw fast_draw(const float* __restrict__ logits, Slice mine, floa
 
 __global__ void __launch_bounds__(kThreads)
     filtered_sample_kernel(const float* __restrict__ logits, int64_t n, float inv_t, int64_t top_k,
-                           float top_p, float min_p, double uniform, int gather_cap,
-                           int32_t* __restrict__ id_out, float* __restrict__ logprob_out) {
-  extern __shared__ __align__(16) unsigned char gather_memory[];
+                           float top_p, float min_p, double uniform, int32_t* __restrict__ id_out,
+                           float* __restrict__ logprob_out) {
   __shared__ double partial[(kThreads / 32) * kDigits];
   __shared__ double scan[kThreads];
   __shared__ double scratch[kThreads / 32];
   __shared__ Boundary s_boundary;
   __shared__ int64_t s_pick;
-  __shared__ WarpHistograms hist;
+  __shared__ FastShared fast;
   __shared__ unsigned bucket_count[kBuckets];
   __shared__ double bucket_mass[kBuckets];
   __shared__ int s_buckets;  // the fast path gathers the tokens in buckets [0, s_buckets); 0: off
@@ -276,8 +251,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int w = 1; w < kThreads / 32; ++w) top = fmaxf(top, scratch[w]);
   __syncthreads();
   for (int b = threadIdx.x; b < (kThreads / 32) * kBuckets; b += kThreads) {
-    hist.count[b / kBuckets][b % kBuckets] = 0;
-    hist.mass[b / kBuckets][b % kBuckets] = 0.0f;
+    fast.hist.count[b / kBuckets][b % kBuckets] = 0;
+    fast.hist.mass[b / kBuckets][b % kBuckets] = 0.0f;
   }
   __syncthreads();
   double raw = 0.0, all_mass = 0.0, min_p_count = 0.0;
@@ -287,8 +262,8 @@ __global__ void __launch_bounds__(kThreads)
     all_mass += w;
     min_p_count += w >= min_p ? 1.0 : 0.0;
     const int b = weight_bucket(w);
-    atomicAdd(&hist.count[warp][b], 1u);
-    atomicAdd(&hist.mass[warp][b], w);
+    atomicAdd(&fast.hist.count[warp][b], 1u);
+    atomicAdd(&fast.hist.mass[warp][b], w);
   }
   raw = block_sum_double<kThreads>(raw);  // (its barriers also complete the histograms)
   all_mass = block_sum_double<kThreads>(all_mass);
@@ -297,8 +272,8 @@ __global__ void __launch_bounds__(kThreads)
     unsigned c = 0;
     double m = 0.0;
     for (int w = 0; w < kThreads / 32; ++w) {
-      c += hist.count[w][threadIdx.x];
-      m += hist.mass[w][threadIdx.x];
+      c += fast.hist.count[w][threadIdx.x];
+      m += fast.hist.mass[w][threadIdx.x];
     }
     bucket_count[threadIdx.x] = c;
     bucket_mass[threadIdx.x] = m;
@@ -322,13 +297,12 @@ __global__ void __launch_bounds__(kThreads)
     }
     unsigned gathered = 0;
     for (int b = 0; b < need && b < kBuckets; ++b) gathered += bucket_count[b];
-    s_buckets = need <= kBuckets && gathered <= static_cast<unsigned>(gather_cap) ? need : 0;
+    s_buckets = need <= kBuckets && gathered <= kGatherCap ? need : 0;
   }
   __syncthreads();
   if (s_buckets > 0) {
-    const FastDraw d =
-        fast_draw(logits, mine, top, inv_t, n, top_k, top_p, min_p_count, min_p, all_mass, uniform,
-                  s_buckets, gathered_view(gather_memory, gather_cap), scan);
+    const FastDraw d = fast_draw(logits, mine, top, inv_t, n, top_k, top_p, min_p_count, min_p,
+                                 all_mass, uniform, s_buckets, fast.g, scan);
     if (threadIdx.x == 0) {
       *id_out = d.id;
       *logprob_out = static_cast<float>(static_cast<double>(logits[d.id]) - top - log(raw));
@@ -422,46 +396,14 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-namespace {
-
-// How many tokens the fast path may gather on the current device (a power of two, as the bitonic
-// sort needs): what the shared memory left beside the kernel's own holds, at most kMaxGather.
-// The kernel is allowed that much dynamic shared memory once per device.
-int gather_capacity() {
-  static std::mutex mu;
-  static std::map<int, int> by_device;
-  int device = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  std::lock_guard lock(mu);
-  const auto known = by_device.find(device);
-  if (known != by_device.end()) return known->second;
-  int optin = 0;
-  CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  cudaFuncAttributes attributes{};
-  CUDA_CHECK(cudaFuncGetAttributes(&attributes, filtered_sample_kernel));
-  const size_t room = static_cast<size_t>(optin) > attributes.sharedSizeBytes
-                          ? static_cast<size_t>(optin) - attributes.sharedSizeBytes
-                          : 0;
-  int cap = kMaxGather;
-  while (cap > 1 && static_cast<size_t>(cap) * kGatherBytesPerToken > room) cap /= 2;
-  CUDA_CHECK(
-      cudaFuncSetAttribute(filtered_sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(static_cast<size_t>(cap) * kGatherBytesPerToken)));
-  by_device.emplace(device, cap);
-  return cap;
-}
-
-}  // namespace
-
 void launch_filtered_sample(const float* logits, int64_t n, const SampleFilter& filter,
                             double uniform, int32_t* id_out, float* logprob_out,
                             cudaStream_t stream) {
   if (n <= 0 || !(filter.temperature > 0.0f))
     throw std::invalid_argument("launch_filtered_sample: no logits, or temperature <= 0");
-  const int cap = gather_capacity();
-  filtered_sample_kernel<<<1, kThreads, static_cast<size_t>(cap) * kGatherBytesPerToken, stream>>>(
-      logits, n, 1.0f / filter.temperature, filter.top_k, filter.top_p, filter.min_p, uniform, cap,
-      id_out, logprob_out);
+  filtered_sample_kernel<<<1, kThreads, 0, stream>>>(logits, n, 1.0f / filter.temperature,
+                                                     filter.top_k, filter.top_p, filter.min_p,
+                                                     uniform, id_out, logprob_out);
   CUDA_CHECK_LAUNCH();
 }
 
