@@ -1,6 +1,7 @@
 // Sampling with top-k, top-p and min-p on the device: every draw equals the host's definition
 // (tests/sampling_reference.h, which the host sampler is also held to) on a 128,256-token row
-// with ties, except where the draw lies within float rounding of a boundary between two tokens;
+// with ties, except where the draw lies within float rounding of a boundary between two tokens,
+// both where the kept tokens are gathered and sorted in shared memory and where they are not;
 // the log-probability is the raw log-softmax. Skipped without a GPU.
 #include <gtest/gtest.h>
 
@@ -45,7 +46,8 @@ TEST_F(FilteredSample, DrawsEqualTheDefinition) {
       {.temperature = 0.7f, .top_p = 0.9f},
       {.temperature = 1.0f, .min_p = 0.05f},
       {.temperature = 0.9f, .top_k = 3000, .top_p = 0.8f, .min_p = 0.001f},
-      {.temperature = 2.0f, .top_p = 0.5f},  // flat: a nucleus of thousands
+      {.temperature = 2.0f, .top_p = 0.5f},   // flat: a nucleus of tens of thousands
+      {.temperature = 1.0f, .top_p = 0.99f},  // nearly all: the path that gathers nothing
       {.temperature = 1.0f, .top_k = 5, .top_p = 0.99f},
       {.temperature = 1.0f, .top_k = 1},
       {.temperature = 0.5f, .top_k = 200000},  // more than the vocabulary: no top-k
