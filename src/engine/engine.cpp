@@ -71,22 +71,17 @@ class BackendEngine final : public Engine {
     // finds it where the logits are (on the GPU: two numbers copied instead of the vocabulary).
     const bool greedy =
         options.sampling.temperature == 0.0f && options.sampling.repetition_penalty == 1.0f;
+    // Sampling that needs no history is drawn there too, where the backend can.
+    const bool on_device =
+        greedy || (sampler.draws_from_logits_alone() && backend_->samples_on_device());
     const auto next_token = [&](std::span<const int32_t> ids) -> SampledToken {
-      if (greedy) {
-        const Act logits = model_.forward_logits(*backend_, ids, position_, false);
-        position_ += static_cast<int64_t>(ids.size());
-        const TopToken top = backend_->top_token(logits);
-        return {top.id, top.logprob};
-      }
-      if (sampler.draws_from_logits_alone() && backend_->samples_on_device()) {
-        const Act logits = model_.forward_logits(*backend_, ids, position_, false);
-        position_ += static_cast<int64_t>(ids.size());
-        const TopToken t =
-            backend_->sample_token(logits, sampler.shape(), sampler.uniform());
-        return {t.id, t.logprob};
-      }
-      const std::vector<float> logits = feed(ids, false);
-      return sampler.sample(logits, history);
+      if (!on_device) return sampler.sample(feed(ids, false), history);
+      const Act logits = model_.forward_logits(*backend_, ids, position_, false);
+      position_ += static_cast<int64_t>(ids.size());
+      const TopToken t = greedy
+                             ? backend_->top_token(logits)
+                             : backend_->sample_token(logits, sampler.shape(), sampler.uniform());
+      return {t.id, t.logprob};
     };
     reset();
     auto t0 = std::chrono::steady_clock::now();

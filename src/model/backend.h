@@ -8,6 +8,7 @@
 #include <span>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "model/top_token.h"
 #include "model/weights.h"
 #include "quant/fp8_scheme.h"
@@ -80,11 +81,12 @@ class Backend {
   // draws it (src/engine/sampler.cpp) given `uniform` in [0, 1): softmax(logits / temperature)
   // over the tokens top-k, min-p and top-p keep, walked in index order up to uniform times their
   // total; with the log-softmax of the raw logits there.
+  // Only called where samples_on_device() says so.
   virtual TopToken sample_token(Act logits, const SampleShape& shape, double uniform) {
     (void)logits;
     (void)shape;
     (void)uniform;
-    return {};
+    fail("sample_token: this backend samples on the host");
   }
 
   // Drops the KV cache contents (a new sequence starts at position 0).

@@ -152,6 +152,15 @@ LoadPlan plan_for(const std::filesystem::path& dir, const std::string& quantizat
   return build_load_plan(checkpoint, config, parse_quantization_flag(quantization));
 }
 
+// The CUDA backend of the checkpoint in `dir` (open while it loads, as streaming reads it).
+CudaLoad load_on_device(const std::filesystem::path& dir, const std::string& quantization) {
+  const ModelConfig config = load_model_config(dir);
+  const Checkpoint checkpoint = Checkpoint::open(dir);
+  const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag(quantization));
+  return load_cuda_backend(plan, {.model_dir = dir, .quantization = quantization, .device = "cuda"},
+                           nullptr);
+}
+
 // The FP8 codes and scales the device quantizer wrote into the weight arena are those of the
 // reference FP8 checkpoints, byte for byte.
 TEST_F(CudaWeights, DeviceFp8WeightsEqualReferenceCheckpoints) {
@@ -265,10 +274,7 @@ TEST_F(CudaWeights, NonFiniteWeightIsNamed) {
 TEST_F(CudaWeights, TopTokenOnDeviceEqualsHost) {
   const std::filesystem::path dir = data_path("tiny-llama");
   const ModelConfig config = load_model_config(dir);
-  const Checkpoint checkpoint = Checkpoint::open(dir);
-  const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag("fp8-row"));
-  CudaLoad load = load_cuda_backend(
-      plan, {.model_dir = dir, .quantization = "fp8-row", .device = "cuda"}, nullptr);
+  CudaLoad load = load_on_device(dir, "fp8-row");
   const LlamaModel model(config);
   const Reference ref = Reference::load("tiny-llama");
   std::vector<int32_t> ids = ref.prompts.at(1);
@@ -295,10 +301,7 @@ TEST_F(CudaWeights, TopTokenOnDeviceEqualsHost) {
 TEST_F(CudaWeights, SampleTokenOnDeviceFollowsTheDefinition) {
   const std::filesystem::path dir = data_path("tiny-llama");
   const ModelConfig config = load_model_config(dir);
-  const Checkpoint checkpoint = Checkpoint::open(dir);
-  const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag("fp8-block"));
-  CudaLoad load = load_cuda_backend(
-      plan, {.model_dir = dir, .quantization = "fp8-block", .device = "cuda"}, nullptr);
+  CudaLoad load = load_on_device(dir, "fp8-block");
   ASSERT_TRUE(load.backend->samples_on_device());
   const LlamaModel model(config);
   const Reference ref = Reference::load("tiny-llama");
