@@ -20,16 +20,16 @@
 #include <string>
 #include <vector>
 
-#include "backend/cuda/cublaslt_gemm.h"
-#include "backend/cuda/cuda_check.h"
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/elementwise.h"
-#include "backend/cuda/event.h"
-#include "backend/cuda/fp8_gemv.h"
-#include "backend/cuda/fp8_linear.h"
-#include "backend/cuda/fp8_quant.h"
-#include "backend/cuda/stream.h"
+#include "backend/cuda/gemm/cublaslt_gemm.h"
+#include "backend/cuda/gemm/fp8_linear.h"
+#include "backend/cuda/kernels/elementwise.h"
+#include "backend/cuda/kernels/fp8_gemv.h"
+#include "backend/cuda/kernels/fp8_quant.h"
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/event.h"
+#include "backend/cuda/runtime/stream.h"
 
 namespace fp8llm::cuda {
 namespace {

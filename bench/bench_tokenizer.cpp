@@ -12,8 +12,8 @@
 #include <string>
 
 #include "core/file_util.h"
-#include "tokenizer/stream_decoder.h"
-#include "tokenizer/tokenizer.h"
+#include "text/stream_decoder.h"
+#include "text/tokenizer.h"
 
 namespace fp8llm {
 namespace {

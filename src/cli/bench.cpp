@@ -3,9 +3,8 @@
 // runs, and how fast greedy decoding runs, each beside its floor: decoding reads every resident
 // weight byte once per token, so (bytes read per token) / (memory bandwidth) bounds a step.
 //
-// `--stream-only` (CUDA builds) times the disk -> pinned ring -> device path alone, with a target
-// that keeps non-quantized tensors on the device and discards staged ones, so the loader's
-// throughput can be measured without the backend.
+// `--stream-only` (CUDA builds) times the disk -> device path alone (loading/stream_only.h), so the
+// loader's throughput can be measured without the backend.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,10 +26,9 @@
 #include "loader/load_plan.h"
 
 #ifdef FP8LLM_HAVE_CUDA
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/device_stream.h"
-#include "backend/cuda/registered_stream.h"
+#include "backend/cuda/loading/registered_stream.h"
+#include "backend/cuda/loading/stream_only.h"
+#include "backend/cuda/runtime/device.h"
 #endif
 
 namespace fp8llm::cli {
@@ -63,31 +61,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Keeps the tensors that are not quantized (copied straight to one device arena) and drops the
-// staged ones: what is left to time is reading, the pinned ring and the host -> device copies.
-class DiscardTarget : public cuda::DeviceStreamTarget {
- public:
-  explicit DiscardTarget(const LoadPlan& plan) {
-    uint64_t bytes = 0;
-    for (const PlannedTensor& t : plan.tensors)
-      if (!t.quantize) bytes += align(t.source.info->nbytes);
-    arena_ = cuda::DeviceBuffer(std::max<uint64_t>(bytes, 1));
-  }
-  void* direct_destination(const PlannedTensor& t) override {
-    if (t.quantize) return nullptr;
-    std::byte* p = arena_.as<std::byte>() + used_;
-    used_ += align(t.source.info->nbytes);
-    return p;
-  }
-  void consume_on_device(const PlannedTensor&, const void*, cudaStream_t) override {}
-  uint64_t direct_bytes() const { return used_; }
-
- private:
-  static uint64_t align(uint64_t n) { return (n + 255) / 256 * 256; }
-  cuda::DeviceBuffer arena_;
-  uint64_t used_ = 0;
-};
-
 void run_stream_only(const Options& o) {
   FP8LLM_CHECK(cuda::device_available(), "--stream-only: no CUDA device found");
   const std::optional<Fp8Scheme> scheme =
@@ -109,14 +82,14 @@ void run_stream_only(const Options& o) {
              so.ring_buffers, o.buffer_mib, so.reader_threads, o.piece_mib);
   for (int r = 0; r < o.repeat; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    DiscardTarget target(plan);
-    const cuda::DeviceStreamStats s = cuda::stream_to_device(plan, target, so);
+    const cuda::StreamOnlyResult streamed = cuda::stream_only(plan, so);
+    const cuda::DeviceStreamStats& s = streamed.stats;
     const double total = seconds_since(t0);
     fmt::print(
         "  run {}: {:.3f} s streaming ({:.2f} GB/s of checkpoint bytes), {:.3f} s with the "
         "arena allocation; {} direct, {} device staging\n",
         r + 1, s.stream.seconds, gbs(s.stream.bytes_read, s.stream.seconds), total,
-        human_bytes(target.direct_bytes()), human_bytes(s.staging_device_bytes));
+        human_bytes(streamed.direct_bytes), human_bytes(s.staging_device_bytes));
   }
 }
 #endif

@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "formats/generation_config.h"
-#include "tokenizer/stream_decoder.h"
+#include "text/stream_decoder.h"
 
 namespace fp8llm::cli {
 namespace {

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "fp8llm/engine.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/tokenizer.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace fp8llm::cli {
 

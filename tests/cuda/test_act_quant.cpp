@@ -12,9 +12,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/fp8_quant.h"
+#include "backend/cuda/kernels/fp8_quant.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
 #include "core/dtype.h"
 #include "formats/safetensors.h"
 #include "quant/fp8_scheme.h"

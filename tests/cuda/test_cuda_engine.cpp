@@ -15,7 +15,7 @@
 
 #include "../engine/reference.h"
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cuda/device.h"
+#include "backend/cuda/runtime/device.h"
 #include "core/error.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "../engine/state_dict_expect.h"
-#include "backend/cuda/device.h"
+#include "backend/cuda/runtime/device.h"
 #include "engine/export_checkpoint.h"
 #include "fp8llm/engine.h"
 #include "test_util.h"

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "backend/cuda/cuda_check.h"
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/device_stream.h"
+#include "backend/cuda/loading/device_stream.h"
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
 #include "core/error.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"

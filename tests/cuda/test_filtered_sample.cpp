@@ -10,10 +10,10 @@
 #include <random>
 #include <vector>
 
-#include "backend/cuda/cuda_check.h"
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/filtered_sample.h"
+#include "backend/cuda/kernels/filtered_sample.h"
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
 #include "model/top_token.h"
 #include "sampling_reference.h"
 

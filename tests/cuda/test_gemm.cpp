@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "backend/cuda/cublaslt_gemm.h"
-#include "backend/cuda/cuda_check.h"
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/fp8_gemv.h"
-#include "backend/cuda/fp8_linear.h"
-#include "backend/cuda/fp8_quant.h"
-#include "backend/cuda/weight_quantizer.h"
+#include "backend/cuda/gemm/cublaslt_gemm.h"
+#include "backend/cuda/gemm/fp8_linear.h"
+#include "backend/cuda/kernels/fp8_gemv.h"
+#include "backend/cuda/kernels/fp8_quant.h"
+#include "backend/cuda/loading/weight_quantizer.h"
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
 #include "core/dtype.h"
 #include "formats/checkpoint.h"
 #include "formats/safetensors.h"

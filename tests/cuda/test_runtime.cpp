@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "backend/cuda/cublaslt_handle.h"
-#include "backend/cuda/cuda_check.h"
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/event.h"
-#include "backend/cuda/pinned_buffer.h"
-#include "backend/cuda/stream.h"
+#include "backend/cuda/runtime/cublaslt_handle.h"
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/event.h"
+#include "backend/cuda/runtime/pinned_buffer.h"
+#include "backend/cuda/runtime/stream.h"
 
 namespace fp8llm::cuda {
 namespace {

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/fp8_quant.h"
-#include "backend/cuda/weight_quantizer.h"
+#include "backend/cuda/kernels/fp8_quant.h"
+#include "backend/cuda/loading/weight_quantizer.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "formats/checkpoint.h"

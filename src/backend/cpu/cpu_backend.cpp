@@ -33,7 +33,7 @@ CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights, CpuBacken
       capacity_(options.max_context > 0
                     ? std::min(options.max_context, config.max_position_embeddings)
                     : config.max_position_embeddings),
-      rope_(cpu::rope_params(config.rope), config.head_dim) {
+      rope_(rope_params(config.rope), config.head_dim) {
   FP8LLM_CHECK(static_cast<int64_t>(weights_.layers.size()) == config.num_layers,
                "CPU backend: {} layers of weights for a {}-layer config", weights_.layers.size(),
                config.num_layers);

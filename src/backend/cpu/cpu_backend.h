@@ -51,7 +51,7 @@ class CpuBackend : public Backend {
   ModelConfig config_;
   HostWeights weights_;
   int64_t capacity_;
-  cpu::RopeTable rope_;
+  RopeTable rope_;
   // Norm weights and biases upcast to fp32 once (small), indexed [layer][kind].
   std::vector<std::vector<std::vector<float>>> norms_;
   std::vector<float> final_norm_;

@@ -5,19 +5,19 @@
 #include <optional>
 #include <utility>
 
-#include "backend/cpu/rope.h"
-#include "backend/cuda/cublaslt_handle.h"
-#include "backend/cuda/cuda_check.h"
-#include "backend/cuda/device.h"
-#include "backend/cuda/device_sink.h"
-#include "backend/cuda/device_stream.h"
-#include "backend/cuda/filtered_sample.h"
-#include "backend/cuda/fp8_gemv.h"
-#include "backend/cuda/graph.h"
-#include "backend/cuda/model_kernels.h"
+#include "backend/cuda/kernels/filtered_sample.h"
+#include "backend/cuda/kernels/fp8_gemv.h"
+#include "backend/cuda/kernels/model_kernels.h"
+#include "backend/cuda/loading/device_sink.h"
+#include "backend/cuda/loading/device_stream.h"
+#include "backend/cuda/runtime/cublaslt_handle.h"
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/graph.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "model/layer_members.h"
+#include "model/rope_table.h"
 
 namespace fp8llm {
 namespace {
@@ -186,7 +186,7 @@ CudaBackend::CudaBackend(const LoadPlan& plan, const LoadOptions& options, Devic
   FP8LLM_CHECK(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0,
                "--device cuda: {} heads do not group over {} key/value heads", c.num_heads,
                c.num_kv_heads);
-  const cpu::RopeTable table(cpu::rope_params(c.rope), c.head_dim);
+  const RopeTable table(rope_params(c.rope), c.head_dim);
   inv_freq_ = to_device(table.inv_freq());
   attention_partial_ = DeviceBuffer(
       static_cast<size_t>(c.num_heads * kDecodeAttentionSplits * (c.head_dim + 2)) * sizeof(float));

@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "backend/cuda/cublaslt_gemm.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/device_weights.h"
-#include "backend/cuda/fp8_linear.h"
-#include "backend/cuda/graph.h"
-#include "backend/cuda/pinned_buffer.h"
-#include "backend/cuda/stream.h"
+#include "backend/cuda/gemm/cublaslt_gemm.h"
+#include "backend/cuda/gemm/fp8_linear.h"
+#include "backend/cuda/loading/device_weights.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/graph.h"
+#include "backend/cuda/runtime/pinned_buffer.h"
+#include "backend/cuda/runtime/stream.h"
 #include "core/timeline.h"
 #include "fp8llm/engine.h"
 #include "loader/load_plan.h"

@@ -5,7 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/runtime/cuda_check.h"
 #include "core/error.h"
 #include "model/layer_members.h"
 

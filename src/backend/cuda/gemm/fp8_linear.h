@@ -1,0 +1,79 @@
+// An FP8 linear layer on the device: y[M,N] = x[M,K] * W[N,K]^T (+ bias), with x in bf16 or fp32,
+// quantized on the fly (per token, or per token per 128 columns), W already quantized, and y in the
+// type of x.
+//
+// Path: cuBLASLt for M >= kFp8LinearMinCublasRows where its shape rules allow
+// (CublasLtGemm::fp8_supports; block scales with a leading dimension that is a multiple of 4), the
+// small-M kernel (fp8_gemv.h) otherwise.
+// Block scaling in cuBLASLt also needs M % 4 == 0: the last M % 4 rows then go to the small-M
+// kernel, with their activation scales kept in a separate array so that each part has the layout
+// its kernel reads.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <span>
+
+#include "backend/cuda/gemm/cublaslt_gemm.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "quant/fp8_scheme.h"
+
+namespace fp8llm::cuda {
+
+// cuBLASLt streams the weights once whatever M is (1.05x to 2.5x the small-M kernel's M = 1 time
+// at Llama-3-8B shapes), while the small-M kernel runs on CUDA cores and its time grows with
+// M (1.5x at M = 2, about 3x at M = 3). Measured on H100 (docs/PERFORMANCE.md): the kernel wins at
+// M = 1, the two are even at M = 2 over a whole layer, cuBLASLt wins from M = 3. Block scaling in
+// cuBLASLt also needs M % 4 == 0, so block mode switches at M = 4.
+inline constexpr int64_t kFp8LinearMinCublasRows = 3;
+
+// A linear layer's weight on the device, in the layouts of fp8_quant.h.
+struct Fp8DeviceWeight {
+  Fp8Scheme scheme = Fp8Scheme::Row;
+  const uint8_t* q = nullptr;  // [n, k] e4m3
+  const float* scales = nullptr;
+  int64_t scale_ld = 0;  // block: leading dimension of the scales
+  int64_t n = 0;
+  int64_t k = 0;
+  const __nv_bfloat16* bias = nullptr;  // [n] or null
+};
+
+// Which kernels multiply when cuBLASLt could: its FP8 tensor-core GEMMs (fast; Hopper sums FP8
+// products with about 14 bits, about 1e-4 relative error), or the small-M kernel in chunks of rows
+// (every product summed in fp32; slow for long prompts).
+enum class Fp8Accumulation { TensorCore, Fp32 };
+
+class Fp8Linear {
+ public:
+  explicit Fp8Linear(CublasLtGemm& gemm, Fp8Accumulation accumulation = Fp8Accumulation::TensorCore)
+      : gemm_(gemm), accumulation_(accumulation) {}
+
+  void forward(const Fp8DeviceWeight& w, const __nv_bfloat16* x, int64_t m, __nv_bfloat16* y,
+               cudaStream_t stream);
+  void forward(const Fp8DeviceWeight& w, const float* x, int64_t m, float* y, cudaStream_t stream);
+
+  // One token through several weights that share its input (q, k and v; gate and up): x is
+  // quantized once and one kernel computes every output (fp8_gemv.h). Falls back to forward() per
+  // weight where the group kernel does not apply (see group_supports).
+  void forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x,
+                     std::span<float* const> ys, cudaStream_t stream);
+  static bool group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeight& w);
+
+  // Rows of an M-row call that forward() sends to cuBLASLt (the rest go to the small-M kernel).
+  static int64_t cublaslt_rows(const Fp8DeviceWeight& w, int64_t m);
+  Fp8Accumulation accumulation() const { return accumulation_; }
+  // The scratch buffer's address: a recorded decode step (graph.h) is valid while it stays put.
+  const void* scratch() const { return scratch_.data(); }
+
+ private:
+  template <typename T>
+  void forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T* y, cudaStream_t stream);
+
+  CublasLtGemm& gemm_;
+  Fp8Accumulation accumulation_;
+  DeviceBuffer scratch_;  // quantized activations and their scales
+};
+
+}  // namespace fp8llm::cuda

@@ -1,0 +1,77 @@
+#include "backend/cuda/kernels/elementwise.h"
+#include "backend/cuda/runtime/cuda_check.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned grid_for(int64_t count) {
+  const int64_t blocks = (count + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
+}
+
+__device__ __forceinline__ float to_float(float v) {
+  return v;
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+__device__ __forceinline__ void store(float* p, float v) {
+  *p = v;
+}
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) {
+  *p = __float2bfloat16_rn(v);
+}
+
+template <typename T>
+__global__ void add_bias_kernel(T* __restrict__ y, const __nv_bfloat16* __restrict__ bias,
+                                int64_t m, int64_t n) {
+  const int64_t total = m * n;
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * kThreads) {
+    store(y + i, to_float(y[i]) + __bfloat162float(bias[i % n]));
+  }
+}
+
+// splitmix64 finalizer: a well-mixed 64-bit hash of the index.
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+__global__ void fill_uniform_bf16_kernel(__nv_bfloat16* __restrict__ out, int64_t count,
+                                         uint64_t seed, float scale) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * kThreads) {
+    const uint64_t h = mix64(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i));
+    const float u = static_cast<float>(h >> 40) * 0x1p-24f;  // [0, 1)
+    out[i] = __float2bfloat16_rn((2.0f * u - 1.0f) * scale);
+  }
+}
+
+}  // namespace
+
+void launch_add_bias(__nv_bfloat16* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
+                     cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return;
+  add_bias_kernel<<<grid_for(m * n), kThreads, 0, stream>>>(y, bias, m, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_bias(float* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
+                     cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return;
+  add_bias_kernel<<<grid_for(m * n), kThreads, 0, stream>>>(y, bias, m, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_fill_uniform_bf16(__nv_bfloat16* out, int64_t count, uint64_t seed, float scale,
+                              cudaStream_t stream) {
+  if (count <= 0) return;
+  fill_uniform_bf16_kernel<<<grid_for(count), kThreads, 0, stream>>>(out, count, seed, scale);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fp8llm::cuda

@@ -1,0 +1,253 @@
+#include "backend/cuda/loading/device_weights.h"
+
+#include "backend/cuda/kernels/fp8_quant.h"
+#include "core/error.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+constexpr uint64_t kAlign = 256;
+
+uint64_t align_up(uint64_t v) {
+  return (v + kAlign - 1) / kAlign * kAlign;
+}
+
+// The byte sizes of a tensor's parts in the arena: values (or codes), and scales.
+struct Footprint {
+  uint64_t data = 0;
+  uint64_t scales = 0;
+  int64_t scale_ld = 0;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+Footprint footprint(const PlannedTensor& t) {
+  Footprint f;
+  const Shape& s = t.spec.shape;
+  f.rows = s.size() == 2 ? s[0] : 1;
+  f.cols = s.empty() ? 1 : s.back();
+  const auto numel = static_cast<uint64_t>(f.rows * f.cols);
+  if (t.is_weight_scale) {
+    // [N, 1] row scales, or [ceil(N/128), ceil(K/128)] block scales with the row padded.
+    f.scale_ld = *t.prequantized == Fp8Scheme::Block ? (f.cols + 3) / 4 * 4 : f.cols;
+    f.data = static_cast<uint64_t>(f.rows * f.scale_ld) * 4;
+  } else if (t.prequantized) {
+    f.data = numel;  // the checkpoint's e4m3 codes
+  } else if (t.quantize) {
+    f.data = numel;
+    f.scale_ld = *t.quantize == Fp8Scheme::Block ? device_block_scale_ld(f.cols) : 0;
+    f.scales =
+        static_cast<uint64_t>(weight_scale_elems(*t.quantize, f.rows, f.cols, f.scale_ld)) * 4;
+  } else {
+    f.data = numel * 2;  // bf16 on the device whatever the checkpoint dtype
+  }
+  return f;
+}
+
+const __nv_bfloat16* bf16(const DeviceTensorSlot& s) {
+  return static_cast<const __nv_bfloat16*>(s.data);
+}
+
+DeviceLinear linear_from(const DeviceTensorSlot& s, const std::optional<Fp8Scheme>& scheme) {
+  DeviceLinear lin;
+  lin.n = s.rows;
+  lin.k = s.cols;
+  if (scheme) {
+    lin.fp8.scheme = *scheme;
+    lin.fp8.q = static_cast<const uint8_t*>(s.data);
+    lin.fp8.scales = s.scales;
+    lin.fp8.scale_ld = s.scale_ld;
+    lin.fp8.n = s.rows;
+    lin.fp8.k = s.cols;
+  } else {
+    lin.w = bf16(s);
+  }
+  return lin;
+}
+
+void set_bias(DeviceLinear& lin, const __nv_bfloat16* bias) {
+  lin.bias = bias;
+  lin.fp8.bias = bias;
+}
+
+}  // namespace
+
+uint64_t DeviceWeights::arena_bytes_for(const LoadPlan& plan) {
+  uint64_t total = 0;
+  for (const PlannedTensor& t : plan.tensors) {
+    const Footprint f = footprint(t);
+    total += align_up(f.data) + align_up(f.scales);
+  }
+  return total;
+}
+
+DeviceWeights::DeviceWeights(const LoadPlan& plan)
+    : arena_(arena_bytes_for(plan)),
+      layers_(static_cast<size_t>(plan.config.num_layers)),
+      vocab_(plan.config.vocab_size),
+      hidden_(plan.config.hidden_size) {
+  arena_.fill_zero();  // block-scale padding is never written; keep it defined
+  auto* base = arena_.as<std::byte>();
+  uint64_t offset = 0;
+  for (const PlannedTensor& t : plan.tensors) {
+    const Footprint f = footprint(t);
+    DeviceTensorSlot s;
+    s.data = base + offset;
+    offset += align_up(f.data);
+    if (f.scales > 0) {
+      s.scales = reinterpret_cast<float*>(base + offset);
+      offset += align_up(f.scales);
+    }
+    s.scale_ld = f.scale_ld;
+    s.rows = f.rows;
+    s.cols = f.cols;
+    s.is_scale = t.is_weight_scale;
+    index_.emplace(t.spec.name, slots_.size());
+    slots_.push_back(s);
+
+    if (t.is_weight_scale) continue;  // attached to its projection below
+    const int64_t l = t.spec.layer;
+    DeviceLayer* layer = l >= 0 ? &layers_.at(static_cast<size_t>(l)) : nullptr;
+    const std::optional<Fp8Scheme> fp8 = t.prequantized ? t.prequantized : t.quantize;
+    switch (t.spec.role) {
+      case WeightRole::Embedding:
+        embed_ = bf16(s);
+        break;
+      case WeightRole::LmHead:
+        lm_head_ = linear_from(s, std::nullopt);
+        break;
+      case WeightRole::FinalNorm:
+        final_norm_ = bf16(s);
+        break;
+      case WeightRole::InputNorm:
+        layer->input_norm = bf16(s);
+        break;
+      case WeightRole::PostAttnNorm:
+        layer->post_attention_norm = bf16(s);
+        break;
+      case WeightRole::QNorm:
+        layer->q_norm = bf16(s);
+        break;
+      case WeightRole::KNorm:
+        layer->k_norm = bf16(s);
+        break;
+      case WeightRole::QProj:
+        layer->q = linear_from(s, fp8);
+        break;
+      case WeightRole::KProj:
+        layer->k = linear_from(s, fp8);
+        break;
+      case WeightRole::VProj:
+        layer->v = linear_from(s, fp8);
+        break;
+      case WeightRole::OProj:
+        layer->o = linear_from(s, fp8);
+        break;
+      case WeightRole::GateProj:
+        layer->gate = linear_from(s, fp8);
+        break;
+      case WeightRole::UpProj:
+        layer->up = linear_from(s, fp8);
+        break;
+      case WeightRole::DownProj:
+        layer->down = linear_from(s, fp8);
+        break;
+      case WeightRole::QBias:
+        break;  // biases are attached below, once every weight has a slot
+      case WeightRole::KBias:
+        break;
+      case WeightRole::VBias:
+        break;
+      case WeightRole::OBias:
+        break;
+      case WeightRole::GateBias:
+        break;
+      case WeightRole::UpBias:
+        break;
+      case WeightRole::DownBias:
+        break;
+    }
+  }
+  for (const PlannedTensor& t : plan.tensors) {
+    if (t.spec.layer < 0) continue;
+    DeviceLayer& layer = layers_.at(static_cast<size_t>(t.spec.layer));
+    const DeviceTensorSlot& s = slots_[index_.at(t.spec.name)];
+    if (t.is_weight_scale) {
+      DeviceLinear* lin = nullptr;
+      switch (t.spec.role) {
+        case WeightRole::QProj:
+          lin = &layer.q;
+          break;
+        case WeightRole::KProj:
+          lin = &layer.k;
+          break;
+        case WeightRole::VProj:
+          lin = &layer.v;
+          break;
+        case WeightRole::OProj:
+          lin = &layer.o;
+          break;
+        case WeightRole::GateProj:
+          lin = &layer.gate;
+          break;
+        case WeightRole::UpProj:
+          lin = &layer.up;
+          break;
+        case WeightRole::DownProj:
+          lin = &layer.down;
+          break;
+        default:
+          fail("{}: a weight scale of a tensor that is not a projection", t.spec.name);
+      }
+      lin->fp8.scales = static_cast<const float*>(s.data);
+      lin->fp8.scale_ld = s.scale_ld;
+      continue;
+    }
+    const __nv_bfloat16* b = bf16(s);
+    switch (t.spec.role) {
+      case WeightRole::QBias:
+        set_bias(layer.q, b);
+        break;
+      case WeightRole::KBias:
+        set_bias(layer.k, b);
+        break;
+      case WeightRole::VBias:
+        set_bias(layer.v, b);
+        break;
+      case WeightRole::OBias:
+        set_bias(layer.o, b);
+        break;
+      case WeightRole::GateBias:
+        set_bias(layer.gate, b);
+        break;
+      case WeightRole::UpBias:
+        set_bias(layer.up, b);
+        break;
+      case WeightRole::DownBias:
+        set_bias(layer.down, b);
+        break;
+      default:
+        break;
+    }
+  }
+  for (const DeviceLayer& l : layers_) {
+    for (const DeviceLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      FP8LLM_CHECK(!lin->is_fp8() || lin->fp8.scales != nullptr,
+                   "load plan: an FP8 projection of layer {} has no scales", &l - layers_.data());
+    }
+  }
+  FP8LLM_CHECK(embed_ != nullptr && final_norm_ != nullptr,
+               "load plan: no embedding table or final norm");
+  if (lm_head_.w == nullptr) {  // tied: the embedding table is the output projection
+    lm_head_.w = embed_;
+    lm_head_.n = vocab_;
+    lm_head_.k = hidden_;
+  }
+}
+
+const DeviceTensorSlot* DeviceWeights::slot(const std::string& name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &slots_[it->second];
+}
+
+}  // namespace fp8llm::cuda

@@ -1,0 +1,272 @@
+#include "backend/cuda/loading/registered_stream.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/event.h"
+#include "backend/cuda/runtime/stream.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/worker_group.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+uint64_t page_size() {
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+// A read-only shared mapping of a whole file, unmapped on destruction.
+class FileMapping {
+ public:
+  explicit FileMapping(const SafetensorsFile& file) : size_(file.file_size()) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, file.fd(), 0);
+    FP8LLM_CHECK(p != MAP_FAILED, "{}: cannot map the file: {}", file.path().string(),
+                 std::strerror(errno));
+    base_ = static_cast<std::byte*>(p);
+  }
+  ~FileMapping() {
+    if (base_ != nullptr) ::munmap(base_, size_);
+  }
+  FileMapping(const FileMapping&) = delete;
+  FileMapping& operator=(const FileMapping&) = delete;
+  std::byte* base() const { return base_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  std::byte* base_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+// A page-aligned range of one file's mapping, page-locked while tensors are copied out of it.
+struct Chunk {
+  size_t file = 0;
+  uint64_t begin = 0;  // file offsets
+  uint64_t end = 0;
+  bool registered = false;
+  Event used;  // recorded after the last copy out of this chunk
+};
+
+// The registering threads and the enqueuing thread share this (guarded by the worker group's
+// mutex, as is Chunk::registered).
+struct Shared {
+  size_t next_to_register = 0;
+  size_t released = 0;  // chunks [0, released) are unregistered (or never will be used again)
+};
+
+// Registering fails where a file no longer holds the pages its header promised (cut after it was
+// opened): name the first tensor past the end, as the pread path does.
+void check_not_truncated(const LoadPlan& plan, const SafetensorsFile& file) {
+  struct stat st {};
+  if (::fstat(file.fd(), &st) != 0) return;
+  for (const PlannedTensor& t : plan.tensors) {
+    if (t.source.file != &file) continue;
+    FP8LLM_CHECK(t.source.info->offset + t.source.info->nbytes <= static_cast<uint64_t>(st.st_size),
+                 "{}: reading tensor '{}' failed: unexpected end of file", file.path().string(),
+                 t.source.info->name);
+  }
+}
+
+}  // namespace
+
+bool registered_streaming_available(const LoadPlan& plan) {
+  if (plan.tensors.empty()) return false;
+  try {
+    const FileMapping map(*plan.tensors.front().source.file);
+    if (map.size() < page_size()) return false;
+    if (cudaHostRegister(map.base(), page_size(), cudaHostRegisterReadOnly) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    CUDA_CHECK(cudaHostUnregister(map.base()));
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& target,
+                                    const DeviceStreamOptions& options,
+                                    const StreamProgress& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  const uint64_t page = page_size();
+  const uint64_t chunk_bytes = std::max<uint64_t>(options.buffer_bytes / page * page, page);
+  const size_t staging_slots = std::max<size_t>(options.ring_buffers, 2);
+  // Chunks page-locked at a time (what the process holds of the page cache at most), and the
+  // threads locking them: one locks about 30 GB/s of page cache, so a few keep ahead of the copies.
+  const size_t window = std::max<size_t>(options.ring_buffers, 4);
+  const size_t registrars = std::clamp<size_t>(options.reader_threads / 2, 1, 8);
+
+  // Where each tensor goes: asked once per tensor, in file order, before any byte is read.
+  std::vector<std::byte*> direct(plan.tensors.size());
+  uint64_t largest_staged = 0;
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    direct[i] = static_cast<std::byte*>(target.direct_destination(plan.tensors[i]));
+    if (!direct[i]) largest_staged = std::max(largest_staged, plan.tensors[i].source.info->nbytes);
+  }
+
+  // The files in the order the plan first uses them, and the chunks each tensor spans.
+  std::map<const SafetensorsFile*, size_t> file_index;
+  std::vector<const SafetensorsFile*> files;
+  for (const PlannedTensor& t : plan.tensors) {
+    if (file_index.emplace(t.source.file, files.size()).second) files.push_back(t.source.file);
+  }
+  for (const SafetensorsFile* f : files) check_not_truncated(plan, *f);
+  std::vector<std::unique_ptr<FileMapping>> maps;
+  std::vector<Chunk> chunks;
+  std::vector<size_t> first_chunk(files.size());
+  for (size_t f = 0; f < files.size(); ++f) {
+    maps.push_back(std::make_unique<FileMapping>(*files[f]));
+    first_chunk[f] = chunks.size();
+    for (uint64_t b = 0; b < maps[f]->size(); b += chunk_bytes)
+      chunks.push_back({f, b, std::min(maps[f]->size(), b + chunk_bytes), false, Event()});
+  }
+  auto chunk_of = [&](size_t f, uint64_t offset) {
+    return first_chunk[f] + static_cast<size_t>(offset / chunk_bytes);
+  };
+
+  std::vector<DeviceBuffer> staging;
+  std::vector<Event> copied(staging_slots), consumed(staging_slots);
+  if (largest_staged > 0) {
+    for (size_t s = 0; s < staging_slots; ++s) staging.emplace_back(largest_staged);
+  }
+  Stream copy_stream;
+  Stream compute_stream;
+  DeviceStreamStats stats;
+  stats.staging_device_bytes = largest_staged > 0 ? staging_slots * largest_staged : 0;
+
+  Shared sh;
+  WorkerGroup workers;  // declared after all it touches: stops and joins before they go
+  std::mutex& mu = workers.mutex();
+  std::condition_variable& cv = workers.cv();
+  auto registrar = [&] {
+    for (;;) {
+      size_t c = 0;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] {
+          return workers.stopping() || sh.next_to_register == chunks.size() ||
+                 sh.next_to_register < sh.released + window;
+        });
+        if (workers.stopping() || sh.next_to_register == chunks.size()) return;
+        c = sh.next_to_register++;
+      }
+      Chunk& ch = chunks[c];
+      std::byte* p = maps[ch.file]->base() + ch.begin;
+      const uint64_t len = (ch.end - ch.begin + page - 1) / page * page;
+      ::madvise(p, len, MADV_WILLNEED);
+      const cudaError_t err = cudaHostRegister(p, len, cudaHostRegisterReadOnly);
+      if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        check_not_truncated(plan, *files[ch.file]);
+        CUDA_CHECK(err);
+      }
+      {
+        std::lock_guard lock(mu);
+        ch.registered = true;
+      }
+      cv.notify_all();
+    }
+  };
+  // Unlocks and drops from this process's pages every chunk before `upto` (their copies done).
+  size_t unregistered = 0;
+  auto release_before = [&](size_t upto) {
+    for (; unregistered < upto; ++unregistered) {
+      Chunk& ch = chunks[unregistered];
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return ch.registered || workers.stopping(); });
+        if (!ch.registered) return;
+      }
+      ch.used.synchronize();
+      std::byte* p = maps[ch.file]->base() + ch.begin;
+      CUDA_CHECK(cudaHostUnregister(p));
+      // The page cache keeps the bytes; this process stops holding them.
+      ::madvise(p, (ch.end - ch.begin + page - 1) / page * page, MADV_DONTNEED);
+      {
+        std::lock_guard lock(mu);
+        ch.registered = false;
+        sh.released = unregistered + 1;
+      }
+      cv.notify_all();
+    }
+  };
+
+  try {
+    workers.start(registrars, registrar);
+    uint64_t bytes_done = 0;
+    size_t staged = 0;
+    for (size_t i = 0; i < plan.tensors.size(); ++i) {
+      const PlannedTensor& t = plan.tensors[i];
+      const size_t f = file_index.at(t.source.file);
+      const uint64_t begin = t.source.info->offset, bytes = t.source.info->nbytes;
+      std::byte* dst = direct[i];
+      size_t slot = 0;
+      if (!dst) {
+        slot = staged++ % staging_slots;
+        CUDA_CHECK(cudaStreamWaitEvent(copy_stream, consumed[slot].get(), 0));
+        dst = staging[slot].as<std::byte>();
+      }
+      for (uint64_t off = 0; off < bytes;) {
+        const size_t c = chunk_of(f, begin + off);
+        // Plans go in file order: no later copy reads a chunk before this one, so those can go
+        // (which also lets the registering threads move on). The last two stay locked a little
+        // longer, so that releasing them does not wait for copies still in flight.
+        release_before(c >= 2 ? c - 2 : 0);
+        Chunk& ch = chunks[c];
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return ch.registered || workers.error() != nullptr; });
+          workers.rethrow_error();
+        }
+        const uint64_t len = std::min(bytes - off, ch.end - (begin + off));
+        CUDA_CHECK(cudaMemcpyAsync(dst + off, maps[f]->base() + begin + off, len,
+                                   cudaMemcpyHostToDevice, copy_stream));
+        ch.used.record(copy_stream);
+        off += len;
+      }
+      if (!direct[i]) {
+        copied[slot].record(copy_stream);
+        CUDA_CHECK(cudaStreamWaitEvent(compute_stream, copied[slot].get(), 0));
+        target.consume_on_device(t, dst, compute_stream);
+        consumed[slot].record(compute_stream);
+      }
+      bytes_done += bytes;
+      ++stats.stream.tensors;
+      if (progress) progress(bytes_done, plan.source_bytes);
+    }
+    release_before(chunks.size());
+    workers.join();
+    copy_stream.synchronize();
+    compute_stream.synchronize();
+    stats.stream.bytes_read = bytes_done;
+    target.finish();
+  } catch (...) {
+    workers.stop_and_join();
+    cudaStreamSynchronize(copy_stream);
+    cudaStreamSynchronize(compute_stream);
+    for (Chunk& ch : chunks) {
+      if (ch.registered) cudaHostUnregister(maps[ch.file]->base() + ch.begin);
+    }
+    (void)cudaGetLastError();
+    throw;
+  }
+  stats.stream.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+}  // namespace fp8llm::cuda

@@ -1,0 +1,39 @@
+#include "backend/cuda/runtime/device.h"
+
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include "backend/cuda/runtime/cuda_check.h"
+
+namespace fp8llm::cuda {
+
+bool device_available() {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky "no device" error for later checks
+    return false;
+  }
+  return count > 0;
+}
+
+std::string device_description() {
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp p{};
+  CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+  return fmt::format("{} (sm_{}{}, {} SMs, {:.1f} GiB)", p.name, p.major, p.minor,
+                     p.multiProcessorCount, static_cast<double>(p.totalGlobalMem) / (1 << 30));
+}
+
+int device_compute_capability() {
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  int major = 0;
+  int minor = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  return major * 10 + minor;
+}
+
+}  // namespace fp8llm::cuda
