@@ -1,9 +1,9 @@
 // fp8llm's C++ API: load a Hugging Face checkpoint (quantizing its projections to FP8 as the
 // bytes stream in), run the model on token ids, read logits, generate.
 //
-//   fp8llm::LoadOptions opts{.model_dir = "models/llama", .quantization = "fp8-block"};
-//   auto engine = fp8llm::Engine::load(opts);
-//   auto result = engine->generate(prompt_ids, {.max_tokens = 32});
+//   fp8llm::LoadOptions opts{.model_dir = "models/llama", .quantization =
+//   fp8llm::Quantization::Fp8Block}; auto engine = fp8llm::Engine::load(opts); auto result =
+//   engine->generate(prompt_ids, {.max_tokens = 32});
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "fp8llm/modes.h"
 #include "fp8llm/sampling.h"
 #include "fp8llm/state_dict.h"
 #include "fp8llm/timeline.h"
@@ -24,14 +25,14 @@ struct ModelConfig;
 
 struct LoadOptions {
   std::filesystem::path model_dir;
-  // "fp8-row" | "fp8-block" | "none" | "auto". A checkpoint that is already FP8 loads as stored
-  // whatever this says; see src/loader/resolve.h for the order the sources are tried in.
-  std::string quantization = "fp8-block";
+  // A checkpoint that is already FP8 loads as stored whatever this says; see src/loader/resolve.h
+  // for the order the sources are tried in.
+  Quantization quantization = Quantization::Fp8Block;
   // A quantization config as JSON text, naming the mode instead (empty: none): a torchao
   // Float8DynamicActivationFloat8WeightConfig as config_to_dict writes it (PerRow -> fp8-row,
   // [PerBlock([1, 128]), PerBlock([128, 128])] -> fp8-block), bare or wrapped as vLLM's
   // hf_overrides, or an fp8 / compressed-tensors quantization_config; see
-  // src/loader/quantization_request.h. `quantization` must then be "auto" or the same mode.
+  // src/loader/quantization_request.h. `quantization` must then be Auto or the same mode.
   std::string quantization_config;
   // Registry of pre-quantized copies (empty: $FP8LLM_REGISTRY or
   // $XDG_CONFIG_HOME/fp8llm/registry.json).
@@ -39,14 +40,13 @@ struct LoadOptions {
   // Quantize once into `cache_dir` (empty: $XDG_CACHE_HOME/fp8llm) instead of on the fly.
   bool offline = false;
   std::filesystem::path cache_dir;
-  // "cpu" (the exact reference backend)
-  std::string device = "cpu";
+  Device device = Device::Cpu;
   // How the CUDA backend multiplies FP8 activations by FP8 weights when a pass has several tokens:
-  // "tensor-core" (fast; Hopper's FP8 tensor cores keep about 14 bits while summing, about 1e-4
-  // relative error per GEMM) or "fp32" (every product summed in fp32 on CUDA cores, as the CPU
+  // TensorCore (fast; Hopper's FP8 tensor cores keep about 14 bits while summing, about 1e-4
+  // relative error per GEMM) or Fp32 (every product summed in fp32 on CUDA cores, as the CPU
   // backend does: slow prefill, results within fp32 rounding of the CPU). Decoding one token
   // always sums in fp32.
-  std::string fp8_gemm = "tensor-core";
+  Fp8Gemm fp8_gemm = Fp8Gemm::TensorCore;
   // Positions the KV cache holds; 0: the model's max_position_embeddings.
   int64_t max_context = 0;
   // Called as weights stream in (bytes read so far, bytes in total).
@@ -55,7 +55,7 @@ struct LoadOptions {
 
 // What loading did, for the summary a user sees.
 struct LoadReport {
-  std::string quantization;     // the scheme in effect: "fp8-row" | "fp8-block" | "none"
+  Quantization quantization = Quantization::None;  // in effect: None, Fp8Row or Fp8Block
   double seconds = 0;           // all of Engine::load (resolution, plan, device setup, streaming)
   double stream_seconds = 0;    // from the first weight byte read to the last weight in place
   uint64_t bytes_read = 0;      // checkpoint bytes read
@@ -87,7 +87,7 @@ struct GenerationOptions {
 struct GenerationResult {
   std::vector<int32_t> tokens;  // generated tokens (not the prompt)
   std::vector<float> logprobs;  // log-probability of each generated token
-  std::string finish_reason;    // "stop" (a stop token) | "length" (max_tokens) | "cancelled"
+  FinishReason finish_reason = FinishReason::Length;
   double prompt_seconds = 0;
   double generate_seconds = 0;
 };

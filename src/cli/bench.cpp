@@ -63,8 +63,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 void run_stream_only(const Options& o) {
   FP8LLM_CHECK(cuda::device_available(), "--stream-only: no CUDA device found");
-  const std::optional<Fp8Scheme> scheme =
-      parse_quantization_flag(engine_load_options(o.engine).quantization);
+  const LoadOptions load = engine_load_options(o.engine);
+  FP8LLM_CHECK(load.quantization != Quantization::Auto,
+               "--stream-only: give the mode (--quantization fp8-row, fp8-block or none)");
+  const std::optional<Fp8Scheme> scheme = scheme_of(load.quantization);
   const ModelConfig config = load_model_config(o.engine.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(o.engine.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
@@ -154,7 +156,7 @@ void run_bench(const Options& o) {
   const GenerationResult r = engine->generate(prompt, gen);
   FP8LLM_CHECK(static_cast<int>(r.tokens.size()) == gen.max_tokens,
                "bench: generation stopped after {} of {} tokens ({})", r.tokens.size(),
-               gen.max_tokens, r.finish_reason);
+               gen.max_tokens, to_string(r.finish_reason));
   const double prefill_s = r.prompt_seconds;
   const double decode_s = r.generate_seconds;
 
@@ -170,7 +172,7 @@ void run_bench(const Options& o) {
 
   fmt::print("model      {} ({} layers, hidden {}, vocab {}), device {}, quantization {}\n",
              o.engine.model_dir, config.num_layers, config.hidden_size, config.vocab_size,
-             o.engine.device, load.quantization);
+             o.engine.device, to_string(load.quantization));
   const SamplingParams& sp = gen.sampling;
   fmt::print(
       "decoding   {}\n",

@@ -35,9 +35,9 @@ void run_export(const Options& o) {
                          .max_shard_bytes = static_cast<uint64_t>(o.max_shard_bytes)});
   if (!o.engine.quiet) {
     log_status("exported {} ({}{}) to {}: {} tensors, {} in {} file(s), quantization_config: {}",
-               o.engine.model_dir, engine->load_report().quantization,
+               o.engine.model_dir, to_string(engine->load_report().quantization),
                o.dequantize ? ", dequantized to bf16" : "", o.out_dir, s.tensors,
-               human_bytes(s.bytes_written), s.files.size(), s.quantization);
+               human_bytes(s.bytes_written), s.files.size(), to_string(s.quantization));
   }
 }
 

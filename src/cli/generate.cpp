@@ -42,8 +42,8 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
       used = 0;
     }
     FP8LLM_CHECK(used == item.size() && !item.empty() && v >= 0 && v <= INT32_MAX,
-                 "{}: '{}' is not a token id (expected comma-separated non-negative integers)", flag,
-                 item);
+                 "{}: '{}' is not a token id (expected comma-separated non-negative integers)",
+                 flag, item);
     ids.push_back(static_cast<int32_t>(v));
     pos = comma + 1;
   }
@@ -67,16 +67,19 @@ void run_generate(const Options& o) {
                           {static_cast<int64_t>(prompt.size()), engine->vocab_size()},
                           reinterpret_cast<const std::byte*>(logits.data()),
                           logits.size() * sizeof(float)};
-    write_safetensors(o.logits_out, {{"logits", view}},
-                      {{"format", "pt"}, {"model", o.engine.model_dir},
-                       {"quantization", engine->load_report().quantization}});
+    write_safetensors(
+        o.logits_out, {{"logits", view}},
+        {{"format", "pt"},
+         {"model", o.engine.model_dir},
+         {"quantization", std::string(to_string(engine->load_report().quantization))}});
     log_status("wrote logits [{}, {}] to {}", prompt.size(), engine->vocab_size(), o.logits_out);
   }
 
   const GenerationResult r = engine->generate(prompt, gen);
   if (o.json) {
-    nlohmann::json j{{"tokens", r.tokens}, {"logprobs", r.logprobs},
-                     {"finish_reason", r.finish_reason}};
+    nlohmann::json j{{"tokens", r.tokens},
+                     {"logprobs", r.logprobs},
+                     {"finish_reason", to_string(r.finish_reason)}};
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print("{}\n", fmt::join(r.tokens, ","));
@@ -91,7 +94,8 @@ void add_generate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate token ids from prompt token ids");
   add_engine_flags(*cmd, opts->engine);
   add_sampling_flags(*cmd, opts->sampling);
-  cmd->add_option("--prompt-ids", opts->prompt_ids, "Prompt token ids, comma-separated")->required();
+  cmd->add_option("--prompt-ids", opts->prompt_ids, "Prompt token ids, comma-separated")
+      ->required();
   cmd->add_option("--logits-out", opts->logits_out,
                   "Write the fp32 logits of every prompt position to this safetensors file "
                   "(tensor 'logits' [len, vocab])");

@@ -53,31 +53,34 @@ class StatsSink : public WeightSink {
 };
 
 void run_inspect(const Options& o) {
-  const std::optional<Fp8Scheme> scheme = parse_quantization_flag(o.quantization);
+  const std::optional<Fp8Scheme> scheme = scheme_of(parse_quantization(o.quantization));
   const ModelConfig c = load_model_config(o.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(o.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, c, scheme);
 
   fmt::print("model        {} ({}), {} in {} file(s)\n", o.model_dir, c.architecture,
              human_bytes(checkpoint.total_bytes()), checkpoint.files().size());
-  fmt::print("architecture {}: {} layers, hidden {}, MLP {}, {} heads / {} KV heads, head_dim {}, "
-             "vocab {}\n",
-             c.model_type, c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads,
-             c.num_kv_heads, c.head_dim, c.vocab_size);
-  fmt::print("             RoPE {} (theta {}), rms_norm_eps {}, tied embeddings {}, qkv bias {}, "
-             "q/k norm {}\n",
-             c.rope.type == RopeType::Llama3 ? "llama3" : "default", c.rope.theta, c.rms_norm_eps,
-             c.tie_word_embeddings, c.qkv_bias, c.qk_norm);
+  fmt::print(
+      "architecture {}: {} layers, hidden {}, MLP {}, {} heads / {} KV heads, head_dim {}, "
+      "vocab {}\n",
+      c.model_type, c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads,
+      c.head_dim, c.vocab_size);
+  fmt::print(
+      "             RoPE {} (theta {}), rms_norm_eps {}, tied embeddings {}, qkv bias {}, "
+      "q/k norm {}\n",
+      c.rope.type == RopeType::Llama3 ? "llama3" : "default", c.rope.theta, c.rms_norm_eps,
+      c.tie_word_embeddings, c.qkv_bias, c.qk_norm);
   fmt::print("quantization {}\n\n", o.quantization);
 
   fmt::print("tensors (file order):\n");
   size_t quantized = 0;
   for (const auto& t : plan.tensors) {
     const std::string target =
-        t.quantize ? fmt::format("F8_E4M3 + F32 scales {}",
-                                 shape_str(weight_scale_shape(*t.quantize, t.spec.shape[0],
-                                                              t.spec.shape[1])))
-                   : std::string(dtype_name(t.source.info->dtype));
+        t.quantize
+            ? fmt::format(
+                  "F8_E4M3 + F32 scales {}",
+                  shape_str(weight_scale_shape(*t.quantize, t.spec.shape[0], t.spec.shape[1])))
+            : std::string(dtype_name(t.source.info->dtype));
     fmt::print("  {:<48} {:>5} {:>14} -> {:<32} {:>10} -> {:>10}\n", t.spec.name,
                dtype_name(t.source.info->dtype), shape_str(t.spec.shape), target,
                human_bytes(t.source.info->nbytes), human_bytes(t.resident_bytes));
@@ -92,8 +95,8 @@ void run_inspect(const Options& o) {
   if (!scheme) return;
 
   fmt::print("\nquantization error per tensor ({}):\n", fp8_scheme_name(*scheme));
-  fmt::print("  {:<48} {:>14} {:>10} {:>10} {:>10}\n", "tensor", "shape", "scale min",
-             "scale max", "rel err");
+  fmt::print("  {:<48} {:>14} {:>10} {:>10} {:>10}\n", "tensor", "shape", "scale min", "scale max",
+             "rel err");
   StatsSink sink;
   stream_weights(plan, sink);
   fmt::print("worst relative error (L2 of dequantize(quantize(w)) - w over L2 of w): {:.3e}\n",
@@ -104,7 +107,8 @@ void run_inspect(const Options& o) {
 
 void add_inspect_command(CLI::App& app) {
   auto opts = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("inspect", "Show a checkpoint's architecture, tensors and FP8 plan");
+  auto* cmd =
+      app.add_subcommand("inspect", "Show a checkpoint's architecture, tensors and FP8 plan");
   cmd->add_option("model_dir", opts->model_dir, "Model directory (config.json + *.safetensors)")
       ->required();
   cmd->add_option("--quantization,-q", opts->quantization, "fp8-row | fp8-block | none")

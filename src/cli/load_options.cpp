@@ -115,22 +115,22 @@ void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
 LoadOptions engine_load_options(const EngineFlags& flags) {
   LoadOptions o;
   o.model_dir = flags.model_dir;
-  o.quantization = flags.quantization;
+  o.quantization = parse_quantization(flags.quantization);
   if (!flags.quantization_config.empty()) {
     // Checked here, before anything is read, and the mode settled: the config decides unless
     // --quantization was given, which must then agree. Engine::load checks the same again, but
     // only here can an error name the @file, and bench --stream-only needs the settled mode.
     const ConfigText config = read_quantization_config_flag(flags.quantization_config);
     const QuantizationRequest request = parse_quantization_request(config.text, config.source);
-    o.quantization =
-        quantization_with_request(flags.quantization_given ? flags.quantization : "auto", request);
+    o.quantization = quantization_with_request(
+        flags.quantization_given ? o.quantization : Quantization::Auto, request);
     o.quantization_config = config.text;
   }
-  o.device = flags.device;
+  o.device = parse_device(flags.device);
   o.max_context = flags.max_context;
   o.registry = flags.registry;
   o.offline = flags.offline;
-  o.fp8_gemm = flags.fp8_gemm;
+  o.fp8_gemm = parse_fp8_gemm(flags.fp8_gemm);
   return o;
 }
 
@@ -159,7 +159,7 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
     log_status(
         "loaded {} ({}) in {:.2f} s: read {} ({:.2f} GB/s; streaming {:.2f} GB/s), {} resident, "
         "{} tensors quantized",
-        flags.model_dir, r.quantization, r.seconds, human_bytes(r.bytes_read),
+        flags.model_dir, to_string(r.quantization), r.seconds, human_bytes(r.bytes_read),
         r.seconds > 0 ? static_cast<double>(r.bytes_read) / r.seconds / 1e9 : 0.0,
         r.stream_seconds > 0 ? static_cast<double>(r.bytes_read) / r.stream_seconds / 1e9 : 0.0,
         human_bytes(r.resident_bytes), r.quantized_tensors);
@@ -183,7 +183,7 @@ void print_generation_summary(size_t prompt_tokens, const GenerationResult& r) {
       r.prompt_seconds > 0 ? static_cast<double>(prompt_tokens) / r.prompt_seconds : 0.0,
       r.tokens.size(), r.generate_seconds,
       r.generate_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.generate_seconds : 0.0,
-      r.finish_reason);
+      to_string(r.finish_reason));
 }
 
 }  // namespace fp8llm::cli

@@ -88,7 +88,7 @@ TextSession::Reply TextSession::generate(Engine& engine, const std::vector<int32
   });
   if (!stopped_by_string) pending += decoder.flush();
   emit(pending.size());
-  if (stopped_by_string) reply.result.finish_reason = "stop";
+  if (stopped_by_string) reply.result.finish_reason = FinishReason::Stop;
   return reply;
 }
 

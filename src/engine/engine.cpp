@@ -88,23 +88,23 @@ class BackendEngine final : public Engine {
     SampledToken tok = next_token(prompt);
     result.prompt_seconds = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
-    result.finish_reason = "length";
+    result.finish_reason = FinishReason::Length;
     for (int i = 0; i < options.max_tokens; ++i) {
       result.tokens.push_back(tok.id);
       result.logprobs.push_back(tok.logprob);
       history.push_back(tok.id);
       if (on_token && !on_token(tok.id)) {
-        result.finish_reason = "cancelled";
+        result.finish_reason = FinishReason::Cancelled;
         break;
       }
       if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), tok.id) !=
           options.stop_token_ids.end()) {
-        result.finish_reason = "stop";
+        result.finish_reason = FinishReason::Stop;
         break;
       }
       if (i + 1 == options.max_tokens) break;
       if (position_ >= backend_->cache_capacity()) {
-        result.finish_reason = "length";
+        result.finish_reason = FinishReason::Length;
         break;
       }
       const int32_t next[1] = {tok.id};
@@ -129,7 +129,7 @@ class BackendEngine final : public Engine {
     }
     const bool scale = name.ends_with("_scale") || name.ends_with("_scale_inv");
     fail("tensor '{}' is not in the {} state dict of this {} model ({} tensors){}", name,
-         form == StateDictForm::Stored ? "stored" : "dequantized", report_.quantization,
+         form == StateDictForm::Stored ? "stored" : "dequantized", to_string(report_.quantization),
          items.size(),
          scale && form == StateDictForm::Dequantized ? "; scales are in the stored form only" : "");
   }
@@ -169,14 +169,11 @@ StateDictTensor Engine::state_dict_tensor(const std::string& name, StateDictForm
 }
 
 std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
-#ifdef FP8LLM_HAVE_CUDA
-  FP8LLM_CHECK(options.device == "cpu" || options.device == "cuda",
-               "--device '{}' is not known (use cpu or cuda)", options.device);
-#else
-  FP8LLM_CHECK(options.device == "cpu",
+#ifndef FP8LLM_HAVE_CUDA
+  FP8LLM_CHECK(options.device == Device::Cpu,
                "--device '{}' is not available: this build has the CPU backend only (use --device "
                "cpu, or build with the CUDA toolkit for --device cuda)",
-               options.device);
+               to_string(options.device));
 #endif
   const auto start = std::chrono::steady_clock::now();
   Timeline timeline(start);
@@ -200,7 +197,7 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   uint64_t resident_bytes = 0;
   [[maybe_unused]] uint64_t peak_device_bytes = 0;
 #ifdef FP8LLM_HAVE_CUDA
-  if (options.device == "cuda") {
+  if (options.device == Device::Cuda) {
     CudaLoad cuda = load_cuda_backend(plan, options, &stats, &timeline);
     backend = std::move(cuda.backend);
     resident_bytes = cuda.resident_bytes;
@@ -216,7 +213,7 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   }
 
   LoadReport report;
-  report.quantization = plan.scheme ? fmt::format("fp8-{}", fp8_scheme_name(*plan.scheme)) : "none";
+  report.quantization = quantization_of(plan.scheme);
   report.bytes_read = stats.bytes_read;
   report.stream_seconds = stats.seconds;
   report.resident_bytes = resident_bytes;

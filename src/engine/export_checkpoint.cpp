@@ -20,9 +20,10 @@ nlohmann::json export_quantization_config(const Engine& engine,
   const bool any_fp8 = std::any_of(entries.begin(), entries.end(),
                                    [](const StateDictEntry& e) { return e.dtype == "F8_E4M3"; });
   if (form == StateDictForm::Dequantized || !any_fp8) return nullptr;
-  const std::optional<Fp8Scheme> scheme = parse_fp8_scheme(engine.load_report().quantization);
-  FP8LLM_CHECK(scheme.has_value(), "export: FP8 weights in a model loaded as '{}'",
-               engine.load_report().quantization);
+  const Quantization mode = engine.load_report().quantization;
+  FP8LLM_CHECK(mode == Quantization::Fp8Row || mode == Quantization::Fp8Block,
+               "export: FP8 weights in a model loaded as '{}'", to_string(mode));
+  const std::optional<Fp8Scheme> scheme = scheme_of(mode);
   // Projections held in their own dtype (a pre-quantized checkpoint's ignored modules) are named,
   // by module, so that readers of the written checkpoint do not look for their scales.
   std::vector<std::string> unquantized;
@@ -55,7 +56,7 @@ ExportSummary export_checkpoint(const Engine& engine, const fs::path& source_dir
 
   ExportSummary summary;
   summary.tensors = outputs.size();
-  summary.quantization = qc.is_null() ? "none" : engine.load_report().quantization;
+  summary.quantization = qc.is_null() ? Quantization::None : engine.load_report().quantization;
   write_model_directory(source_dir, out_dir, qc, [&](const fs::path& tmp) {
     CheckpointWriter writer(tmp, outputs, options.max_shard_bytes);
     engine.visit_state_dict(options.form,

@@ -31,8 +31,8 @@ struct ExportOptions {
 struct ExportSummary {
   uint64_t tensors = 0;
   uint64_t bytes_written = 0;
-  std::vector<std::string> files;  // weight files written
-  std::string quantization;        // what config.json says: "fp8-row", "fp8-block" or "none"
+  std::vector<std::string> files;                  // weight files written
+  Quantization quantization = Quantization::None;  // what config.json says
 };
 
 // `source_dir` is the model directory the engine was loaded from (config.json and the companion

@@ -27,11 +27,23 @@ const PlannedTensor* LoadPlan::find(const std::string& name) const {
   return nullptr;
 }
 
-std::optional<Fp8Scheme> parse_quantization_flag(const std::string& text) {
-  if (text == "none") return std::nullopt;
-  if (text == "fp8-row") return Fp8Scheme::Row;
-  if (text == "fp8-block") return Fp8Scheme::Block;
-  fail("--quantization '{}' is not one of: fp8-row, fp8-block, none", text);
+std::optional<Fp8Scheme> scheme_of(Quantization q) {
+  switch (q) {
+    case Quantization::None:
+      return std::nullopt;
+    case Quantization::Fp8Row:
+      return Fp8Scheme::Row;
+    case Quantization::Fp8Block:
+      return Fp8Scheme::Block;
+    case Quantization::Auto:
+      break;
+  }
+  fail("quantization 'auto' must be settled (resolve_load) before a load is planned");
+}
+
+Quantization quantization_of(std::optional<Fp8Scheme> scheme) {
+  if (!scheme) return Quantization::None;
+  return *scheme == Fp8Scheme::Row ? Quantization::Fp8Row : Quantization::Fp8Block;
 }
 
 LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config,

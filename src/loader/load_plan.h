@@ -15,6 +15,7 @@
 
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
+#include "fp8llm/modes.h"
 #include "loader/quantization_config.h"
 #include "model/weights.h"
 #include "quant/fp8_scheme.h"
@@ -57,7 +58,9 @@ struct LoadPlan {
 LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config,
                          std::optional<Fp8Scheme> scheme);
 
-// "fp8-row" | "fp8-block" | "none" -> scheme (unset for none); anything else is an Error.
-std::optional<Fp8Scheme> parse_quantization_flag(const std::string& text);
+// The scheme of a settled mode (unset for None); Auto is an Error (resolve_load settles it).
+std::optional<Fp8Scheme> scheme_of(Quantization q);
+// The mode of a scheme (None for unset).
+Quantization quantization_of(std::optional<Fp8Scheme> scheme);
 
 }  // namespace fp8llm

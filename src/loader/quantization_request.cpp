@@ -508,19 +508,18 @@ QuantizationRequest parse_quantization_request(std::string_view json_text,
   return parse_config(parse_json(json_text, root), root, true);
 }
 
-std::string quantization_mode(const QuantizationRequest& request) {
-  return fmt::format("fp8-{}", fp8_scheme_name(request.scheme));
+Quantization quantization_mode(const QuantizationRequest& request) {
+  return quantization_of(request.scheme);
 }
 
-std::string quantization_with_request(const std::string& quantization,
-                                      const QuantizationRequest& request) {
-  const std::string mode = quantization_mode(request);
-  if (quantization == "auto" || quantization == mode) return mode;
-  parse_quantization_flag(quantization);  // an unknown mode gets the usual error
+Quantization quantization_with_request(Quantization quantization,
+                                       const QuantizationRequest& request) {
+  const Quantization mode = quantization_mode(request);
+  if (quantization == Quantization::Auto || quantization == mode) return mode;
   fail(
       "--quantization {} and --quantization-config ({}, i.e. {}) disagree; give one of them, or "
       "the same mode in both",
-      quantization, request.description, mode);
+      to_string(quantization), request.description, to_string(mode));
 }
 
 }  // namespace fp8llm

@@ -26,6 +26,8 @@
 // fp8llm computes with its own kernels.
 #pragma once
 
+#include "fp8llm/modes.h"
+
 #include <string>
 #include <string_view>
 
@@ -44,13 +46,13 @@ struct QuantizationRequest {
 QuantizationRequest parse_quantization_request(std::string_view json_text,
                                                const std::string& source = "quantization-config");
 
-// "fp8-row" | "fp8-block": the config's mode (CLI spelling).
-std::string quantization_mode(const QuantizationRequest& request);
+// Fp8Row | Fp8Block: the config's mode.
+Quantization quantization_mode(const QuantizationRequest& request);
 
-// The --quantization mode in effect when `request` comes with `quantization`: "auto" (or the
-// flag left out) takes the config's mode; the same mode is fine; anything else ("none", the other
-// mode) is an Error naming both.
-std::string quantization_with_request(const std::string& quantization,
-                                      const QuantizationRequest& request);
+// The --quantization mode in effect when `request` comes with `quantization`: Auto (or the flag
+// left out) takes the config's mode; the same mode is fine; anything else (None, the other mode)
+// is an Error naming both.
+Quantization quantization_with_request(Quantization quantization,
+                                       const QuantizationRequest& request);
 
 }  // namespace fp8llm

@@ -24,7 +24,7 @@ fs::path default_cache_dir() {
 }
 
 std::string mode_name(Fp8Scheme s) {
-  return s == Fp8Scheme::Row ? "fp8-row" : "fp8-block";
+  return std::string(to_string(quantization_of(s)));
 }
 
 Resolution done(LoadSource source, fs::path dir, std::optional<Fp8Scheme> scheme,
@@ -38,18 +38,21 @@ Resolution done(LoadSource source, fs::path dir, std::optional<Fp8Scheme> scheme
 Resolution resolve_load(const ResolveRequest& r) {
   const std::string dir = r.model_dir.string();
   // A quantization config names the mode; `why_config` carries its mapping into the load line.
-  std::string quantization = r.quantization;
-  std::string asked = "--quantization " + r.quantization;  // names the request in a warning
+  Quantization quantization = r.quantization;
+  // names the request in a warning
+  std::string asked = fmt::format("--quantization {}", to_string(r.quantization));
   std::string why_config;
   if (!r.quantization_config.empty()) {
     const QuantizationRequest q = parse_quantization_request(r.quantization_config);
     quantization = quantization_with_request(r.quantization, q);
-    asked = fmt::format("--quantization-config ({}, i.e. {})", q.description, quantization);
-    why_config = fmt::format(" (--quantization-config: {} -> {})", q.description, quantization);
+    asked =
+        fmt::format("--quantization-config ({}, i.e. {})", q.description, to_string(quantization));
+    why_config =
+        fmt::format(" (--quantization-config: {} -> {})", q.description, to_string(quantization));
   }
-  const bool is_auto = quantization == "auto";
+  const bool is_auto = quantization == Quantization::Auto;
   std::optional<Fp8Scheme> requested;
-  if (!is_auto) requested = parse_quantization_flag(quantization);
+  if (!is_auto) requested = scheme_of(quantization);
   const ModelConfig config = load_model_config(r.model_dir);
 
   if (config.quantization_config) {

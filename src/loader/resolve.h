@@ -21,17 +21,18 @@
 #include <optional>
 #include <string>
 
+#include "fp8llm/modes.h"
 #include "quant/fp8_scheme.h"
 
 namespace fp8llm {
 
 struct ResolveRequest {
   std::filesystem::path model_dir;
-  std::string quantization = "auto";  // "auto" | "fp8-row" | "fp8-block" | "none"
-  std::filesystem::path registry;     // empty: default_registry_path()
-  bool offline = false;               // quantize into `cache_dir` instead of on the fly
-  std::filesystem::path cache_dir;    // empty: $XDG_CACHE_HOME/fp8llm (default ~/.cache/fp8llm)
-  std::string quantization_config;    // JSON text of a requested config; empty: none
+  Quantization quantization = Quantization::Auto;
+  std::filesystem::path registry;   // empty: default_registry_path()
+  bool offline = false;             // quantize into `cache_dir` instead of on the fly
+  std::filesystem::path cache_dir;  // empty: $XDG_CACHE_HOME/fp8llm (default ~/.cache/fp8llm)
+  std::string quantization_config;  // JSON text of a requested config; empty: none
 };
 
 enum class LoadSource { AsStored, Unquantized, Registered, OnTheFly, Cached };

@@ -71,7 +71,7 @@ TEST(ExportCli, BadInputsAreOneLineErrors) {
       {llama + " --out " + (tmp / "no" / "out").string(),
        "error: " + (tmp / "no" / "out").string() + ": the parent directory does not exist"},
       {llama + " --quantization int4 --out " + out,
-       "error: --quantization 'int4' is not one of: fp8-row, fp8-block, none"},
+       "error: --quantization: 'int4' is not one of auto, none, fp8-row, fp8-block"},
       {llama + " --max-shard-bytes 0 --out " + out,
        "error: --max-shard-bytes must be positive (got 0)"},
       {llama, "error: --out is required (see --help)"},
@@ -97,7 +97,7 @@ TEST(ExportCli, DeviceIsChecked) {
   const CliResult r = export_cli("--model " + model("tiny-llama") + " --device tpu --out " +
                                  (tmp / "out").string());
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(r.err.starts_with("error: --device 'tpu' is not")) << r.err;
+  EXPECT_TRUE(r.err.starts_with("error: --device: 'tpu' is not one of cpu, cuda")) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_FALSE(fs::exists(tmp / "out"));
 }

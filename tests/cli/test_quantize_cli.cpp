@@ -22,10 +22,10 @@ std::vector<int32_t> prompt(int i) {
 
 std::vector<float> logits(const fs::path& dir, const std::string& q, int p,
                           const fs::path& registry = {}, std::string* scheme = nullptr) {
-  LoadOptions o{.model_dir = dir, .quantization = q};
+  LoadOptions o{.model_dir = dir, .quantization = parse_quantization(q)};
   o.registry = registry.empty() ? fs::path(data_path("no-registry.json")) : registry;
   auto e = Engine::load(o);
-  if (scheme) *scheme = e->load_report().quantization;
+  if (scheme) *scheme = to_string(e->load_report().quantization);
   return e->logits(prompt(p));
 }
 

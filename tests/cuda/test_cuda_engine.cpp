@@ -83,10 +83,11 @@ TEST_P(CudaEngine, MatchesReferenceAndCpuOnEveryPrompt) {
   const Case& c = GetParam();
   const Reference ref = Reference::load(c.model);
   auto gpu = Engine::load({.model_dir = data_path(c.model),
-                           .quantization = c.quantization,
-                           .device = "cuda",
-                           .fp8_gemm = c.fp8_gemm});
-  auto cpu = Engine::load({.model_dir = data_path(c.model), .quantization = c.quantization});
+                           .quantization = parse_quantization(c.quantization),
+                           .device = Device::Cuda,
+                           .fp8_gemm = parse_fp8_gemm(c.fp8_gemm)});
+  auto cpu = Engine::load(
+      {.model_dir = data_path(c.model), .quantization = parse_quantization(c.quantization)});
   const std::string kind = reference_kind(c.quantization);
   const double bound = c.quantization == "none" ? kNoneBound : kFp8Bound;
   double worst_ref = 0, worst_cpu = 0;
@@ -114,9 +115,9 @@ TEST_P(CudaEngine, TokenByTokenEqualsFullForward) {
   const Case& c = GetParam();
   const Reference ref = Reference::load(c.model);
   auto engine = Engine::load({.model_dir = data_path(c.model),
-                              .quantization = c.quantization,
-                              .device = "cuda",
-                              .fp8_gemm = c.fp8_gemm});
+                              .quantization = parse_quantization(c.quantization),
+                              .device = Device::Cuda,
+                              .fp8_gemm = parse_fp8_gemm(c.fp8_gemm)});
   const std::vector<int32_t>& prompt = ref.prompts.at(4);
   const std::vector<float> full = engine->logits(prompt);
   engine->reset();
@@ -149,16 +150,19 @@ INSTANTIATE_TEST_SUITE_P(
 LoadPlan plan_for(const std::filesystem::path& dir, const std::string& quantization) {
   const ModelConfig config = load_model_config(dir);
   const Checkpoint checkpoint = Checkpoint::open(dir);
-  return build_load_plan(checkpoint, config, parse_quantization_flag(quantization));
+  return build_load_plan(checkpoint, config, scheme_of(parse_quantization(quantization)));
 }
 
 // The CUDA backend of the checkpoint in `dir` (open while it loads, as streaming reads it).
 CudaLoad load_on_device(const std::filesystem::path& dir, const std::string& quantization) {
   const ModelConfig config = load_model_config(dir);
   const Checkpoint checkpoint = Checkpoint::open(dir);
-  const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag(quantization));
-  return load_cuda_backend(plan, {.model_dir = dir, .quantization = quantization, .device = "cuda"},
-                           nullptr);
+  const LoadPlan plan =
+      build_load_plan(checkpoint, config, scheme_of(parse_quantization(quantization)));
+  return load_cuda_backend(
+      plan,
+      {.model_dir = dir, .quantization = parse_quantization(quantization), .device = Device::Cuda},
+      nullptr);
 }
 
 // The FP8 codes and scales the device quantizer wrote into the weight arena are those of the
@@ -172,9 +176,12 @@ TEST_F(CudaWeights, DeviceFp8WeightsEqualReferenceCheckpoints) {
       const ModelConfig config = load_model_config(dir);
       const Checkpoint checkpoint = Checkpoint::open(dir);
       const LoadPlan plan =
-          build_load_plan(checkpoint, config, parse_quantization_flag("fp8-" + mode));
-      CudaLoad load = load_cuda_backend(
-          plan, {.model_dir = dir, .quantization = "fp8-" + mode, .device = "cuda"}, nullptr);
+          build_load_plan(checkpoint, config, scheme_of(parse_quantization("fp8-" + mode)));
+      CudaLoad load = load_cuda_backend(plan,
+                                        {.model_dir = dir,
+                                         .quantization = parse_quantization("fp8-" + mode),
+                                         .device = Device::Cuda},
+                                        nullptr);
       std::printf("%s fp8-%s: %llu weight bytes on the device, peak device memory %llu bytes\n",
                   model.c_str(), mode.c_str(), static_cast<unsigned long long>(load.resident_bytes),
                   static_cast<unsigned long long>(load.peak_device_bytes));
@@ -220,12 +227,14 @@ TEST_F(CudaWeights, PrequantizedCheckpointMatchesCpu) {
   const Reference ref = Reference::load("tiny-llama");
   const ModelConfig config = load_model_config(dir);
   const Checkpoint checkpoint = Checkpoint::open(dir);
-  const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag("fp8-block"));
+  const LoadPlan plan =
+      build_load_plan(checkpoint, config, scheme_of(parse_quantization("fp8-block")));
   ASSERT_TRUE(plan.prequant.has_value());
   CudaLoad load = load_cuda_backend(
-      plan, {.model_dir = dir, .quantization = "fp8-block", .device = "cuda"}, nullptr);
+      plan, {.model_dir = dir, .quantization = Quantization::Fp8Block, .device = Device::Cuda},
+      nullptr);
   const LlamaModel model(config);
-  auto cpu = Engine::load({.model_dir = dir, .quantization = "fp8-block"});
+  auto cpu = Engine::load({.model_dir = dir, .quantization = Quantization::Fp8Block});
   for (size_t p = 0; p < ref.prompts.size(); ++p) {
     const std::vector<int32_t>& ids = ref.prompts[p];
     std::vector<float> got(ids.size() * static_cast<size_t>(config.vocab_size));
@@ -260,7 +269,8 @@ TEST_F(CudaWeights, NonFiniteWeightIsNamed) {
   }
   for (const std::string q : {"fp8-row", "fp8-block"}) {
     try {
-      Engine::load({.model_dir = dir.path(), .quantization = q, .device = "cuda"});
+      Engine::load(
+          {.model_dir = dir.path(), .quantization = parse_quantization(q), .device = Device::Cuda});
       ADD_FAILURE() << "no error for a NaN weight (" << q << ")";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
@@ -336,7 +346,8 @@ TEST_F(CudaWeights, SampleTokenOnDeviceFollowsTheDefinition) {
   }
   EXPECT_GT(checked, 100);
 
-  auto engine = Engine::load({.model_dir = dir, .quantization = "fp8-block", .device = "cuda"});
+  auto engine = Engine::load(
+      {.model_dir = dir, .quantization = Quantization::Fp8Block, .device = Device::Cuda});
   GenerationOptions options;
   options.max_tokens = 12;
   options.sampling.temperature = 0.9f;
@@ -363,21 +374,6 @@ TEST_F(CudaWeights, SampleTokenOnDeviceFollowsTheDefinition) {
   const GenerationResult c = engine->generate(ids, options);
   EXPECT_EQ(c.tokens, engine->generate(ids, options).tokens);
   ASSERT_EQ(c.tokens.size(), 12u);
-}
-
-// An unknown --fp8-gemm is refused before any device work (no GPU needed).
-TEST(CudaDeviceCheck, UnknownFp8GemmIsRefused) {
-  const LoadPlan plan = plan_for(data_path("tiny-llama"), "fp8-block");
-  LoadOptions options;
-  options.fp8_gemm = "fast";
-  try {
-    load_cuda_backend(plan, options, nullptr);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--fp8-gemm: 'fast' is not one of tensor-core, fp32"),
-              std::string::npos)
-        << e.what();
-  }
 }
 
 // The device checks, with the device's properties given: they need no GPU.

@@ -20,9 +20,9 @@ using Case = ModelCase;
 std::unique_ptr<Engine> load(const std::string& model, const std::string& quantization,
                              const std::string& device) {
   return Engine::load({.model_dir = data_path(model),
-                       .quantization = quantization,
+                       .quantization = parse_quantization(quantization),
                        .registry = data_path("no-registry.json"),
-                       .device = device,
+                       .device = parse_device(device),
                        .max_context = 64});
 }
 

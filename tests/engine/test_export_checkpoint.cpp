@@ -25,8 +25,9 @@ namespace {
 namespace fs = std::filesystem;
 
 std::unique_ptr<Engine> load(const fs::path& dir, const std::string& quantization) {
-  return Engine::load(
-      {.model_dir = dir, .quantization = quantization, .registry = data_path("no-registry.json")});
+  return Engine::load({.model_dir = dir,
+                       .quantization = parse_quantization(quantization),
+                       .registry = data_path("no-registry.json")});
 }
 
 nlohmann::json config_of(const fs::path& dir) {
@@ -44,7 +45,7 @@ void expect_same_logits(Engine& original, const fs::path& exported, const std::s
                         const std::string& quantization) {
   // "auto" loads an FP8 checkpoint as stored (and would quantize an unquantized one).
   const auto reloaded = load(exported, quantization == "none" ? "none" : "auto");
-  EXPECT_EQ(reloaded->load_report().quantization, quantization);
+  EXPECT_EQ(to_string(reloaded->load_report().quantization), quantization);
   EXPECT_EQ(reloaded->load_report().quantized_tensors, 0u);  // loaded as stored
   const Reference ref = Reference::load(model);
   for (size_t p = 0; p < 3; ++p) {
@@ -62,7 +63,7 @@ TEST_P(Export, StoredEqualsReferenceAndReloadsToTheSameLogits) {
   TempDir tmp;
   const auto engine = load(data_path(c.model), c.quantization);
   const ExportSummary s = export_checkpoint(*engine, data_path(c.model), tmp / "out");
-  EXPECT_EQ(s.quantization, c.quantization);
+  EXPECT_EQ(to_string(s.quantization), c.quantization);
   EXPECT_EQ(s.files, std::vector<std::string>{"model.safetensors"});
   expect_same_tensors(tensors_of_dir(tmp / "out"),
                       tensors_of_file(data_path(expected_file(c.model, c.quantization))));
@@ -85,7 +86,7 @@ TEST_P(Export, DequantizedEqualsTheReferenceDequantized) {
   const auto engine = load(data_path(c.model), c.quantization);
   const ExportSummary s = export_checkpoint(*engine, data_path(c.model), tmp / "out",
                                             {.form = StateDictForm::Dequantized});
-  EXPECT_EQ(s.quantization, "none");
+  EXPECT_EQ(to_string(s.quantization), "none");
   expect_same_tensors(
       tensors_of_dir(tmp / "out"),
       dequantized(tensors_of_file(data_path(expected_file(c.model, c.quantization)))));
@@ -148,7 +149,7 @@ TEST(ExportCheckpoint, UnquantizedProjectionsAreNamedInTheConfig) {
     write_text_file_atomically(src / "config.json", config.dump(2));
 
     const auto engine = load(src, "auto");
-    EXPECT_EQ(engine->load_report().quantization, mode);
+    EXPECT_EQ(to_string(engine->load_report().quantization), mode);
     EXPECT_EQ(engine->load_report().quantized_tensors, 0u);
     for (const auto& e : engine->state_dict()) {
       EXPECT_FALSE(e.name.starts_with(q0 + ".weight_")) << e.name;

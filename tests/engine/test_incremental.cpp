@@ -22,7 +22,8 @@ class Incremental : public ::testing::TestWithParam<std::string> {};
 TEST_P(Incremental, TokenByTokenEqualsFullForward) {
   const Reference ref = Reference::load(GetParam());
   for (const std::string q : {"none", "fp8-block", "fp8-row"}) {
-    auto engine = Engine::load({.model_dir = data_path(GetParam()), .quantization = q});
+    auto engine =
+        Engine::load({.model_dir = data_path(GetParam()), .quantization = parse_quantization(q)});
     const std::vector<int32_t>& prompt = ref.prompts[4];
     const std::vector<float> full = engine->logits(prompt);
     const auto vocab = static_cast<size_t>(engine->vocab_size());
@@ -56,7 +57,8 @@ TEST_P(Incremental, TokenByTokenEqualsFullForward) {
 // summation order may legitimately pick the other token); from there on the sequences diverge.
 TEST_P(Incremental, GreedyContinuationOfPrompt1) {
   const Reference ref = Reference::load(GetParam());
-  auto engine = Engine::load({.model_dir = data_path(GetParam()), .quantization = "none"});
+  auto engine =
+      Engine::load({.model_dir = data_path(GetParam()), .quantization = Quantization::None});
   const std::vector<int32_t>& want = ref.greedy_continuation_of_prompt_1;
   const GenerationResult r =
       engine->generate(ref.prompts[1], {.max_tokens = static_cast<int>(want.size())});
@@ -79,8 +81,7 @@ TEST_P(Incremental, GreedyContinuationOfPrompt1) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllModels, Incremental,
-                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-qwen3"),
-                         model_name);
+                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-qwen3"), model_name);
 
 }  // namespace
 }  // namespace fp8llm::test

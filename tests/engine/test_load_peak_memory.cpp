@@ -17,7 +17,7 @@ constexpr uint64_t kMiB = 1ull << 20;
 
 LoadOptions tiny_llama() {
   return {.model_dir = data_path("tiny-llama"),
-          .quantization = "fp8-row",
+          .quantization = Quantization::Fp8Row,
           .registry = data_path("no-registry.json")};
 }
 

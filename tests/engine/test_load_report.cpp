@@ -10,7 +10,8 @@ namespace {
 TEST(LoadReport, StreamingIsPartOfTheLoadAndCountsEveryByte) {
   for (const char* q : {"fp8-block", "none"}) {
     SCOPED_TRACE(q);
-    auto engine = Engine::load({.model_dir = data_path("tiny-llama"), .quantization = q});
+    auto engine =
+        Engine::load({.model_dir = data_path("tiny-llama"), .quantization = parse_quantization(q)});
     const LoadReport& r = engine->load_report();
     EXPECT_GT(r.stream_seconds, 0.0);
     EXPECT_LE(r.stream_seconds, r.seconds);

@@ -33,7 +33,7 @@ std::unique_ptr<Engine> load(const std::string& quantization, const std::string&
   set_log_sink(capture);
   try {
     auto engine = Engine::load({.model_dir = data_path(model),
-                                .quantization = quantization,
+                                .quantization = parse_quantization(quantization),
                                 .quantization_config = config,
                                 .registry = data_path("no-registry.json")});
     set_log_sink(nullptr);
@@ -76,7 +76,7 @@ std::string on_the_fly(const std::string& mode) {
 
 TEST(QuantizationConfigLoad, TorchaoPerRowWithAutoLoadsFp8RowAndLogsTheMapping) {
   const auto engine = load("auto", kTorchaoPerRow);
-  EXPECT_EQ(engine->load_report().quantization, "fp8-row");
+  EXPECT_EQ(to_string(engine->load_report().quantization), "fp8-row");
   ASSERT_EQ(lines().size(), 1u);
   EXPECT_EQ(lines()[0], "I " + on_the_fly("fp8-row") + kPerRowMapping);
 
@@ -91,7 +91,7 @@ TEST(QuantizationConfigLoad, TorchaoPerRowWithAutoLoadsFp8RowAndLogsTheMapping) 
 
 TEST(QuantizationConfigLoad, TheSameModeGivenBothWaysIsFine) {
   const auto engine = load("fp8-row", kTorchaoPerRow);
-  EXPECT_EQ(engine->load_report().quantization, "fp8-row");
+  EXPECT_EQ(to_string(engine->load_report().quantization), "fp8-row");
   ASSERT_EQ(lines().size(), 1u);
   EXPECT_EQ(lines()[0], "I " + on_the_fly("fp8-row") + kPerRowMapping);
 }
@@ -99,7 +99,7 @@ TEST(QuantizationConfigLoad, TheSameModeGivenBothWaysIsFine) {
 TEST(QuantizationConfigLoad, TorchaoPerBlockLoadsFp8Block) {
   // Wrapped as vLLM's hf_overrides carry it.
   const auto engine = load("auto", as_vllm_hf_overrides(torchao_per_block()).dump());
-  EXPECT_EQ(engine->load_report().quantization, "fp8-block");
+  EXPECT_EQ(to_string(engine->load_report().quantization), "fp8-block");
   ASSERT_EQ(lines().size(), 1u);
   EXPECT_EQ(lines()[0], "I " + on_the_fly("fp8-block") +
                             " (--quantization-config: torchao "
@@ -111,7 +111,7 @@ TEST(QuantizationConfigLoad, TorchaoPerBlockLoadsFp8Block) {
 TEST(QuantizationConfigLoad, AnFp8CheckpointLoadsAsStoredWithTheConfigNamed) {
   const auto engine = load("auto", kTorchaoPerRow, "tiny-llama-fp8-block");
   // The stored scheme, not the config's: nothing is quantized again.
-  EXPECT_EQ(engine->load_report().quantization, "fp8-block");
+  EXPECT_EQ(to_string(engine->load_report().quantization), "fp8-block");
   EXPECT_EQ(engine->load_report().quantized_tensors, 0u);
   ASSERT_EQ(lines().size(), 2u);
   const std::string dir = data_path("tiny-llama-fp8-block").string();

@@ -35,7 +35,8 @@ class ReferenceLogits : public ::testing::TestWithParam<Case> {};
 TEST_P(ReferenceLogits, EveryPromptWithinTolerance) {
   const Case& c = GetParam();
   const Reference ref = Reference::load(c.model);
-  auto engine = Engine::load({.model_dir = data_path(c.model), .quantization = c.quantization});
+  auto engine = Engine::load(
+      {.model_dir = data_path(c.model), .quantization = parse_quantization(c.quantization)});
   const std::string kind = reference_kind(c.quantization);
   for (size_t p = 0; p < ref.prompts.size(); ++p) {
     const std::vector<float> got = engine->logits(ref.prompts[p]);

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 std::unique_ptr<Engine> load(const std::string& model, const std::string& quantization) {
   return Engine::load({.model_dir = data_path(model),
-                       .quantization = quantization,
+                       .quantization = parse_quantization(quantization),
                        .registry = data_path("no-registry.json")});
 }
 
@@ -114,7 +114,7 @@ TEST(StateDict, UnquantizedIsTheCheckpoint) {
 // A pre-quantized checkpoint loads as stored, and the state dict hands those bytes back.
 TEST(StateDict, PrequantizedCheckpointAsStored) {
   const auto engine = load("tiny-llama-fp8-block", "fp8-row");
-  EXPECT_EQ(engine->load_report().quantization, "fp8-block");
+  EXPECT_EQ(to_string(engine->load_report().quantization), "fp8-block");
   const TensorMap stored = tensors_of_file(data_path("tiny-llama-fp8-block/model.safetensors"));
   expect_same_tensors(state_dict_of(*engine, StateDictForm::Stored), stored);
   expect_same_tensors(state_dict_of(*engine, StateDictForm::Dequantized), dequantized(stored));

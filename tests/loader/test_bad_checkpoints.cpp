@@ -24,7 +24,7 @@ std::string load_error(const std::filesystem::path& dir, const std::string& q = 
   try {
     const ModelConfig config = load_model_config(dir);
     const Checkpoint checkpoint = Checkpoint::open(dir);
-    const LoadPlan plan = build_load_plan(checkpoint, config, parse_quantization_flag(q));
+    const LoadPlan plan = build_load_plan(checkpoint, config, scheme_of(parse_quantization(q)));
     load_host_weights(plan);
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -148,7 +148,7 @@ TEST(BadCheckpoint, UnsupportedQuantizationMethodIsNamed) {
 }
 
 TEST(BadCheckpoint, UnknownQuantizationFlag) {
-  EXPECT_THROW(parse_quantization_flag("int4"), Error);
+  EXPECT_THROW(scheme_of(parse_quantization("int4")), Error);
 }
 
 }  // namespace

@@ -63,7 +63,7 @@ TEST(QuantizationRequest, TorchaoPerRowAsConfigToDictWritesIt) {
   EXPECT_EQ(r.scheme, Fp8Scheme::Row);
   EXPECT_EQ(r.description,
             "torchao Float8DynamicActivationFloat8WeightConfig, granularity [PerRow, PerRow]");
-  EXPECT_EQ(quantization_mode(r), "fp8-row");
+  EXPECT_EQ(quantization_mode(r), Quantization::Fp8Row);
 }
 
 TEST(QuantizationRequest, TorchaoPerBlockPairIsFp8Block) {
@@ -72,7 +72,7 @@ TEST(QuantizationRequest, TorchaoPerBlockPairIsFp8Block) {
   EXPECT_EQ(r.description,
             "torchao Float8DynamicActivationFloat8WeightConfig, granularity [PerBlock([1, 128]), "
             "PerBlock([128, 128])]");
-  EXPECT_EQ(quantization_mode(r), "fp8-block");
+  EXPECT_EQ(quantization_mode(r), Quantization::Fp8Block);
 }
 
 TEST(QuantizationRequest, OlderTorchaoVersionsAndHandWrittenConfigs) {
@@ -471,12 +471,15 @@ TEST(QuantizationRequest, NotJsonAndTheSourceName) {
 TEST(QuantizationRequest, WithQuantizationFlag) {
   const QuantizationRequest row = parse(torchao_row());
   const QuantizationRequest block = parse(torchao_block());
-  EXPECT_EQ(quantization_with_request("auto", row), "fp8-row");
-  EXPECT_EQ(quantization_with_request("auto", block), "fp8-block");
-  EXPECT_EQ(quantization_with_request("fp8-row", row), "fp8-row");
-  EXPECT_EQ(quantization_with_request("fp8-block", block), "fp8-block");
+  const auto with = [](const char* flag, const QuantizationRequest& r) {
+    return std::string(to_string(quantization_with_request(parse_quantization(flag), r)));
+  };
+  EXPECT_EQ(with("auto", row), "fp8-row");
+  EXPECT_EQ(with("auto", block), "fp8-block");
+  EXPECT_EQ(with("fp8-row", row), "fp8-row");
+  EXPECT_EQ(with("fp8-block", block), "fp8-block");
   try {
-    quantization_with_request("fp8-block", row);
+    with("fp8-block", row);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(),
@@ -485,7 +488,7 @@ TEST(QuantizationRequest, WithQuantizationFlag) {
                  "fp8-row) disagree; give one of them, or the same mode in both");
   }
   try {
-    quantization_with_request("none", block);
+    with("none", block);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--quantization none and --quantization-config"),
@@ -493,10 +496,10 @@ TEST(QuantizationRequest, WithQuantizationFlag) {
         << e.what();
   }
   try {
-    quantization_with_request("int4", block);
+    with("int4", block);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "--quantization 'int4' is not one of: fp8-row, fp8-block, none");
+    EXPECT_STREQ(e.what(), "--quantization: 'int4' is not one of auto, none, fp8-row, fp8-block");
   }
 }
 

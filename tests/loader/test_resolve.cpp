@@ -54,7 +54,8 @@ TEST(Sha256, KnownVectors) {
 TEST(Resolve, AlreadyFp8LoadsAsIsAndWarnsAboutAnotherRequest) {
   TempDir tmp;
   const auto dir = data_path("tiny-llama-fp8-block");
-  Resolution r = resolve({.model_dir = dir, .quantization = "fp8-row", .registry = tmp / "r.json"});
+  Resolution r =
+      resolve({.model_dir = dir, .quantization = Quantization::Fp8Row, .registry = tmp / "r.json"});
   EXPECT_EQ(r.source, LoadSource::AsStored);
   EXPECT_EQ(r.model_dir, dir);
   EXPECT_FALSE(r.scheme.has_value());
@@ -64,29 +65,31 @@ TEST(Resolve, AlreadyFp8LoadsAsIsAndWarnsAboutAnotherRequest) {
   EXPECT_EQ(lines()[1], "I load: " + dir.string() +
                             " is already FP8 (fine-grained fp8, block 128x128): loading as is");
   // The matching request (or auto) gives no warning.
-  resolve({.model_dir = dir, .quantization = "auto", .registry = tmp / "r.json"});
+  resolve({.model_dir = dir, .quantization = Quantization::Auto, .registry = tmp / "r.json"});
   EXPECT_EQ(lines().size(), 1u);
 }
 
 TEST(Resolve, NoneLoadsUnquantized) {
   TempDir tmp;
-  Resolution r = resolve(
-      {.model_dir = data_path("tiny-llama"), .quantization = "none", .registry = tmp / "r.json"});
+  Resolution r = resolve({.model_dir = data_path("tiny-llama"),
+                          .quantization = Quantization::None,
+                          .registry = tmp / "r.json"});
   EXPECT_EQ(r.source, LoadSource::Unquantized);
   EXPECT_TRUE(logged("--quantization none: loading the bfloat16 weights unquantized"));
 }
 
 TEST(Resolve, AutoOnABf16CheckpointQuantizesFp8BlockOnTheFly) {
   TempDir tmp;
-  Resolution r = resolve(
-      {.model_dir = data_path("tiny-llama"), .quantization = "auto", .registry = tmp / "r.json"});
+  Resolution r = resolve({.model_dir = data_path("tiny-llama"),
+                          .quantization = Quantization::Auto,
+                          .registry = tmp / "r.json"});
   EXPECT_EQ(r.source, LoadSource::OnTheFly);
   EXPECT_EQ(r.scheme, Fp8Scheme::Block);
   EXPECT_TRUE(logged("is not FP8 and has no registered fp8-block copy (registry " +
                      (tmp / "r.json").string() +
                      "): quantizing to fp8-block on the fly (auto: fp8-block"));
   r = resolve({.model_dir = data_path("tiny-llama"),
-               .quantization = "fp8-row",
+               .quantization = Quantization::Fp8Row,
                .registry = tmp / "r.json"});
   EXPECT_EQ(r.scheme, Fp8Scheme::Row);
   EXPECT_TRUE(logged("quantizing to fp8-row on the fly"));
@@ -98,17 +101,19 @@ TEST(Resolve, RegisteredCopyIsUsedForItsModeOnly) {
   copy_dir(data_path("tiny-llama"), src);
   quantize_checkpoint(src, Fp8Scheme::Row, tmp / "llama-row");
   register_copy(tmp / "cfg/r.json", src, "fp8-row", tmp / "llama-row");
-  Resolution r =
-      resolve({.model_dir = src, .quantization = "fp8-row", .registry = tmp / "cfg/r.json"});
+  Resolution r = resolve(
+      {.model_dir = src, .quantization = Quantization::Fp8Row, .registry = tmp / "cfg/r.json"});
   EXPECT_EQ(r.source, LoadSource::Registered);
   EXPECT_EQ(r.model_dir, fs::canonical(tmp / "llama-row"));
   EXPECT_TRUE(
       logged("has a registered fp8-row copy at " + fs::canonical(tmp / "llama-row").string()));
-  r = resolve({.model_dir = src, .quantization = "fp8-block", .registry = tmp / "cfg/r.json"});
+  r = resolve(
+      {.model_dir = src, .quantization = Quantization::Fp8Block, .registry = tmp / "cfg/r.json"});
   EXPECT_EQ(r.source, LoadSource::OnTheFly);
   // A changed config.json no longer matches its copies.
   write_text_file_atomically(src / "config.json", read_text_file(src / "config.json") + " ");
-  r = resolve({.model_dir = src, .quantization = "fp8-row", .registry = tmp / "cfg/r.json"});
+  r = resolve(
+      {.model_dir = src, .quantization = Quantization::Fp8Row, .registry = tmp / "cfg/r.json"});
   EXPECT_EQ(r.source, LoadSource::OnTheFly);
   EXPECT_TRUE(logged("was made from a different config.json; not used"));
 }
@@ -116,7 +121,7 @@ TEST(Resolve, RegisteredCopyIsUsedForItsModeOnly) {
 TEST(Resolve, OfflineQuantizesOnceIntoTheCache) {
   TempDir tmp;
   ResolveRequest req{.model_dir = data_path("tiny-llama"),
-                     .quantization = "fp8-block",
+                     .quantization = Quantization::Fp8Block,
                      .registry = tmp / "r.json",
                      .offline = true,
                      .cache_dir = tmp / "cache"};
@@ -136,13 +141,15 @@ TEST(Resolve, BadRegistryAndFlagAreNamed) {
   write_text_file_atomically(tmp / "r.json", "{not json");
   try {
     resolve({.model_dir = data_path("tiny-llama"),
-             .quantization = "fp8-row",
+             .quantization = Quantization::Fp8Row,
              .registry = tmp / "r.json"});
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("r.json: not valid JSON"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(resolve({.model_dir = data_path("tiny-llama"), .quantization = "int4"}), Error);
+  EXPECT_THROW(
+      resolve({.model_dir = data_path("tiny-llama"), .quantization = parse_quantization("int4")}),
+      Error);
 }
 
 // config_to_dict(Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())), trimmed to
@@ -154,7 +161,7 @@ const std::string kTorchaoPerRow = R"({"_type": "Float8DynamicActivationFloat8We
 TEST(Resolve, QuantizationConfigDecidesTheModeAndIsNamedInTheLoadLine) {
   TempDir tmp;
   Resolution r = resolve({.model_dir = data_path("tiny-llama"),
-                          .quantization = "auto",
+                          .quantization = Quantization::Auto,
                           .registry = tmp / "r.json",
                           .quantization_config = kTorchaoPerRow});
   EXPECT_EQ(r.source, LoadSource::OnTheFly);
@@ -170,13 +177,13 @@ TEST(Resolve, QuantizationConfigDecidesTheModeAndIsNamedInTheLoadLine) {
   EXPECT_EQ(r.reason, lines()[0].substr(2));
   // The same mode given twice is fine; the fp8 form asks for fp8-block.
   r = resolve({.model_dir = data_path("tiny-llama"),
-               .quantization = "fp8-row",
+               .quantization = Quantization::Fp8Row,
                .registry = tmp / "r.json",
                .quantization_config = kTorchaoPerRow});
   EXPECT_EQ(r.scheme, Fp8Scheme::Row);
   r = resolve(
       {.model_dir = data_path("tiny-llama"),
-       .quantization = "auto",
+       .quantization = Quantization::Auto,
        .registry = tmp / "r.json",
        .quantization_config = R"({"quant_method": "fp8", "weight_block_size": [128, 128]})"});
   EXPECT_EQ(r.scheme, Fp8Scheme::Block);
@@ -192,7 +199,7 @@ TEST(Resolve, QuantizationConfigUsesARegisteredCopyOfItsMode) {
   quantize_checkpoint(src, Fp8Scheme::Row, tmp / "llama-row");
   register_copy(tmp / "r.json", src, "fp8-row", tmp / "llama-row");
   Resolution r = resolve({.model_dir = src,
-                          .quantization = "auto",
+                          .quantization = Quantization::Auto,
                           .registry = tmp / "r.json",
                           .quantization_config = kTorchaoPerRow});
   EXPECT_EQ(r.source, LoadSource::Registered);
@@ -206,7 +213,7 @@ TEST(Resolve, QuantizationConfigOnAnFp8CheckpointIsIgnoredWithAWarning) {
   TempDir tmp;
   const auto dir = data_path("tiny-llama-fp8-block");
   Resolution r = resolve({.model_dir = dir,
-                          .quantization = "auto",
+                          .quantization = Quantization::Auto,
                           .registry = tmp / "r.json",
                           .quantization_config = kTorchaoPerRow});
   EXPECT_EQ(r.source, LoadSource::AsStored);
@@ -224,7 +231,7 @@ TEST(Resolve, QuantizationConfigErrors) {
   const auto error = [&](const std::string& quantization, const std::string& config) {
     try {
       resolve({.model_dir = data_path("tiny-llama"),
-               .quantization = quantization,
+               .quantization = parse_quantization(quantization),
                .registry = tmp / "r.json",
                .quantization_config = config});
     } catch (const Error& e) {

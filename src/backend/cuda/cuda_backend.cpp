@@ -56,10 +56,8 @@ uint64_t activation_bytes_per_token(const ModelConfig& c) {
                                                2 * c.intermediate_size + c.vocab_size);
 }
 
-cuda::Fp8Accumulation fp8_accumulation(const std::string& name) {
-  if (name == "tensor-core") return cuda::Fp8Accumulation::TensorCore;
-  if (name == "fp32") return cuda::Fp8Accumulation::Fp32;
-  fail("--fp8-gemm: '{}' is not one of tensor-core, fp32", name);
+cuda::Fp8Accumulation fp8_accumulation(Fp8Gemm gemm) {
+  return gemm == Fp8Gemm::Fp32 ? cuda::Fp8Accumulation::Fp32 : cuda::Fp8Accumulation::TensorCore;
 }
 
 }  // namespace
@@ -107,7 +105,6 @@ void check_cuda_device(const LoadPlan& plan, const CudaMemoryNeeds& needs, int c
 
 CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats,
                            Timeline* timeline) {
-  fp8_accumulation(options.fp8_gemm);  // a bad name fails before the device is touched
   {
     // The driver's start and the context's creation: about 0.2 s in a process's first load, next
     // to nothing in its later ones.
