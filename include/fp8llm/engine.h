@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fp8llm/modes.h"
+#include "fp8llm/request.h"
 #include "fp8llm/sampling.h"
 #include "fp8llm/state_dict.h"
 #include "fp8llm/timeline.h"
@@ -47,8 +48,22 @@ struct LoadOptions {
   // backend does: slow prefill, results within fp32 rounding of the CPU). Decoding one token
   // always sums in fp32.
   Fp8Gemm fp8_gemm = Fp8Gemm::TensorCore;
-  // Positions the KV cache holds; 0: the model's max_position_embeddings.
+  // Positions one sequence may reach; 0: the model's max_position_embeddings.
   int64_t max_context = 0;
+  // The paged KV cache. Auto: fp32 on the CPU (the exact reference), bf16 on CUDA.
+  KvCacheDtype kv_cache_dtype = KvCacheDtype::Auto;
+  // Memory for it in GiB; 0: on the CPU, what 16 full contexts take, at most 2 GiB; on CUDA, 90%
+  // of the device memory left after the weights and the activations (vLLM's
+  // gpu_memory_utilization, counted from what is free).
+  double kv_memory_gib = 0;
+  int64_t block_size = 16;     // positions per KV block
+  bool prefix_caching = true;  // reuse the KV blocks of a prefix seen before
+  // Tokens one step runs at most (decode tokens plus prompt chunks); 0: 2048 on the CPU, 8192 on
+  // CUDA. Sequences running at once.
+  int64_t max_batch_tokens = 0;
+  int64_t max_seqs = 256;
+  // CUDA: record decode steps as CUDA graphs (one per batch size of 1, 2, 4, .. 256, padded up).
+  bool cuda_graphs = true;
   // Called as weights stream in (bytes read so far, bytes in total).
   std::function<void(uint64_t, uint64_t)> progress;
 };
@@ -72,6 +87,11 @@ struct LoadReport {
   uint64_t peak_host_bytes = 0;
   uint64_t process_peak_host_bytes = 0;
   uint64_t peak_device_bytes = 0;  // device memory the load used at its peak (0: CPU backend)
+  // The KV cache as set up after the weights: its element type, blocks and bytes.
+  KvCacheDtype kv_cache_dtype = KvCacheDtype::F32;
+  int64_t kv_blocks = 0;
+  int64_t kv_block_size = 0;
+  uint64_t kv_bytes = 0;
   // Where the time went: resolving and planning, device set-up, streaming, finishing. Steps on
   // other threads overlap the streaming where set-up was hidden behind it.
   std::vector<TimedStep> steps;
@@ -100,21 +120,44 @@ class Engine {
   virtual const ModelConfig& config() const = 0;
   virtual const LoadReport& load_report() const = 0;
   virtual int64_t vocab_size() const = 0;
+  // Positions one sequence may reach (LoadOptions::max_context, or the model's).
+  virtual int64_t max_context() const = 0;
+  // The tokens that end a sample unless it ignores them (config.json, generation_config.json).
+  virtual const std::vector<int32_t>& eos_token_ids() const = 0;
 
+  // --- Many sequences (continuous batching) ---
+  // Queues a request; any thread. An Error names the field at fault (nothing is queued then): an
+  // empty prompt or one that leaves no room in the context, a token id outside the vocabulary,
+  // a sampling parameter out of range, a sequence the KV cache cannot hold alone. `on_token` is
+  // called on the thread running step() with every new token of every sample.
+  virtual uint64_t add_request(GenerationRequest request, TokenCallback on_token = {}) = 0;
+  // Ends a request's samples (FinishReason::Cancelled) and frees its KV blocks; any thread.
+  virtual void abort(uint64_t id) = 0;
+  // One scheduler step: the requests that changed, as they stand after it (a finished one is
+  // reported once with finished set, then forgotten).
+  virtual std::vector<RequestOutput> step() = 0;
+  virtual bool has_unfinished() const = 0;
+  virtual EngineStats stats() const = 0;
+  // Runs `requests` (and whatever else is queued) to the end; their outputs in the given order.
+  // `progress(done, total)` after each step that finished some of them.
+  std::vector<RequestOutput> generate(std::vector<GenerationRequest> requests,
+                                      const std::function<void(size_t, size_t)>& progress = {});
+
+  // --- One sequence ---
   // Logits of every position of `ids` as a fresh sequence: [ids.size() * vocab] fp32.
   virtual std::vector<float> logits(std::span<const int32_t> ids) = 0;
 
   // Incremental use: reset() starts a new sequence; feed() appends tokens and returns the logits of
-  // every fed position (all_positions) or of the last one.
+  // every fed position (all_positions) or of the last one. Not while requests run.
   virtual void reset() = 0;
   virtual std::vector<float> feed(std::span<const int32_t> ids, bool all_positions = false) = 0;
   virtual int64_t position() const = 0;
 
-  // Generates from `prompt` (a fresh sequence). `on_token` is called with each new token as it is
-  // produced; returning false stops generation ("cancelled").
-  virtual GenerationResult generate(std::span<const int32_t> prompt,
-                                    const GenerationOptions& options,
-                                    const std::function<bool(int32_t)>& on_token = {}) = 0;
+  // Generates from `prompt` (a fresh sequence) through the batching engine as a request of its
+  // own; it stops at options.stop_token_ids only. `on_token` is called with each new token as it
+  // is produced; returning false stops generation ("cancelled").
+  GenerationResult generate(std::span<const int32_t> prompt, const GenerationOptions& options,
+                            const std::function<bool(int32_t)>& on_token = {});
 
   // The live weights under their Hugging Face names (fp8llm/state_dict.h), in a stable order:
   // embedding, each layer's tensors (a projection's scale right after it), final norm, lm_head.

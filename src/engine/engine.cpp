@@ -3,16 +3,23 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <optional>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_kv_storage.h"
+#include "backend/cpu/cpu_weight_store.h"
+#include "backend/cpu/cpu_workspace.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timeline.h"
+#include "engine/device_model.h"
 #include "engine/host_memory.h"
-#include "engine/sampler.h"
+#include "engine/kv_budget.h"
+#include "engine/llm_engine.h"
 #include "engine/state_dict.h"
 #include "formats/checkpoint.h"
+#include "formats/generation_config.h"
 #include "formats/hf_config.h"
 #include "loader/host_sink.h"
 #include "loader/load_plan.h"
@@ -20,7 +27,7 @@
 #include "model/llama_model.h"
 
 #ifdef FP8LLM_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_load.h"
 #endif
 
 namespace fp8llm {
@@ -30,102 +37,126 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// The Engine over any Backend: the model definition drives the backend's ops.
+// The options with the device's defaults filled in.
+LoadOptions settled(LoadOptions o) {
+  FP8LLM_CHECK(o.max_batch_tokens >= 0, "--max-batch-tokens {} must be positive",
+               o.max_batch_tokens);
+  FP8LLM_CHECK(o.max_seqs >= 1 && o.max_seqs <= 4096, "--max-seqs {} must be in [1, 4096]",
+               o.max_seqs);
+  FP8LLM_CHECK(o.max_context >= 0, "--max-context {} must be positive", o.max_context);
+  if (o.max_batch_tokens == 0) o.max_batch_tokens = o.device == Device::Cuda ? 8192 : 2048;
+  if (o.kv_cache_dtype == KvCacheDtype::Auto)
+    o.kv_cache_dtype = o.device == Device::Cuda ? KvCacheDtype::BF16 : KvCacheDtype::F32;
+  return o;
+}
+
+int64_t context_of(const ModelConfig& c, const LoadOptions& options) {
+  return options.max_context > 0 ? std::min(options.max_context, c.max_position_embeddings)
+                                 : c.max_position_embeddings;
+}
+
+// The Engine over any device: the batching engine (llm_engine.h) for requests, and one
+// incremental sequence of its own for logits() and feed(), both over one paged KV cache.
 class BackendEngine final : public Engine {
  public:
-  BackendEngine(ModelConfig config, std::unique_ptr<Backend> backend, LoadReport report)
-      : model_(std::move(config)), backend_(std::move(backend)), report_(std::move(report)) {}
+  BackendEngine(ModelConfig config, DeviceModel device, LoadReport report,
+                const LoadOptions& options, std::vector<int32_t> eos)
+      : model_(std::move(config)),
+        device_(std::move(device)),
+        report_(std::move(report)),
+        eos_(std::move(eos)),
+        max_context_(context_of(model_.config(), options)),
+        max_batch_tokens_(options.max_batch_tokens),
+        max_seqs_(options.max_seqs),
+        blocks_(device_.kv->view().spec.blocks, device_.kv->view().spec.block_size,
+                options.prefix_caching),
+        runner_(model_, *device_.backend, *device_.workspace, *device_.kv, device_.runner),
+        llm_(runner_, device_.picker.get(), blocks_,
+             SchedulerConfig{.max_batch_tokens = options.max_batch_tokens,
+                             .max_seqs = options.max_seqs},
+             EngineLimits{.vocab_size = model_.config().vocab_size,
+                          .max_context = max_context_,
+                          .eos_token_ids = eos_}) {}
 
   const ModelConfig& config() const override { return model_.config(); }
   const LoadReport& load_report() const override { return report_; }
   int64_t vocab_size() const override { return model_.config().vocab_size; }
+  int64_t max_context() const override { return max_context_; }
+  const std::vector<int32_t>& eos_token_ids() const override { return eos_; }
+
+  uint64_t add_request(GenerationRequest request, TokenCallback on_token) override {
+    return llm_.add_request(std::move(request), std::move(on_token));
+  }
+  void abort(uint64_t id) override { llm_.abort(id); }
+  std::vector<RequestOutput> step() override { return llm_.step(); }
+  bool has_unfinished() const override { return llm_.has_unfinished(); }
+  EngineStats stats() const override { return llm_.stats(); }
 
   std::vector<float> logits(std::span<const int32_t> ids) override {
     reset();
-    return feed(ids, true);
-  }
-
-  void reset() override {
-    backend_->reset_cache();
-    position_ = 0;
-  }
-
-  std::vector<float> feed(std::span<const int32_t> ids, bool all_positions) override {
-    const int64_t rows = all_positions ? static_cast<int64_t>(ids.size()) : 1;
-    std::vector<float> out(static_cast<size_t>(rows * vocab_size()));
-    model_.forward(*backend_, ids, position_, out, all_positions);
-    position_ += static_cast<int64_t>(ids.size());
+    std::vector<float> out = feed(ids, true);
+    reset();  // the blocks go back to the pool
     return out;
   }
 
-  int64_t position() const override { return position_; }
-
-  GenerationResult generate(std::span<const int32_t> prompt, const GenerationOptions& options,
-                            const std::function<bool(int32_t)>& on_token) override {
-    FP8LLM_CHECK(!prompt.empty(), "generate: the prompt is empty");
-    FP8LLM_CHECK(options.max_tokens >= 0, "max_tokens must be >= 0 (got {})", options.max_tokens);
-    GenerationResult result;
-    Sampler sampler(options.sampling);
-    std::vector<int32_t> history(prompt.begin(), prompt.end());
-    // Greedy decoding without a repetition penalty needs only the most likely token: the backend
-    // finds it where the logits are (on the GPU: two numbers copied instead of the vocabulary).
-    const bool greedy =
-        options.sampling.temperature == 0.0f && options.sampling.repetition_penalty == 1.0f;
-    // Sampling that needs no history is drawn there too, where the backend can.
-    const bool on_device =
-        greedy || (sampler.draws_from_logits_alone() && backend_->samples_on_device());
-    const auto next_token = [&](std::span<const int32_t> ids) -> SampledToken {
-      if (!on_device) return sampler.sample(feed(ids, false), history);
-      const Act logits = model_.forward_logits(*backend_, ids, position_, false);
-      position_ += static_cast<int64_t>(ids.size());
-      const TopToken t = greedy
-                             ? backend_->top_token(logits)
-                             : backend_->sample_token(logits, sampler.shape(), sampler.uniform());
-      return {t.id, t.logprob};
-    };
-    reset();
-    auto t0 = std::chrono::steady_clock::now();
-    SampledToken tok = next_token(prompt);
-    result.prompt_seconds = seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
-    result.finish_reason = FinishReason::Length;
-    for (int i = 0; i < options.max_tokens; ++i) {
-      result.tokens.push_back(tok.id);
-      result.logprobs.push_back(tok.logprob);
-      history.push_back(tok.id);
-      if (on_token && !on_token(tok.id)) {
-        result.finish_reason = FinishReason::Cancelled;
-        break;
-      }
-      if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), tok.id) !=
-          options.stop_token_ids.end()) {
-        result.finish_reason = FinishReason::Stop;
-        break;
-      }
-      if (i + 1 == options.max_tokens) break;
-      if (position_ >= backend_->cache_capacity()) {
-        result.finish_reason = FinishReason::Length;
-        break;
-      }
-      const int32_t next[1] = {tok.id};
-      tok = next_token(next);
-    }
-    result.generate_seconds = seconds_since(t0);
-    return result;
+  void reset() override {
+    blocks_.release(session_blocks_);
+    session_tokens_.clear();
   }
+
+  std::vector<float> feed(std::span<const int32_t> ids, bool all_positions) override {
+    FP8LLM_CHECK(!ids.empty(), "feed: no tokens");
+    FP8LLM_CHECK(!llm_.has_unfinished(), "feed: requests are running (the sequence API waits)");
+    const auto begin = static_cast<int64_t>(session_tokens_.size());
+    const int64_t end = begin + static_cast<int64_t>(ids.size());
+    FP8LLM_CHECK(end <= max_context_, "sequence of {} tokens exceeds the context of {} positions",
+                 end, max_context_);
+    for (int32_t id : ids) {
+      FP8LLM_CHECK(id >= 0 && id < vocab_size(), "token id {} is out of range (vocabulary of {})",
+                   id, vocab_size());
+    }
+    FP8LLM_CHECK(blocks_.blocks_needed(session_blocks_, begin, end) <= blocks_.free_blocks(),
+                 "the KV cache ({} blocks of {} tokens) cannot hold a sequence of {} tokens "
+                 "(raise --kv-memory)",
+                 blocks_.usable_blocks(), blocks_.block_size(), end);
+    blocks_.prepare_write(session_blocks_, begin, end);
+    session_tokens_.insert(session_tokens_.end(), ids.begin(), ids.end());
+    // In passes the size of a step (and, for every position's logits, of the rows a step has).
+    const int64_t chunk =
+        all_positions ? std::min(max_batch_tokens_, max_seqs_) : max_batch_tokens_;
+    std::vector<float> out;
+    for (int64_t at = begin; at < end; at += chunk) {
+      const int64_t stop = std::min(end, at + chunk);
+      Batch batch;
+      batch.block_size = blocks_.block_size();
+      const bool wanted = all_positions || stop == end;
+      batch.add_sequence(session_tokens_, at, stop, session_blocks_,
+                         !wanted         ? Batch::Logits::None
+                         : all_positions ? Batch::Logits::All
+                                         : Batch::Logits::Last);
+      const Act logits = runner_.run(batch);
+      if (logits.rows == 0) continue;
+      const size_t have = out.size();
+      out.resize(have + static_cast<size_t>(logits.rows * logits.cols));
+      device_.backend->read(logits, out.data() + have);
+    }
+    return out;
+  }
+
+  int64_t position() const override { return static_cast<int64_t>(session_tokens_.size()); }
 
   std::vector<StateDictEntry> state_dict(StateDictForm form) const override {
     std::vector<StateDictEntry> out;
-    for (StateDictItem& item : state_dict_items(config(), *backend_, form))
+    for (StateDictItem& item : state_dict_items(config(), *device_.weights, form))
       out.push_back(std::move(item.entry));
     return out;
   }
 
   void read_state_dict_tensor(const std::string& name, StateDictForm form,
                               std::span<std::byte> out) const override {
-    const std::vector<StateDictItem> items = state_dict_items(config(), *backend_, form);
+    const std::vector<StateDictItem> items = state_dict_items(config(), *device_.weights, form);
     for (const StateDictItem& item : items) {
-      if (item.entry.name == name) return read_state_dict_item(*backend_, item, form, out);
+      if (item.entry.name == name) return read_state_dict_item(*device_.weights, item, form, out);
     }
     const bool scale = name.ends_with("_scale") || name.ends_with("_scale_inv");
     fail("tensor '{}' is not in the {} state dict of this {} model ({} tensors){}", name,
@@ -137,9 +168,9 @@ class BackendEngine final : public Engine {
   void visit_state_dict(StateDictForm form,
                         const std::function<void(const StateDictTensor&)>& visit) const override {
     StateDictTensor tensor;
-    for (StateDictItem& item : state_dict_items(config(), *backend_, form)) {
+    for (StateDictItem& item : state_dict_items(config(), *device_.weights, form)) {
       tensor.bytes.resize(item.entry.nbytes);
-      read_state_dict_item(*backend_, item, form, tensor.bytes);
+      read_state_dict_item(*device_.weights, item, form, tensor.bytes);
       tensor.entry = std::move(item.entry);
       visit(tensor);
     }
@@ -147,10 +178,60 @@ class BackendEngine final : public Engine {
 
  private:
   LlamaModel model_;
-  std::unique_ptr<Backend> backend_;
+  DeviceModel device_;
   LoadReport report_;
-  int64_t position_ = 0;
+  std::vector<int32_t> eos_;
+  int64_t max_context_;
+  int64_t max_batch_tokens_;
+  int64_t max_seqs_;
+  BlockManager blocks_;
+  ModelRunner runner_;
+  LlmEngine llm_;
+  std::vector<int32_t> session_tokens_;
+  std::vector<int32_t> session_blocks_;
 };
+
+// The tokens that end a sample: config.json's eos_token_id and generation_config.json's.
+std::vector<int32_t> eos_tokens(const ModelConfig& config, const std::filesystem::path& dir) {
+  std::vector<int32_t> ids;
+  const auto add = [&ids](int64_t id) {
+    if (id >= 0 && id <= INT32_MAX && std::find(ids.begin(), ids.end(), id) == ids.end())
+      ids.push_back(static_cast<int32_t>(id));
+  };
+  for (int64_t id : config.eos_token_ids) add(id);
+  for (int32_t id : load_generation_config(dir).eos_token_ids) add(id);
+  return ids;
+}
+
+DeviceModel load_cpu_model(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats,
+                           Timeline* timeline, uint64_t* resident_bytes) {
+  DeviceModel d;
+  const Timeline::Step streaming(timeline, "stream weights");
+  HostWeights weights = load_host_weights(plan, options.progress, stats);
+  *resident_bytes = weights.resident_bytes();
+  auto backend = std::make_unique<CpuBackend>(plan.config, std::move(weights));
+  d.weights = std::make_unique<CpuWeightStore>(backend->weights());
+  d.backend = std::move(backend);
+  d.workspace = std::make_unique<CpuWorkspace>();
+  d.make_kv = [](const KvCacheSpec& spec) { return std::make_unique<CpuKvStorage>(spec); };
+  d.default_kv_bytes =
+      default_cpu_kv_bytes(kv_cache_shape(plan.config, options), context_of(plan.config, options));
+  return d;
+}
+
+// The paged KV cache in what the options (or the device) allow.
+void make_kv_cache(DeviceModel& d, const ModelConfig& config, const LoadOptions& options,
+                   Timeline* timeline) {
+  const Timeline::Step step(timeline, "kv cache");
+  FP8LLM_CHECK(options.kv_memory_gib >= 0 && std::isfinite(options.kv_memory_gib),
+               "--kv-memory {} must be a positive number of GiB", options.kv_memory_gib);
+  KvCacheSpec spec = kv_cache_shape(config, options);
+  const uint64_t budget = options.kv_memory_gib > 0
+                              ? static_cast<uint64_t>(options.kv_memory_gib * (1ull << 30))
+                              : d.default_kv_bytes;
+  spec.blocks = kv_blocks_for(spec, budget);
+  d.kv = d.make_kv(spec);
+}
 
 }  // namespace
 
@@ -168,7 +249,8 @@ StateDictTensor Engine::state_dict_tensor(const std::string& name, StateDictForm
   return t;
 }
 
-std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
+std::unique_ptr<Engine> Engine::load(const LoadOptions& given) {
+  const LoadOptions options = settled(given);
 #ifndef FP8LLM_HAVE_CUDA
   FP8LLM_CHECK(options.device == Device::Cpu,
                "--device '{}' is not available: this build has the CPU backend only (use --device "
@@ -193,24 +275,29 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   const LoadPlan plan = build_load_plan(checkpoint, config, where.scheme);
   planning.reset();
   StreamStats stats;
-  std::unique_ptr<Backend> backend;
+  DeviceModel device;
   uint64_t resident_bytes = 0;
-  [[maybe_unused]] uint64_t peak_device_bytes = 0;
+  uint64_t peak_device_bytes = 0;
 #ifdef FP8LLM_HAVE_CUDA
   if (options.device == Device::Cuda) {
     CudaLoad cuda = load_cuda_backend(plan, options, &stats, &timeline);
-    backend = std::move(cuda.backend);
     resident_bytes = cuda.resident_bytes;
     peak_device_bytes = cuda.peak_device_bytes;
+    device.backend = std::move(cuda.backend);
+    device.weights = std::move(cuda.weights);
+    device.workspace = std::move(cuda.workspace);
+    device.picker = std::move(cuda.picker);
+    device.make_kv = std::move(cuda.make_kv);
+    device.default_kv_bytes = cuda.default_kv_bytes;
+    device.runner = {.recorded_batch_sizes = cuda.recorded_batch_sizes,
+                     .max_blocks_per_seq = cuda.max_blocks_per_seq};
   }
 #endif
-  if (!backend) {
-    const Timeline::Step streaming(&timeline, "stream weights");
-    HostWeights weights = load_host_weights(plan, options.progress, &stats);
-    resident_bytes = weights.resident_bytes();
-    backend = std::make_unique<CpuBackend>(config, std::move(weights),
-                                           CpuBackendOptions{options.max_context});
-  }
+  if (!device.backend) device = load_cpu_model(plan, options, &stats, &timeline, &resident_bytes);
+  // The load's host peak is the weights'; the KV cache is counted apart (LoadReport::kv_bytes).
+  const uint64_t process_peak = resident_memory().peak;
+  make_kv_cache(device, config, options, &timeline);
+  const KvCacheSpec& kv = device.kv->view().spec;
 
   LoadReport report;
   report.quantization = quantization_of(plan.scheme);
@@ -218,14 +305,20 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& options) {
   report.stream_seconds = stats.seconds;
   report.resident_bytes = resident_bytes;
   report.peak_device_bytes = peak_device_bytes;
+  report.kv_cache_dtype = kv.dtype;
+  report.kv_blocks = kv.blocks;
+  report.kv_block_size = kv.block_size;
+  report.kv_bytes = static_cast<uint64_t>(kv.blocks) * kv.block_bytes();
   for (const auto& t : plan.tensors) report.quantized_tensors += t.quantize.has_value();
   report.largest_tensor_bytes = plan.largest_tensor_bytes;
-  report.process_peak_host_bytes = resident_memory().peak;
+  report.process_peak_host_bytes = process_peak;
   report.peak_host_bytes =
       report.process_peak_host_bytes - std::min(report.process_peak_host_bytes, resident_before);
   report.seconds = seconds_since(start);
   report.steps = timeline.steps();
-  return std::make_unique<BackendEngine>(std::move(config), std::move(backend), std::move(report));
+  std::vector<int32_t> eos = eos_tokens(config, where.model_dir);
+  return std::make_unique<BackendEngine>(std::move(config), std::move(device), std::move(report),
+                                         options, std::move(eos));
 }
 
 }  // namespace fp8llm

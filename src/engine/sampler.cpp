@@ -10,25 +10,70 @@
 
 namespace fp8llm {
 
-Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
-  FP8LLM_CHECK(params_.temperature >= 0 && std::isfinite(params_.temperature),
-               "temperature must be >= 0 (got {})", params_.temperature);
-  FP8LLM_CHECK(params_.top_k >= 0, "top_k must be >= 0 (got {})", params_.top_k);
-  FP8LLM_CHECK(params_.top_p > 0 && params_.top_p <= 1, "top_p must be in (0, 1] (got {})",
-               params_.top_p);
-  FP8LLM_CHECK(params_.min_p >= 0 && params_.min_p <= 1, "min_p must be in [0, 1] (got {})",
-               params_.min_p);
-  FP8LLM_CHECK(params_.repetition_penalty > 0, "repetition_penalty must be > 0 (got {})",
-               params_.repetition_penalty);
+void check_sampling_params(const SamplingParams& p) {
+  FP8LLM_CHECK(p.n >= 1 && p.n <= 1024, "n must be in [1, 1024] (got {})", p.n);
+  FP8LLM_CHECK(p.temperature >= 0 && std::isfinite(p.temperature),
+               "temperature must be >= 0 (got {})", p.temperature);
+  FP8LLM_CHECK(p.top_k >= -1, "top_k must be >= 0, or -1 for off (got {})", p.top_k);
+  FP8LLM_CHECK(p.top_p > 0 && p.top_p <= 1, "top_p must be in (0, 1] (got {})", p.top_p);
+  FP8LLM_CHECK(p.min_p >= 0 && p.min_p <= 1, "min_p must be in [0, 1] (got {})", p.min_p);
+  FP8LLM_CHECK(p.repetition_penalty > 0 && std::isfinite(p.repetition_penalty),
+               "repetition_penalty must be > 0 (got {})", p.repetition_penalty);
+  FP8LLM_CHECK(p.presence_penalty >= -2 && p.presence_penalty <= 2,
+               "presence_penalty must be in [-2, 2] (got {})", p.presence_penalty);
+  FP8LLM_CHECK(p.frequency_penalty >= -2 && p.frequency_penalty <= 2,
+               "frequency_penalty must be in [-2, 2] (got {})", p.frequency_penalty);
+  FP8LLM_CHECK(p.max_tokens >= 1, "max_tokens must be >= 1 (got {})", p.max_tokens);
+  FP8LLM_CHECK(p.logprobs >= -1 && p.logprobs <= kMaxLogprobs,
+               "logprobs must be in [0, {}] (got {})", kMaxLogprobs, p.logprobs);
+  for (int32_t id : p.stop_token_ids)
+    FP8LLM_CHECK(id >= 0, "stop_token_ids: {} is not a token id", id);
 }
 
+uint64_t sample_seed(uint64_t request_seed, int index) {
+  if (index == 0) return request_seed;
+  uint64_t x = request_seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(index);
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t random_seed() {
+  std::random_device device;
+  return (static_cast<uint64_t>(device()) << 32) ^ device();
+}
+
+namespace {
+
+uint64_t seed_of(const SamplingParams& params) {
+  return params.seed ? *params.seed : random_seed();
+}
+
+// The sampler keeps n, max_tokens and the rest unchecked for the old one-sequence path, where
+// they do not apply; everything that shapes a draw is checked.
+SamplingParams checked(SamplingParams p) {
+  SamplingParams shape_only = p;
+  shape_only.n = 1;
+  shape_only.max_tokens = 1;
+  shape_only.logprobs = -1;
+  check_sampling_params(shape_only);
+  return p;
+}
+
+}  // namespace
+
+Sampler::Sampler(SamplingParams params) : Sampler(params, seed_of(params)) {}
+
+Sampler::Sampler(SamplingParams params, uint64_t seed) : params_(checked(params)), rng_(seed) {}
+
 bool Sampler::draws_from_logits_alone() const {
-  return params_.temperature > 0.0f && params_.repetition_penalty == 1.0f;
+  return params_.repetition_penalty == 1.0f && params_.presence_penalty == 0.0f &&
+         params_.frequency_penalty == 0.0f;
 }
 
 SampleShape Sampler::shape() const {
   return {.temperature = params_.temperature,
-          .top_k = params_.top_k,
+          .top_k = std::max(params_.top_k, 0),
           .top_p = params_.top_p,
           .min_p = params_.min_p};
 }
@@ -37,7 +82,8 @@ double Sampler::uniform() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
 }
 
-SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
+                             std::span<const int32_t> generated) {
   FP8LLM_CHECK(!logits.empty(), "sample: empty logits");
   work_.assign(logits.begin(), logits.end());
   if (params_.repetition_penalty != 1.0f) {
@@ -49,6 +95,20 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
       if (id < 0 || static_cast<size_t>(id) >= work_.size()) continue;
       float& v = work_[static_cast<size_t>(id)];
       v = v > 0 ? v / params_.repetition_penalty : v * params_.repetition_penalty;
+    }
+  }
+  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
+    // OpenAI's definition, over the generated tokens only (as vLLM applies it).
+    std::vector<int32_t> ids(generated.begin(), generated.end());
+    std::sort(ids.begin(), ids.end());
+    for (size_t i = 0; i < ids.size();) {
+      size_t j = i;
+      while (j < ids.size() && ids[j] == ids[i]) ++j;
+      if (ids[i] >= 0 && static_cast<size_t>(ids[i]) < work_.size()) {
+        work_[static_cast<size_t>(ids[i])] -=
+            params_.frequency_penalty * static_cast<float>(j - i) + params_.presence_penalty;
+      }
+      i = j;
     }
   }
 

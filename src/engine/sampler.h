@@ -1,5 +1,6 @@
 // Picks the next token from a row of logits: greedy, or sampling with temperature, top-k, top-p,
-// min-p and a repetition penalty, from a seeded generator (same seed and inputs, same tokens).
+// min-p and the repetition, presence and frequency penalties, from a seeded generator (same seed
+// and inputs, same tokens).
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include <vector>
 
 #include "fp8llm/sampling.h"
-#include "model/backend.h"
+#include "model/token_picker.h"
 
 namespace fp8llm {
 
@@ -19,16 +20,27 @@ struct SampledToken {
   float logprob;
 };
 
+// Throws Error naming the first field of `params` out of its range.
+void check_sampling_params(const SamplingParams& params);
+
+// The seed sample `index` of a request draws from: the request's own for sample 0, one derived
+// from it for the others (a request without a seed gets a random one first).
+uint64_t sample_seed(uint64_t request_seed, int index);
+uint64_t random_seed();
+
 class Sampler {
  public:
+  // Checks `params` (check_sampling_params); draws from `params.seed` (random when unset).
   explicit Sampler(SamplingParams params);
+  Sampler(SamplingParams params, uint64_t seed);
   const SamplingParams& params() const { return params_; }
-  // `history`: the tokens so far (prompt and generated), for the repetition penalty.
-  SampledToken sample(std::span<const float> logits, std::span<const int32_t> history);
+  // `history`: the tokens so far (prompt and generated), for the repetition penalty; `generated`:
+  // the generated ones, for the presence and frequency penalties.
+  SampledToken sample(std::span<const float> logits, std::span<const int32_t> history,
+                      std::span<const int32_t> generated = {});
 
-  // Whether a draw depends on the logits and one uniform number alone (temperature > 0 and no
-  // repetition penalty), so that a backend can draw it where the logits are:
-  // Backend::sample_token(logits, shape(), uniform()).
+  // Whether a draw depends on the logits and one uniform number alone (no penalty), so that it can
+  // be drawn where the logits are: TokenPicker::pick with shape() and, unless greedy, uniform().
   bool draws_from_logits_alone() const;
   SampleShape shape() const;
   double uniform();

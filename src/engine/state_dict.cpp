@@ -15,11 +15,11 @@ StateDictEntry entry(std::string name, DType dtype, const Shape& shape) {
 
 }  // namespace
 
-std::vector<StateDictItem> state_dict_items(const ModelConfig& config, const Backend& backend,
+std::vector<StateDictItem> state_dict_items(const ModelConfig& config, const WeightStore& weights,
                                             StateDictForm form) {
   std::vector<StateDictItem> items;
   for (const WeightSpec& spec : expected_weights(config)) {
-    const HeldWeight held = backend.held_weight(spec);
+    const HeldWeight held = weights.held_weight(spec);
     if (!held.scheme) {
       items.push_back({entry(spec.name, held.dtype, spec.shape), spec, held, false});
       continue;
@@ -57,7 +57,7 @@ void dequantize_to_bf16(Fp8Scheme scheme, const uint8_t* codes, const float* sca
   });
 }
 
-void read_state_dict_item(const Backend& backend, const StateDictItem& item, StateDictForm form,
+void read_state_dict_item(const WeightStore& weights, const StateDictItem& item, StateDictForm form,
                           std::span<std::byte> out) {
   FP8LLM_CHECK(out.size() == item.entry.nbytes, "{}: a buffer of {} bytes for a tensor of {}",
                item.entry.name, out.size(), item.entry.nbytes);
@@ -66,14 +66,14 @@ void read_state_dict_item(const Backend& backend, const StateDictItem& item, Sta
     if (item.is_scale) {
       const size_t count = out.size() / sizeof(float);
       if (reinterpret_cast<uintptr_t>(out.data()) % alignof(float) == 0) {
-        backend.read_weight(item.spec, {}, {reinterpret_cast<float*>(out.data()), count});
+        weights.read_weight(item.spec, {}, {reinterpret_cast<float*>(out.data()), count});
       } else {  // a caller's buffer that floats cannot be written to directly
         std::vector<float> scales(count);
-        backend.read_weight(item.spec, {}, scales);
+        weights.read_weight(item.spec, {}, scales);
         std::memcpy(out.data(), scales.data(), out.size());
       }
     } else {
-      backend.read_weight(item.spec, out, {});
+      weights.read_weight(item.spec, out, {});
     }
     return;
   }
@@ -81,7 +81,7 @@ void read_state_dict_item(const Backend& backend, const StateDictItem& item, Sta
   std::vector<std::byte> codes(static_cast<size_t>(n * k));
   std::vector<float> scales(
       static_cast<size_t>(num_elements(weight_scale_shape(*item.held.scheme, n, k))));
-  backend.read_weight(item.spec, codes, scales);
+  weights.read_weight(item.spec, codes, scales);
   dequantize_to_bf16(*item.held.scheme, reinterpret_cast<const uint8_t*>(codes.data()),
                      scales.data(), n, k, out);
 }

@@ -1,8 +1,7 @@
 // The state dict (include/fp8llm/state_dict.h) over any Backend: which tensors the loaded model
-// has under their Hugging Face names, in which form, and how to read one. The backend only says
-// how it holds each checkpoint tensor and copies its bytes (Backend::held_weight, read_weight);
-// the names of scale tensors and the dequantization to BF16 are decided here, once for every
-// backend.
+// has under their Hugging Face names, in which form, and how to read one. The weight store only
+// says how it holds each checkpoint tensor and copies its bytes (WeightStore); the names of scale
+// tensors and the dequantization to BF16 are decided here, once for every backend.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +11,7 @@
 
 #include "formats/hf_config.h"
 #include "fp8llm/state_dict.h"
-#include "model/backend.h"
+#include "model/weight_store.h"
 
 namespace fp8llm {
 
@@ -26,12 +25,12 @@ struct StateDictItem {
 
 // The listing of `form`: expected_weights(config) in order, an FP8 projection's scale right after
 // it (Stored) or the projection as BF16 (Dequantized).
-std::vector<StateDictItem> state_dict_items(const ModelConfig& config, const Backend& backend,
+std::vector<StateDictItem> state_dict_items(const ModelConfig& config, const WeightStore& weights,
                                             StateDictForm form);
 
 // Copies `item` (from state_dict_items with the same `form`) into `out`, exactly its nbytes. A
 // dequantized projection reads its codes and scales into a buffer of their own first.
-void read_state_dict_item(const Backend& backend, const StateDictItem& item, StateDictForm form,
+void read_state_dict_item(const WeightStore& weights, const StateDictItem& item, StateDictForm form,
                           std::span<std::byte> out);
 
 // deq = bf16_rne(float32(code) * scale) of W[n, k] with its scales in the checkpoint layout

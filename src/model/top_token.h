@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
+#include <vector>
 
 namespace fp8llm {
 
@@ -18,5 +20,8 @@ int32_t argmax(std::span<const float> x);
 // log(softmax(logits))[id], summed in double.
 float log_softmax_at(std::span<const float> logits, int32_t id);
 TopToken top_token(std::span<const float> logits);
+// The k most likely tokens with their log-softmax, most likely first (equal logits: lower id
+// first).
+std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logits, int k);
 
 }  // namespace fp8llm

@@ -203,10 +203,15 @@ class FailingEngine final : public Engine {
     return inner_->feed(ids, all);
   }
   int64_t position() const override { return inner_->position(); }
-  GenerationResult generate(std::span<const int32_t> prompt, const GenerationOptions& options,
-                            const std::function<bool(int32_t)>& on_token) override {
-    return inner_->generate(prompt, options, on_token);
+  int64_t max_context() const override { return inner_->max_context(); }
+  const std::vector<int32_t>& eos_token_ids() const override { return inner_->eos_token_ids(); }
+  uint64_t add_request(GenerationRequest r, TokenCallback cb) override {
+    return inner_->add_request(std::move(r), std::move(cb));
   }
+  void abort(uint64_t id) override { inner_->abort(id); }
+  std::vector<RequestOutput> step() override { return inner_->step(); }
+  bool has_unfinished() const override { return inner_->has_unfinished(); }
+  EngineStats stats() const override { return inner_->stats(); }
   std::vector<StateDictEntry> state_dict(StateDictForm form) const override {
     return inner_->state_dict(form);
   }

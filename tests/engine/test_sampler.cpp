@@ -99,7 +99,7 @@ TEST(Sampler, DrawsEqualTheDefinitionOnALargeVocabulary) {
     // The same uniform stream as the sampler's.
     const test::KeptTokens kept =
         test::reference_kept(logits, p.temperature, p.top_k, p.top_p, p.min_p);
-    std::mt19937_64 draws(p.seed);
+    std::mt19937_64 draws(*p.seed);
     std::vector<int32_t> expected;
     for (int i = 0; i < 100; ++i)
       expected.push_back(kept.pick(std::uniform_real_distribution<double>(0.0, kept.total)(draws)));
@@ -120,15 +120,19 @@ TEST(Sampler, RepetitionPenaltyAsTransformers) {
   EXPECT_EQ(Sampler({.repetition_penalty = 2.0f}).sample(neg, h0).id, 1);
 }
 
-// Only temperature alone may be sampled by a backend; its draws are in [0, 1) and follow the seed.
+// Draws without a penalty may be picked where the logits are (greedy ones too); uniform draws are
+// in [0, 1) and follow the seed.
 TEST(Sampler, DrawsFromLogitsAloneAndUniformDraws) {
   EXPECT_TRUE(Sampler({.temperature = 0.8f}).draws_from_logits_alone());
   EXPECT_TRUE(Sampler({.temperature = 0.8f, .top_k = 5}).draws_from_logits_alone());
   EXPECT_TRUE(Sampler({.temperature = 0.8f, .top_p = 0.9f}).draws_from_logits_alone());
   EXPECT_TRUE(Sampler({.temperature = 0.8f, .min_p = 0.1f}).draws_from_logits_alone());
-  EXPECT_FALSE(Sampler({.temperature = 0.0f}).draws_from_logits_alone());
+  EXPECT_TRUE(Sampler({.temperature = 0.0f}).draws_from_logits_alone());
   EXPECT_FALSE(
       Sampler({.temperature = 0.8f, .repetition_penalty = 1.1f}).draws_from_logits_alone());
+  EXPECT_FALSE(Sampler({.temperature = 0.8f, .presence_penalty = 0.5f}).draws_from_logits_alone());
+  EXPECT_FALSE(Sampler({.frequency_penalty = -0.5f}).draws_from_logits_alone());
+  EXPECT_TRUE(Sampler({.temperature = 0.0f}).shape().greedy());
   const SampleShape shape =
       Sampler({.temperature = 0.7f, .top_k = 3, .top_p = 0.5f, .min_p = 0.2f}).shape();
   EXPECT_EQ(shape.temperature, 0.7f);
@@ -156,7 +160,26 @@ TEST(Sampler, RejectsBadParameters) {
   EXPECT_THROW(Sampler({.top_p = 1.5f}), Error);
   EXPECT_THROW(Sampler({.min_p = 2.0f}), Error);
   EXPECT_THROW(Sampler({.repetition_penalty = 0.0f}), Error);
-  EXPECT_THROW(Sampler({.top_k = -1}), Error);
+  EXPECT_THROW(Sampler({.top_k = -2}), Error);
+  EXPECT_THROW(Sampler({.presence_penalty = 2.5f}), Error);
+  EXPECT_THROW(Sampler({.frequency_penalty = -3.0f}), Error);
+  EXPECT_NO_THROW(Sampler({.top_k = -1}));  // vLLM's spelling of "off"
+  EXPECT_EQ(Sampler({.temperature = 1.0f, .top_k = -1}).shape().top_k, 0);
+}
+
+// OpenAI's penalties, over the generated tokens: minus frequency x count, minus presence once.
+TEST(Sampler, PresenceAndFrequencyPenaltiesAsOpenAI) {
+  const std::vector<float> logits = {1.0f, 1.2f, 1.1f, 0.0f};
+  const std::vector<int32_t> history = {0, 1, 1};
+  // Token 1 was generated twice: 1.2 - 2 * 0.1 - 0.0 = 1.0; token 2 (1.1) now wins.
+  EXPECT_EQ(Sampler({.frequency_penalty = 0.1f}).sample(logits, history, history).id, 2);
+  // Presence alone: 1.2 - 0.15 = 1.05 < 1.1.
+  EXPECT_EQ(Sampler({.presence_penalty = 0.15f}).sample(logits, history, history).id, 2);
+  // Tokens of the prompt only (not generated) are not penalized.
+  EXPECT_EQ(Sampler({.presence_penalty = 0.15f}).sample(logits, history, {}).id, 1);
+  // A negative penalty encourages repeats: token 0 (1.0 + 0.3) wins.
+  EXPECT_EQ(
+      Sampler({.presence_penalty = -0.3f}).sample(logits, history, std::vector<int32_t>{0}).id, 0);
 }
 
 }  // namespace

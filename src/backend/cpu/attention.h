@@ -3,6 +3,9 @@
 
 #include <cstdint>
 
+#include "model/batch.h"
+#include "model/kv_cache.h"
+
 namespace fp8llm::cpu {
 
 // For each new token i (absolute position past + i) and query head h:
@@ -15,5 +18,12 @@ namespace fp8llm::cpu {
 // out may be q. Throws std::invalid_argument when heads is not a multiple of kv_heads.
 void attention(const float* q, int64_t t, int64_t heads, int64_t kv_heads, int64_t head_dim,
                const float* k_cache, const float* v_cache, int64_t past, float* out);
+
+// The same over a paged cache (one layer of `kv`): token i of the batch attends to positions
+// 0 .. positions[i] of its sequence, each found through the sequence's block table. Keys and
+// values held in bf16 or FP8 are widened to fp32 first (exactly: bf16 -> fp32, e4m3 code times
+// its scale); the arithmetic is then that of attention() above, bit for bit.
+void paged_attention(const float* q, int64_t heads, const KvCacheSpec& spec, const KvLayer& kv,
+                     const BatchView& batch, float* out);
 
 }  // namespace fp8llm::cpu

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/kv_rows.h"
 #include "backend/cpu/linear.h"
 #include "backend/cpu/ops.h"
 #include "core/error.h"
@@ -27,12 +28,9 @@ std::vector<float> to_f32_vector(const HostTensor& t) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights, CpuBackendOptions options)
+CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights)
     : config_(config),
       weights_(std::move(weights)),
-      capacity_(options.max_context > 0
-                    ? std::min(options.max_context, config.max_position_embeddings)
-                    : config.max_position_embeddings),
       rope_(rope_params(config.rope), config.head_dim) {
   FP8LLM_CHECK(static_cast<int64_t>(weights_.layers.size()) == config.num_layers,
                "CPU backend: {} layers of weights for a {}-layer config", weights_.layers.size(),
@@ -46,27 +44,17 @@ CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights, CpuBacken
       biases.push_back(to_f32_vector(layer_linear(l, kind).bias));
   }
   final_norm_ = to_f32_vector(weights_.final_norm);
-  k_cache_.resize(static_cast<size_t>(config.num_layers));
-  v_cache_.resize(static_cast<size_t>(config.num_layers));
 }
 
-void CpuBackend::begin_forward(int64_t /*tokens*/, int64_t /*past*/) {
-  arena_.clear();
+BatchView CpuBackend::prepare(const Batch& batch) {
+  return host_view(batch);  // the host arrays are where this backend reads them
 }
 
-Act CpuBackend::alloc(int64_t rows, int64_t cols) {
-  arena_.emplace_back(static_cast<size_t>(rows * cols));
-  return {arena_.back().data(), rows, cols};
-}
-
-Act CpuBackend::rows(Act a, int64_t begin, int64_t count) {
-  return {f32(a) + begin * a.cols, count, a.cols};
-}
-
-void CpuBackend::embed(std::span<const int32_t> ids, Act out) {
+void CpuBackend::embed(const BatchView& batch, Act out) {
   const HostTensor& table = weights_.embed;
   const int64_t vocab = table.shape[0], hidden = table.shape[1];
   const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(table.dtype);
+  const std::span<const int32_t> ids(batch.token_ids, static_cast<size_t>(batch.num_tokens));
   for (size_t t = 0; t < ids.size(); ++t) {
     FP8LLM_CHECK(ids[t] >= 0 && ids[t] < vocab, "token id {} is out of range (vocabulary of {})",
                  ids[t], vocab);
@@ -122,25 +110,35 @@ void CpuBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
   }
 }
 
-void CpuBackend::rope(Act x, int64_t heads, std::span<const int64_t> positions) {
-  cpu::apply_rope(f32(x), x.rows, heads, config_.head_dim, positions, rope_);
+void CpuBackend::rope(Act x, int64_t heads, const BatchView& batch) {
+  cpu::apply_rope(f32(x), x.rows, heads, config_.head_dim,
+                  std::span<const int64_t>(batch.positions, static_cast<size_t>(batch.num_tokens)),
+                  rope_);
 }
 
-void CpuBackend::attention(int64_t layer, Act q, Act k, Act v, int64_t past, Act out) {
-  const int64_t kv_dim = config_.num_kv_heads * config_.head_dim;
-  const auto l = static_cast<size_t>(layer);
-  const auto needed = static_cast<size_t>((past + q.rows) * kv_dim);
-  FP8LLM_CHECK(past + q.rows <= capacity_, "context of {} positions exceeded", capacity_);
-  FP8LLM_CHECK(static_cast<int64_t>(k_cache_[l].size()) >= past * kv_dim,
-               "attention: the cache holds fewer than {} positions", past);
-  k_cache_[l].resize(needed);
-  v_cache_[l].resize(needed);
-  std::memcpy(k_cache_[l].data() + past * kv_dim, f32(k),
-              sizeof(float) * static_cast<size_t>(k.rows * kv_dim));
-  std::memcpy(v_cache_[l].data() + past * kv_dim, f32(v),
-              sizeof(float) * static_cast<size_t>(v.rows * kv_dim));
-  cpu::attention(f32(q), q.rows, config_.num_heads, config_.num_kv_heads, config_.head_dim,
-                 k_cache_[l].data(), v_cache_[l].data(), past, f32(out));
+void CpuBackend::append_kv(int64_t layer, Act k, Act v, const KvCacheView& kv,
+                           const BatchView& batch) {
+  const KvLayer& l = kv.layers[static_cast<size_t>(layer)];
+  const cpu::KvRows k_rows(kv.spec, l.k, l.k_scale), v_rows(kv.spec, l.v, l.v_scale);
+  const int64_t row = kv.spec.row_elements();
+  FP8LLM_CHECK(k.cols == row && v.cols == row && k.rows == batch.num_tokens,
+               "append_kv: k/v [{}, {}] for {} tokens of {} values", k.rows, k.cols,
+               batch.num_tokens, row);
+  for (int64_t t = 0; t < batch.num_tokens; ++t) {
+    const int64_t slot = batch.slots[t];
+    FP8LLM_CHECK(slot >= 0 && slot < kv.spec.slots(), "append_kv: slot {} outside the cache ({})",
+                 slot, kv.spec.slots());
+    k_rows.store(slot, f32(k) + t * row);
+    v_rows.store(slot, f32(v) + t * row);
+  }
+}
+
+void CpuBackend::attention(int64_t layer, Act q, const KvCacheView& kv, const BatchView& batch,
+                           Act out) {
+  FP8LLM_CHECK(q.rows == batch.num_tokens && q.cols == config_.num_heads * config_.head_dim,
+               "attention: q [{}, {}] for {} tokens", q.rows, q.cols, batch.num_tokens);
+  cpu::paged_attention(f32(q), config_.num_heads, kv.spec, kv.layers[static_cast<size_t>(layer)],
+                       batch, f32(out));
 }
 
 void CpuBackend::silu_mul(Act gate, Act up, Act out) {
@@ -151,18 +149,18 @@ void CpuBackend::add(Act x, Act y) {
   cpu::add_inplace(f32(x), f32(y), x.rows * x.cols);
 }
 
+void CpuBackend::gather_rows(Act in, const BatchView& batch, Act out) {
+  FP8LLM_CHECK(out.rows == batch.num_logit_rows && out.cols == in.cols,
+               "gather_rows: [{}, {}] for {} rows of {}", out.rows, out.cols, batch.num_logit_rows,
+               in.cols);
+  for (int64_t i = 0; i < out.rows; ++i) {
+    std::memcpy(f32(out) + i * out.cols, f32(in) + int64_t{batch.logit_rows[i]} * in.cols,
+                sizeof(float) * static_cast<size_t>(in.cols));
+  }
+}
+
 void CpuBackend::read(Act in, float* host_out) {
   std::memcpy(host_out, f32(in), sizeof(float) * static_cast<size_t>(in.rows * in.cols));
-}
-
-TopToken CpuBackend::top_token(Act logits) {
-  FP8LLM_CHECK(logits.rows == 1, "top_token: {} rows, expected one", logits.rows);
-  return fp8llm::top_token(std::span<const float>(f32(logits), static_cast<size_t>(logits.cols)));
-}
-
-void CpuBackend::reset_cache() {
-  for (auto& c : k_cache_) c.clear();
-  for (auto& c : v_cache_) c.clear();
 }
 
 }  // namespace fp8llm

@@ -17,6 +17,13 @@ int64_t round_up(int64_t v, int64_t to) {
 
 }  // namespace
 
+void Fp8Linear::reserve(int64_t rows, int64_t k) {
+  // The layout forward_impl uses, with every row's scales counted twice (either split).
+  const int64_t q_bytes = round_up(rows * k, 256);
+  const int64_t s_bytes = round_up(activation_scale_elems(Fp8Scheme::Block, rows, k) * 4, 256);
+  scratch_.reserve_discard(static_cast<size_t>(q_bytes + 2 * s_bytes + 512));
+}
+
 int64_t Fp8Linear::cublaslt_rows(const Fp8DeviceWeight& w, int64_t m) {
   if (m < kFp8LinearMinCublasRows) return 0;
   const bool block = w.scheme == Fp8Scheme::Block;

@@ -64,8 +64,9 @@ class Fp8Linear {
   // Rows of an M-row call that forward() sends to cuBLASLt (the rest go to the small-M kernel).
   static int64_t cublaslt_rows(const Fp8DeviceWeight& w, int64_t m);
   Fp8Accumulation accumulation() const { return accumulation_; }
-  // The scratch buffer's address: a recorded decode step (graph.h) is valid while it stays put.
-  const void* scratch() const { return scratch_.data(); }
+  // Sizes the scratch for inputs of up to `rows` x `k` once, so that it never moves afterwards: a
+  // recorded pass (graph.h) keeps its address.
+  void reserve(int64_t rows, int64_t k);
 
  private:
   template <typename T>

@@ -19,12 +19,6 @@ unsigned blocks_for(int64_t count, int threads) {
   return static_cast<unsigned>((count + threads - 1) / threads);
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
 __global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
                              const int32_t* __restrict__ ids, int64_t hidden,
                              float* __restrict__ out) {
@@ -97,183 +91,19 @@ __global__ void rope_kernel(float* x, int64_t heads, int64_t head_dim,
   }
 }
 
-// grid (heads + kv_heads, tokens): blocks below `heads` rotate a head of q; the others rotate a
-// head of k and write it, with the same head of v, into the caches at row positions[t]. The same
-// arithmetic as rope_kernel.
-__global__ void rope_qk_append_kernel(float* q, float* k, const float* __restrict__ v,
-                                      int64_t heads, int64_t kv_heads, int64_t head_dim,
-                                      const int64_t* __restrict__ positions,
-                                      const float* __restrict__ inv_freq,
-                                      float* __restrict__ k_cache, float* __restrict__ v_cache) {
-  const int64_t hh = blockIdx.x;
-  const int64_t t = blockIdx.y;
-  const int64_t half = head_dim / 2;
-  const bool is_q = hh < heads;
-  const int64_t h = is_q ? hh : hh - heads;
-  const int64_t kv_dim = kv_heads * head_dim;
-  float* x = is_q ? q + (t * heads + h) * head_dim : k + t * kv_dim + h * head_dim;
-  const int64_t pos = positions[t];
-  const float fpos = static_cast<float>(pos);
-  float* kc = k_cache + pos * kv_dim + h * head_dim;
-  float* vc = v_cache + pos * kv_dim + h * head_dim;
-  const float* vr = v + t * kv_dim + h * head_dim;
-  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-    const double angle = static_cast<double>(__fmul_rn(inv_freq[i], fpos));
-    const float c = static_cast<float>(cos(angle));
-    const float s = static_cast<float>(sin(angle));
-    const float a = x[i];
-    const float b = x[i + half];
-    const float lo = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-    const float hi = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
-    x[i] = lo;
-    x[i + half] = hi;
-    if (!is_q) {
-      kc[i] = lo;
-      kc[i + half] = hi;
-      vc[i] = vr[i];
-      vc[i + half] = vr[i + half];
-    }
-  }
-}
-
-constexpr int kAttnWarps = 8;
-
-// grid (heads, tokens, splits), kAttnWarps warps. Block z takes the z-th of `splits` equal ranges
-// of the keys; its warp w takes keys w, w + kAttnWarps, ... of the range; lane l holds head
-// elements l*kPer .. l*kPer + kPer - 1. Each warp keeps its own online-softmax state; the warps'
-// states are merged at the end. With one split the block writes the output. With several (decoding:
-// one query row has too few blocks to fill the GPU) each block writes its (max, sum, weighted
-// values) to `partial`, and the last block of a (token, head) to finish, counted in `counters`
-// (zero between launches: the last block resets its count), merges them. The ranges follow the
-// position read on the device, so a recorded decode step replays at any length.
-template <int kPer>
-__global__ void __launch_bounds__(kAttnWarps * 32)
-    attention_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                     const float* __restrict__ k_cache, const float* __restrict__ v_cache,
-                     const int64_t* __restrict__ positions, float scale, float* __restrict__ out,
-                     int splits, float* __restrict__ partial, int* __restrict__ counters) {
-  __shared__ bool s_last;
-  __shared__ float s_m[kAttnWarps];
-  __shared__ float s_l[kAttnWarps];
-  __shared__ float s_acc[kAttnWarps][kPer * 32];
-  const int64_t h = blockIdx.x;
-  const int64_t t = blockIdx.y;
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int64_t kvh = h / (heads / kv_heads);
-  const int64_t kv_dim = kv_heads * head_dim;
-  const int64_t keys = positions[t] + 1;  // causal: the keys up to this token's position
-
-  float qv[kPer];
-  float acc[kPer];
-  const float* qr = q + (t * heads + h) * head_dim;
-#pragma unroll
-  for (int e = 0; e < kPer; ++e) {
-    const int64_t d = lane * kPer + e;
-    qv[e] = d < head_dim ? qr[d] : 0.0f;
-    acc[e] = 0.0f;
-  }
-  const int64_t chunk = (keys + splits - 1) / splits;
-  const int64_t j_begin = static_cast<int64_t>(blockIdx.z) * chunk;
-  const int64_t j_end = j_begin + chunk < keys ? j_begin + chunk : keys;
-  float m = -INFINITY;
-  float l = 0.0f;
-  for (int64_t j = j_begin + warp; j < j_end; j += kAttnWarps) {
-    const float* kr = k_cache + j * kv_dim + kvh * head_dim;
-    const float* vr = v_cache + j * kv_dim + kvh * head_dim;
-    float dot = 0.0f;
-#pragma unroll
-    for (int e = 0; e < kPer; ++e) {
-      const int64_t d = lane * kPer + e;
-      if (d < head_dim) dot += qv[e] * kr[d];
-    }
-    const float s = warp_sum(dot) * scale;
-    const float m_new = fmaxf(m, s);
-    const float corr = expf(m - m_new);
-    const float p = expf(s - m_new);
-    l = l * corr + p;
-#pragma unroll
-    for (int e = 0; e < kPer; ++e) {
-      const int64_t d = lane * kPer + e;
-      const float vv = d < head_dim ? vr[d] : 0.0f;
-      acc[e] = acc[e] * corr + p * vv;
-    }
-    m = m_new;
-  }
-  if (lane == 0) {
-    s_m[warp] = m;
-    s_l[warp] = l;
-  }
-#pragma unroll
-  for (int e = 0; e < kPer; ++e) s_acc[warp][lane * kPer + e] = acc[e];
-  __syncthreads();
-  float big = -INFINITY;
-#pragma unroll
-  for (int w = 0; w < kAttnWarps; ++w) big = fmaxf(big, s_m[w]);
-  float weights[kAttnWarps];
-  float total = 0.0f;
-#pragma unroll
-  for (int w = 0; w < kAttnWarps; ++w) {
-    weights[w] = s_m[w] == -INFINITY ? 0.0f : expf(s_m[w] - big);
-    total += s_l[w] * weights[w];
-  }
-  float* o = out + (t * heads + h) * head_dim;
-  if (splits == 1) {
-    const float inv = 1.0f / total;
-    for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
-      float sum = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
-      o[d] = sum * inv;
-    }
-    return;
-  }
-  const int64_t row = t * heads + h;
-  const int64_t stride = head_dim + 2;
-  float* mine = partial + (row * splits + blockIdx.z) * stride;
-  for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
-    mine[2 + d] = sum;
-  }
-  if (threadIdx.x == 0) {
-    mine[0] = big;
-    mine[1] = total;
-  }
-  __threadfence();  // this block's partial is visible before it is counted
-  __syncthreads();
-  if (threadIdx.x == 0) s_last = atomicAdd(counters + row, 1) == splits - 1;
-  __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  const float* parts = partial + row * splits * stride;
-  float top = -INFINITY;
-  for (int z = 0; z < splits; ++z) top = fmaxf(top, __ldcg(parts + z * stride));
-  float denominator = 0.0f;
-  for (int z = 0; z < splits; ++z) {
-    const float mz = __ldcg(parts + z * stride);
-    if (mz != -INFINITY) denominator += __ldcg(parts + z * stride + 1) * expf(mz - top);
-  }
-  const float inv = 1.0f / denominator;
-  for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
-    float sum = 0.0f;
-    for (int z = 0; z < splits; ++z) {
-      const float mz = __ldcg(parts + z * stride);
-      if (mz != -INFINITY) sum += __ldcg(parts + z * stride + 2 + d) * expf(mz - top);
-    }
-    o[d] = sum * inv;
-  }
-  if (threadIdx.x == 0) counters[row] = 0;
-}
-
-// One block: the first index of the largest logit, then log(sum(exp(logit - max))) summed in
-// double, as the host's top_token does.
+// One block per row (rows[blockIdx.x] of logits, or row blockIdx.x without `rows`): the first
+// index of the largest logit, then log(sum(exp(logit - max))) summed in double, as the host's
+// top_token does.
 constexpr int kTopThreads = 1024;
 
 __global__ void __launch_bounds__(kTopThreads)
-    top_token_kernel(const float* __restrict__ logits, int64_t n, int32_t* __restrict__ id_out,
-                     float* __restrict__ logprob_out) {
+    top_token_kernel(const float* __restrict__ all_logits, int64_t n,
+                     const int32_t* __restrict__ rows, int32_t* __restrict__ ids,
+                     float* __restrict__ logprobs) {
+  const int64_t row = rows != nullptr ? rows[blockIdx.x] : blockIdx.x;
+  const float* logits = all_logits + row * n;
+  int32_t* id_out = ids + blockIdx.x;
+  float* logprob_out = logprobs + blockIdx.x;
   __shared__ float s_val[kTopThreads / 32];
   __shared__ int64_t s_idx[kTopThreads / 32];
   const int lane = threadIdx.x & 31;
@@ -323,13 +153,20 @@ __global__ void __launch_bounds__(kTopThreads)
   }
 }
 
-// One block: a draw from softmax(logits / T) by inverse transform in index order. Each thread
-// sums exp((logit - max) / T) over its contiguous slice (in double); a scan over the threads finds
-// the slice where the running sum passes uniform * total, and that thread walks its slice.
+// One block per draw (of row rows[blockIdx.x]): a draw from softmax(logits / T) by inverse
+// transform in index order. Each thread sums exp((logit - max) / T) over its contiguous slice (in
+// double); a scan over the threads finds the slice where the running sum passes uniform * total,
+// and that thread walks its slice.
 __global__ void __launch_bounds__(kTopThreads)
-    sample_token_kernel(const float* __restrict__ logits, int64_t n, float inv_temperature,
-                        double uniform, int32_t* __restrict__ id_out,
-                        float* __restrict__ logprob_out) {
+    sample_token_kernel(const float* __restrict__ all_logits, int64_t n,
+                        const int32_t* __restrict__ rows, const float* __restrict__ temperatures,
+                        const double* __restrict__ uniforms, int32_t* __restrict__ ids,
+                        float* __restrict__ logprobs) {
+  const float* logits = all_logits + static_cast<int64_t>(rows[blockIdx.x]) * n;
+  const float inv_temperature = 1.0f / temperatures[blockIdx.x];
+  const double uniform = uniforms[blockIdx.x];
+  int32_t* id_out = ids + blockIdx.x;
+  float* logprob_out = logprobs + blockIdx.x;
   __shared__ double s_scan[kTopThreads];
   __shared__ float s_max[kTopThreads / 32];
   __shared__ int64_t s_pick;
@@ -385,16 +222,12 @@ __global__ void __launch_bounds__(kTopThreads)
   }
 }
 
-// grid (tokens); copies row t of k and v into the caches at row positions[t].
-__global__ void kv_append_kernel(const float* __restrict__ k, const float* __restrict__ v,
-                                 int64_t kv_dim, const int64_t* __restrict__ positions,
-                                 float* __restrict__ k_cache, float* __restrict__ v_cache) {
-  const int64_t t = blockIdx.x;
-  const int64_t row = positions[t];
-  for (int64_t i = threadIdx.x; i < kv_dim; i += kThreads) {
-    k_cache[row * kv_dim + i] = k[t * kv_dim + i];
-    v_cache[row * kv_dim + i] = v[t * kv_dim + i];
-  }
+// grid (rows): out[i] = in[rows[i]].
+__global__ void gather_rows_kernel(const float* __restrict__ in, int64_t cols,
+                                   const int32_t* __restrict__ rows, float* __restrict__ out) {
+  const float* src = in + static_cast<int64_t>(rows[blockIdx.x]) * cols;
+  float* dst = out + static_cast<int64_t>(blockIdx.x) * cols;
+  for (int64_t i = threadIdx.x; i < cols; i += kThreads) dst[i] = src[i];
 }
 
 __global__ void silu_mul_kernel(const float* gate, const float* up, int64_t count, float* out) {
@@ -506,72 +339,34 @@ void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_heads,
-                      int64_t head_dim, const float* k_cache, const float* v_cache,
-                      const int64_t* positions, float* out, cudaStream_t stream,
-                      const AttentionSplit& split) {
-  if (tokens <= 0) return;
-  if (head_dim > kAttentionMaxHeadDim || kv_heads <= 0 || heads % kv_heads != 0)
-    throw std::invalid_argument("launch_attention: unsupported head layout");
-  const int splits = split.splits > 1 ? split.splits : 1;
-  if (splits > 1 && (split.partial == nullptr || split.counters == nullptr))
-    throw std::invalid_argument("launch_attention: splitting needs scratch");
-  const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(tokens),
-                  static_cast<unsigned>(splits));
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const int threads = kAttnWarps * 32;
-  if (head_dim <= 64) {
-    attention_kernel<2><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, positions, scale, out, splits,
-                                                      split.partial, split.counters);
-  } else if (head_dim <= 128) {
-    attention_kernel<4><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, positions, scale, out, splits,
-                                                      split.partial, split.counters);
-  } else {
-    attention_kernel<8><<<grid, threads, 0, stream>>>(q, heads, kv_heads, head_dim, k_cache,
-                                                      v_cache, positions, scale, out, splits,
-                                                      split.partial, split.counters);
-  }
-  CUDA_CHECK_LAUNCH();
-}
-
 void launch_top_token(const float* logits, int64_t n, int32_t* id_out, float* logprob_out,
                       cudaStream_t stream) {
-  if (n <= 0) throw std::invalid_argument("launch_top_token: no logits");
-  top_token_kernel<<<1, kTopThreads, 0, stream>>>(logits, n, id_out, logprob_out);
+  launch_top_tokens(logits, n, nullptr, 1, id_out, logprob_out, stream);
+}
+
+void launch_top_tokens(const float* logits, int64_t n, const int32_t* rows, int64_t count,
+                       int32_t* ids, float* logprobs, cudaStream_t stream) {
+  if (n <= 0) throw std::invalid_argument("launch_top_tokens: no logits");
+  if (count <= 0) return;
+  top_token_kernel<<<static_cast<unsigned>(count), kTopThreads, 0, stream>>>(logits, n, rows, ids,
+                                                                             logprobs);
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_rope_qk_append(float* q, float* k, const float* v, int64_t tokens, int64_t heads,
-                           int64_t kv_heads, int64_t head_dim, const int64_t* positions,
-                           const float* inv_freq, float* k_cache, float* v_cache,
-                           cudaStream_t stream) {
-  if (tokens <= 0) return;
-  const int64_t half = head_dim / 2;
-  const int threads = half >= 128 ? 128 : static_cast<int>((half + 31) / 32 * 32);
-  rope_qk_append_kernel<<<dim3(static_cast<unsigned>(heads + kv_heads),
-                               static_cast<unsigned>(tokens)),
-                          threads, 0, stream>>>(q, k, v, heads, kv_heads, head_dim, positions,
-                                                inv_freq, k_cache, v_cache);
+void launch_gather_rows(const float* in, int64_t cols, const int32_t* rows, int64_t count,
+                        float* out, cudaStream_t stream) {
+  if (count <= 0) return;
+  gather_rows_kernel<<<static_cast<unsigned>(count), kThreads, 0, stream>>>(in, cols, rows, out);
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_sample_token(const float* logits, int64_t n, float temperature, double uniform,
-                         int32_t* id_out, float* logprob_out, cudaStream_t stream) {
-  if (n <= 0 || !(temperature > 0.0f))
-    throw std::invalid_argument("launch_sample_token: no logits, or temperature <= 0");
-  sample_token_kernel<<<1, kTopThreads, 0, stream>>>(logits, n, 1.0f / temperature, uniform, id_out,
-                                                     logprob_out);
-  CUDA_CHECK_LAUNCH();
-}
-
-void launch_kv_append(const float* k, const float* v, int64_t tokens, int64_t kv_dim,
-                      const int64_t* positions, float* k_cache, float* v_cache,
-                      cudaStream_t stream) {
-  if (tokens <= 0) return;
-  kv_append_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, stream>>>(k, v, kv_dim, positions,
-                                                                           k_cache, v_cache);
+void launch_sample_tokens(const float* logits, int64_t n, const int32_t* rows,
+                          const float* temperatures, const double* uniforms, int64_t count,
+                          int32_t* ids, float* logprobs, cudaStream_t stream) {
+  if (n <= 0) throw std::invalid_argument("launch_sample_tokens: no logits");
+  if (count <= 0) return;
+  sample_token_kernel<<<static_cast<unsigned>(count), kTopThreads, 0, stream>>>(
+      logits, n, rows, temperatures, uniforms, ids, logprobs);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -34,36 +34,9 @@ void launch_add_rms_norm(float* x, const float* residual, int64_t rows, int64_t 
 void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
                  const int64_t* positions, const float* inv_freq, cudaStream_t stream);
 
-// launch_rope on q and on k, then launch_kv_append of the rotated k and v, in one launch.
-void launch_rope_qk_append(float* q, float* k, const float* v, int64_t tokens, int64_t heads,
-                           int64_t kv_heads, int64_t head_dim, const int64_t* positions,
-                           const float* inv_freq, float* k_cache, float* v_cache,
-                           cudaStream_t stream);
-
-// Writes k, v [tokens, kv_dim] into rows positions[t] of k/v_cache [positions, kv_dim]. The
-// positions are read on the device, so that a recorded decode step (graph.h) replays at any
-// position.
-void launch_kv_append(const float* k, const float* v, int64_t tokens, int64_t kv_dim,
-                      const int64_t* positions, float* k_cache, float* v_cache,
-                      cudaStream_t stream);
-
-// Causal GQA attention of q [tokens, heads, head_dim] (token t at position positions[t], read on
-// the device) over the cache's positions 0..positions[t] (k/v_cache [positions, kv_heads,
-// head_dim]), fp32 online softmax with scale 1/sqrt(head_dim); out [tokens, heads, head_dim].
-// head_dim <= 256.
-// Splitting each (token, head) over `splits` blocks (for one-token passes, where heads alone are
-// too few blocks): `partial` holds tokens * heads * splits * (head_dim + 2) floats and `counters`
-// tokens * heads ints, zero before the first launch (the kernel leaves them zero).
-struct AttentionSplit {
-  int splits = 1;
-  float* partial = nullptr;
-  int* counters = nullptr;
-};
-void launch_attention(const float* q, int64_t tokens, int64_t heads, int64_t kv_heads,
-                      int64_t head_dim, const float* k_cache, const float* v_cache,
-                      const int64_t* positions, float* out, cudaStream_t stream,
-                      const AttentionSplit& split = {});
-inline constexpr int64_t kAttentionMaxHeadDim = 256;
+// out[i, :] = in[rows[i], :] for i < count (rows on the device).
+void launch_gather_rows(const float* in, int64_t cols, const int32_t* rows, int64_t count,
+                        float* out, cudaStream_t stream);
 
 // out = (gate / (1 + exp(-gate))) * up (out may be gate).
 void launch_silu_mul(const float* gate, const float* up, int64_t count, float* out,
@@ -73,12 +46,18 @@ void launch_silu_mul(const float* gate, const float* up, int64_t count, float* o
 // *logprob_out (device memory), as model/top_token.h computes on the host.
 void launch_top_token(const float* logits, int64_t n, int32_t* id_out, float* logprob_out,
                       cudaStream_t stream);
+// The same for `count` rows of logits [.., n]: rows[i] (or row i when rows is null) into ids[i],
+// logprobs[i]. All pointers are device memory.
+void launch_top_tokens(const float* logits, int64_t n, const int32_t* rows, int64_t count,
+                       int32_t* ids, float* logprobs, cudaStream_t stream);
 
-// A draw from softmax(logits[0..n) / temperature) as Backend::sample_token defines it, with
-// `uniform` in [0, 1): the first index at which the running sum (index order) of
-// exp((logit - max) / temperature) exceeds uniform * total; and the raw log-softmax there.
-void launch_sample_token(const float* logits, int64_t n, float temperature, double uniform,
-                         int32_t* id_out, float* logprob_out, cudaStream_t stream);
+// For each i < count, a draw from softmax(row rows[i] of logits / temperatures[i]) as
+// model/token_picker.h defines it, with uniforms[i] in [0, 1): the first index at which the
+// running sum (index order) of exp((logit - max) / temperature) exceeds uniform * total; and the
+// raw log-softmax there, into ids[i] and logprobs[i]. All arrays are device memory.
+void launch_sample_tokens(const float* logits, int64_t n, const int32_t* rows,
+                          const float* temperatures, const double* uniforms, int64_t count,
+                          int32_t* ids, float* logprobs, cudaStream_t stream);
 
 // x = x + y.
 void launch_add(float* x, const float* y, int64_t count, cudaStream_t stream);

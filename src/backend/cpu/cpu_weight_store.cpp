@@ -1,9 +1,7 @@
-// The CPU backend's side of the state dict: its HostWeights under their checkpoint names. The
-// weights are held as loaded, so FP8 projections are the codes and F32 scales in the checkpoint
-// layout already, and every other tensor keeps its checkpoint dtype.
+#include "backend/cpu/cpu_weight_store.h"
+
 #include <cstring>
 
-#include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "model/layer_members.h"
 
@@ -26,14 +24,14 @@ const HostTensor& held(const HostWeights& w, const WeightSpec& spec) {
 
 }  // namespace
 
-HeldWeight CpuBackend::held_weight(const WeightSpec& spec) const {
+HeldWeight CpuWeightStore::held_weight(const WeightSpec& spec) const {
   const HostTensor& t = held(weights_, spec);
   const HostLinear* lin = projection(weights_, spec);
   if (lin != nullptr && lin->scheme) return {DType::F8_E4M3, lin->scheme};
   return {t.dtype, std::nullopt};
 }
 
-void CpuBackend::read_weight(const WeightSpec& spec, std::span<std::byte> values,
+void CpuWeightStore::read_weight(const WeightSpec& spec, std::span<std::byte> values,
                              std::span<float> scales) const {
   const HostTensor& t = held(weights_, spec);
   if (!values.empty()) {

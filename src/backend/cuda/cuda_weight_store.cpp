@@ -1,10 +1,7 @@
-// The CUDA backend's side of the state dict: each tensor copied from its slot of the weight arena
-// to the host, one at a time. FP8 projections are their e4m3 codes plus their fp32 scales; block
-// scales live on the device with rows padded to a multiple of 4 for cuBLASLt, and are copied
-// without the padding (the checkpoint layout). Everything else is held, and returned, as bf16.
+#include "backend/cuda/cuda_weight_store.h"
+
 #include <cuda_runtime.h>
 
-#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/error.h"
 #include "model/layer_members.h"
@@ -35,20 +32,20 @@ const DeviceTensorSlot& slot_of(const DeviceWeights& w, const WeightSpec& spec) 
 
 }  // namespace
 
-HeldWeight CudaBackend::held_weight(const WeightSpec& spec) const {
+HeldWeight CudaWeightStore::held_weight(const WeightSpec& spec) const {
   slot_of(weights_, spec);
   const DeviceLinear* lin = projection(weights_, spec);
   if (lin != nullptr && lin->is_fp8()) return {DType::F8_E4M3, lin->fp8.scheme};
   return {DType::BF16, std::nullopt};
 }
 
-void CudaBackend::read_weight(const WeightSpec& spec, std::span<std::byte> values,
+void CudaWeightStore::read_weight(const WeightSpec& spec, std::span<std::byte> values,
                               std::span<float> scales) const {
   const DeviceTensorSlot& s = slot_of(weights_, spec);
   const DeviceLinear* lin = projection(weights_, spec);
   const bool fp8 = lin != nullptr && lin->is_fp8();
   // The weights were written on the backend's stream; let that work finish before reading.
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
   if (!values.empty()) {
     const auto bytes = static_cast<size_t>(s.rows * s.cols) * (fp8 ? 1 : 2);
     FP8LLM_CHECK(values.size() == bytes, "{}: {} bytes asked for, the tensor has {}", spec.name,

@@ -1,0 +1,358 @@
+// Kernels of paged_attention.h.
+#include <cmath>
+#include <stdexcept>
+
+#include "backend/cuda/kernels/fp8_device.cuh"
+#include "backend/cuda/kernels/paged_attention.h"
+#include "backend/cuda/runtime/cuda_check.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+using detail::e4m3_to_float;
+using detail::fp8_quantize;
+using detail::fp8_weight_scale_from_amax;
+using detail::nan_max;
+
+// One element of a cached row, widened to fp32 as the CPU's KvRows widens it.
+__device__ __forceinline__ float kv_load(const float* p, int64_t i, float) {
+  return p[i];
+}
+__device__ __forceinline__ float kv_load(const __nv_bfloat16* p, int64_t i, float) {
+  return __bfloat162float(p[i]);
+}
+__device__ __forceinline__ float kv_load(const uint8_t* p, int64_t i, float scale) {
+  return __fmul_rn(e4m3_to_float(p[i]), scale);
+}
+
+__device__ __forceinline__ void kv_store(float* p, int64_t i, float x, float) {
+  p[i] = x;
+}
+__device__ __forceinline__ void kv_store(__nv_bfloat16* p, int64_t i, float x, float) {
+  p[i] = __float2bfloat16_rn(x);
+}
+__device__ __forceinline__ void kv_store(uint8_t* p, int64_t i, float x, float scale) {
+  p[i] = fp8_quantize(x, scale);
+}
+
+constexpr int kAppendThreads = 128;
+
+// The largest |x| of the block's values (NaN kept, as the activation quantizer keeps it).
+__device__ float block_amax(float v, float* s_warp) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = detail::warp_max<true>(v);
+  if (lane == 0) s_warp[warp] = v;
+  __syncthreads();
+  float r = s_warp[0];
+  for (int w = 1; w < kAppendThreads / 32; ++w) r = nan_max(r, s_warp[w]);
+  __syncthreads();
+  return r;
+}
+
+// grid (q heads + kv heads when rotating, else kv heads; tokens). A q block rotates its head in
+// place and is done; a kv block rotates its head of k (when rotating) and writes it and the same
+// head of v into the cache. The rotation is rope_kernel's arithmetic.
+template <typename T>
+__global__ void __launch_bounds__(kAppendThreads)
+    rope_append_kernel(float* q, float* k, const float* __restrict__ v, int64_t heads,
+                       int64_t kv_heads, int64_t head_dim, const float* __restrict__ inv_freq,
+                       const int64_t* __restrict__ positions, const int64_t* __restrict__ slots,
+                       T* __restrict__ k_cache, T* __restrict__ v_cache,
+                       float* __restrict__ k_scale, float* __restrict__ v_scale) {
+  __shared__ float s_warp[kAppendThreads / 32];
+  const int64_t t = blockIdx.y;
+  const bool rotate = inv_freq != nullptr;
+  const int64_t q_blocks = rotate ? heads : 0;
+  const bool is_q = static_cast<int64_t>(blockIdx.x) < q_blocks;
+  const int64_t h = is_q ? blockIdx.x : blockIdx.x - q_blocks;
+  float* x = is_q ? q + (t * heads + h) * head_dim : k + (t * kv_heads + h) * head_dim;
+  const int64_t half = head_dim / 2;
+  if (rotate) {
+    const float pos = static_cast<float>(positions[t]);
+    for (int64_t i = threadIdx.x; i < half; i += kAppendThreads) {
+      const double angle = static_cast<double>(__fmul_rn(inv_freq[i], pos));
+      const float c = static_cast<float>(cos(angle));
+      const float s = static_cast<float>(sin(angle));
+      const float a = x[i];
+      const float b = x[i + half];
+      x[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+      x[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+    }
+  }
+  if (is_q) return;
+  __syncthreads();  // the rotated head is read by other threads below
+  const float* vr = v + (t * kv_heads + h) * head_dim;
+  const int64_t slot = slots[t];
+  T* kd = k_cache + (slot * kv_heads + h) * head_dim;
+  T* vd = v_cache + (slot * kv_heads + h) * head_dim;
+  float ks = 1.0f, vs = 1.0f;
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    float ka = 0.0f, va = 0.0f;
+    for (int64_t i = threadIdx.x; i < head_dim; i += kAppendThreads) {
+      ka = nan_max(ka, fabsf(x[i]));
+      va = nan_max(va, fabsf(vr[i]));
+    }
+    ks = fp8_weight_scale_from_amax(block_amax(ka, s_warp));
+    vs = fp8_weight_scale_from_amax(block_amax(va, s_warp));
+    if (threadIdx.x == 0) {
+      k_scale[slot * kv_heads + h] = ks;
+      v_scale[slot * kv_heads + h] = vs;
+    }
+  }
+  for (int64_t i = threadIdx.x; i < head_dim; i += kAppendThreads) {
+    kv_store(kd, i, x[i], ks);
+    kv_store(vd, i, vr[i], vs);
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+constexpr int kAttnWarps = 8;
+
+// grid (heads, tokens, kDecodeMaxSplits when kSplit else 1), kAttnWarps warps. The block takes a
+// range of the token's keys (all of them without kSplit); its warp w takes keys w, w + kAttnWarps,
+// ... of the range; lane l holds head elements l*kPer .. l*kPer + kPer - 1. Each warp keeps its own
+// online-softmax state; the warps' states are merged in warp order. A token of one range writes
+// its output; with several, each range writes (max, sum, weighted values) to `partial`, and the
+// last to finish (counted in `counters`, which it resets) merges them in range order.
+template <typename T, int kPer, bool kSplit>
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    paged_attention_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads,
+                           int64_t head_dim, int64_t token_offset,
+                           const int64_t* __restrict__ positions,
+                           const int32_t* __restrict__ token_seq,
+                           const int32_t* __restrict__ block_tables, int64_t max_blocks,
+                           int64_t block_size, const T* __restrict__ k_cache,
+                           const T* __restrict__ v_cache, const float* __restrict__ k_scale,
+                           const float* __restrict__ v_scale, float scale, float* __restrict__ out,
+                           float* __restrict__ partial, int* __restrict__ counters) {
+  __shared__ bool s_last;
+  __shared__ float s_m[kAttnWarps];
+  __shared__ float s_l[kAttnWarps];
+  __shared__ float s_acc[kAttnWarps][kPer * 32];
+  const int64_t h = blockIdx.x;
+  const int64_t t = token_offset + blockIdx.y;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int64_t kvh = h / (heads / kv_heads);
+  const int64_t keys = positions[t] + 1;
+  int64_t chunk = keys, splits = 1;
+  if constexpr (kSplit) {
+    chunk = (keys + kDecodeMaxSplits - 1) / kDecodeMaxSplits;
+    chunk = chunk > kDecodeChunk ? chunk : kDecodeChunk;
+    chunk = (chunk + 31) / 32 * 32;
+    splits = (keys + chunk - 1) / chunk;
+    if (static_cast<int64_t>(blockIdx.z) >= splits) return;
+  }
+  const int32_t* table = block_tables + static_cast<int64_t>(token_seq[t]) * max_blocks;
+
+  float qv[kPer];
+  float acc[kPer];
+  const float* qr = q + (t * heads + h) * head_dim;
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    const int64_t d = lane * kPer + e;
+    qv[e] = d < head_dim ? qr[d] : 0.0f;
+    acc[e] = 0.0f;
+  }
+  const int64_t j_begin = static_cast<int64_t>(blockIdx.z) * chunk;
+  const int64_t j_end = j_begin + chunk < keys ? j_begin + chunk : keys;
+  float m = -INFINITY;
+  float l = 0.0f;
+  for (int64_t j = j_begin + warp; j < j_end; j += kAttnWarps) {
+    const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
+    const int64_t row = (slot * kv_heads + kvh) * head_dim;
+    const float ks = k_scale != nullptr ? k_scale[slot * kv_heads + kvh] : 1.0f;
+    const float vs = v_scale != nullptr ? v_scale[slot * kv_heads + kvh] : 1.0f;
+    float dot = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) {
+      const int64_t d = lane * kPer + e;
+      if (d < head_dim) dot += qv[e] * kv_load(k_cache + row, d, ks);
+    }
+    const float s = warp_sum(dot) * scale;
+    const float m_new = fmaxf(m, s);
+    const float corr = expf(m - m_new);
+    const float p = expf(s - m_new);
+    l = l * corr + p;
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) {
+      const int64_t d = lane * kPer + e;
+      const float vv = d < head_dim ? kv_load(v_cache + row, d, vs) : 0.0f;
+      acc[e] = acc[e] * corr + p * vv;
+    }
+    m = m_new;
+  }
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_l[warp] = l;
+  }
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) s_acc[warp][lane * kPer + e] = acc[e];
+  __syncthreads();
+  float big = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kAttnWarps; ++w) big = fmaxf(big, s_m[w]);
+  float weights[kAttnWarps];
+  float total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kAttnWarps; ++w) {
+    weights[w] = s_m[w] == -INFINITY ? 0.0f : expf(s_m[w] - big);
+    total += s_l[w] * weights[w];
+  }
+  float* o = out + (t * heads + h) * head_dim;
+  if (splits == 1) {
+    const float inv = 1.0f / total;
+    for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
+      o[d] = sum * inv;
+    }
+    return;
+  }
+  const int64_t row = (t - token_offset) * heads + h;
+  const int64_t stride = head_dim + 2;
+  float* mine = partial + (row * kDecodeMaxSplits + blockIdx.z) * stride;
+  for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kAttnWarps; ++w) sum += s_acc[w][d] * weights[w];
+    mine[2 + d] = sum;
+  }
+  if (threadIdx.x == 0) {
+    mine[0] = big;
+    mine[1] = total;
+  }
+  __threadfence();  // this block's partial is visible before it is counted
+  __syncthreads();
+  if (threadIdx.x == 0) s_last = atomicAdd(counters + row, 1) == splits - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const float* parts = partial + row * kDecodeMaxSplits * stride;
+  float top = -INFINITY;
+  for (int64_t z = 0; z < splits; ++z) top = fmaxf(top, __ldcg(parts + z * stride));
+  float denominator = 0.0f;
+  for (int64_t z = 0; z < splits; ++z) {
+    const float mz = __ldcg(parts + z * stride);
+    if (mz != -INFINITY) denominator += __ldcg(parts + z * stride + 1) * expf(mz - top);
+  }
+  const float inv = 1.0f / denominator;
+  for (int64_t d = threadIdx.x; d < head_dim; d += kAttnWarps * 32) {
+    float sum = 0.0f;
+    for (int64_t z = 0; z < splits; ++z) {
+      const float mz = __ldcg(parts + z * stride);
+      if (mz != -INFINITY) sum += __ldcg(parts + z * stride + 2 + d) * expf(mz - top);
+    }
+    o[d] = sum * inv;
+  }
+  if (threadIdx.x == 0) counters[row] = 0;
+}
+
+template <typename T>
+void append_typed(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
+                  int64_t head_dim, const float* inv_freq, const PagedBatch& b, const PagedKv& kv,
+                  cudaStream_t stream) {
+  const int64_t blocks = (inv_freq != nullptr ? heads : 0) + kv_heads;
+  rope_append_kernel<T>
+      <<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(b.tokens)), kAppendThreads, 0,
+         stream>>>(q, k, v, heads, kv_heads, head_dim, inv_freq, b.positions, b.slots,
+                   static_cast<T*>(kv.k), static_cast<T*>(kv.v), kv.k_scale, kv.v_scale);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T, int kPer>
+void attend_typed(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                  const PagedBatch& b, int64_t decode_tokens, const PagedKv& kv,
+                  const DecodeScratch& scratch, float* out, cudaStream_t stream) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const int threads = kAttnWarps * 32;
+  const auto* kc = static_cast<const T*>(kv.k);
+  const auto* vc = static_cast<const T*>(kv.v);
+  if (decode_tokens > 0) {
+    const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(decode_tokens),
+                    kDecodeMaxSplits);
+    paged_attention_kernel<T, kPer, true><<<grid, threads, 0, stream>>>(
+        q, heads, kv_heads, head_dim, 0, b.positions, b.token_seq, b.block_tables, b.max_blocks,
+        kv.block_size, kc, vc, kv.k_scale, kv.v_scale, scale, out, scratch.partial,
+        scratch.counters);
+    CUDA_CHECK_LAUNCH();
+  }
+  const int64_t rest = b.tokens - decode_tokens;
+  if (rest > 0) {
+    const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(rest), 1);
+    paged_attention_kernel<T, kPer, false><<<grid, threads, 0, stream>>>(
+        q, heads, kv_heads, head_dim, decode_tokens, b.positions, b.token_seq, b.block_tables,
+        b.max_blocks, kv.block_size, kc, vc, kv.k_scale, kv.v_scale, scale, out, nullptr, nullptr);
+    CUDA_CHECK_LAUNCH();
+  }
+}
+
+template <typename T>
+void attend_any(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                const PagedBatch& b, int64_t decode_tokens, const PagedKv& kv,
+                const DecodeScratch& scratch, float* out, cudaStream_t stream) {
+  if (head_dim <= 64) {
+    attend_typed<T, 2>(q, heads, kv_heads, head_dim, b, decode_tokens, kv, scratch, out, stream);
+  } else if (head_dim <= 128) {
+    attend_typed<T, 4>(q, heads, kv_heads, head_dim, b, decode_tokens, kv, scratch, out, stream);
+  } else {
+    attend_typed<T, 8>(q, heads, kv_heads, head_dim, b, decode_tokens, kv, scratch, out, stream);
+  }
+}
+
+void check_layout(int64_t heads, int64_t kv_heads, int64_t head_dim) {
+  if (head_dim > kPagedMaxHeadDim || head_dim % 2 != 0 || kv_heads <= 0 || heads % kv_heads != 0)
+    throw std::invalid_argument("paged attention: unsupported head layout");
+}
+
+}  // namespace
+
+void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
+                           int64_t head_dim, const float* inv_freq, const PagedBatch& batch,
+                           const PagedKv& kv, cudaStream_t stream) {
+  if (batch.tokens <= 0) return;
+  check_layout(heads, kv_heads, head_dim);
+  switch (kv.dtype) {
+    case KvCacheDtype::F32:
+      return append_typed<float>(q, k, v, heads, kv_heads, head_dim, inv_freq, batch, kv, stream);
+    case KvCacheDtype::BF16:
+      return append_typed<__nv_bfloat16>(q, k, v, heads, kv_heads, head_dim, inv_freq, batch, kv,
+                                         stream);
+    case KvCacheDtype::Fp8:
+      return append_typed<uint8_t>(q, k, v, heads, kv_heads, head_dim, inv_freq, batch, kv, stream);
+    case KvCacheDtype::Auto:
+      break;
+  }
+  throw std::invalid_argument("launch_rope_append_kv: the KV element type is not settled");
+}
+
+void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                            const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
+                            const DecodeScratch& scratch, float* out, cudaStream_t stream) {
+  if (batch.tokens <= 0) return;
+  check_layout(heads, kv_heads, head_dim);
+  if (decode_tokens > 0 && (scratch.partial == nullptr || scratch.counters == nullptr))
+    throw std::invalid_argument("launch_paged_attention: decode tokens need scratch");
+  switch (kv.dtype) {
+    case KvCacheDtype::F32:
+      return attend_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
+                               stream);
+    case KvCacheDtype::BF16:
+      return attend_any<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv,
+                                       scratch, out, stream);
+    case KvCacheDtype::Fp8:
+      return attend_any<uint8_t>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch,
+                                 out, stream);
+    case KvCacheDtype::Auto:
+      break;
+  }
+  throw std::invalid_argument("launch_paged_attention: the KV element type is not settled");
+}
+
+}  // namespace fp8llm::cuda

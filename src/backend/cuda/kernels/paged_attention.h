@@ -1,0 +1,63 @@
+// Attention over the paged KV cache (model/kv_cache.h), and the writes into it, on fp32
+// activations. Keys and values are stored as fp32, bf16, or e4m3 with one fp32 scale per slot and
+// KV head (the activation quantizer's per-row rule over head_dim values: docs/FP8.md); they are
+// widened to fp32 before use, exactly as the CPU backend widens them.
+//
+// A Batch's tokens reach the cache through device arrays: positions [tokens], slots [tokens],
+// token_seq [tokens], block_tables [seqs, max_blocks]. Every size the kernels loop over is read on
+// the device, so a recorded decode step replays at any length.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "fp8llm/modes.h"
+
+namespace fp8llm::cuda {
+
+struct PagedKv {
+  KvCacheDtype dtype = KvCacheDtype::BF16;
+  void* k = nullptr;  // [slots, kv_heads, head_dim]
+  void* v = nullptr;
+  float* k_scale = nullptr;  // Fp8: [slots, kv_heads]
+  float* v_scale = nullptr;
+  int64_t block_size = 16;
+};
+
+struct PagedBatch {
+  int64_t tokens = 0;
+  const int64_t* positions = nullptr;
+  const int64_t* slots = nullptr;
+  const int32_t* token_seq = nullptr;
+  const int32_t* block_tables = nullptr;
+  int64_t max_blocks = 0;
+};
+
+// With `inv_freq` set: RoPE on q [tokens, heads, head_dim] and k [tokens, kv_heads, head_dim] in
+// place (as launch_rope), then k and v into the cache at the tokens' slots. Without: k and v only.
+void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
+                           int64_t head_dim, const float* inv_freq, const PagedBatch& batch,
+                           const PagedKv& kv, cudaStream_t stream);
+
+// Decode tokens (the one token of their sequence in this pass) split each (token, head) over the
+// keys so that a small batch still fills the GPU: token t's keys are cut into splits_t =
+// ceil(keys / chunk) ranges with chunk = max(kDecodeChunk, ceil(keys / kDecodeMaxSplits)) rounded
+// up to 32, a function of the token's own length only (so a sequence's results do not depend on
+// its batch), merged in a fixed order by the last range to finish.
+inline constexpr int kDecodeMaxSplits = 16;
+inline constexpr int64_t kDecodeChunk = 512;
+struct DecodeScratch {
+  float* partial = nullptr;  // tokens * heads * kDecodeMaxSplits * (head_dim + 2)
+  int* counters = nullptr;   // tokens * heads, zero between launches (the kernel leaves them so)
+};
+// Causal GQA attention, fp32 online softmax with scale 1/sqrt(head_dim): token t attends to the
+// positions 0 .. positions[t] of its sequence. The first `decode_tokens` tokens take the split
+// path (they must be decode tokens), the rest one block per (token, head).
+void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                            const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
+                            const DecodeScratch& scratch, float* out, cudaStream_t stream);
+
+inline constexpr int64_t kPagedMaxHeadDim = 256;
+
+}  // namespace fp8llm::cuda

@@ -1,0 +1,26 @@
+#include "model/backend.h"
+
+#include "core/error.h"
+
+namespace fp8llm {
+
+void Backend::add_rms_norm(Act x, Act y, int64_t layer, NormKind norm, Act out) {
+  add(x, y);
+  rms_norm(x, layer, norm, out);
+}
+
+void Backend::linear_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                           std::span<const Act> outs) {
+  FP8LLM_CHECK(kinds.size() == outs.size(), "linear_group: {} weights for {} outputs", kinds.size(),
+               outs.size());
+  for (size_t i = 0; i < kinds.size(); ++i) linear(in, layer, kinds[i], outs[i]);
+}
+
+void Backend::rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
+                             const BatchView& batch) {
+  rope(q, q.cols / kv.spec.head_dim, batch);
+  rope(k, kv.spec.kv_heads, batch);
+  append_kv(layer, k, v, kv, batch);
+}
+
+}  // namespace fp8llm
