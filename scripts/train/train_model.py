@@ -184,8 +184,15 @@ def chat_samples(chapters, rng):
 
 
 def build_model(args, vocab, special_ids):
+    import inspect
+
     import transformers
 
+    # transformers 5 spells RoPE settings as rope_parameters; 4.x as rope_theta.
+    if "rope_parameters" in inspect.signature(transformers.LlamaConfig.__init__).parameters:
+        rope = {"rope_parameters": {"rope_type": "default", "rope_theta": args.rope_theta}}
+    else:
+        rope = {"rope_theta": args.rope_theta}
     config = transformers.LlamaConfig(
         vocab_size=vocab,
         hidden_size=args.hidden,
@@ -196,7 +203,6 @@ def build_model(args, vocab, special_ids):
         head_dim=args.head_dim,
         max_position_embeddings=args.max_positions,
         rms_norm_eps=1e-5,
-        rope_theta=args.rope_theta,
         hidden_act="silu",
         attention_bias=False,
         mlp_bias=False,
@@ -207,6 +213,7 @@ def build_model(args, vocab, special_ids):
         eos_token_id=special_ids[IM_END],
         pad_token_id=special_ids[END_OF_TEXT],
         attn_implementation="sdpa",
+        **rope,
     )
     return transformers.LlamaForCausalLM(config)
 
@@ -406,6 +413,10 @@ def verify(out, tok, heldout_small, args, log, torch):
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if rendered != render_chat(messages, add_generation_prompt=True):
         raise SystemExit(f"the chat template renders {rendered!r}")
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    theta = (config.get("rope_parameters") or {}).get("rope_theta", config.get("rope_theta"))
+    if theta != args.rope_theta:
+        raise SystemExit(f"config.json has RoPE theta {theta}, not {args.rope_theta}")
     model = transformers.AutoModelForCausalLM.from_pretrained(out)
     model.to(device=args.device, dtype=torch.bfloat16).eval()
     if model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr():
