@@ -19,7 +19,7 @@
 # package prints), then one verse per line, in order (line k after the heading is verse k).
 # The package's own references ("Ge1:1", "1Sm3:4") are abbreviations no reader writes, so they
 # are dropped: the text reads as a printed Bible without verse numbers, and the verse structure
-# stays recoverable from the line numbers. Runs of spaces are collapsed (three verses have a
+# stays recoverable from the line numbers. Runs of spaces are collapsed (two verses have a
 # double space after a full stop, one a trailing space).
 #
 #   scripts/train/fetch_corpus.sh [OUT_DIR]        (default: .corpus at the repository root)
