@@ -54,7 +54,7 @@ struct LoadOptions {
   KvCacheDtype kv_cache_dtype = KvCacheDtype::Auto;
   // Memory for it in GiB; 0: on the CPU, what 16 full contexts take, at most 2 GiB; on CUDA, 90%
   // of the device memory left after the weights and the activations (vLLM's
-  // gpu_memory_utilization, counted from what is free).
+  // gpu_memory_utilization, counted from what is free), at most what max_seqs full contexts take.
   double kv_memory_gib = 0;
   int64_t block_size = 16;     // positions per KV block
   bool prefix_caching = true;  // reuse the KV blocks of a prefix seen before

@@ -226,9 +226,15 @@ void make_kv_cache(DeviceModel& d, const ModelConfig& config, const LoadOptions&
   FP8LLM_CHECK(options.kv_memory_gib >= 0 && std::isfinite(options.kv_memory_gib),
                "--kv-memory {} must be a positive number of GiB", options.kv_memory_gib);
   KvCacheSpec spec = kv_cache_shape(config, options);
+  // By default no more than every sequence at its longest can use (a small model on a large GPU
+  // would otherwise take the whole card).
+  const auto context_blocks =
+      static_cast<uint64_t>((context_of(config, options) + spec.block_size - 1) / spec.block_size);
+  const uint64_t most_useful =
+      (static_cast<uint64_t>(options.max_seqs) * context_blocks + 1) * spec.block_bytes();
   const uint64_t budget = options.kv_memory_gib > 0
                               ? static_cast<uint64_t>(options.kv_memory_gib * (1ull << 30))
-                              : d.default_kv_bytes;
+                              : std::min(d.default_kv_bytes, most_useful);
   spec.blocks = kv_blocks_for(spec, budget);
   d.kv = d.make_kv(spec);
 }

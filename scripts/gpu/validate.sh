@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One pass on a GPU machine: trains the reference model in the background (when .corpus/ is
+# there and models/kjv-6m is not), builds the CLI and the GPU tests, runs the tests with a time
+# limit each, then measures the trained model's perplexity in every mode. Logs go to LOG_DIR.
+#
+#   scripts/gpu/validate.sh [LOG_DIR]    (from the repository root; LOG_DIR defaults to $OUT)
+set -uo pipefail
+LOG=${1:-${OUT:-build-gpu/logs}}
+mkdir -p "$LOG"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOG/summary.log"
+train=""
+if [[ -f .corpus/kjv.txt && ! -d models/kjv-6m ]]; then
+  (scripts/train/run_on_gpu.sh models/kjv-6m >"$LOG/train.log" 2>&1
+   echo "train exit $?" >>"$LOG/train.log") &
+  train=$!
+fi
+stems=$(ls tests/cuda | sed -n 's/^test_\(.*\)\.cpp$/\1/p')
+start=$SECONDS
+if ! scripts/gpu/build.sh fp8llm_cli $(for t in $stems; do echo "test_cuda_$t"; done) \
+    >"$LOG/build.log" 2>&1; then
+  echo "BUILD FAILED" | tee -a "$LOG/summary.log"
+  grep -E 'error|FAILED' "$LOG/build.log" | head -40 | tee -a "$LOG/summary.log"
+fi
+echo "build $((SECONDS - start)) s" | tee -a "$LOG/summary.log"
+for t in $stems; do
+  bin=build-gpu/tests/cuda/test_cuda_$t
+  [[ -x $bin ]] || continue
+  timeout "${TEST_SECONDS:-150}" "$bin" --gtest_color=no >>"$LOG/tests.log" 2>&1
+  echo "test_cuda_$t exit $?" | tee -a "$LOG/summary.log"
+done
+grep -E '^\[  FAILED  \]' "$LOG/tests.log" | sort -u | tee -a "$LOG/summary.log"
+if [[ -n $train ]]; then
+  wait "$train"
+  tail -12 "$LOG/train.log" | tee -a "$LOG/summary.log"
+fi
+if [[ -d models/kjv-6m && -x build-gpu/fp8llm ]]; then
+  tar -cf "$LOG/kjv-6m.tar" models/kjv-6m
+  for q in none fp8-row fp8-block; do
+    for g in fp32 tensor-core; do
+      echo "== $q $g" >>"$LOG/quality.log"
+      timeout 60 build-gpu/fp8llm perplexity --model models/kjv-6m --file models/kjv-6m/heldout.txt \
+        --quantization "$q" --device cuda --fp8-gemm "$g" >>"$LOG/quality.log" 2>&1
+    done
+  done
+  grep -iE '^==|perplexity' "$LOG/quality.log" | head -30 | tee -a "$LOG/summary.log"
+fi
