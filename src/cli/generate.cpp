@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/generate_batch.h"
 #include "cli/load_options.h"
 #include "core/error.h"
 #include "engine/sampler.h"
@@ -23,6 +24,7 @@ namespace {
 struct Options {
   EngineFlags engine;
   SamplingFlags sampling;
+  BatchFlags batch;
   std::string prompt_ids;
   std::string logits_out;
   bool json = false;
@@ -51,6 +53,12 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
 }
 
 void run_generate(const Options& o) {
+  FP8LLM_CHECK(o.prompt_ids.empty() != o.batch.prompts_file.empty(),
+               "give one of --prompt-ids and --prompts-file");
+  if (!o.batch.prompts_file.empty()) {
+    FP8LLM_CHECK(o.logits_out.empty() && !o.json, "--logits-out and --json go with --prompt-ids");
+    return run_generate_batch(o.engine, o.sampling, o.batch);
+  }
   const std::vector<int32_t> prompt = parse_ids(o.prompt_ids, "--prompt-ids");
   const GenerationOptions gen = o.sampling.generation_options();
   // Check what can be checked before the (long) load.
@@ -91,11 +99,20 @@ void run_generate(const Options& o) {
 
 void add_generate_command(CLI::App& app) {
   auto opts = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("generate", "Generate token ids from prompt token ids");
+  auto* cmd = app.add_subcommand(
+      "generate", "Generate token ids from prompt token ids, or a file of requests at once");
   add_engine_flags(*cmd, opts->engine);
   add_sampling_flags(*cmd, opts->sampling);
-  cmd->add_option("--prompt-ids", opts->prompt_ids, "Prompt token ids, comma-separated")
-      ->required();
+  cmd->add_option("--prompt-ids", opts->prompt_ids, "Prompt token ids, comma-separated");
+  cmd->add_option("--prompts-file", opts->batch.prompts_file,
+                  "Requests, one JSON object a line: prompt (text) or prompt_token_ids, and "
+                  "vLLM's sampling fields (n, max_tokens, temperature, top_p, top_k, min_p, seed, "
+                  "stop, stop_token_ids, ignore_eos, logprobs, presence_penalty, "
+                  "frequency_penalty, repetition_penalty); the sampling flags give the defaults. "
+                  "All run together (continuous batching)");
+  cmd->add_option("--out", opts->batch.out,
+                  "With --prompts-file: where the results go, one JSON line per request in input "
+                  "order (- for stdout)");
   cmd->add_option("--logits-out", opts->logits_out,
                   "Write the fp32 logits of every prompt position to this safetensors file "
                   "(tensor 'logits' [len, vocab])");
