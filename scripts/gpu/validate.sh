@@ -14,7 +14,8 @@ if [[ -f .corpus/kjv.txt && ! -d models/kjv-6m ]]; then
    echo "train exit $?" >>"$LOG/train.log") &
   train=$!
 fi
-stems=$(ls tests/cuda | sed -n 's/^test_\(.*\)\.cpp$/\1/p')
+# The batching tests first: they are the newest.
+stems="cuda_batching $(ls tests/cuda | sed -n 's/^test_\(.*\)\.cpp$/\1/p' | grep -v '^cuda_batching$')"
 start=$SECONDS
 if ! scripts/gpu/build.sh fp8llm_cli $(for t in $stems; do echo "test_cuda_$t"; done) \
     >"$LOG/build.log" 2>&1; then
@@ -43,4 +44,16 @@ if [[ -d models/kjv-6m && -x build-gpu/fp8llm ]]; then
     done
   done
   grep -iE '^==|perplexity' "$LOG/quality.log" | head -30 | tee -a "$LOG/summary.log"
+fi
+if [[ -x build-gpu/fp8llm && -n ${BENCH:-} ]]; then
+  # Serving throughput on the Llama-3-8B shape (random weights), at TensorRT-LLM's published
+  # lengths, and one stream.
+  timeout 60 build-gpu/fp8llm synth --preset llama3-8b --out /tmp/llama3-8b >"$LOG/bench.log" 2>&1
+  for args in "--concurrency 256 --num-prompts 1000 --input-len 128 --output-len 128" \
+              "--concurrency 1 --num-prompts 2 --input-len 128 --output-len 256"; do
+    echo "== $args" >>"$LOG/bench.log"
+    timeout 100 build-gpu/fp8llm bench --model /tmp/llama3-8b --device cuda -q fp8-block \
+      --max-context 4096 --loads 1 --bandwidth-gbs 4260 $args >>"$LOG/bench.log" 2>&1
+  done
+  grep -E '^==|^throughput|^ttft|^itl|^step floor|^kv cache' "$LOG/bench.log" | tee -a "$LOG/summary.log"
 fi

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_serving.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/load_options.h"
@@ -50,6 +51,7 @@ struct Options {
   size_t piece_mib = 8;
   bool pread = false;
   int loads = 2;
+  ServingBench serving;
 };
 
 double gbs(uint64_t bytes, double seconds) {
@@ -121,9 +123,10 @@ void run_bench(const Options& o) {
     fail("--stream-only needs a build with the CUDA backend");
 #endif
   }
-  FP8LLM_CHECK(o.prompt_tokens + o.decode_tokens <= o.engine.max_context,
-               "--prompt-tokens + --decode-tokens ({}) exceed --max-context ({})",
-               o.prompt_tokens + o.decode_tokens, o.engine.max_context);
+  FP8LLM_CHECK(
+      o.serving.concurrency > 0 || o.prompt_tokens + o.decode_tokens <= o.engine.max_context,
+      "--prompt-tokens + --decode-tokens ({}) exceed --max-context ({})",
+      o.prompt_tokens + o.decode_tokens, o.engine.max_context);
   // The first load in a process also starts the CUDA driver; later ones (a server reloading, an
   // RL loop swapping weights) do not. Each load is printed; the last engine is the one measured.
   std::unique_ptr<Engine> engine;
@@ -131,6 +134,12 @@ void run_bench(const Options& o) {
     engine.reset();
     engine = load_engine(o.engine);
     print_load(engine->load_report(), i);
+  }
+  if (o.serving.concurrency > 0) {
+    ServingBench b = o.serving;
+    b.bandwidth_gbs = o.bandwidth_gbs;
+    b.seed = o.seed;
+    return run_serving_bench(*engine, b);
   }
   const LoadReport& load = engine->load_report();
   const ModelConfig& config = engine->config();
@@ -231,6 +240,27 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", o->seed, "Seed of the random prompt")->capture_default_str();
+  cmd->add_option("--concurrency", o->serving.concurrency,
+                  "Serving throughput instead: at most this many requests in flight (continuous "
+                  "batching), with --num-prompts, --input-len, --output-len, --prefix-len")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--num-prompts", o->serving.num_prompts, "--concurrency: requests")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--input-len", o->serving.input_len, "--concurrency: prompt tokens")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--output-len", o->serving.output_len, "--concurrency: tokens generated")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--prefix-len", o->serving.prefix_len,
+                  "--concurrency: leading prompt tokens every request shares")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--tensor-tflops", o->serving.tensor_tflops,
+                  "--concurrency: FP8 tensor peak for the step floor (H200: 1979)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--stream-only", o->stream_only,
                 "CUDA: time only streaming the checkpoint to the device (no quantization, no "
                 "forward pass)");
