@@ -94,6 +94,29 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("--max-context", f.max_context, "Positions the KV cache holds")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd.add_option("--kv-cache-dtype", f.kv_cache_dtype,
+                 "Element type of the paged KV cache: auto (fp32 on cpu, the exact reference; bf16 "
+                 "on cuda), fp32, bf16, or fp8 (e4m3 with a scale per token and KV head: twice "
+                 "bf16's capacity)")
+      ->capture_default_str();
+  cmd.add_option("--kv-memory", f.kv_memory_gib,
+                 "GiB for the KV cache (default: cpu, 16 contexts up to 2 GiB; cuda, 90% of what "
+                 "the weights leave free, up to what --max-seqs contexts use)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--block-size", f.block_size, "Positions per KV block")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd.add_flag("--no-prefix-caching", f.no_prefix_caching,
+               "Do not reuse the KV blocks of prompt prefixes seen before");
+  cmd.add_option("--max-batch-tokens", f.max_batch_tokens,
+                 "Tokens one step runs at most, decode tokens and prompt chunks (default: 2048 on "
+                 "cpu, 8192 on cuda)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--max-seqs", f.max_seqs, "Sequences running at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd.add_flag("--no-cuda-graphs", f.no_cuda_graphs,
+               "cuda: run decode steps op by op instead of replaying recorded CUDA graphs");
   cmd.add_flag("--quiet", f.quiet, "No progress or summary lines on stderr");
 }
 
@@ -128,6 +151,13 @@ LoadOptions engine_load_options(const EngineFlags& flags) {
   }
   o.device = parse_device(flags.device);
   o.max_context = flags.max_context;
+  o.kv_cache_dtype = parse_kv_cache_dtype(flags.kv_cache_dtype);
+  o.kv_memory_gib = flags.kv_memory_gib;
+  o.block_size = flags.block_size;
+  o.prefix_caching = !flags.no_prefix_caching;
+  o.max_batch_tokens = flags.max_batch_tokens;
+  o.max_seqs = flags.max_seqs;
+  o.cuda_graphs = !flags.no_cuda_graphs;
   o.registry = flags.registry;
   o.offline = flags.offline;
   o.fp8_gemm = parse_fp8_gemm(flags.fp8_gemm);
@@ -171,6 +201,9 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
         "peak host memory during load {} (bound: resident + largest tensor + 64 MiB = {}); "
         "process peak {}",
         human_bytes(r.peak_host_bytes), human_bytes(bound), human_bytes(r.process_peak_host_bytes));
+    log_status("kv cache: {} blocks of {} positions in {} ({}), {} positions in all",
+               r.kv_blocks - 1, r.kv_block_size, to_string(r.kv_cache_dtype),
+               human_bytes(r.kv_bytes), (r.kv_blocks - 1) * r.kv_block_size);
   }
   return engine;
 }

@@ -22,6 +22,14 @@ struct EngineFlags {
   std::string device = "cpu";
   std::string fp8_gemm = "tensor-core";
   int64_t max_context = 4096;
+  // The batching engine and its paged KV cache (LoadOptions says what each does).
+  std::string kv_cache_dtype = "auto";
+  double kv_memory_gib = 0;
+  int64_t block_size = 16;
+  bool no_prefix_caching = false;
+  int64_t max_batch_tokens = 0;
+  int64_t max_seqs = 256;
+  bool no_cuda_graphs = false;
   std::string registry;
   bool offline = false;
   bool quiet = false;
