@@ -44,6 +44,21 @@ TEST(Utf8, NextAndAppendRoundTrip) {
   }
 }
 
+TEST(Utf8, CompletePrefixHoldsBackAnUnfinishedCharacter) {
+  EXPECT_EQ(utf8::complete_prefix(""), 0u);
+  EXPECT_EQ(utf8::complete_prefix("abc"), 3u);
+  EXPECT_EQ(utf8::complete_prefix("a\u00e9"), 3u);
+  EXPECT_EQ(utf8::complete_prefix("a\xC3"), 1u);              // first byte of U+00E9
+  EXPECT_EQ(utf8::complete_prefix("a\xE4\xBD"), 1u);          // two bytes of U+4F60
+  EXPECT_EQ(utf8::complete_prefix("a\xF0\x9F\x98"), 1u);      // three bytes of U+1F600
+  EXPECT_EQ(utf8::complete_prefix("a\xF0\x9F\x98\x80"), 5u);  // all of U+1F600
+  // Bytes that no continuation can complete are not held back: waiting would never end.
+  EXPECT_EQ(utf8::complete_prefix("a\x80"), 2u);      // a stray continuation byte
+  EXPECT_EQ(utf8::complete_prefix("a\xC3("), 3u);     // a broken sequence
+  EXPECT_EQ(utf8::complete_prefix("a\xED\xA0"), 3u);  // a surrogate's start
+  EXPECT_EQ(utf8::complete_prefix("\x80\x80\x80\x80\x80"), 5u);
+}
+
 TEST(ByteLevel, Gpt2Alphabet) {
   EXPECT_EQ(byte_level_char(' '), U'\u0120');   // Ġ
   EXPECT_EQ(byte_level_char('\n'), U'\u010A');  // Ċ

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "text/utf8.h"
+
 namespace fp8llm::jinja::py {
 namespace {
 
@@ -86,22 +88,10 @@ std::u32string decode(std::string_view s) {
 }
 
 void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c >= kEscapeBase + 0x80 && c <= kEscapeBase + 0xFF) {
+  if (c >= kEscapeBase + 0x80 && c <= kEscapeBase + 0xFF) {
     out.push_back(static_cast<char>(c - kEscapeBase));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
   } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    utf8::append(out, c);
   }
 }
 
