@@ -19,12 +19,6 @@ unsigned blocks_for(int64_t count, int threads) {
   return static_cast<unsigned>((count + threads - 1) / threads);
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
 __global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
                              const int32_t* __restrict__ ids, int64_t hidden,
                              float* __restrict__ out) {
