@@ -5,9 +5,14 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git
-  nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcpp-httplib-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # The build and its libraries.
+  build-essential cmake ninja-build
+  nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev libssl-dev
+  # The HTTP server.
+  libcpp-httplib-dev
+  # Tests and benchmarks.
+  libgtest-dev libbenchmark-dev
+  # The libFuzzer targets (fuzz/) and their sanitizers.
   clang libclang-rt-dev
 )
 

@@ -1,5 +1,5 @@
-// SHA-256 (FIPS 180-4) of a byte string, as lowercase hex: identifies a checkpoint's config.json in
-// the registry of pre-quantized copies.
+// SHA-256 (FIPS 180-4, by OpenSSL) of a byte string, as lowercase hex: identifies a checkpoint's
+// config.json in the registry of pre-quantized copies.
 #pragma once
 
 #include <string>

@@ -31,14 +31,14 @@ void AddedTokens::Matcher::finish() {
 }
 
 AddedTokens AddedTokens::parse(
-    const JsonNode& list, const Normalizer& normalizer,
+    const JsonView& list, const Normalizer& normalizer,
     const std::function<std::optional<int32_t>(std::string_view)>& model_id) {
   AddedTokens a;
   if (list.is_null()) return a;
   const size_t n = list.as_array().size();
   bool any_single_word = false;
   for (size_t i = 0; i < n; ++i) {
-    const JsonNode node = list[i];
+    const JsonView node = list[i];
     AddedToken t;
     t.content = node["content"].as_string();
     const int64_t file_id = node["id"].as_int();

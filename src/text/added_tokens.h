@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "text/json_node.h"
+#include "core/json_view.h"
 #include "text/normalizer.h"
 #include "text/regex.h"
 
@@ -50,7 +50,7 @@ class AddedTokens {
 
   // `list` is the "added_tokens" array (or null). A content that the model vocabulary already
   // has keeps the model's id (`model_id`), as in tokenizers; otherwise the id in the file is used.
-  static AddedTokens parse(const JsonNode& list, const Normalizer& normalizer,
+  static AddedTokens parse(const JsonView& list, const Normalizer& normalizer,
                            const std::function<std::optional<int32_t>(std::string_view)>& model_id);
 
   const std::vector<AddedToken>& tokens() const { return tokens_; }

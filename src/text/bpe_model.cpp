@@ -12,7 +12,7 @@ namespace {
 constexpr size_t kMaxCachedPieceBytes = 256;
 
 // Splits a merges entry, "a b" or ["a", "b"], into its two tokens.
-std::pair<std::string, std::string> merge_parts(const JsonNode& entry) {
+std::pair<std::string, std::string> merge_parts(const JsonView& entry) {
   if (entry.json().is_string()) {
     const std::string line = entry.as_string();
     const size_t space = line.find(' ');
@@ -34,13 +34,13 @@ BpeModel::~BpeModel() = default;
 BpeModel::BpeModel(BpeModel&&) noexcept = default;
 BpeModel& BpeModel::operator=(BpeModel&&) noexcept = default;
 
-BpeModel BpeModel::parse(const JsonNode& node, bool byte_level_input) {
+BpeModel BpeModel::parse(const JsonView& node, bool byte_level_input) {
   BpeModel m;
   const std::string type =
       node.has("type") || !node.has("merges") ? node["type"].as_string() : "BPE";
   if (type != "BPE") node["type"].fail("'{}' is not supported (supported: BPE)", type);
 
-  if (const auto dropout = node.get("dropout")) {
+  if (const auto dropout = node.find("dropout")) {
     if (!dropout->json().is_number()) dropout->fail("must be a number or null");
     if (dropout->json().get<double>() > 0)
       dropout->fail("{} is not supported (BPE dropout is for training; supported: null or 0)",
@@ -55,10 +55,10 @@ BpeModel BpeModel::parse(const JsonNode& node, bool byte_level_input) {
   m.fuse_unk_ = node.bool_or("fuse_unk", false);
   m.byte_level_input_ = byte_level_input;
 
-  const JsonNode vocab = node["vocab"];
+  const JsonView vocab = node["vocab"];
   m.vocab_.reserve(vocab.as_object().size());
   for (const auto& [token, id_json] : vocab.as_object()) {
-    const JsonNode id_node = vocab.child(token, id_json);
+    const JsonView id_node = vocab.child(token, id_json);
     const int64_t id = id_node.as_int();
     if (id < 0 || id > INT32_MAX) id_node.fail("must be a non-negative 32-bit id, not {}", id);
     if (const auto bad = utf8::find_invalid(token)) vocab.fail("has a token that is not UTF-8");
@@ -79,10 +79,10 @@ BpeModel BpeModel::parse(const JsonNode& node, bool byte_level_input) {
     m.unk_id_ = *id;
   }
 
-  if (const auto merges = node.get("merges")) {
+  if (const auto merges = node.find("merges")) {
     const size_t n = merges->as_array().size();
     for (size_t rank = 0; rank < n; ++rank) {
-      const JsonNode entry = (*merges)[rank];
+      const JsonView entry = (*merges)[rank];
       auto [a, b] = merge_parts(entry);
       const auto a_id = m.token_to_id(a), b_id = m.token_to_id(b);
       const auto ab_id = m.token_to_id(a + b);

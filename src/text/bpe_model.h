@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "text/json_node.h"
+#include "core/json_view.h"
 #include "text/merge_table.h"
 #include "text/piece_cache.h"
 
@@ -43,7 +43,7 @@ class BpeModel {
   BpeModel& operator=(BpeModel&&) noexcept;
 
   // `node` is the "model" member. `byte_level_input`: see the file comment.
-  static BpeModel parse(const JsonNode& node, bool byte_level_input);
+  static BpeModel parse(const JsonView& node, bool byte_level_input);
 
   // Vocabulary lookups, in the form written in tokenizer.json.
   std::optional<int32_t> token_to_id(std::string_view token) const;

@@ -4,8 +4,8 @@
 
 namespace fp8llm {
 
-Decoder Decoder::parse(const JsonNode& node) {
-  if (node.is_null()) node.fail("is null (supported: ByteLevel)");
+Decoder Decoder::parse(const JsonView& node) {
+  if (node.is_null()) node.fail("null is not supported (supported: ByteLevel)");
   const std::string type = node["type"].as_string();
   if (type != "ByteLevel") node["type"].fail("'{}' is not supported (supported: ByteLevel)", type);
   return Decoder();

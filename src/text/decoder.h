@@ -7,14 +7,14 @@
 #include <string>
 #include <string_view>
 
-#include "text/json_node.h"
+#include "core/json_view.h"
 
 namespace fp8llm {
 
 class Decoder {
  public:
   // `node` is the "decoder" member.
-  static Decoder parse(const JsonNode& node);
+  static Decoder parse(const JsonView& node);
 
   // The bytes `token` contributes to decoded text (not necessarily whole UTF-8 characters).
   std::string token_bytes(std::string_view token) const;

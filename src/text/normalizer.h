@@ -5,14 +5,14 @@
 #include <string>
 #include <string_view>
 
-#include "text/json_node.h"
+#include "core/json_view.h"
 
 namespace fp8llm {
 
 class Normalizer {
  public:
   // `node` is the "normalizer" member; null means no normalization.
-  static Normalizer parse(const JsonNode& node);
+  static Normalizer parse(const JsonView& node);
 
   // True when normalize() returns its input unchanged.
   bool is_identity() const { return !nfc_; }
@@ -21,7 +21,7 @@ class Normalizer {
   std::string normalize(std::string_view text) const;
 
  private:
-  static void parse_into(const JsonNode& node, Normalizer& n);
+  static void parse_into(const JsonView& node, Normalizer& n);
 
   bool nfc_ = false;
 };

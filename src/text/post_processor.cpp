@@ -4,11 +4,11 @@ namespace fp8llm {
 namespace {
 
 // The ids of special token `name` from the template's "special_tokens" table.
-std::vector<int32_t> special_ids(const JsonNode& table, const JsonNode& reference,
+std::vector<int32_t> special_ids(const JsonView& table, const JsonView& reference,
                                  const std::string& name) {
-  const auto entry = table.get(name);
+  const auto entry = table.find(name);
   if (!entry) reference.fail("names '{}', which is not in {}", name, table.path());
-  const JsonNode ids = (*entry)["ids"];
+  const JsonView ids = (*entry)["ids"];
   std::vector<int32_t> out;
   for (size_t i = 0; i < ids.as_array().size(); ++i) {
     const int64_t id = ids[i].as_int();
@@ -20,17 +20,17 @@ std::vector<int32_t> special_ids(const JsonNode& table, const JsonNode& referenc
 
 }  // namespace
 
-PostProcessor PostProcessor::parse(const JsonNode& node) {
+PostProcessor PostProcessor::parse(const JsonView& node) {
   PostProcessor p;
   if (!node.is_null()) parse_into(node, p.templates_);
   return p;
 }
 
-void PostProcessor::parse_into(const JsonNode& node, std::vector<Template>& out) {
+void PostProcessor::parse_into(const JsonView& node, std::vector<Template>& out) {
   const std::string type = node["type"].as_string();
   if (type == "ByteLevel") return;
   if (type == "Sequence") {
-    const JsonNode list = node["processors"];
+    const JsonView list = node["processors"];
     for (size_t i = 0; i < list.as_array().size(); ++i) parse_into(list[i], out);
     return;
   }
@@ -38,17 +38,17 @@ void PostProcessor::parse_into(const JsonNode& node, std::vector<Template>& out)
     node["type"].fail("'{}' is not supported (supported: TemplateProcessing, ByteLevel, Sequence)",
                       type);
   }
-  const JsonNode single = node["single"];
-  const auto special = node.get("special_tokens");
+  const JsonView single = node["single"];
+  const auto special = node.find("special_tokens");
   Template t;
   bool seen_sequence = false;
   for (size_t i = 0; i < single.as_array().size(); ++i) {
-    const JsonNode piece = single[i];
+    const JsonView piece = single[i];
     piece.as_object();
-    if (const auto seq = piece.get("Sequence")) {
+    if (const auto seq = piece.find("Sequence")) {
       if (seen_sequence) piece.fail("is a second Sequence in a single-sequence template");
       seen_sequence = true;
-    } else if (const auto tok = piece.get("SpecialToken")) {
+    } else if (const auto tok = piece.find("SpecialToken")) {
       if (!special) node.fail("has a SpecialToken but no special_tokens table");
       const auto ids = special_ids(*special, *tok, (*tok)["id"].as_string());
       auto& side = seen_sequence ? t.after : t.before;

@@ -7,14 +7,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "text/json_node.h"
+#include "core/json_view.h"
 
 namespace fp8llm {
 
 class PostProcessor {
  public:
   // `node` is the "post_processor" member; null adds nothing.
-  static PostProcessor parse(const JsonNode& node);
+  static PostProcessor parse(const JsonView& node);
 
   // Wraps `ids` in the special tokens of every template, in order.
   void add_special_tokens(std::vector<int32_t>& ids) const;
@@ -23,7 +23,7 @@ class PostProcessor {
   struct Template {
     std::vector<int32_t> before, after;  // ids around the sequence
   };
-  static void parse_into(const JsonNode& node, std::vector<Template>& out);
+  static void parse_into(const JsonView& node, std::vector<Template>& out);
 
   std::vector<Template> templates_;
 };

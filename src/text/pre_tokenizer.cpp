@@ -13,7 +13,7 @@ struct Region {
   bool flag;  // is a match (before the behavior is applied); to be removed (after)
 };
 
-SplitBehavior parse_behavior(const JsonNode& node) {
+SplitBehavior parse_behavior(const JsonView& node) {
   const std::string b = node.as_string();
   if (b == "Removed") return SplitBehavior::kRemoved;
   if (b == "Isolated") return SplitBehavior::kIsolated;
@@ -102,25 +102,25 @@ struct PreTokenizer::Scratch {
   std::vector<std::string> text;
 };
 
-PreTokenizer PreTokenizer::parse(const JsonNode& node) {
+PreTokenizer PreTokenizer::parse(const JsonView& node) {
   PreTokenizer p;
   if (!node.is_null()) parse_into(node, p.steps_);
   return p;
 }
 
-void PreTokenizer::parse_into(const JsonNode& node, std::vector<Step>& steps) {
+void PreTokenizer::parse_into(const JsonView& node, std::vector<Step>& steps) {
   const std::string type = node["type"].as_string();
   if (type == "Sequence") {
-    const JsonNode list = node["pretokenizers"];
+    const JsonView list = node["pretokenizers"];
     for (size_t i = 0; i < list.as_array().size(); ++i) parse_into(list[i], steps);
   } else if (type == "Split") {
-    const JsonNode pattern = node["pattern"];
+    const JsonView pattern = node["pattern"];
     pattern.as_object();
     std::optional<Regex> regex;
-    if (const auto r = pattern.get("Regex")) {
-      regex.emplace(r->as_string(), false, fmt::format("{}: {}", r->file(), r->path()));
-    } else if (const auto s = pattern.get("String")) {
-      regex.emplace(s->as_string(), true, fmt::format("{}: {}", s->file(), s->path()));
+    if (const auto r = pattern.find("Regex")) {
+      regex.emplace(r->as_string(), false, r->where());
+    } else if (const auto s = pattern.find("String")) {
+      regex.emplace(s->as_string(), true, s->where());
     } else {
       pattern.fail("must have a 'Regex' or 'String' member");
     }
@@ -130,7 +130,7 @@ void PreTokenizer::parse_into(const JsonNode& node, std::vector<Step>& steps) {
   } else if (type == "ByteLevel") {
     ByteLevel b{node.bool_or("add_prefix_space", true), std::nullopt};
     if (node.bool_or("use_regex", true)) {
-      b.regex.emplace(kGpt2SplitRegex, false, fmt::format("{}: {}", node.file(), node.path()));
+      b.regex.emplace(kGpt2SplitRegex, false, node.where());
     }
     steps.push_back({std::nullopt, std::move(b)});
   } else {

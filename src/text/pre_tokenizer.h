@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "text/json_node.h"
+#include "core/json_view.h"
 #include "text/regex.h"
 
 namespace fp8llm {
@@ -21,7 +21,7 @@ enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWith
 class PreTokenizer {
  public:
   // `node` is the "pre_tokenizer" member (null means the text is one piece).
-  static PreTokenizer parse(const JsonNode& node);
+  static PreTokenizer parse(const JsonView& node);
 
   // True when the last step is ByteLevel. Its mapping of bytes to the byte-level alphabet is then
   // left to the model, which matches raw bytes against a vocabulary translated back to bytes once
@@ -47,7 +47,7 @@ class PreTokenizer {
   };
   struct Scratch;
 
-  static void parse_into(const JsonNode& node, std::vector<Step>& steps);
+  static void parse_into(const JsonView& node, std::vector<Step>& steps);
   void run_step(size_t index, std::string_view piece, Scratch& scratch,
                 const std::function<void(std::string_view)>& sink) const;
 

@@ -2,15 +2,12 @@
 
 #include <algorithm>
 
+#include "text/utf8.h"
+
 namespace fp8llm {
 
 size_t utf8_safe_prefix(const std::string& text, size_t len) {
-  size_t p = len;  // after the loop, text[p - 1] is the lead byte of the last character
-  while (p > 0 && len - p < 3 && (static_cast<unsigned char>(text[p - 1]) & 0xC0) == 0x80) --p;
-  if (p == 0) return 0;
-  const auto lead = static_cast<unsigned char>(text[p - 1]);
-  const size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-  return len - (p - 1) >= need ? len : p - 1;
+  return utf8::complete_prefix(std::string_view(text).substr(0, len));
 }
 
 TextStream::TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop_strings,

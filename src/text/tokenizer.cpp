@@ -4,10 +4,10 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_view.h"
 #include "text/added_tokens.h"
 #include "text/bpe_model.h"
 #include "text/decoder.h"
-#include "text/json_node.h"
 #include "text/normalizer.h"
 #include "text/post_processor.h"
 #include "text/pre_tokenizer.h"
@@ -45,17 +45,14 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, const std::strin
   } catch (const nlohmann::json::parse_error& e) {
     fail("{}: invalid JSON: {}", name, e.what());
   }
-  const JsonNode root(doc, name);
+  const JsonView root(doc, name);
   root.as_object();
   // Optional parts may be null or left out.
-  const nlohmann::json null_json;
-  const auto part = [&](std::string_view key) {
-    return root.get(key).value_or(JsonNode(null_json, name, std::string(key)));
-  };
+  const auto part = [&](std::string_view key) { return root.member(key); };
   auto impl = std::make_shared<Impl>();
   // Read the model type first so that an unsupported model is reported as such. Files written
   // by old versions of tokenizers may leave the type out; tokenizers then goes by the fields.
-  const JsonNode model = root["model"];
+  const JsonView model = root["model"];
   if (const auto type = model.optional_string("type"); type && *type != "BPE")
     model["type"].fail("'{}' is not supported (supported: BPE)", *type);
   impl->normalizer = Normalizer::parse(part("normalizer"));

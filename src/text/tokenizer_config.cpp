@@ -1,7 +1,7 @@
 #include "text/tokenizer_config.h"
 
 #include "core/file_util.h"
-#include "text/json_node.h"
+#include "core/json_view.h"
 
 namespace fp8llm {
 
@@ -12,11 +12,11 @@ TokenizerConfig TokenizerConfig::parse(std::string_view json_text, const std::st
   } catch (const nlohmann::json::parse_error& e) {
     fail("{}: invalid JSON: {}", name, e.what());
   }
-  const JsonNode root(doc, name);
+  const JsonView root(doc, name);
   root.as_object();
   TokenizerConfig c;
   const auto token = [&](std::string_view key) -> std::optional<std::string> {
-    const auto node = root.get(key);
+    const auto node = root.find(key);
     if (!node) return std::nullopt;
     if (node->json().is_object()) return (*node)["content"].as_string();
     return node->as_string();
@@ -25,8 +25,8 @@ TokenizerConfig TokenizerConfig::parse(std::string_view json_text, const std::st
   c.eos_token = token("eos_token");
   c.pad_token = token("pad_token");
   c.unk_token = token("unk_token");
-  if (const auto v = root.get("add_bos_token")) c.add_bos_token = v->as_bool();
-  if (const auto v = root.get("add_eos_token")) c.add_eos_token = v->as_bool();
+  if (const auto v = root.find("add_bos_token")) c.add_bos_token = v->as_bool();
+  if (const auto v = root.find("add_eos_token")) c.add_eos_token = v->as_bool();
   return c;
 }
 

@@ -1,5 +1,7 @@
 #include "text/utf8.h"
 
+#include <algorithm>
+
 namespace fp8llm::utf8 {
 namespace {
 
@@ -94,6 +96,17 @@ void append(std::string& out, char32_t cp) {
     out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
     out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
+}
+
+size_t complete_prefix(std::string_view s) {
+  // A sequence is at most 4 bytes: its lead byte is among the last four.
+  for (size_t back = 1; back <= std::min<size_t>(4, s.size()); ++back) {
+    const size_t pos = s.size() - back;
+    if ((static_cast<uint8_t>(s[pos]) & 0xC0) == 0x80) continue;  // a continuation byte
+    const Prefix p = well_formed_prefix(s, pos);
+    return !p.complete && p.length == back ? pos : s.size();
+  }
+  return s.size();
 }
 
 LossyScan lossy(std::string_view bytes, bool hold_incomplete_tail) {

@@ -21,6 +21,10 @@ char32_t next(std::string_view s, size_t& pos);
 // Appends the UTF-8 encoding of `cp` (a Unicode scalar value).
 void append(std::string& out, char32_t cp);
 
+// Length of the longest prefix of `s` that does not end inside a sequence more bytes could still
+// complete: text can be printed up to there while the rest of a character is awaited.
+size_t complete_prefix(std::string_view s);
+
 // Number of bytes in the sequence starting with `lead`: 1 for ASCII and stray bytes.
 inline size_t sequence_length(uint8_t lead) {
   return lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;

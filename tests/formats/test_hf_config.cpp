@@ -428,27 +428,26 @@ TEST(HfConfig, QwenSlidingLayersFromLayerTypesAreAnError) {
 
 TEST(HfConfig, LayerTypesMustBeValid) {
   EXPECT_EQ(error_of(with(qwen3_json(), "layer_types", json::parse(R"(["full_attention"])"))),
-            "config.json: field 'layer_types' has 1 entries but num_hidden_layers is 2");
+            "config.json: layer_types: has 1 entries but num_hidden_layers is 2");
   EXPECT_EQ(error_of(with(qwen3_json(), "layer_types",
                           json::parse(R"(["full_attention", "linear_attention"])"))),
-            "config.json: field 'layer_types[1]' is 'linear_attention', which is not supported "
-            "(supported: full_attention, sliding_attention)");
+            "config.json: layer_types[1]: 'linear_attention' is not supported (supported: "
+            "full_attention, sliding_attention)");
   EXPECT_EQ(error_of(with(qwen3_json(), "layer_types", json::parse(R"(["full_attention", 1])"))),
-            "config.json: field 'layer_types[1]' must be a string (got 1)");
+            "config.json: layer_types[1]: expected a string, got 1");
   EXPECT_EQ(error_of(with(qwen3_json(), "layer_types", "full_attention")),
-            "config.json: field 'layer_types' must be a list of strings (got \"full_attention\")");
+            "config.json: layer_types: expected a list of strings, got \"full_attention\"");
 }
 
 TEST(HfConfig, SlidingWindowFieldTypes) {
   EXPECT_EQ(error_of(with(mistral_json(), "sliding_window", 0)),
-            "config.json: field 'sliding_window' must be a positive integer (got 0)");
+            "config.json: sliding_window: expected a positive integer, got 0");
   EXPECT_EQ(error_of(with(qwen2_json(), "sliding_window", "4096")),
-            "config.json: field 'sliding_window' must be a positive integer (got \"4096\")");
+            "config.json: sliding_window: expected a positive integer, got \"4096\"");
   EXPECT_EQ(error_of(with(qwen2_json(), "use_sliding_window", 1)),
-            "config.json: field 'use_sliding_window' must be true or false (got 1)");
+            "config.json: use_sliding_window: expected true or false, got 1");
   EXPECT_EQ(error_of(with(qwen2_json(), "max_window_layers", -1)),
-            "config.json: field 'max_window_layers' must be a non-negative integer below 2^31 "
-            "(got -1)");
+            "config.json: max_window_layers: expected a non-negative integer below 2^31, got -1");
 }
 
 // --- Errors -------------------------------------------------------------------------------------
@@ -457,10 +456,9 @@ TEST(HfConfig, UnsupportedModelType) {
   EXPECT_EQ(error_of(with(llama_json(), "model_type", "gemma2")),
             "config.json: model_type 'gemma2' is not supported (supported: llama, mistral, "
             "qwen2, qwen3)");
-  EXPECT_EQ(error_of(without(llama_json(), "model_type")),
-            "config.json: field 'model_type' is missing");
+  EXPECT_EQ(error_of(without(llama_json(), "model_type")), "config.json: model_type: missing");
   EXPECT_EQ(error_of(with(llama_json(), "model_type", 7)),
-            "config.json: field 'model_type' must be a string (got 7)");
+            "config.json: model_type: expected a string, got 7");
 }
 
 TEST(HfConfig, UnsupportedArchitecture) {
@@ -469,17 +467,15 @@ TEST(HfConfig, UnsupportedArchitecture) {
             "config.json: architecture 'Qwen2ForSequenceClassification' is not supported "
             "(supported: *ForCausalLM, e.g. Qwen2ForCausalLM)");
   EXPECT_EQ(error_of(with(qwen2_json(), "architectures", "Qwen2ForCausalLM")),
-            "config.json: field 'architectures' must be a list of strings (got "
-            "\"Qwen2ForCausalLM\")");
+            "config.json: architectures: expected a list of strings, got \"Qwen2ForCausalLM\"");
 }
 
 TEST(HfConfig, RequiredSizesMustBePresent) {
   for (const char* key : {"hidden_size", "intermediate_size", "num_hidden_layers",
                           "num_attention_heads", "vocab_size"}) {
-    EXPECT_EQ(error_of(without(llama_json(), key)),
-              fmt::format("config.json: field '{}' is missing", key));
+    EXPECT_EQ(error_of(without(llama_json(), key)), fmt::format("config.json: {}: missing", key));
     EXPECT_EQ(error_of(with(llama_json(), key, nullptr)),
-              fmt::format("config.json: field '{}' is missing", key));
+              fmt::format("config.json: {}: missing", key));
   }
 }
 
@@ -488,16 +484,16 @@ TEST(HfConfig, SizesMustBePositiveIntegers) {
        {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
         "num_key_value_heads", "vocab_size", "max_position_embeddings", "head_dim"}) {
     for (const json& bad : {json(0), json(-4), json(256.5), json("256"), json(true)}) {
-      EXPECT_EQ(error_of(with(llama_json(), key, bad)),
-                fmt::format("config.json: field '{}' must be a positive integer (got {})", key,
-                            bad.dump()));
+      EXPECT_EQ(
+          error_of(with(llama_json(), key, bad)),
+          fmt::format("config.json: {}: expected a positive integer, got {}", key, bad.dump()));
     }
   }
   EXPECT_EQ(error_of(with(llama_json(), "vocab_size", int64_t{1} << 40)),
-            "config.json: field 'vocab_size' is out of range (got 1099511627776, at most "
+            "config.json: vocab_size: out of range (got 1099511627776, at most "
             "2147483647)");
   EXPECT_EQ(error_of(with(llama_json(), "vocab_size", uint64_t{1} << 63)),
-            "config.json: field 'vocab_size' is out of range (got 9223372036854775808, at most "
+            "config.json: vocab_size: out of range (got 9223372036854775808, at most "
             "2147483647)");
 }
 
@@ -523,9 +519,9 @@ TEST(HfConfig, KvHeadsMustDivideHeads) {
 
 TEST(HfConfig, HiddenActMustBeSilu) {
   EXPECT_EQ(error_of(with(llama_json(), "hidden_act", "gelu")),
-            "config.json: field 'hidden_act' is 'gelu', which is not supported (supported: silu)");
+            "config.json: hidden_act: 'gelu' is not supported (supported: silu)");
   EXPECT_EQ(error_of(with(llama_json(), "hidden_act", 1)),
-            "config.json: field 'hidden_act' must be a string (got 1)");
+            "config.json: hidden_act: expected a string, got 1");
 }
 
 TEST(HfConfig, UnsupportedRopeTypes) {
@@ -533,64 +529,63 @@ TEST(HfConfig, UnsupportedRopeTypes) {
     json rope = llama3_rope();
     rope["rope_type"] = type;
     EXPECT_EQ(error_of(with(llama_json(), "rope_scaling", rope)),
-              fmt::format("config.json: field 'rope_scaling.rope_type' is '{}', which is not "
-                          "supported (supported: default, llama3)",
+              fmt::format("config.json: rope_scaling.rope_type: '{}' is not supported "
+                          "(supported: default, llama3)",
                           type));
     EXPECT_EQ(error_of(with(qwen3_json(), "rope_parameters", rope)),
-              fmt::format("config.json: field 'rope_parameters.rope_type' is '{}', which is not "
-                          "supported (supported: default, llama3)",
+              fmt::format("config.json: rope_parameters.rope_type: '{}' is not supported "
+                          "(supported: default, llama3)",
                           type));
   }
   // Qwen2.5-style YaRN through the legacy `type` key.
   EXPECT_EQ(
       error_of(with(qwen2_json(), "rope_scaling", json::parse(R"({"type": "yarn", "factor": 4.0,
                                           "original_max_position_embeddings": 32768})"))),
-      "config.json: field 'rope_scaling.type' is 'yarn', which is not supported "
-      "(supported: default, llama3)");
+      "config.json: rope_scaling.type: 'yarn' is not supported (supported: default, llama3)");
 }
 
 TEST(HfConfig, RopeScalingErrors) {
   EXPECT_EQ(error_of(with(llama_json(), "rope_scaling", json::parse(R"({"factor": 8.0})"))),
-            "config.json: field 'rope_scaling.rope_type' is missing");
+            "config.json: rope_scaling.rope_type: missing");
   EXPECT_EQ(error_of(with(llama_json(), "rope_scaling", "llama3")),
-            "config.json: field 'rope_scaling' must be an object (got \"llama3\")");
+            "config.json: rope_scaling: expected an object, got \"llama3\"");
   EXPECT_EQ(error_of(with(llama_json(), "rope_scaling",
                           json::parse(R"({"rope_type": "llama3", "type": "linear"})"))),
             "config.json: fields 'rope_scaling.rope_type' ('llama3') and 'rope_scaling.type' "
             "('linear') disagree");
   EXPECT_EQ(error_of(with(llama_json(), "rope_scaling", json::parse(R"({"rope_type": 3})"))),
-            "config.json: field 'rope_scaling.rope_type' must be a string (got 3)");
+            "config.json: rope_scaling.rope_type: expected a string, got 3");
   for (const char* key :
        {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}) {
     json rope = llama3_rope();
     rope.erase(key);
     EXPECT_EQ(error_of(with(llama_json(), "rope_scaling", rope)),
-              fmt::format("config.json: field 'rope_scaling.{}' is missing", key));
+              fmt::format("config.json: rope_scaling.{}: missing", key));
   }
   json rope = llama3_rope();
   rope["factor"] = -8.0;
   EXPECT_EQ(error_of(with(llama_json(), "rope_scaling", rope)),
-            "config.json: field 'rope_scaling.factor' must be a positive number (got -8.0)");
+            "config.json: rope_scaling.factor: expected a positive number, got -8.0");
   rope = llama3_rope();
   rope["original_max_position_embeddings"] = 256.5;
   EXPECT_EQ(error_of(with(llama_json(), "rope_scaling", rope)),
-            "config.json: field 'rope_scaling.original_max_position_embeddings' must be a "
-            "positive integer (got 256.5)");
+            "config.json: rope_scaling.original_max_position_embeddings: expected a positive "
+            "integer, got 256.5");
   rope = llama3_rope();
   rope["high_freq_factor"] = 1.0;
   EXPECT_EQ(error_of(with(llama_json(), "rope_scaling", rope)),
-            "config.json: field 'rope_scaling.high_freq_factor' (1) must be greater than "
+            "config.json: rope_scaling.high_freq_factor: 1 must be greater than "
             "'rope_scaling.low_freq_factor' (1)");
 }
 
 TEST(HfConfig, RopeThetaErrors) {
   EXPECT_EQ(error_of(with(llama_json(), "rope_theta", 0)),
-            "config.json: field 'rope_theta' must be a positive number (got 0)");
+            "config.json: rope_theta: expected a positive number, got 0");
   EXPECT_EQ(error_of(with(llama_json(), "rope_theta", "1e6")),
-            "config.json: field 'rope_theta' must be a positive number (got \"1e6\")");
+            "config.json: rope_theta: expected a positive number, got \"1e6\"");
   EXPECT_EQ(error_of(with(qwen3_json(), "rope_parameters",
                           json::parse(R"({"rope_type": "default", "rope_theta": -1})"))),
-            "config.json: field 'rope_parameters.rope_theta' must be a positive number (got -1)");
+            "config.json: rope_parameters.rope_theta: expected a positive number, got -1");
   EXPECT_EQ(error_of(with(qwen3_json(), "rope_theta", 10000.0)),
             "config.json: fields 'rope_theta' (10000) and 'rope_parameters.rope_theta' (1000000) "
             "disagree");
@@ -598,11 +593,11 @@ TEST(HfConfig, RopeThetaErrors) {
 
 TEST(HfConfig, RopeParametersErrors) {
   EXPECT_EQ(error_of(with(qwen3_json(), "rope_parameters", 1000000.0)),
-            "config.json: field 'rope_parameters' must be an object (got 1000000.0)");
+            "config.json: rope_parameters: expected an object, got 1000000.0");
   EXPECT_EQ(error_of(with(qwen3_json(), "rope_parameters", json::parse(R"({
               "full_attention": {"rope_type": "default", "rope_theta": 1000000.0}})"))),
-            "config.json: field 'rope_parameters.full_attention' holds per-layer-type RoPE "
-            "parameters, which are not supported");
+            "config.json: rope_parameters.full_attention: per-layer-type RoPE parameters are not "
+            "supported");
   EXPECT_EQ(
       error_of(with(with(qwen3_json(), "rope_scaling", llama3_rope()), "rope_theta", 1000000.0)),
       "config.json: fields 'rope_parameters' and 'rope_scaling' describe different RoPE "
@@ -611,55 +606,54 @@ TEST(HfConfig, RopeParametersErrors) {
 
 TEST(HfConfig, PartialRotaryIsAnError) {
   EXPECT_EQ(error_of(with(llama_json(), "partial_rotary_factor", 0.5)),
-            "config.json: field 'partial_rotary_factor' is 0.5: partial rotary embeddings are "
-            "not supported (supported: 1.0)");
+            "config.json: partial_rotary_factor: partial rotary embeddings (0.5) are not "
+            "supported (supported: 1.0)");
   EXPECT_EQ(error_of(with(qwen3_json(), "rope_parameters", json::parse(R"({
               "rope_type": "default", "rope_theta": 1e6, "partial_rotary_factor": 0.25})"))),
-            "config.json: field 'rope_parameters.partial_rotary_factor' is 0.25: partial rotary "
-            "embeddings are not supported (supported: 1.0)");
+            "config.json: rope_parameters.partial_rotary_factor: partial rotary embeddings (0.25) "
+            "are not supported (supported: 1.0)");
   EXPECT_NO_THROW(parse(with(llama_json(), "partial_rotary_factor", 1.0)));
 }
 
 TEST(HfConfig, RmsNormEpsMustBePositive) {
   EXPECT_EQ(error_of(with(llama_json(), "rms_norm_eps", 0)),
-            "config.json: field 'rms_norm_eps' must be a positive number (got 0)");
+            "config.json: rms_norm_eps: expected a positive number, got 0");
   EXPECT_EQ(error_of(with(llama_json(), "rms_norm_eps", "1e-5")),
-            "config.json: field 'rms_norm_eps' must be a positive number (got \"1e-5\")");
+            "config.json: rms_norm_eps: expected a positive number, got \"1e-5\"");
 }
 
 TEST(HfConfig, BooleanFlags) {
   for (const char* key : {"tie_word_embeddings", "attention_bias", "mlp_bias"}) {
     EXPECT_EQ(error_of(with(llama_json(), key, "true")),
-              fmt::format("config.json: field '{}' must be true or false (got \"true\")", key));
+              fmt::format("config.json: {}: expected true or false, got \"true\"", key));
   }
 }
 
 TEST(HfConfig, UnsupportedDtype) {
   EXPECT_EQ(error_of(with(llama_json(), "torch_dtype", "int8")),
-            "config.json: field 'torch_dtype' is 'int8', which is not supported (supported: "
-            "bfloat16, float16, float32)");
+            "config.json: torch_dtype: 'int8' is not supported (supported: bfloat16, float16, "
+            "float32)");
   EXPECT_EQ(error_of(with(qwen3_json(), "dtype", 16)),
-            "config.json: field 'dtype' must be a string (got 16)");
+            "config.json: dtype: expected a string, got 16");
 }
 
 TEST(HfConfig, TokenIdErrors) {
   EXPECT_EQ(error_of(with(llama_json(), "eos_token_id", "2")),
-            "config.json: field 'eos_token_id' must be an integer, a list of integers or null "
-            "(got \"2\")");
+            "config.json: eos_token_id: expected an integer, a list of integers or null, got "
+            "\"2\"");
   EXPECT_EQ(error_of(with(llama_json(), "eos_token_id", json::parse("[1, \"x\"]"))),
-            "config.json: field 'eos_token_id[1]' must be a non-negative integer below 2^31 (got "
-            "\"x\")");
+            "config.json: eos_token_id[1]: expected a non-negative integer below 2^31, got \"x\"");
   EXPECT_EQ(error_of(with(llama_json(), "eos_token_id", -1)),
-            "config.json: field 'eos_token_id' must be a non-negative integer below 2^31 (got -1)");
+            "config.json: eos_token_id: expected a non-negative integer below 2^31, got -1");
   EXPECT_EQ(error_of(with(llama_json(), "bos_token_id", json::parse("[1]"))),
-            "config.json: field 'bos_token_id' must be an integer or null (got [1])");
+            "config.json: bos_token_id: expected an integer or null, got [1]");
   EXPECT_EQ(error_of(with(llama_json(), "bos_token_id", -3)),
-            "config.json: field 'bos_token_id' must be a non-negative integer below 2^31 (got -3)");
+            "config.json: bos_token_id: expected a non-negative integer below 2^31, got -3");
 }
 
 TEST(HfConfig, QuantizationConfigMustBeAnObject) {
   EXPECT_EQ(error_of(with(llama_json(), "quantization_config", "fp8")),
-            "config.json: field 'quantization_config' must be an object (got \"fp8\")");
+            "config.json: quantization_config: expected an object, got \"fp8\"");
 }
 
 TEST(HfConfig, TopLevelMustBeAnObject) {

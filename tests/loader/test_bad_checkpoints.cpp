@@ -141,7 +141,7 @@ TEST(BadCheckpoint, UnsupportedQuantizationMethodIsNamed) {
     j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}};
   });
   const std::string err = load_error(tmp.path());
-  EXPECT_NE(err.find("quantization_config.quant_method \"gptq\" is not supported"),
+  EXPECT_NE(err.find("quantization_config.quant_method: \"gptq\" is not supported"),
             std::string::npos)
       << err;
   EXPECT_NE(err.find("compressed-tensors"), std::string::npos) << err;

@@ -274,14 +274,14 @@ std::string config_error(const nlohmann::json& qc) {
 TEST(Prequantized, UnsupportedMethodsAreNamed) {
   for (const char* m : {"gptq", "awq", "bitsandbytes", "mxfp4", "fbgemm_fp8"}) {
     const std::string err = config_error({{"quant_method", m}});
-    EXPECT_NE(err.find(fmt::format("m/config.json: quantization_config.quant_method \"{}\" is not "
+    EXPECT_NE(err.find(fmt::format("m/config.json: quantization_config.quant_method: \"{}\" is not "
                                    "supported",
                                    m)),
               std::string::npos)
         << err;
     EXPECT_NE(err.find("fine-grained \"fp8\""), std::string::npos) << err;
   }
-  EXPECT_NE(config_error({{"load_in_4bit", true}}).find("quant_method null is not supported"),
+  EXPECT_NE(config_error({{"load_in_4bit", true}}).find("quant_method: null is not supported"),
             std::string::npos);
 }
 

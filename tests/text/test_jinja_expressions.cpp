@@ -99,6 +99,13 @@ const RenderCase kExpressions[] = {
      "{{ 'héllo'|length }} {{ 'héllo'[1] }} {{ 'héllo'|upper }} {{ 'ÀÉÎ'|lower }} {{ 'ß😀'|length "
      "}}",
      "{}", "5 é HÉLLO àéî 2"},
+    {"UnicodeCaseMapping",
+     "{{ 'straße'|upper }} {{ 'ΑΒΓ Ωμέγα'|lower }} {{ 'привет мир'|upper }} {{ 'ǆemal'|capitalize "
+     "}} {{ 'ﬁne'|upper }} {{ 'İ'|lower|length }} {{ 'ᾳ'|upper }} {{ 'ÉCOLE'|lower }} {{ 'ß "
+     "straße'|title }} {{ 'ǆ'.title() }} {{ 'ⓐ' is lower }} {{ 'ß'.islower() }} {{ 'Ⅳ'.isupper() "
+     "}} {{ '٣'.isdigit() }} {{ 'éß'.isalpha() }}",
+     "{}",
+     "STRASSE αβγ ωμέγα ПРИВЕТ МИР ǅemal FINE 2 ΑΙ école SS Straße ǅ True True True True True"},
     {"PercentFormatting",
      "{{ '%s-%d' % ('a', 3) }} {{ '%05.1f' % 3.14159 }} {{ '%r' % 'x' }} {{ '100%%' % () }} {{ "
      "'%s' % none }} {{ '%x' % 255 }}",

@@ -44,6 +44,21 @@ TEST(Utf8, NextAndAppendRoundTrip) {
   }
 }
 
+TEST(Utf8, CompletePrefixHoldsBackAnUnfinishedCharacter) {
+  EXPECT_EQ(utf8::complete_prefix(""), 0u);
+  EXPECT_EQ(utf8::complete_prefix("abc"), 3u);
+  EXPECT_EQ(utf8::complete_prefix("a\u00e9"), 3u);
+  EXPECT_EQ(utf8::complete_prefix("a\xC3"), 1u);              // first byte of U+00E9
+  EXPECT_EQ(utf8::complete_prefix("a\xE4\xBD"), 1u);          // two bytes of U+4F60
+  EXPECT_EQ(utf8::complete_prefix("a\xF0\x9F\x98"), 1u);      // three bytes of U+1F600
+  EXPECT_EQ(utf8::complete_prefix("a\xF0\x9F\x98\x80"), 5u);  // all of U+1F600
+  // Bytes that no continuation can complete are not held back: waiting would never end.
+  EXPECT_EQ(utf8::complete_prefix("a\x80"), 2u);      // a stray continuation byte
+  EXPECT_EQ(utf8::complete_prefix("a\xC3("), 3u);     // a broken sequence
+  EXPECT_EQ(utf8::complete_prefix("a\xED\xA0"), 3u);  // a surrogate's start
+  EXPECT_EQ(utf8::complete_prefix("\x80\x80\x80\x80\x80"), 5u);
+}
+
 TEST(ByteLevel, Gpt2Alphabet) {
   EXPECT_EQ(byte_level_char(' '), U'\u0120');   // Ġ
   EXPECT_EQ(byte_level_char('\n'), U'\u010A');  // Ċ
@@ -153,10 +168,37 @@ TEST(Nfc, StandardExamples) {
   EXPECT_EQ(to_nfc("\u0301e"), "\u0301e");              // nothing before the mark
   EXPECT_EQ(to_nfc("a\u0328\u0301"), "\u0105\u0301");   // ogonek then acute
   EXPECT_EQ(to_nfc("\u00e9"), "\u00e9");
-  EXPECT_TRUE(is_nfc_quick("plain ascii \u00e9 \u4F60"));
+  EXPECT_TRUE(is_nfc_quick("plain ascii \u00e9 \u00fc"));
   EXPECT_FALSE(is_nfc_quick("e\u0301"));
   EXPECT_FALSE(is_nfc_quick("\u212B"));
   EXPECT_FALSE(is_nfc_quick("q\u0307\u0323"));
+}
+
+TEST(Nfc, ComposesDecomposedScripts) {
+  // Greek with tonos and dialytika, Cyrillic short i and yo, Vietnamese stacked marks, Hangul
+  // jamo: each decomposed form composes, and the composed form stays as it is.
+  const std::pair<const char*, const char*> cases[] = {
+      {"\u03B1\u0301\u03B9\u0308\u0301", "\u03AC\u0390"},        // ά ΐ
+      {"\u0438\u0306\u0435\u0308", "\u0439\u0451"},              // й ё
+      {"\u0065\u0323\u0302", "\u1EC7"},                          // ệ, marks in order
+      {"\u0065\u0302\u0323", "\u1EC7"},                          // ệ, marks reordered
+      {"\u1112\u1161\u11AB\u1100\u1173\u11AF", "\uD55C\uAE00"},  // 한글
+      {"\u004F\u031B\u0300", "\u1EDC"},                          // Ờ
+  };
+  for (const auto& [decomposed, composed] : cases) {
+    EXPECT_EQ(to_nfc(decomposed), composed) << decomposed;
+    EXPECT_EQ(to_nfc(composed), composed) << composed;
+  }
+}
+
+TEST(Nfc, KeepsNulAndCompatibilityCharacters) {
+  // The text's length is passed along, so a U+0000 neither ends nor breaks the normalization.
+  const std::string with_nul("a\0e\u0301", 5);
+  EXPECT_EQ(to_nfc(with_nul), std::string("a\0\u00e9", 4));
+  // NFC is canonical only: ligatures, full-width forms and superscripts stay (NFKC would fold
+  // them).
+  EXPECT_EQ(to_nfc("\uFB01 \uFF21 x\u00B2"), "\uFB01 \uFF21 x\u00B2");
+  EXPECT_EQ(to_nfc(""), "");
 }
 
 TEST(Nfc, IdempotentAndStableOnRandomText) {

@@ -159,15 +159,18 @@ Value min_or_max(const Value& v, const Args& args, bool want_max) {
 }
 
 std::string jinja_title(const std::string& s) {
-  std::u32string text = py::decode(s);
+  std::string out;
   bool word_start = true;
-  for (auto& c : text) {
+  for (const char32_t c : py::decode(s)) {
     const bool separator =
         c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || py::is_space(c);
-    c = word_start ? py::to_upper(c) : py::to_lower(c);
+    // jinja2 applies str.upper() and str.lower(), the full mappings ("ß" -> "SS").
+    std::string one;
+    py::append_utf8(one, c);
+    out += word_start ? py::upper(one) : py::lower(one);
     word_start = separator;
   }
-  return py::encode(text);
+  return out;
 }
 
 std::string indent(const std::string& s, const std::string& prefix, bool first, bool blank) {

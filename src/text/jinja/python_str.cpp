@@ -1,24 +1,55 @@
 #include "text/jinja/python_str.h"
 
-#include <locale.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <cwctype>
 
 #include <fmt/format.h>
+#include <utf8proc.h>
+
+#include "text/utf8.h"
 
 namespace fp8llm::jinja::py {
 namespace {
 
 constexpr char32_t kEscapeBase = 0xDC00;  // surrogateescape: byte b <-> U+DC00 + b (b >= 0x80)
 
-// The C.UTF-8 locale supplies Unicode case tables; without it case mapping covers ASCII only.
-locale_t utf8_locale() {
-  static const locale_t locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
-  return locale;
+utf8proc_category_t category(char32_t c) {
+  return utf8proc_category(static_cast<utf8proc_int32_t>(c));
+}
+
+// str.upper is Unicode's full mapping (SpecialCasing.txt: "ß" -> "SS", "ﬁ" -> "FI"), which
+// utf8proc does not offer; its simple mapping differs exactly where the full case folding expands
+// a character that is not an uppercase letter, and there the full uppercase is the simple
+// uppercase of each folded character (checked against Python 3.11 for every code point of
+// Unicode 14).
+void append_upper(std::u32string& out, char32_t c) {
+  const auto cp = static_cast<utf8proc_int32_t>(c);
+  if (c >= 0x80 && category(c) != UTF8PROC_CATEGORY_LU) {
+    utf8proc_int32_t folded[4];
+    int boundclass = 0;
+    const utf8proc_ssize_t n =
+        utf8proc_decompose_char(cp, folded, 4, UTF8PROC_CASEFOLD, &boundclass);
+    if (n > 1 && n <= 4) {
+      for (utf8proc_ssize_t i = 0; i < n; ++i)
+        out.push_back(to_upper(static_cast<char32_t>(folded[i])));
+      return;
+    }
+  }
+  out.push_back(to_upper(c));
+}
+
+// str.lower is the full mapping too, which adds one expansion to the simple one: U+0130 (I with
+// dot above) becomes "i" and U+0307. Python's final-sigma rule (a word-final capital sigma
+// lowers to U+03C2) is not applied: every capital sigma lowers to U+03C3.
+void append_lower(std::u32string& out, char32_t c) {
+  if (c == 0x130) {
+    out.push_back(U'i');
+    out.push_back(0x307);
+    return;
+  }
+  out.push_back(to_lower(c));
 }
 
 bool is_line_break(char32_t c) {
@@ -86,22 +117,10 @@ std::u32string decode(std::string_view s) {
 }
 
 void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c >= kEscapeBase + 0x80 && c <= kEscapeBase + 0xFF) {
+  if (c >= kEscapeBase + 0x80 && c <= kEscapeBase + 0xFF) {
     out.push_back(static_cast<char>(c - kEscapeBase));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
   } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    utf8::append(out, c);
   }
 }
 
@@ -256,67 +275,82 @@ std::string replace(std::string_view s, std::string_view old_text, std::string_v
 
 char32_t to_upper(char32_t c) {
   if (c < 0x80) return (c >= 'a' && c <= 'z') ? c - 32 : c;
-  const locale_t l = utf8_locale();
-  return l ? static_cast<char32_t>(towupper_l(static_cast<wint_t>(c), l)) : c;
+  return static_cast<char32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(c)));
 }
 
 char32_t to_lower(char32_t c) {
   if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-  const locale_t l = utf8_locale();
-  return l ? static_cast<char32_t>(towlower_l(static_cast<wint_t>(c), l)) : c;
+  return static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c)));
 }
 
+char32_t to_title(char32_t c) {
+  if (c < 0x80) return to_upper(c);
+  return static_cast<char32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(c)));
+}
+
+// Python's Uppercase and Lowercase properties: the letter categories, plus the characters that
+// case-map like letters (circled letters, for example).
 bool is_upper(char32_t c) {
   if (c < 0x80) return c >= 'A' && c <= 'Z';
-  const locale_t l = utf8_locale();
-  return l && iswupper_l(static_cast<wint_t>(c), l);
+  const auto cp = static_cast<utf8proc_int32_t>(c);
+  return category(c) == UTF8PROC_CATEGORY_LU || utf8proc_isupper(cp);
 }
 
 bool is_lower(char32_t c) {
   if (c < 0x80) return c >= 'a' && c <= 'z';
-  const locale_t l = utf8_locale();
-  return l && iswlower_l(static_cast<wint_t>(c), l);
+  const auto cp = static_cast<utf8proc_int32_t>(c);
+  return category(c) == UTF8PROC_CATEGORY_LL || utf8proc_islower(cp);
 }
 
 bool is_alpha(char32_t c) {
   if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-  const locale_t l = utf8_locale();
-  return l && iswalpha_l(static_cast<wint_t>(c), l);
+  const utf8proc_category_t k = category(c);
+  return k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO;
 }
 
+// Decimal digits (category Nd); Python's isdigit also counts digits such as superscripts.
 bool is_digit(char32_t c) {
   if (c < 0x80) return c >= '0' && c <= '9';
-  const locale_t l = utf8_locale();
-  return l && iswdigit_l(static_cast<wint_t>(c), l);
+  return category(c) == UTF8PROC_CATEGORY_ND;
 }
 
 std::string upper(std::string_view s) {
-  std::u32string text = decode(s);
-  for (auto& c : text) c = to_upper(c);
-  return encode(text);
+  std::u32string out;
+  for (const char32_t c : decode(s)) append_upper(out, c);
+  return encode(out);
 }
 
 std::string lower(std::string_view s) {
-  std::u32string text = decode(s);
-  for (auto& c : text) c = to_lower(c);
-  return encode(text);
+  std::u32string out;
+  for (const char32_t c : decode(s)) append_lower(out, c);
+  return encode(out);
 }
 
 std::string capitalize(std::string_view s) {
-  std::u32string text = decode(s);
-  for (size_t i = 0; i < text.size(); ++i) text[i] = i == 0 ? to_upper(text[i]) : to_lower(text[i]);
-  return encode(text);
+  std::u32string out;
+  const std::u32string text = decode(s);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i == 0) {
+      out.push_back(to_title(text[i]));
+    } else {
+      append_lower(out, text[i]);
+    }
+  }
+  return encode(out);
 }
 
 std::string title(std::string_view s) {
-  std::u32string text = decode(s);
+  std::u32string out;
   bool previous_is_cased = false;
-  for (auto& c : text) {
-    const bool cased = is_upper(c) || is_lower(c);
-    c = previous_is_cased ? to_lower(c) : to_upper(c);
-    previous_is_cased = cased;
+  for (const char32_t c : decode(s)) {
+    if (previous_is_cased) {
+      append_lower(out, c);
+    } else {
+      out.push_back(to_title(c));
+    }
+    previous_is_cased = is_upper(c) || is_lower(c) || category(c) == UTF8PROC_CATEGORY_LT;
   }
-  return encode(text);
+  return encode(out);
 }
 
 std::string float_repr(double v) {

@@ -35,9 +35,13 @@ std::vector<std::string> splitlines(std::string_view s, bool keepends);
 std::string replace(std::string_view s, std::string_view old_text, std::string_view new_text,
                     int64_t count);
 
-// Simple (one code point to one code point) Unicode case mapping.
+// Unicode case mapping by utf8proc (the Unicode version of the installed libutf8proc). The
+// one-code-point forms are the simple mappings; upper() and lower() apply the full ones, as
+// Python does ("ß" -> "SS"), except lower()'s final-sigma rule. capitalize() and title() use the
+// simple titlecase mapping ("ǆ" -> "ǅ"), where Python's full one also expands ligatures and "ß".
 char32_t to_upper(char32_t c);
 char32_t to_lower(char32_t c);
+char32_t to_title(char32_t c);
 bool is_upper(char32_t c);
 bool is_lower(char32_t c);
 bool is_alpha(char32_t c);

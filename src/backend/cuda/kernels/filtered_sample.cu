@@ -68,9 +68,7 @@ __device__ Boundary select_key(const float* __restrict__ logits, int64_t n, floa
     }
 #pragma unroll
     for (int d = 0; d < kDigits; ++d) {
-      double v = local[d];
-#pragma unroll
-      for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+      const double v = warp_sum(local[d]);
       if (lane == 0) partial[warp * kDigits + d] = v;
     }
     __syncthreads();

@@ -17,6 +17,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/block_reduce.cuh"
+
 namespace fp8llm::cuda::detail {
 
 inline constexpr float kE4M3MaxF = 448.0f;
@@ -79,35 +81,24 @@ __device__ __forceinline__ float nan_max(float a, float b) {
   return (a > b || a != a) ? a : b;
 }
 
+// The max of a value as the activation (kKeepNaN) or the weight quantizer takes it.
+template <bool kKeepNaN>
+struct MaxOp {
+  __device__ __forceinline__ float operator()(float a, float b) const {
+    return kKeepNaN ? nan_max(a, b) : fmaxf(a, b);
+  }
+};
+
+// Max over the warp (all lanes get it). A max does not depend on the order it is taken in.
 template <bool kKeepNaN>
 __device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    const float o = __shfl_xor_sync(0xffffffffu, v, off);
-    v = kKeepNaN ? nan_max(v, o) : fmaxf(v, o);
-  }
-  return v;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
+  return warp_reduce(v, MaxOp<kKeepNaN>());
 }
 
 // Max over the block (all threads get the result). kThreads is a multiple of 32, at most 1024.
 template <int kThreads, bool kKeepNaN>
 __device__ __forceinline__ float block_max(float v) {
-  __shared__ float partial[kThreads / 32];
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  v = warp_max<kKeepNaN>(v);
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  float r = lane < kThreads / 32 ? partial[lane] : 0.0f;
-  r = warp_max<kKeepNaN>(r);
-  __syncthreads();  // partial[] may be reused by a later call
-  return r;
+  return block_reduce<kThreads>(v, MaxOp<kKeepNaN>());
 }
 
 }  // namespace fp8llm::cuda::detail

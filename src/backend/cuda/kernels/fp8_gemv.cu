@@ -8,6 +8,7 @@
 // bits, above the denormal grid) and the result is the fp32 accumulation of q*q times the scales.
 #include <stdexcept>
 
+#include "backend/cuda/kernels/block_reduce.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/fp8_gemv.h"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -19,7 +20,6 @@ using detail::e4m3_to_float_scaled;
 using detail::e4m3x4_to_float_scaled;
 using detail::kQuantBlock;
 using detail::kTwoPow120;
-using detail::warp_sum;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;

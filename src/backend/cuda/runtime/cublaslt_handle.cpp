@@ -1,30 +1,20 @@
 #include "backend/cuda/runtime/cublaslt_handle.h"
 
-#include <utility>
-
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/log.h"
 
 namespace fp8llm::cuda {
 
 CublasLtHandle::CublasLtHandle(size_t workspace_bytes) : workspace_(workspace_bytes) {
-  CUBLAS_CHECK(cublasLtCreate(&handle_));
+  cublasLtHandle_t handle = nullptr;
+  CUBLAS_CHECK(cublasLtCreate(&handle));
+  handle_ = UniqueHandle<cublasLtHandle_t, Destroy>(handle);
 }
 
-CublasLtHandle::~CublasLtHandle() {
-  if (handle_ == nullptr) return;
-  const cublasStatus_t st = cublasLtDestroy(handle_);
+void CublasLtHandle::Destroy::operator()(cublasLtHandle_t handle) const noexcept {
+  const cublasStatus_t st = cublasLtDestroy(handle);
   if (st != CUBLAS_STATUS_SUCCESS)
     log_warning("cublasLtDestroy failed: {}", cublasLtGetStatusName(st));
-}
-
-CublasLtHandle::CublasLtHandle(CublasLtHandle&& other) noexcept
-    : handle_(std::exchange(other.handle_, nullptr)), workspace_(std::move(other.workspace_)) {}
-
-CublasLtHandle& CublasLtHandle::operator=(CublasLtHandle&& other) noexcept {
-  std::swap(handle_, other.handle_);
-  std::swap(workspace_, other.workspace_);
-  return *this;
 }
 
 }  // namespace fp8llm::cuda

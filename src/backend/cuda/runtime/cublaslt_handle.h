@@ -6,6 +6,7 @@
 #include <cublasLt.h>
 
 #include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/unique_handle.h"
 
 namespace fp8llm::cuda {
 
@@ -15,19 +16,18 @@ inline constexpr size_t kCublasLtWorkspaceBytes = size_t{32} << 20;
 class CublasLtHandle {
  public:
   explicit CublasLtHandle(size_t workspace_bytes = kCublasLtWorkspaceBytes);
-  ~CublasLtHandle();
-  CublasLtHandle(CublasLtHandle&& other) noexcept;
-  CublasLtHandle& operator=(CublasLtHandle&& other) noexcept;
-  CublasLtHandle(const CublasLtHandle&) = delete;
-  CublasLtHandle& operator=(const CublasLtHandle&) = delete;
 
-  cublasLtHandle_t get() const { return handle_; }
+  cublasLtHandle_t get() const { return handle_.get(); }
   void* workspace() const { return workspace_.data(); }
   size_t workspace_size() const { return workspace_.size(); }
 
  private:
-  cublasLtHandle_t handle_ = nullptr;
+  struct Destroy {
+    void operator()(cublasLtHandle_t handle) const noexcept;
+  };
+  // Declared first, so the handle that may still use it is destroyed before it.
   DeviceBuffer workspace_;
+  UniqueHandle<cublasLtHandle_t, Destroy> handle_;
 };
 
 }  // namespace fp8llm::cuda

@@ -1,7 +1,6 @@
 #include "backend/cuda/runtime/device_buffer.h"
 
 #include <stdexcept>
-#include <utility>
 
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/log.h"
@@ -10,57 +9,37 @@ namespace fp8llm::cuda {
 
 DeviceBuffer::DeviceBuffer(size_t bytes) {
   if (bytes == 0) return;
-  CUDA_CHECK(cudaMalloc(&ptr_, bytes));
-  bytes_ = bytes;
+  void* ptr = nullptr;
+  CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  memory_ = UniqueHandle<MemoryBlock, Free>(MemoryBlock{ptr, bytes});
 }
 
-DeviceBuffer::~DeviceBuffer() {
-  release();
-}
-
-DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
-    : ptr_(std::exchange(other.ptr_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
-
-DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
-  if (this != &other) {
-    release();
-    ptr_ = std::exchange(other.ptr_, nullptr);
-    bytes_ = std::exchange(other.bytes_, 0);
-  }
-  return *this;
-}
-
-void DeviceBuffer::release() noexcept {
-  if (ptr_ == nullptr) return;
-  // A destructor cannot throw; a failing cudaFree means the context is already broken, and the
-  // next checked call reports that.
-  const cudaError_t err = cudaFree(ptr_);
+void DeviceBuffer::Free::operator()(MemoryBlock block) const noexcept {
+  const cudaError_t err = cudaFree(block.ptr);
   if (err != cudaSuccess) log_warning("cudaFree failed: {}", cudaGetErrorString(err));
-  ptr_ = nullptr;
-  bytes_ = 0;
 }
 
 void DeviceBuffer::reserve_discard(size_t bytes) {
-  if (bytes <= bytes_) return;
-  release();
+  if (bytes <= size()) return;
+  memory_.reset();  // freed first, so the old and the new block are never held together
   *this = DeviceBuffer(bytes);
 }
 
 void DeviceBuffer::upload(const void* host, size_t bytes) {
-  if (bytes > bytes_) throw std::out_of_range("DeviceBuffer::upload past the end of the buffer");
+  if (bytes > size()) throw std::out_of_range("DeviceBuffer::upload past the end of the buffer");
   if (bytes == 0) return;
-  CUDA_CHECK(cudaMemcpy(ptr_, host, bytes, cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(data(), host, bytes, cudaMemcpyHostToDevice));
 }
 
 void DeviceBuffer::download(void* host, size_t bytes) const {
-  if (bytes > bytes_) throw std::out_of_range("DeviceBuffer::download past the end of the buffer");
+  if (bytes > size()) throw std::out_of_range("DeviceBuffer::download past the end of the buffer");
   if (bytes == 0) return;
-  CUDA_CHECK(cudaMemcpy(host, ptr_, bytes, cudaMemcpyDeviceToHost));
+  CUDA_CHECK(cudaMemcpy(host, data(), bytes, cudaMemcpyDeviceToHost));
 }
 
 void DeviceBuffer::fill_zero() {
-  if (bytes_ == 0) return;
-  CUDA_CHECK(cudaMemset(ptr_, 0, bytes_));
+  if (size() == 0) return;
+  CUDA_CHECK(cudaMemset(data(), 0, size()));
 }
 
 }  // namespace fp8llm::cuda

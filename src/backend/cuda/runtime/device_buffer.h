@@ -8,24 +8,21 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/cuda/runtime/unique_handle.h"
+
 namespace fp8llm::cuda {
 
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   explicit DeviceBuffer(size_t bytes);
-  ~DeviceBuffer();
-  DeviceBuffer(DeviceBuffer&& other) noexcept;
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 
-  void* data() const { return ptr_; }
-  size_t size() const { return bytes_; }
-  bool empty() const { return bytes_ == 0; }
+  void* data() const { return memory_.get().ptr; }
+  size_t size() const { return memory_.get().bytes; }
+  bool empty() const { return size() == 0; }
   template <typename T>
   T* as() const {
-    return static_cast<T*>(ptr_);
+    return static_cast<T*>(data());
   }
 
   // Makes room for at least `bytes`; the contents are not kept when it has to grow.
@@ -37,9 +34,10 @@ class DeviceBuffer {
   void fill_zero();
 
  private:
-  void release() noexcept;
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
+  struct Free {
+    void operator()(MemoryBlock block) const noexcept;
+  };
+  UniqueHandle<MemoryBlock, Free> memory_;
 };
 
 // Convenience for tests and tools: a device copy of a host vector, and back.

@@ -1,7 +1,5 @@
 #include "backend/cuda/runtime/graph.h"
 
-#include <utility>
-
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/log.h"
 
@@ -28,35 +26,21 @@ void GraphCapture::abandon(cudaStream_t stream) noexcept {
 }
 
 GraphExec::GraphExec(cudaGraph_t graph) {
-  const cudaError_t err = cudaGraphInstantiate(&exec_, graph, 0);
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
   const cudaError_t destroyed = cudaGraphDestroy(graph);
   CUDA_CHECK(err);
+  exec_ = UniqueHandle<cudaGraphExec_t, Destroy>(exec);
   CUDA_CHECK(destroyed);
 }
 
-GraphExec::~GraphExec() {
-  release();
-}
-
-GraphExec::GraphExec(GraphExec&& other) noexcept : exec_(std::exchange(other.exec_, nullptr)) {}
-
-GraphExec& GraphExec::operator=(GraphExec&& other) noexcept {
-  if (this != &other) {
-    release();
-    exec_ = std::exchange(other.exec_, nullptr);
-  }
-  return *this;
+void GraphExec::Destroy::operator()(cudaGraphExec_t exec) const noexcept {
+  const cudaError_t err = cudaGraphExecDestroy(exec);
+  if (err != cudaSuccess) log_warning("cudaGraphExecDestroy failed: {}", cudaGetErrorString(err));
 }
 
 void GraphExec::launch(cudaStream_t stream) const {
-  CUDA_CHECK(cudaGraphLaunch(exec_, stream));
-}
-
-void GraphExec::release() noexcept {
-  if (exec_ == nullptr) return;
-  const cudaError_t err = cudaGraphExecDestroy(exec_);
-  if (err != cudaSuccess) log_warning("cudaGraphExecDestroy failed: {}", cudaGetErrorString(err));
-  exec_ = nullptr;
+  CUDA_CHECK(cudaGraphLaunch(exec_.get(), stream));
 }
 
 }  // namespace fp8llm::cuda

@@ -5,6 +5,8 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/cuda/runtime/unique_handle.h"
+
 namespace fp8llm::cuda {
 
 // Records the work issued to one stream between begin() and end(); only the calling thread's
@@ -23,18 +25,15 @@ class GraphExec {
   GraphExec() = default;
   // Instantiates `graph` and destroys it (the executable copy is all that is kept).
   explicit GraphExec(cudaGraph_t graph);
-  ~GraphExec();
-  GraphExec(GraphExec&& other) noexcept;
-  GraphExec& operator=(GraphExec&& other) noexcept;
-  GraphExec(const GraphExec&) = delete;
-  GraphExec& operator=(const GraphExec&) = delete;
 
-  bool empty() const { return exec_ == nullptr; }
+  bool empty() const { return exec_.empty(); }
   void launch(cudaStream_t stream) const;
 
  private:
-  void release() noexcept;
-  cudaGraphExec_t exec_ = nullptr;
+  struct Destroy {
+    void operator()(cudaGraphExec_t exec) const noexcept;
+  };
+  UniqueHandle<cudaGraphExec_t, Destroy> exec_;
 };
 
 }  // namespace fp8llm::cuda

@@ -1,7 +1,5 @@
 #include "backend/cuda/runtime/pinned_buffer.h"
 
-#include <utility>
-
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/log.h"
 
@@ -9,32 +7,14 @@ namespace fp8llm::cuda {
 
 PinnedBuffer::PinnedBuffer(size_t bytes) {
   if (bytes == 0) return;
-  CUDA_CHECK(cudaMallocHost(&ptr_, bytes));
-  bytes_ = bytes;
+  void* ptr = nullptr;
+  CUDA_CHECK(cudaMallocHost(&ptr, bytes));
+  memory_ = UniqueHandle<MemoryBlock, Free>(MemoryBlock{ptr, bytes});
 }
 
-PinnedBuffer::~PinnedBuffer() {
-  release();
-}
-
-PinnedBuffer::PinnedBuffer(PinnedBuffer&& other) noexcept
-    : ptr_(std::exchange(other.ptr_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
-
-PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& other) noexcept {
-  if (this != &other) {
-    release();
-    ptr_ = std::exchange(other.ptr_, nullptr);
-    bytes_ = std::exchange(other.bytes_, 0);
-  }
-  return *this;
-}
-
-void PinnedBuffer::release() noexcept {
-  if (ptr_ == nullptr) return;
-  const cudaError_t err = cudaFreeHost(ptr_);
+void PinnedBuffer::Free::operator()(MemoryBlock block) const noexcept {
+  const cudaError_t err = cudaFreeHost(block.ptr);
   if (err != cudaSuccess) log_warning("cudaFreeHost failed: {}", cudaGetErrorString(err));
-  ptr_ = nullptr;
-  bytes_ = 0;
 }
 
 }  // namespace fp8llm::cuda

@@ -4,29 +4,27 @@
 
 #include <cstddef>
 
+#include "backend/cuda/runtime/unique_handle.h"
+
 namespace fp8llm::cuda {
 
 class PinnedBuffer {
  public:
   PinnedBuffer() = default;
   explicit PinnedBuffer(size_t bytes);
-  ~PinnedBuffer();
-  PinnedBuffer(PinnedBuffer&& other) noexcept;
-  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept;
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
 
-  void* data() const { return ptr_; }
-  size_t size() const { return bytes_; }
+  void* data() const { return memory_.get().ptr; }
+  size_t size() const { return memory_.get().bytes; }
   template <typename T>
   T* as() const {
-    return static_cast<T*>(ptr_);
+    return static_cast<T*>(data());
   }
 
  private:
-  void release() noexcept;
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
+  struct Free {
+    void operator()(MemoryBlock block) const noexcept;
+  };
+  UniqueHandle<MemoryBlock, Free> memory_;
 };
 
 }  // namespace fp8llm::cuda

@@ -1,31 +1,23 @@
 #include "backend/cuda/runtime/stream.h"
 
-#include <utility>
-
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/log.h"
 
 namespace fp8llm::cuda {
 
 Stream::Stream() {
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  cudaStream_t stream = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  stream_ = UniqueHandle<cudaStream_t, Destroy>(stream);
 }
 
-Stream::~Stream() {
-  if (stream_ == nullptr) return;
-  const cudaError_t err = cudaStreamDestroy(stream_);
+void Stream::Destroy::operator()(cudaStream_t stream) const noexcept {
+  const cudaError_t err = cudaStreamDestroy(stream);
   if (err != cudaSuccess) log_warning("cudaStreamDestroy failed: {}", cudaGetErrorString(err));
 }
 
-Stream::Stream(Stream&& other) noexcept : stream_(std::exchange(other.stream_, nullptr)) {}
-
-Stream& Stream::operator=(Stream&& other) noexcept {
-  std::swap(stream_, other.stream_);
-  return *this;
-}
-
 void Stream::synchronize() const {
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaStreamSynchronize(get()));
 }
 
 }  // namespace fp8llm::cuda

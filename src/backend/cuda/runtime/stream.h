@@ -3,23 +3,23 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/cuda/runtime/unique_handle.h"
+
 namespace fp8llm::cuda {
 
 class Stream {
  public:
   Stream();
-  ~Stream();
-  Stream(Stream&& other) noexcept;
-  Stream& operator=(Stream&& other) noexcept;
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
 
-  cudaStream_t get() const { return stream_; }
-  operator cudaStream_t() const { return stream_; }  // NOLINT: a Stream is used where a handle is
+  cudaStream_t get() const { return stream_.get(); }
+  operator cudaStream_t() const { return get(); }  // NOLINT: a Stream is used where a handle is
   void synchronize() const;
 
  private:
-  cudaStream_t stream_ = nullptr;
+  struct Destroy {
+    void operator()(cudaStream_t stream) const noexcept;
+  };
+  UniqueHandle<cudaStream_t, Destroy> stream_;
 };
 
 }  // namespace fp8llm::cuda
