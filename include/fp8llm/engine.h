@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fp8llm/modes.h"
+#include "fp8llm/named_tensor.h"
 #include "fp8llm/request.h"
 #include "fp8llm/sampling.h"
 #include "fp8llm/state_dict.h"
@@ -64,6 +65,9 @@ struct LoadOptions {
   int64_t max_seqs = 256;
   // CUDA: record decode steps as CUDA graphs (one per batch size of 1, 2, 4, .. 256, padded up).
   bool cuda_graphs = true;
+  // LoRA adapters at once (0: none; the LoRA ops then cost nothing), and their largest rank.
+  int max_loras = 0;
+  int64_t max_lora_rank = 16;
   // Called as weights stream in (bytes read so far, bytes in total).
   std::function<void(uint64_t, uint64_t)> progress;
 };
@@ -100,6 +104,7 @@ struct LoadReport {
 struct GenerationOptions {
   int max_tokens = 128;
   SamplingParams sampling;
+  std::string lora;  // the adapter to apply, or empty
   // Generation stops after producing any of these (the stop token is included in the output).
   std::vector<int32_t> stop_token_ids;
 };
@@ -142,6 +147,21 @@ class Engine {
   // `progress(done, total)` after each step that finished some of them.
   std::vector<RequestOutput> generate(std::vector<GenerationRequest> requests,
                                       const std::function<void(size_t, size_t)>& progress = {});
+
+  // --- LoRA adapters (LoadOptions::max_loras > 0; docs/FP8.md, "LoRA") ---
+  // Adds an adapter under `name`, from a PEFT directory (adapter_config.json +
+  // adapter_model.safetensors) or from adapter_config.json's text and the factors in memory (PEFT
+  // names). Requests name it in GenerationRequest::lora from the next step on. Any thread.
+  virtual void add_lora(const std::string& name, const std::filesystem::path& dir);
+  virtual void add_lora(const std::string& name, const std::string& adapter_config_json,
+                        const std::vector<NamedTensor>& tensors);
+  // New factors for an adapter already added, of the same modules and rank (a training loop's
+  // per-step sync): checked whole before anything changes; requests using it, running ones too,
+  // see them from the next step on. Any thread.
+  virtual void replace_lora(const std::string& name, const std::vector<NamedTensor>& tensors);
+  // An Error while unfinished requests use it. Any thread.
+  virtual void remove_lora(const std::string& name);
+  virtual std::vector<std::string> lora_names() const;
 
   // --- One sequence ---
   // Logits of every position of `ids` as a fresh sequence: [ids.size() * vocab] fp32.

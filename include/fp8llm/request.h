@@ -17,6 +17,7 @@ namespace fp8llm {
 struct GenerationRequest {
   std::vector<int32_t> prompt;
   SamplingParams params;
+  std::string lora;  // the adapter to apply (Engine::add_lora), or empty for the base model
 };
 
 // The log-probability of a generated token under the model (log-softmax of the raw logits, before

@@ -21,7 +21,8 @@ struct Options {
 };
 
 void run_chat(const Options& o) {
-  const GenerationOptions gen = o.sampling.generation_options();
+  GenerationOptions gen = o.sampling.generation_options();
+  gen.lora = default_lora(o.engine);
   Sampler{gen.sampling};
   TextSession session(o.engine.model_dir);
   session.render_chat(nlohmann::ordered_json::array({{{"role", "user"}, {"content", "hi"}}}));

@@ -60,7 +60,8 @@ void run_generate(const Options& o) {
     return run_generate_batch(o.engine, o.sampling, o.batch);
   }
   const std::vector<int32_t> prompt = parse_ids(o.prompt_ids, "--prompt-ids");
-  const GenerationOptions gen = o.sampling.generation_options();
+  GenerationOptions gen = o.sampling.generation_options();
+  gen.lora = default_lora(o.engine);
   // Check what can be checked before the (long) load.
   Sampler{gen.sampling};
   const int64_t vocab = load_model_config(o.engine.model_dir).vocab_size;

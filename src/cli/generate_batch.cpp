@@ -43,17 +43,23 @@ std::vector<Line> read_lines(const std::string& path) {
 
 // A line's request: its prompt (text through the tokenizer, or ids) and sampling.
 TextRequest request_of(const Line& line, const std::string& path, const TextModel& text,
-                       const SamplingParams& defaults) {
+                       const SamplingParams& defaults, const std::string& lora) {
   const std::string where = fmt::format("{}:{}", path, line.number);
-  static const std::set<std::string> own = {"prompt", "prompt_token_ids"};
+  static const std::set<std::string> own = {"prompt", "prompt_token_ids", "lora"};
   for (const auto& [key, value] : line.object.items()) {
     const auto& fields = sampling_fields();
-    FP8LLM_CHECK(own.count(key) || std::find(fields.begin(), fields.end(), key) != fields.end(),
-                 "{}: {}: not a request field (prompt, prompt_token_ids, or a sampling field)",
-                 where, key);
+    FP8LLM_CHECK(
+        own.count(key) || std::find(fields.begin(), fields.end(), key) != fields.end(),
+        "{}: {}: not a request field (prompt, prompt_token_ids, lora, or a sampling field)", where,
+        key);
   }
   TextRequest r;
   r.sampling = parse_sampling(line.object, where, defaults);
+  r.lora = lora;
+  if (line.object.contains("lora") && !line.object["lora"].is_null()) {
+    FP8LLM_CHECK(line.object["lora"].is_string(), "{}: lora: expected an adapter's name", where);
+    r.lora = line.object["lora"].get<std::string>();
+  }
   const bool has_text = line.object.contains("prompt");
   const bool has_ids = line.object.contains("prompt_token_ids");
   FP8LLM_CHECK(has_text != has_ids, "{}: give one of prompt and prompt_token_ids", where);
@@ -105,7 +111,8 @@ void run_generate_batch(const EngineFlags& engine_flags, const SamplingFlags& fl
   // Every line is checked before the (long) load.
   std::vector<TextRequest> requests;
   for (const Line& line : read_lines(batch.prompts_file))
-    requests.push_back(request_of(line, batch.prompts_file, text, defaults));
+    requests.push_back(
+        request_of(line, batch.prompts_file, text, defaults, default_lora(engine_flags)));
 
   auto engine = load_engine(engine_flags);
   ProgressLine progress("generating", !engine_flags.quiet);

@@ -1,6 +1,7 @@
 #include "cli/load_options.h"
 
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <cstdio>
@@ -11,6 +12,7 @@
 
 #include "cli/format.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "core/log.h"
 #include "loader/quantization_request.h"
 
@@ -40,7 +42,38 @@ ConfigText read_quantization_config_flag(const std::string& arg) {
   return {text.str(), path.string()};
 }
 
+// --lora values as (name, directory).
+std::vector<std::pair<std::string, std::filesystem::path>> lora_flags(const EngineFlags& flags) {
+  std::vector<std::pair<std::string, std::filesystem::path>> out;
+  for (const std::string& v : flags.loras) {
+    const size_t eq = v.find('=');
+    if (eq == std::string::npos) {
+      FP8LLM_CHECK(flags.loras.size() == 1,
+                   "--lora {}: with several adapters each needs a name (--lora NAME=DIR)", v);
+      out.emplace_back("default", v);
+    } else {
+      FP8LLM_CHECK(eq > 0 && eq + 1 < v.size(), "--lora {}: expected DIR or NAME=DIR", v);
+      out.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    }
+  }
+  return out;
+}
+
+// The r of an adapter directory's adapter_config.json, to size the slots before the load.
+int64_t adapter_rank(const std::filesystem::path& dir) {
+  const std::filesystem::path file = dir / "adapter_config.json";
+  const nlohmann::json j = nlohmann::json::parse(read_text_file(file), nullptr, false);
+  FP8LLM_CHECK(
+      j.is_object() && j.contains("r") && j["r"].is_number_integer() && j["r"].get<int64_t>() > 0,
+      "--lora {}: {}: r: expected a positive integer", dir.string(), file.string());
+  return j["r"].get<int64_t>();
+}
+
 }  // namespace
+
+std::string default_lora(const EngineFlags& flags) {
+  return flags.loras.size() == 1 && flags.loras[0].find('=') == std::string::npos ? "default" : "";
+}
 
 GenerationOptions SamplingFlags::generation_options() const {
   GenerationOptions g;
@@ -117,6 +150,17 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
       ->check(CLI::Range(1, 4096));
   cmd.add_flag("--no-cuda-graphs", f.no_cuda_graphs,
                "cuda: run decode steps op by op instead of replaying recorded CUDA graphs");
+  cmd.add_option("--lora", f.loras,
+                 "A PEFT LoRA adapter directory applied to every request, or NAME=DIR (repeatable) "
+                 "for requests that name it (the `lora` field of --prompts-file)");
+  cmd.add_option("--max-loras", f.max_loras,
+                 "Adapter slots (default: as many as --lora gives); more leave room for adapters "
+                 "added later")
+      ->check(CLI::Range(0, 64));
+  cmd.add_option("--max-lora-rank", f.max_lora_rank,
+                 "Largest adapter rank the slots hold (default: the largest r of the --lora "
+                 "adapters, at least 16)")
+      ->check(CLI::Range(1, 512));
   cmd.add_flag("--quiet", f.quiet, "No progress or summary lines on stderr");
 }
 
@@ -158,6 +202,12 @@ LoadOptions engine_load_options(const EngineFlags& flags) {
   o.max_batch_tokens = flags.max_batch_tokens;
   o.max_seqs = flags.max_seqs;
   o.cuda_graphs = !flags.no_cuda_graphs;
+  o.max_loras = flags.max_loras > 0 ? flags.max_loras : static_cast<int>(flags.loras.size());
+  o.max_lora_rank = flags.max_lora_rank > 0 ? flags.max_lora_rank : 16;
+  if (flags.max_lora_rank == 0) {
+    for (const auto& [name, dir] : lora_flags(flags))
+      o.max_lora_rank = std::max(o.max_lora_rank, adapter_rank(dir));
+  }
   o.registry = flags.registry;
   o.offline = flags.offline;
   o.fp8_gemm = parse_fp8_gemm(flags.fp8_gemm);
@@ -184,6 +234,7 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
     };
   }
   auto engine = Engine::load(o);
+  for (const auto& [name, dir] : lora_flags(flags)) engine->add_lora(name, dir);
   if (!flags.quiet) {
     const LoadReport& r = engine->load_report();
     log_status(

@@ -30,6 +30,10 @@ struct EngineFlags {
   int64_t max_batch_tokens = 0;
   int64_t max_seqs = 256;
   bool no_cuda_graphs = false;
+  // LoRA adapters: PATH (applied to every request) or NAME=PATH (requests pick them by name).
+  std::vector<std::string> loras;
+  int max_loras = 0;          // 0: as many as --lora gives
+  int64_t max_lora_rank = 0;  // 0: the largest r of the --lora adapters, at least 16
   std::string registry;
   bool offline = false;
   bool quiet = false;
@@ -55,8 +59,13 @@ void add_sampling_flags(CLI::App& cmd, SamplingFlags& flags);
 // without the progress display.
 LoadOptions engine_load_options(const EngineFlags& flags);
 
-// Loads the model with a progress line on stderr and a one-line summary after.
+// Loads the model with a progress line on stderr and a one-line summary after, and adds the
+// --lora adapters.
 std::unique_ptr<Engine> load_engine(const EngineFlags& flags);
+
+// The adapter every request of a one-prompt command uses: "default" for one --lora PATH given
+// without a name, else none.
+std::string default_lora(const EngineFlags& flags);
 
 // Status lines go to stderr so that stdout carries only results.
 template <typename... Args>

@@ -22,7 +22,8 @@ struct Options {
 };
 
 void run_run(const Options& o) {
-  const GenerationOptions gen = o.sampling.generation_options();
+  GenerationOptions gen = o.sampling.generation_options();
+  gen.lora = default_lora(o.engine);
   Sampler{gen.sampling};  // reject bad sampling flags before the load
   TextSession session(o.engine.model_dir);
   std::vector<int32_t> prompt;
@@ -49,7 +50,8 @@ void add_run_command(CLI::App& app) {
   add_engine_flags(*cmd, opts->engine);
   add_sampling_flags(*cmd, opts->sampling);
   cmd->add_option("--prompt,-p", opts->prompt, "The prompt text")->required();
-  cmd->add_flag("--chat", opts->chat, "Apply the model's chat template (the prompt is a user turn)");
+  cmd->add_flag("--chat", opts->chat,
+                "Apply the model's chat template (the prompt is a user turn)");
   cmd->add_option("--system", opts->system, "System message (with --chat)");
   cmd->add_option("--stop", opts->stop, "Stop when the output contains this text (repeatable)");
   cmd->callback([opts] { run_run(*opts); });

@@ -11,12 +11,14 @@
 #include "backend/cpu/cpu_weight_store.h"
 #include "backend/cpu/cpu_workspace.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "core/log.h"
 #include "core/timeline.h"
 #include "engine/device_model.h"
 #include "engine/host_memory.h"
 #include "engine/kv_budget.h"
 #include "engine/llm_engine.h"
+#include "engine/lora_slots.h"
 #include "engine/state_dict.h"
 #include "formats/checkpoint.h"
 #include "formats/generation_config.h"
@@ -24,6 +26,7 @@
 #include "loader/host_sink.h"
 #include "loader/load_plan.h"
 #include "loader/resolve.h"
+#include "lora/peft_adapter.h"
 #include "model/llama_model.h"
 
 #ifdef FP8LLM_HAVE_CUDA
@@ -37,6 +40,31 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+RunnerOptions with_lora(RunnerOptions r, const LoadOptions& o) {
+  r.lora = o.max_loras > 0;
+  return r;
+}
+
+// Views of tensors handed over in memory, checked against their own description.
+std::vector<std::pair<std::string, TensorView>> views_of(const std::vector<NamedTensor>& tensors) {
+  std::vector<std::pair<std::string, TensorView>> out;
+  for (const NamedTensor& t : tensors) {
+    const std::optional<DType> dtype = dtype_from_name(t.dtype);
+    FP8LLM_CHECK(dtype && (*dtype == DType::BF16 || *dtype == DType::F16 || *dtype == DType::F32),
+                 "{}: dtype '{}' (expected BF16, F16 or F32)", t.name, t.dtype);
+    for (int64_t d : t.shape)
+      FP8LLM_CHECK(d > 0, "{}: shape {} has an empty dimension", t.name, shape_str(t.shape));
+    FP8LLM_CHECK(t.data != nullptr, "{}: no data", t.name);
+    TensorView v;
+    v.dtype = *dtype;
+    v.shape = t.shape;
+    v.data = static_cast<const std::byte*>(t.data);
+    v.nbytes = static_cast<size_t>(num_elements(t.shape)) * dtype_size(*dtype);
+    out.emplace_back(t.name, v);
+  }
+  return out;
+}
+
 // The options with the device's defaults filled in.
 LoadOptions settled(LoadOptions o) {
   FP8LLM_CHECK(o.max_batch_tokens >= 0, "--max-batch-tokens {} must be positive",
@@ -45,6 +73,10 @@ LoadOptions settled(LoadOptions o) {
                o.max_seqs);
   FP8LLM_CHECK(o.max_context >= 0, "--max-context {} must be positive", o.max_context);
   if (o.max_batch_tokens == 0) o.max_batch_tokens = o.device == Device::Cuda ? 8192 : 2048;
+  FP8LLM_CHECK(o.max_loras >= 0 && o.max_loras <= 64, "--max-loras {} must be in [0, 64]",
+               o.max_loras);
+  FP8LLM_CHECK(o.max_lora_rank >= 1 && o.max_lora_rank <= 512,
+               "--max-lora-rank {} must be in [1, 512]", o.max_lora_rank);
   if (o.kv_cache_dtype == KvCacheDtype::Auto)
     o.kv_cache_dtype = o.device == Device::Cuda ? KvCacheDtype::BF16 : KvCacheDtype::F32;
   return o;
@@ -70,13 +102,35 @@ class BackendEngine final : public Engine {
         max_seqs_(options.max_seqs),
         blocks_(device_.kv->view().spec.blocks, device_.kv->view().spec.block_size,
                 options.prefix_caching),
-        runner_(model_, *device_.backend, *device_.workspace, *device_.kv, device_.runner),
+        lora_(options.max_loras, options.max_lora_rank),
+        runner_(model_, *device_.backend, *device_.workspace, *device_.kv,
+                with_lora(device_.runner, options)),
         llm_(runner_, device_.picker.get(), blocks_,
              SchedulerConfig{.max_batch_tokens = options.max_batch_tokens,
                              .max_seqs = options.max_seqs},
              EngineLimits{.vocab_size = model_.config().vocab_size,
                           .max_context = max_context_,
-                          .eos_token_ids = eos_}) {}
+                          .eos_token_ids = eos_},
+             &lora_) {
+    if (options.max_loras > 0)
+      device_.backend->reserve_lora(options.max_loras, options.max_lora_rank);
+  }
+
+  void add_lora(const std::string& name, const std::filesystem::path& dir) override {
+    LoraAdapter a = load_peft_adapter(config(), dir);
+    lora_.add(name, std::move(a), read_text_file(dir / "adapter_config.json"));
+  }
+  void add_lora(const std::string& name, const std::string& config_json,
+                const std::vector<NamedTensor>& tensors) override {
+    lora_.add(name, parse_peft_adapter(config(), config_json, views_of(tensors), "lora " + name),
+              config_json);
+  }
+  void replace_lora(const std::string& name, const std::vector<NamedTensor>& tensors) override {
+    lora_.replace(name, parse_peft_adapter(config(), lora_.config_of(name), views_of(tensors),
+                                           "lora " + name));
+  }
+  void remove_lora(const std::string& name) override { lora_.remove(name); }
+  std::vector<std::string> lora_names() const override { return lora_.names(); }
 
   const ModelConfig& config() const override { return model_.config(); }
   const LoadReport& load_report() const override { return report_; }
@@ -185,6 +239,7 @@ class BackendEngine final : public Engine {
   int64_t max_batch_tokens_;
   int64_t max_seqs_;
   BlockManager blocks_;
+  LoraSlots lora_;
   ModelRunner runner_;
   LlmEngine llm_;
   std::vector<int32_t> session_tokens_;

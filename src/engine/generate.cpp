@@ -52,6 +52,7 @@ GenerationResult Engine::generate(std::span<const int32_t> prompt, const Generat
   GenerationRequest request;
   request.prompt.assign(prompt.begin(), prompt.end());
   request.params = options.sampling;
+  request.lora = options.lora;
   request.params.n = 1;
   request.params.max_tokens = options.max_tokens;
   request.params.stop_token_ids = options.stop_token_ids;

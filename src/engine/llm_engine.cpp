@@ -16,12 +16,13 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 LlmEngine::LlmEngine(ModelRunner& runner, TokenPicker* picker, BlockManager& blocks,
-                     SchedulerConfig scheduling, EngineLimits limits)
+                     SchedulerConfig scheduling, EngineLimits limits, LoraSlots* lora)
     : runner_(runner),
       picker_(picker),
       blocks_(blocks),
       scheduler_(scheduling, blocks),
-      limits_(std::move(limits)) {}
+      limits_(std::move(limits)),
+      lora_(lora) {}
 
 uint64_t LlmEngine::add_request(GenerationRequest request, TokenCallback on_token) {
   const SamplingParams& p = request.params;
@@ -50,6 +51,15 @@ uint64_t LlmEngine::add_request(GenerationRequest request, TokenCallback on_toke
                prompt, p.max_tokens, blocks, blocks_.block_size(), blocks_.usable_blocks());
 
   auto state = std::make_unique<RequestState>();
+  if (!request.lora.empty()) {
+    FP8LLM_CHECK(lora_ != nullptr && lora_->enabled(),
+                 "lora: the request names adapter '{}' but this engine was loaded without adapter "
+                 "slots (--max-loras)",
+                 request.lora);
+    const LoraSlots::Use use = lora_->acquire(request.lora);
+    state->lora_slot = use.slot;
+    state->prefix_root = use.prefix_root;
+  }
   state->spec = std::move(request);
   state->on_token = std::move(on_token);
   state->arrival = std::chrono::steady_clock::now();
@@ -85,6 +95,8 @@ void LlmEngine::take_incoming() {
     auto seq = std::make_unique<Sequence>(r.get(), 0, r->spec.prompt,
                                           static_cast<int64_t>(r->spec.prompt.size()),
                                           Sampler(p, sample_seed(r->seed, 0)));
+    seq->lora_slot = r->lora_slot;
+    seq->prefix = PrefixChain::from(r->prefix_root);
     if (p.n == 1) r->forked = true;  // nothing to fork: the prompt's sequence is the sample
     scheduler_.add_waiting(seq.get());
     r->sequences.push_back(std::move(seq));
@@ -109,6 +121,7 @@ void LlmEngine::fork(RequestState& r) {
     child->computed = parent.computed;
     child->block_table = blocks_.fork(parent.block_table);
     child->prefix = parent.prefix;
+    child->lora_slot = parent.lora_slot;
     scheduler_.add_running(child.get());
     r.sequences.push_back(std::move(child));
   }
@@ -157,6 +170,7 @@ void LlmEngine::append(Sequence& seq, const SampledStep& step) {
 }
 
 std::vector<RequestOutput> LlmEngine::step() {
+  if (lora_ != nullptr) lora_->apply(runner_.backend());  // adapters changed since the last step
   take_incoming();
   std::set<RequestState*> changed;
   const Schedule schedule = scheduler_.schedule();
@@ -199,6 +213,7 @@ std::vector<RequestOutput> LlmEngine::step() {
         std::lock_guard lock(mutex_);
         --unfinished_;
       }
+      if (lora_ != nullptr && r.lora_slot >= 0) lora_->release(r.lora_slot);
       it = requests_.erase(it);
       continue;
     }

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/lora_slots.h"
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
@@ -29,8 +30,9 @@ struct EngineLimits {
 
 class LlmEngine {
  public:
+  // `lora` may be null (no adapters).
   LlmEngine(ModelRunner& runner, TokenPicker* picker, BlockManager& blocks,
-            SchedulerConfig scheduling, EngineLimits limits);
+            SchedulerConfig scheduling, EngineLimits limits, LoraSlots* lora = nullptr);
 
   // Checks the request (an Error names the field at fault; nothing is queued then) and queues it.
   uint64_t add_request(GenerationRequest request, TokenCallback on_token = {});
@@ -58,6 +60,7 @@ class LlmEngine {
   BlockManager& blocks_;
   Scheduler scheduler_;
   EngineLimits limits_;
+  LoraSlots* lora_;
 
   mutable std::mutex mutex_;  // guards the three below
   std::vector<std::unique_ptr<RequestState>> incoming_;

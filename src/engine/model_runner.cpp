@@ -17,6 +17,7 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
   Pass pass;
   batch_.clear();
   batch_.block_size = block_size();
+  batch_.lora = options_.lora;
   bool decode_only = true;
   pass.row.assign(schedule.sequences.size(), -1);
   // Sequences of one token first (BatchView::num_decode_tokens): a backend may treat them apart,
@@ -30,7 +31,7 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
       const bool samples = end == seq.length();
       if (samples) pass.row[i] = static_cast<int32_t>(batch_.logit_rows.size());
       batch_.add_sequence(seq.tokens, seq.computed, end, seq.block_table,
-                          samples ? Batch::Logits::Last : Batch::Logits::None);
+                          samples ? Batch::Logits::Last : Batch::Logits::None, seq.lora_slot);
       decode_only = decode_only && s.tokens == 1 && samples;
     }
   }
@@ -59,7 +60,8 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
   return pass;
 }
 
-Act ModelRunner::run(const Batch& batch) {
+Act ModelRunner::run(Batch& batch) {
+  batch.lora = options_.lora;
   const BatchView view = backend_.prepare(batch);
   return model_.forward(backend_, workspace_, kv_.view(), view);
 }

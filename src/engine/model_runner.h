@@ -20,6 +20,8 @@ struct RunnerOptions {
   std::vector<int64_t> recorded_batch_sizes;
   // Block-table width of a recorded pass (the most blocks a sequence can have).
   int64_t max_blocks_per_seq = 0;
+  // The model runs the LoRA ops in every pass (the engine has adapter slots).
+  bool lora = false;
 };
 
 class ModelRunner {
@@ -34,7 +36,7 @@ class ModelRunner {
   // Makes the schedule's block copies, then runs its tokens.
   Pass run(const Schedule& schedule);
   // Runs a batch built elsewhere (the one-sequence incremental API): the logits of its logit rows.
-  Act run(const Batch& batch);
+  Act run(Batch& batch);
 
   Backend& backend() { return backend_; }
   int64_t block_size() const { return kv_.view().spec.block_size; }

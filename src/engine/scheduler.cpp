@@ -21,7 +21,7 @@ void Scheduler::remove(Sequence* seq) {
 void Scheduler::preempt(Sequence* seq) {
   blocks_.release(seq->block_table);
   seq->computed = 0;
-  seq->prefix = {};
+  seq->prefix = PrefixChain::from(seq->prefix.root);
   std::erase(running_, seq);
   waiting_.push_front(seq);
   ++preemptions_;
@@ -53,7 +53,8 @@ bool Scheduler::admit(Sequence* seq, int64_t& budget, Schedule& out) {
   // its last token is computed, for the logits of the next one.
   int64_t cached = 0;
   if (seq->computed == 0 && seq->block_table.empty()) {
-    const std::vector<int32_t> hit = blocks_.match_prefix(seq->tokens, seq->length() - 1);
+    const std::vector<int32_t> hit =
+        blocks_.match_prefix(seq->tokens, seq->length() - 1, seq->prefix.root);
     blocks_.share(seq->block_table, hit, seq->prefix);
     cached = static_cast<int64_t>(hit.size()) * blocks_.block_size();
     seq->computed = cached;
@@ -64,7 +65,7 @@ bool Scheduler::admit(Sequence* seq, int64_t& budget, Schedule& out) {
   if (needed > blocks_.free_blocks()) {
     blocks_.release(seq->block_table);  // undo the prefix hit; it is looked up again later
     seq->computed = 0;
-    seq->prefix = {};
+    seq->prefix = PrefixChain::from(seq->prefix.root);
     return false;
   }
   if (seq->generated() == 0) seq->request->cached_prompt_tokens = cached;

@@ -26,6 +26,7 @@ struct Sequence {
   int64_t computed = 0;  // leading tokens whose keys and values are in the cache
   std::vector<int32_t> block_table;
   PrefixChain prefix;
+  int32_t lora_slot = -1;
   Sampler sampler;
   std::vector<TokenLogprob> logprobs;
   std::optional<FinishReason> finish;
@@ -44,6 +45,8 @@ struct RequestState {
   uint64_t id = 0;
   GenerationRequest spec;
   uint64_t seed = 0;  // the request's, or a random one
+  int32_t lora_slot = -1;
+  uint64_t prefix_root = kPrefixRoot;
   TokenCallback on_token;
   // The prompt sequence until it forks, then the n samples (by index).
   std::vector<std::unique_ptr<Sequence>> sequences;

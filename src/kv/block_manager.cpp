@@ -8,7 +8,7 @@
 namespace fp8llm {
 namespace {
 
-const uint64_t kRootHash = PrefixChain{}.hash;
+const uint64_t kRootHash = kPrefixRoot;
 
 uint64_t mix(uint64_t x) {  // splitmix64's finalizer
   x ^= x >> 30;
@@ -111,13 +111,13 @@ std::vector<BlockCopy> BlockManager::prepare_write(std::vector<int32_t>& table, 
   return copies;
 }
 
-std::vector<int32_t> BlockManager::match_prefix(std::span<const int32_t> tokens,
-                                                int64_t max_tokens) const {
+std::vector<int32_t> BlockManager::match_prefix(std::span<const int32_t> tokens, int64_t max_tokens,
+                                                uint64_t root) const {
   std::vector<int32_t> found;
   if (!prefix_caching_) return found;
   const int64_t whole =
       std::min<int64_t>(max_tokens, static_cast<int64_t>(tokens.size())) / block_size_;
-  uint64_t hash = kRootHash;
+  uint64_t hash = root;
   int32_t parent = -1;
   for (int64_t i = 0; i < whole; ++i) {
     const auto block_tokens =
@@ -127,8 +127,9 @@ std::vector<int32_t> BlockManager::match_prefix(std::span<const int32_t> tokens,
     auto [first, last] = registry_.equal_range(hash);
     for (auto it = first; it != last && match < 0; ++it) {
       const Block& block = blocks_[static_cast<size_t>(it->second)];
-      if (block.parent == parent && std::equal(block.tokens.begin(), block.tokens.end(),
-                                               block_tokens.begin(), block_tokens.end()))
+      if (block.parent == parent && block.root == root &&
+          std::equal(block.tokens.begin(), block.tokens.end(), block_tokens.begin(),
+                     block_tokens.end()))
         match = it->second;
     }
     if (match < 0) break;
@@ -164,6 +165,7 @@ void BlockManager::register_full_blocks(const std::vector<int32_t>& table,
       block.registered = true;
       block.hash = chain.hash;
       block.parent = i == 0 ? -1 : table[static_cast<size_t>(i - 1)];
+      block.root = chain.root;
       block.tokens.assign(block_tokens.begin(), block_tokens.end());
       registry_.emplace(chain.hash, id);
     }

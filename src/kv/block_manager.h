@@ -26,10 +26,14 @@ struct BlockCopy {
 };
 
 // How far a sequence's blocks are registered in the prefix cache: its first `blocks` blocks, whose
-// chained hash is `hash`.
+// chained hash is `hash`. Chains start from a root: the default for the base model, another for
+// each LoRA adapter version (the same tokens give other keys and values under an adapter).
+inline constexpr uint64_t kPrefixRoot = 0x9e3779b97f4a7c15ull;
 struct PrefixChain {
   int64_t blocks = 0;
-  uint64_t hash = 0x9e3779b97f4a7c15ull;
+  uint64_t hash = kPrefixRoot;
+  uint64_t root = kPrefixRoot;
+  static PrefixChain from(uint64_t root) { return {0, root, root}; }
 };
 
 class BlockManager {
@@ -53,9 +57,10 @@ class BlockManager {
   std::vector<BlockCopy> prepare_write(std::vector<int32_t>& table, int64_t first_write,
                                        int64_t end);
 
-  // The registered blocks holding the longest prefix of `tokens`, whole blocks only, at most
-  // `max_tokens` tokens. Takes no reference.
-  std::vector<int32_t> match_prefix(std::span<const int32_t> tokens, int64_t max_tokens) const;
+  // The registered blocks holding the longest prefix of `tokens` in the chain from `root`, whole
+  // blocks only, at most `max_tokens` tokens. Takes no reference.
+  std::vector<int32_t> match_prefix(std::span<const int32_t> tokens, int64_t max_tokens,
+                                    uint64_t root = kPrefixRoot) const;
   // Takes a reference to each of `blocks` (from match_prefix for an empty `table`) and appends them
   // to `table`, which then continues their chain.
   void share(std::vector<int32_t>& table, std::span<const int32_t> blocks, PrefixChain& chain);
@@ -86,6 +91,7 @@ class BlockManager {
     bool registered = false;
     uint64_t hash = 0;
     int32_t parent = -1;  // the block before it when it was registered (-1: the first)
+    uint64_t root = 0;    // the chain's root
     std::vector<int32_t> tokens;
     std::list<int32_t>::iterator free_at;
     bool is_free = false;

@@ -23,4 +23,16 @@ void Backend::rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheVi
   append_kv(layer, k, v, kv, batch);
 }
 
+void Backend::reserve_lora(int /*slots*/, int64_t /*max_rank*/) {
+  fail("this backend does not run LoRA adapters");
+}
+
+void Backend::set_lora(int /*slot*/, const LoraAdapter* /*adapter*/) {
+  fail("this backend does not run LoRA adapters");
+}
+
+void Backend::lora(Act, int64_t, LinearKind, const BatchView&, Act) {
+  fail("this backend does not run LoRA adapters");
+}
+
 }  // namespace fp8llm

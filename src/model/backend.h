@@ -22,6 +22,8 @@ namespace fp8llm {
 enum class LinearKind { Q, K, V, O, Gate, Up, Down, LmHead };
 enum class NormKind { Input, PostAttention, QNorm, KNorm, Final };
 
+struct LoraAdapter;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -62,6 +64,14 @@ class Backend {
   virtual void gather_rows(Act in, const BatchView& batch, Act out) = 0;
   // Copies an activation into fp32 host memory (waits for the pass).
   virtual void read(Act in, float* host_out) = 0;
+
+  // LoRA adapters (model/lora_weights.h). reserve_lora makes room for `slots` adapters of rank up
+  // to `max_rank` once (a recorded pass keeps their addresses); set_lora puts an adapter into a
+  // slot (nullptr empties it), between passes; lora adds to `out` the contribution of each token's
+  // adapter (batch.token_lora: its slot, or -1 for none) to projection `kind` of `layer`.
+  virtual void reserve_lora(int slots, int64_t max_rank);
+  virtual void set_lora(int slot, const LoraAdapter* adapter);
+  virtual void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out);
 
   // Runs `pass`, a forward pass whose inputs prepare() placed. A backend may record it under
   // `key` (a shape that recurs, e.g. decode steps of one batch size) and replay the recording

@@ -7,7 +7,8 @@
 namespace fp8llm {
 
 void Batch::add_sequence(const std::vector<int32_t>& tokens, int64_t begin, int64_t end,
-                         const std::vector<int32_t>& block_table, Logits logits) {
+                         const std::vector<int32_t>& block_table, Logits logits,
+                         int32_t lora_slot) {
   FP8LLM_CHECK(begin >= 0 && begin < end && end <= static_cast<int64_t>(tokens.size()),
                "batch: tokens [{}, {}) of a sequence of {}", begin, end, tokens.size());
   FP8LLM_CHECK(static_cast<int64_t>(block_table.size()) * block_size >= end,
@@ -23,6 +24,7 @@ void Batch::add_sequence(const std::vector<int32_t>& tokens, int64_t begin, int6
     slots.push_back(int64_t{block_table[static_cast<size_t>(p / block_size)]} * block_size +
                     p % block_size);
     token_seq.push_back(seq);
+    token_lora.push_back(lora_slot);
   }
   query_start.push_back(static_cast<int32_t>(token_ids.size()));
   // Every block table row has max_blocks entries: a longer table widens all rows.
@@ -48,6 +50,7 @@ void Batch::clear() {
   positions.clear();
   slots.clear();
   token_seq.clear();
+  token_lora.clear();
   query_start.clear();
   block_tables.clear();
   max_blocks = 0;
@@ -76,6 +79,8 @@ BatchView host_view(const Batch& b) {
   v.query_start = b.query_start.data();
   v.block_tables = b.block_tables.data();
   v.logit_rows = b.logit_rows.data();
+  v.token_lora = b.token_lora.data();
+  v.lora = b.lora;
   return v;
 }
 

@@ -18,8 +18,11 @@ struct Batch {
   // Per token.
   std::vector<int32_t> token_ids;
   std::vector<int64_t> positions;
-  std::vector<int64_t> slots;      // where the token's K and V go: block * block_size + offset
-  std::vector<int32_t> token_seq;  // the token's sequence (index into the per-sequence arrays)
+  std::vector<int64_t> slots;       // where the token's K and V go: block * block_size + offset
+  std::vector<int32_t> token_seq;   // the token's sequence (index into the per-sequence arrays)
+  std::vector<int32_t> token_lora;  // the token's LoRA slot, or -1
+  // Whether the model runs the LoRA ops (the engine has adapter slots), whatever this batch asks.
+  bool lora = false;
   // Per sequence.
   std::vector<int32_t> query_start;   // num_seqs + 1 entries
   std::vector<int32_t> block_tables;  // [num_seqs, max_blocks], unused entries 0
@@ -35,7 +38,7 @@ struct Batch {
   // `logits`: which of its rows get logits (none, the last one, or all).
   enum class Logits { None, Last, All };
   void add_sequence(const std::vector<int32_t>& tokens, int64_t begin, int64_t end,
-                    const std::vector<int32_t>& block_table, Logits logits);
+                    const std::vector<int32_t>& block_table, Logits logits, int32_t lora_slot = -1);
   // Pads every block table row to `width` entries (a recorded pass reads rows of a fixed width).
   void widen_block_tables(int64_t width);
   void clear();
@@ -60,6 +63,8 @@ struct BatchView {
   const int32_t* query_start = nullptr;
   const int32_t* block_tables = nullptr;
   const int32_t* logit_rows = nullptr;
+  const int32_t* token_lora = nullptr;
+  bool lora = false;
 };
 
 // The view of a Batch in host memory (what the CPU backend reads).

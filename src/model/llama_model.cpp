@@ -32,6 +32,11 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
       b.add_rms_norm(x, proj, l, NormKind::Input, h);
     }
     b.linear_group(h, l, qkv, std::array<Act, 3>{q, k, v});
+    if (batch.lora) {
+      b.lora(h, l, LinearKind::Q, batch, q);
+      b.lora(h, l, LinearKind::K, batch, k);
+      b.lora(h, l, LinearKind::V, batch, v);
+    }
     if (c.qk_norm) {
       b.rms_norm(q, l, NormKind::QNorm, q);
       b.rms_norm(k, l, NormKind::KNorm, k);
@@ -39,10 +44,16 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     b.rope_append_kv(l, q, k, v, kv, batch);
     b.attention(l, q, kv, batch, attn);
     b.linear(attn, l, LinearKind::O, proj);
+    if (batch.lora) b.lora(attn, l, LinearKind::O, batch, proj);
     b.add_rms_norm(x, proj, l, NormKind::PostAttention, h);
     b.linear_group(h, l, gate_up, std::array<Act, 2>{gate, up});
+    if (batch.lora) {
+      b.lora(h, l, LinearKind::Gate, batch, gate);
+      b.lora(h, l, LinearKind::Up, batch, up);
+    }
     b.silu_mul(gate, up, gate);
     b.linear(gate, l, LinearKind::Down, proj);
+    if (batch.lora) b.lora(gate, l, LinearKind::Down, batch, proj);
   }
   // Only the rows whose logits are wanted go through lm_head.
   b.add_rms_norm(x, proj, -1, NormKind::Final, h);

@@ -8,7 +8,7 @@
 namespace fp8llm {
 
 GenerationRequest engine_request(const TextModel& text, const TextRequest& r) {
-  GenerationRequest g{r.prompt, r.sampling.params};
+  GenerationRequest g{r.prompt, r.sampling.params, r.lora};
   if (!g.params.ignore_eos) {
     for (int32_t id : text.eos_token_ids()) {
       if (std::find(g.params.stop_token_ids.begin(), g.params.stop_token_ids.end(), id) ==

@@ -20,6 +20,7 @@ namespace fp8llm {
 struct TextRequest {
   std::vector<int32_t> prompt;
   TextSampling sampling;
+  std::string lora;  // an adapter's name, or empty
 };
 
 struct TextCompletion {

@@ -149,6 +149,13 @@ void CpuBackend::add(Act x, Act y) {
   cpu::add_inplace(f32(x), f32(y), x.rows * x.cols);
 }
 
+void CpuBackend::lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) {
+  FP8LLM_CHECK(in.rows == batch.num_tokens && out.rows == in.rows,
+               "lora: [{}, {}] -> [{}, {}] for {} tokens", in.rows, in.cols, out.rows, out.cols,
+               batch.num_tokens);
+  lora_.apply(f32(in), in.cols, layer, kind, batch, f32(out), out.cols);
+}
+
 void CpuBackend::gather_rows(Act in, const BatchView& batch, Act out) {
   FP8LLM_CHECK(out.rows == batch.num_logit_rows && out.cols == in.cols,
                "gather_rows: [{}, {}] for {} rows of {}", out.rows, out.cols, batch.num_logit_rows,

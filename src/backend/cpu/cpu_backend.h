@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "backend/cpu/cpu_lora.h"
 #include "formats/hf_config.h"
 #include "model/backend.h"
 #include "model/host_weights.h"
@@ -32,6 +33,9 @@ class CpuBackend : public Backend {
   void add(Act x, Act y) override;
   void gather_rows(Act in, const BatchView& batch, Act out) override;
   void read(Act in, float* host_out) override;
+  void reserve_lora(int slots, int64_t max_rank) override { lora_.reserve(slots, max_rank); }
+  void set_lora(int slot, const LoraAdapter* adapter) override { lora_.set(slot, adapter); }
+  void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) override;
 
  private:
   const HostLinear& linear_weights(int64_t layer, LinearKind kind) const;
@@ -46,6 +50,7 @@ class CpuBackend : public Backend {
   std::vector<float> final_norm_;
   std::vector<std::vector<std::vector<float>>> biases_;
   std::vector<float> no_bias_;
+  cpu::CpuLora lora_;
 };
 
 }  // namespace fp8llm

@@ -25,7 +25,8 @@ float* f32(Act a) {
 // Where each batch array lives in the staging buffers (the same offsets on the host and the
 // device), for batches within the limits.
 struct BatchLayout {
-  size_t token_ids, positions, slots, token_seq, query_start, block_tables, logit_rows, bytes;
+  size_t token_ids, positions, slots, token_seq, query_start, block_tables, logit_rows, token_lora,
+      bytes;
   explicit BatchLayout(const CudaBackendLimits& l) {
     const auto tokens = static_cast<size_t>(l.max_tokens);
     const auto seqs = static_cast<size_t>(l.max_seqs);
@@ -42,6 +43,7 @@ struct BatchLayout {
     query_start = take((seqs + 1) * sizeof(int32_t));
     block_tables = take(seqs * static_cast<size_t>(l.max_blocks) * sizeof(int32_t));
     logit_rows = take(tokens * sizeof(int32_t));
+    token_lora = take(tokens * sizeof(int32_t));
     bytes = at;
   }
 };
@@ -108,6 +110,7 @@ BatchView CudaBackend::prepare(const Batch& b) {
   stage(layout.query_start, b.query_start);
   stage(layout.block_tables, b.block_tables);
   stage(layout.logit_rows, b.logit_rows);
+  stage(layout.token_lora, b.token_lora);
   BatchView v = host_view(b);  // the sizes, computed on the host
   v.token_ids = reinterpret_cast<const int32_t*>(dev + layout.token_ids);
   v.positions = reinterpret_cast<const int64_t*>(dev + layout.positions);
@@ -116,6 +119,7 @@ BatchView CudaBackend::prepare(const Batch& b) {
   v.query_start = reinterpret_cast<const int32_t*>(dev + layout.query_start);
   v.block_tables = reinterpret_cast<const int32_t*>(dev + layout.block_tables);
   v.logit_rows = reinterpret_cast<const int32_t*>(dev + layout.logit_rows);
+  v.token_lora = reinterpret_cast<const int32_t*>(dev + layout.token_lora);
   FP8LLM_CHECK(v.num_decode_tokens <= limits_.max_seqs, "cuda: {} decode tokens in one pass",
                v.num_decode_tokens);
   return v;
@@ -273,6 +277,23 @@ void CudaBackend::read(Act in, float* host_out) {
   CUDA_CHECK(cudaMemcpyAsync(host_out, in.data, static_cast<size_t>(count) * sizeof(float),
                              cudaMemcpyDeviceToHost, stream_.get()));
   stream_.synchronize();
+}
+
+void CudaBackend::reserve_lora(int slots, int64_t max_rank) {
+  // Changes addresses a recorded pass would use: only before the first pass.
+  FP8LLM_CHECK(graphs_.empty() && runs_.empty(), "lora: slots are reserved before the first pass");
+  lora_.reserve(config_, slots, max_rank, limits_.max_tokens);
+}
+
+void CudaBackend::set_lora(int slot, const LoraAdapter* adapter) {
+  lora_.set(slot, adapter, stream_.get());
+}
+
+void CudaBackend::lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) {
+  FP8LLM_CHECK(in.rows == batch.num_tokens && out.rows == in.rows,
+               "lora: [{}, {}] -> [{}, {}] for {} tokens", in.rows, in.cols, out.rows, out.cols,
+               batch.num_tokens);
+  lora_.apply(f32(in), in.cols, layer, kind, batch, f32(out), out.cols, stream_.get());
 }
 
 void CudaBackend::run_pass(int64_t key, const std::function<void()>& pass) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 
+#include "backend/cuda/cuda_lora.h"
 #include "backend/cuda/gemm/cublaslt_gemm.h"
 #include "backend/cuda/gemm/fp8_linear.h"
 #include "backend/cuda/kernels/paged_attention.h"
@@ -59,6 +60,9 @@ class CudaBackend final : public Backend {
   void add(Act x, Act y) override;
   void gather_rows(Act in, const BatchView& batch, Act out) override;
   void read(Act in, float* host_out) override;
+  void reserve_lora(int slots, int64_t max_rank) override;
+  void set_lora(int slot, const LoraAdapter* adapter) override;
+  void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) override;
   void run_pass(int64_t key, const std::function<void()>& pass) override;
 
  private:
@@ -85,6 +89,7 @@ class CudaBackend final : public Backend {
   // Recorded passes by key (Backend::run_pass), and whether each was run once eagerly first.
   std::map<int64_t, GraphExec> graphs_;
   std::map<int64_t, int> runs_;
+  CudaLora lora_;
 };
 
 }  // namespace fp8llm::cuda

@@ -82,7 +82,7 @@ uint64_t scratch_bytes(const ModelConfig& c, const cuda::CudaBackendLimits& l) {
   const uint64_t bf16_input = tokens * widest * 2;
   const uint64_t decode = static_cast<uint64_t>(l.max_seqs * c.num_heads) *
                           (cuda::kDecodeMaxSplits * static_cast<uint64_t>(c.head_dim + 2) + 1) * 4;
-  const uint64_t batch = tokens * 32 + static_cast<uint64_t>(l.max_seqs * l.max_blocks) * 4;
+  const uint64_t batch = tokens * 36 + static_cast<uint64_t>(l.max_seqs * l.max_blocks) * 4;
   return fp8_input + bf16_input + decode + batch + cuda::kCublasLtWorkspaceBytes;
 }
 

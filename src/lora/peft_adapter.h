@@ -1,0 +1,31 @@
+// LoRA adapters in the PEFT layout: adapter_config.json (r, lora_alpha, target_modules,
+// use_rslora, layers_to_transform) and the tensors of adapter_model.safetensors, named
+// `base_model.model.model.layers.L.self_attn.q_proj.lora_A.weight` [r, in] and `...lora_B.weight`
+// [out, r] (the `base_model.model.` prefix and an adapter name before `.weight`, as in an in-memory
+// PEFT state dict, are optional). Anything the engine would apply wrongly is an error naming the
+// file, field or tensor: DoRA, fan_in_fan_out, biases, modules_to_save, per-module rank or alpha
+// patterns, targets outside q/k/v/o/gate/up/down, shapes that do not match the model, missing or
+// unexpected tensors, non-finite values.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "formats/hf_config.h"
+#include "model/lora_weights.h"
+
+namespace fp8llm {
+
+// From the text of adapter_config.json and the named tensors; `source` names them in errors.
+// Factors in F32 or F16 are rounded to bf16 (round to nearest even).
+LoraAdapter parse_peft_adapter(const ModelConfig& config, const std::string& config_json,
+                               const std::vector<std::pair<std::string, TensorView>>& tensors,
+                               const std::string& source);
+
+// From a PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
+LoraAdapter load_peft_adapter(const ModelConfig& config, const std::filesystem::path& dir);
+
+}  // namespace fp8llm
