@@ -220,6 +220,9 @@ std::vector<RequestOutput> LlmEngine::step() {
     if (changed.count(&r) > 0) out.push_back(output_of(r));
     ++it;
   }
+  const EngineStats now = measure();
+  std::lock_guard lock(mutex_);
+  stats_ = now;
   return out;
 }
 
@@ -243,6 +246,13 @@ RequestOutput LlmEngine::output_of(const RequestState& r) const {
 }
 
 EngineStats LlmEngine::stats() const {
+  std::lock_guard lock(mutex_);
+  EngineStats s = stats_;
+  s.waiting += static_cast<int64_t>(incoming_.size());
+  return s;
+}
+
+EngineStats LlmEngine::measure() const {
   EngineStats s;
   s.running = scheduler_.running();
   s.waiting = scheduler_.waiting();

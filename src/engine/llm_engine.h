@@ -41,6 +41,7 @@ class LlmEngine {
   // One step; returns the requests that changed, as they stand after it.
   std::vector<RequestOutput> step();
   bool has_unfinished() const;
+  // As of the end of the last step (any thread may ask while another steps).
   EngineStats stats() const;
   const EngineLimits& limits() const { return limits_; }
   // Forgets the prefix cache (the keys and values it holds no longer match the weights).
@@ -54,6 +55,7 @@ class LlmEngine {
   void append(Sequence& seq, const SampledStep& step);
   void finish(Sequence& seq, FinishReason reason, std::string error = {});
   RequestOutput output_of(const RequestState& request) const;
+  EngineStats measure() const;
 
   ModelRunner& runner_;
   TokenPicker* picker_;
@@ -67,6 +69,7 @@ class LlmEngine {
   std::vector<uint64_t> aborts_;
   uint64_t next_id_ = 1;
   int64_t unfinished_ = 0;
+  EngineStats stats_;
 
   std::unordered_map<uint64_t, std::unique_ptr<RequestState>> requests_;
   int64_t prompt_tokens_ = 0;

@@ -1,4 +1,5 @@
 // Kernels of lora.h.
+#include "backend/cuda/kernels/block_reduce.cuh"
 #include "backend/cuda/kernels/lora.h"
 #include "backend/cuda/runtime/cuda_check.h"
 
@@ -7,12 +8,6 @@ namespace {
 
 constexpr int kShrinkWarps = 8;
 constexpr int kExpandThreads = 256;
-
-__device__ __forceinline__ float lora_warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 // grid (tokens): warp w computes u[t, r] for r = w, w + kShrinkWarps, ...
 __global__ void __launch_bounds__(kShrinkWarps * 32)
@@ -29,7 +24,7 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
     const __nv_bfloat16* ar = as + r * in;
     float sum = 0.0f;
     for (int64_t k = lane; k < in; k += 32) sum += xr[k] * __bfloat162float(ar[k]);
-    sum = lora_warp_sum(sum);
+    sum = warp_sum(sum);
     if (lane == 0) u[t * max_rank + r] = sum;
   }
 }

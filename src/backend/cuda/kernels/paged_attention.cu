@@ -2,6 +2,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "backend/cuda/kernels/block_reduce.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/paged_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -103,12 +104,6 @@ __global__ void __launch_bounds__(kAppendThreads)
     kv_store(kd, i, x[i], ks);
     kv_store(vd, i, vr[i], vs);
   }
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
 }
 
 constexpr int kAttnWarps = 8;
