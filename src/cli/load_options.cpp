@@ -2,15 +2,12 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "cli/format.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "core/log.h"
 #include "loader/quantization_request.h"
 
@@ -27,17 +24,11 @@ ConfigText read_quantization_config_flag(const std::string& arg) {
   if (!arg.starts_with('@')) return {arg, "quantization-config"};
   const std::filesystem::path path = arg.substr(1);
   FP8LLM_CHECK(!path.empty(), "--quantization-config @: expected a file name after the @");
-  std::ifstream in(path, std::ios::binary);
-  const int open_errno = errno;
-  FP8LLM_CHECK(in.is_open(), "--quantization-config {}: cannot open {}: {}", arg, path.string(),
-               std::strerror(open_errno));
-  std::error_code ec;
-  FP8LLM_CHECK(std::filesystem::is_regular_file(path, ec),
-               "--quantization-config {}: {} is not a file", arg, path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  FP8LLM_CHECK(!in.bad(), "--quantization-config {}: cannot read {}", arg, path.string());
-  return {text.str(), path.string()};
+  try {
+    return {read_text_file(path), path.string()};
+  } catch (const Error& e) {
+    fail("--quantization-config {}: {}", arg, e.what());
+  }
 }
 
 }  // namespace

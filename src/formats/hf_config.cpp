@@ -507,7 +507,7 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
 ModelConfig load_model_config(const std::filesystem::path& model_dir) {
   const std::filesystem::path path = model_dir / "config.json";
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
+  if (!std::filesystem::exists(path, ec)) {
     fail("{}: not found (a model directory must hold the Hugging Face config.json)", path.string());
   }
   const std::string text = read_text_file(path);
