@@ -18,6 +18,29 @@ std::string file_of(const CheckpointTensor& t) {
   return t.file->path().filename().string();
 }
 
+// The list of expected tensors grows with num_hidden_layers: a config.json claiming more layers
+// than the checkpoint holds (say 10^9) would allocate without bound before any tensor is missed,
+// so the count is checked against the checkpoint first, naming the first layer that is absent.
+void check_layer_count(const Checkpoint& checkpoint, const ModelConfig& config) {
+  const int64_t needed = expected_weight_count(config);
+  const auto held = static_cast<int64_t>(checkpoint.tensors().size());
+  if (needed <= held) return;
+  int64_t layer = 0;
+  std::string probe;
+  while (layer < config.num_layers) {
+    probe = fmt::format("model.layers.{}.input_layernorm.weight", layer);
+    if (checkpoint.find(probe) == nullptr) break;
+    ++layer;
+  }
+  // Every layer is there, so the list is as long as the checkpoint allows: the tensor checks
+  // below name what is missing.
+  if (layer == config.num_layers) return;
+  fail(
+      "{}: config.json has num_hidden_layers {}, which needs {} tensors, but the checkpoint holds "
+      "{} (tensor '{}' is missing)",
+      checkpoint.dir().string(), config.num_layers, needed, held, probe);
+}
+
 }  // namespace
 
 const PlannedTensor* LoadPlan::find(const std::string& name) const {
@@ -58,6 +81,7 @@ LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config
     plan.scheme = plan.prequant->scheme;
   }
 
+  check_layer_count(checkpoint, config);
   // name -> the planned tensor (without its source yet), for every tensor to load.
   std::map<std::string, PlannedTensor> planned;
   std::set<std::string> input_scales;  // static activation scales of pre-quantized projections

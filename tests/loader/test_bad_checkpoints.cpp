@@ -103,6 +103,18 @@ TEST(BadCheckpoint, MoreLayersInConfigThanInFile) {
   EXPECT_NE(err.find("is missing"), std::string::npos) << err;
 }
 
+TEST(BadCheckpoint, AbsurdLayerCountFailsBeforeAllocating) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama"), tmp.path());
+  // A list of a billion layers' tensors would take hundreds of gigabytes.
+  edit_config(tmp.path(), [](nlohmann::json& j) { j["num_hidden_layers"] = 1000000000; });
+  EXPECT_EQ(load_error(tmp.path()),
+            tmp.path().string() +
+                ": config.json has num_hidden_layers 1000000000, which needs 9000000003 tensors, "
+                "but the checkpoint holds 21 (tensor 'model.layers.2.input_layernorm.weight' is "
+                "missing)");
+}
+
 TEST(BadCheckpoint, NaNWeightIsRefused) {
   TempDir tmp;
   copy_dir(data_path("tiny-llama"), tmp.path());
