@@ -13,6 +13,7 @@
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "loader/load_plan.h"
+#include "loader/value_checks.h"
 #include "loader/weight_stream.h"
 #include "quant/quantizer.h"
 
@@ -28,6 +29,8 @@ struct Options {
 class StatsSink : public WeightSink {
  public:
   void consume(const PlannedTensor& t, const TensorView& source) override {
+    // What a load would refuse, inspect refuses too.
+    check_planned_tensor(t, source);
     if (!t.quantize) return;
     const int64_t n = t.spec.shape[0], k = t.spec.shape[1];
     const QuantizedTensor q = quantize_weight(*t.quantize, source, t.spec.name);
@@ -92,7 +95,12 @@ void run_inspect(const Options& o) {
              100.0 * static_cast<double>(plan.resident_bytes) /
                  static_cast<double>(std::max<uint64_t>(plan.source_bytes, 1)),
              quantized, plan.tensors.size());
-  if (!scheme) return;
+  if (!scheme) {
+    // Nothing is quantized, but every value is read and checked, as a load would.
+    StatsSink sink;
+    stream_weights(plan, sink);
+    return;
+  }
 
   fmt::print("\nquantization error per tensor ({}):\n", fp8_scheme_name(*scheme));
   fmt::print("  {:<48} {:>14} {:>10} {:>10} {:>10}\n", "tensor", "shape", "scale min", "scale max",

@@ -69,6 +69,21 @@ Quantization quantization_of(std::optional<Fp8Scheme> scheme) {
   return *scheme == Fp8Scheme::Row ? Quantization::Fp8Row : Quantization::Fp8Block;
 }
 
+void check_prequantized_weights(const Checkpoint& checkpoint, const PrequantConfig& prequant) {
+  const CheckpointTensor* projection = nullptr;
+  for (const auto& t : checkpoint.tensors()) {
+    if (!t.info->name.ends_with("_proj.weight")) continue;
+    if (t.info->dtype == DType::F8_E4M3) return;
+    if (!projection) projection = &t;
+  }
+  if (!projection) return;  // no projections at all: the plan names what is missing
+  fail(
+      "{}: quantization_config says the weights are FP8 ({}), but no projection is F8_E4M3 "
+      "(tensor '{}' is {}); remove the quantization_config to quantize the {} weights on the fly",
+      (checkpoint.dir() / "config.json").string(), prequant.description, projection->info->name,
+      dtype_name(projection->info->dtype), dtype_name(projection->info->dtype));
+}
+
 LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config,
                          std::optional<Fp8Scheme> scheme) {
   const std::string dir = checkpoint.dir().string();
@@ -79,6 +94,7 @@ LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config
     plan.prequant = parse_quantization_config(*config.quantization_config,
                                               (checkpoint.dir() / "config.json").string());
     plan.scheme = plan.prequant->scheme;
+    check_prequantized_weights(checkpoint, *plan.prequant);
   }
 
   check_layer_count(checkpoint, config);
@@ -170,6 +186,23 @@ LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config
     } else {
       fail("{}: tensor '{}' is not part of a {} model with this config.json (unknown tensor)",
            file_of(t), name, config.model_type);
+    }
+  }
+  if (plan.prequant) {
+    size_t kept = 0, projections = 0;
+    const PlannedTensor* first = nullptr;
+    for (const auto& t : plan.tensors) {
+      if (!t.spec.quantizable || t.is_weight_scale) continue;
+      ++projections;
+      if (t.prequantized) continue;
+      ++kept;
+      if (!first) first = &t;
+    }
+    if (first) {
+      log_info(
+          "load: {}: {} of {} projections are stored unquantized (the first is '{}', {}) "
+          "and load as stored",
+          dir, kept, projections, first->spec.name, dtype_name(first->source.info->dtype));
     }
   }
   if (static_scales_seen) {

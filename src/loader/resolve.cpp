@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "loader/load_plan.h"
 #include "loader/quantization_config.h"
@@ -58,6 +59,8 @@ Resolution resolve_load(const ResolveRequest& r) {
   if (config.quantization_config) {
     const PrequantConfig pq = parse_quantization_config(*config.quantization_config,
                                                         (r.model_dir / "config.json").string());
+    // Before saying it loads as stored: a BF16 checkpoint under an FP8 config would not.
+    check_prequantized_weights(Checkpoint::open(r.model_dir), pq);
     if (!is_auto && requested != pq.scheme) {
       log_warning("load: {} ignored: {} is already FP8 ({}, i.e. {}); it is not quantized again",
                   asked, dir, pq.description, mode_name(pq.scheme));
