@@ -13,6 +13,7 @@
 #include "cli/load_options.h"
 #include "core/error.h"
 #include "engine/sampler.h"
+#include "formats/generation_config.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "fp8llm/engine.h"
@@ -52,7 +53,9 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
 
 void run_generate(const Options& o) {
   const std::vector<int32_t> prompt = parse_ids(o.prompt_ids, "--prompt-ids");
-  const GenerationOptions gen = o.sampling.generation_options();
+  GenerationOptions gen = o.sampling.generation_options();
+  // Generation ends at the model's EOS tokens, as in run and chat.
+  for (int32_t id : model_eos_token_ids(o.engine.model_dir)) gen.stop_token_ids.push_back(id);
   // Check what can be checked before the (long) load.
   Sampler{gen.sampling};
   const int64_t vocab = load_model_config(o.engine.model_dir).vocab_size;

@@ -33,7 +33,7 @@ TextSession::TextSession(const std::filesystem::path& model_dir)
     // Only an error when a chat is asked for.
     chat_template_error_ = e.what();
   }
-  for (int32_t id : load_generation_config(model_dir).eos_token_ids) add_unique(stop_ids_, id);
+  for (int32_t id : model_eos_token_ids(model_dir)) add_unique(stop_ids_, id);
   if (auto eos = tokenizer_.eos_token_id()) add_unique(stop_ids_, *eos);
 }
 

@@ -32,7 +32,8 @@ class TextSession {
   std::string render_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt = true,
                           const nlohmann::ordered_json& variables = nullptr) const;
   std::vector<int32_t> encode_chat(const nlohmann::ordered_json& messages) const;
-  // Token ids that end a reply (EOS of generation_config.json and tokenizer_config.json).
+  // Token ids that end a reply: model_eos_token_ids (formats/generation_config.h) and the EOS of
+  // tokenizer_config.json.
   const std::vector<int32_t>& stop_token_ids() const { return stop_ids_; }
 
   struct Reply {
