@@ -100,6 +100,9 @@ class Engine {
   virtual const ModelConfig& config() const = 0;
   virtual const LoadReport& load_report() const = 0;
   virtual int64_t vocab_size() const = 0;
+  // Positions one sequence may take (LoadOptions::max_context, at most max_position_embeddings):
+  // the prompt and everything generated after it.
+  virtual int64_t context_size() const = 0;
 
   // Logits of every position of `ids` as a fresh sequence: [ids.size() * vocab] fp32.
   virtual std::vector<float> logits(std::span<const int32_t> ids) = 0;

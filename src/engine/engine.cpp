@@ -39,6 +39,7 @@ class BackendEngine final : public Engine {
   const ModelConfig& config() const override { return model_.config(); }
   const LoadReport& load_report() const override { return report_; }
   int64_t vocab_size() const override { return model_.config().vocab_size; }
+  int64_t context_size() const override { return backend_->cache_capacity(); }
 
   std::vector<float> logits(std::span<const int32_t> ids) override {
     reset();

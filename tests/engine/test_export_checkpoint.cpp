@@ -197,6 +197,7 @@ class FailingEngine final : public Engine {
   const ModelConfig& config() const override { return inner_->config(); }
   const LoadReport& load_report() const override { return inner_->load_report(); }
   int64_t vocab_size() const override { return inner_->vocab_size(); }
+  int64_t context_size() const override { return inner_->context_size(); }
   std::vector<float> logits(std::span<const int32_t> ids) override { return inner_->logits(ids); }
   void reset() override { inner_->reset(); }
   std::vector<float> feed(std::span<const int32_t> ids, bool all) override {
