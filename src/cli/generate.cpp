@@ -87,7 +87,7 @@ void run_generate(const Options& o) {
   } else {
     fmt::print("{}\n", fmt::join(r.tokens, ","));
   }
-  print_generation_summary(prompt.size(), r);
+  if (!o.engine.quiet) print_generation_summary(prompt.size(), r);
 }
 
 }  // namespace

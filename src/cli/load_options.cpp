@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "cli/format.h"
 #include "core/error.h"
@@ -31,7 +33,36 @@ ConfigText read_quantization_config_flag(const std::string& arg) {
   }
 }
 
+// `text` as a number, when all of it is one.
+std::optional<double> number(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size()) return std::nullopt;
+  return v;
+}
+
+// A progress line on a terminal that has not ended yet: a failing load ends it before the error.
+bool g_progress_line_open = false;
+
 }  // namespace
+
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const std::optional<double> v = number(text);
+        return v && *v > 0 ? "" : fmt::format("must be positive (got {})", text);
+      },
+      "POSITIVE", "POSITIVE");
+}
+
+CLI::Validator non_negative_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const std::optional<double> v = number(text);
+        return v && *v >= 0 ? "" : fmt::format("must be zero or more (got {})", text);
+      },
+      "NONNEGATIVE", "NONNEGATIVE");
+}
 
 GenerationOptions SamplingFlags::generation_options() const {
   GenerationOptions g;
@@ -52,9 +83,9 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("--quantization,-q", f.quantization,
                  "fp8-row (scale per weight row / per token), fp8-block (128x128 weight tiles, "
                  "1x128 activation groups), none, or auto (an FP8 checkpoint as it is, else a "
-                 "registered FP8 copy, else fp8-block on the fly). A checkpoint that is already "
-                 "FP8 is always loaded as it is. With --quantization-config, the config decides "
-                 "and this, if given, must agree")
+                 "registered FP8 copy, fp8-block first, else fp8-block on the fly). A checkpoint "
+                 "that is already FP8 is always loaded as it is. With --quantization-config, the "
+                 "config decides and this, if given, must agree")
       ->capture_default_str()
       ->each([&f](const std::string&) { f.quantization_given = true; });
   cmd.add_option("--quantization-config", f.quantization_config,
@@ -84,14 +115,14 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
       ->check(CLI::IsMember({"tensor-core", "fp32"}));
   cmd.add_option("--max-context", f.max_context, "Positions the KV cache holds")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd.add_flag("--quiet", f.quiet, "No progress or summary lines on stderr");
 }
 
 void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
   cmd.add_option("--max-tokens,-n", f.max_tokens, "Tokens to generate")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd.add_option("--temperature,-t", f.temperature, "0 = greedy")->capture_default_str();
   cmd.add_option("--top-k", f.top_k, "Sample among the k most likely tokens (0 = off)")
       ->capture_default_str();
@@ -135,16 +166,27 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
       if (pct == last) return;
       last = pct;
       if (tty) {
+        // \033[K clears what a longer line before left (the byte count shrinks from "999.9 KiB"
+        // to "1.0 MiB").
         const int width = 30, filled = pct * width / 100;
-        fmt::print(stderr, "\rloading [{}{}] {:3d}% {}", std::string(filled, '#'),
+        fmt::print(stderr, "\r\033[Kloading [{}{}] {:3d}% {}", std::string(filled, '#'),
                    std::string(width - filled, ' '), pct, human_bytes(done));
+        g_progress_line_open = done != total;
         if (done == total) fmt::print(stderr, "\n");
       } else if (done == total) {
         fmt::print(stderr, "loading: read {}\n", human_bytes(done));
       }
     };
   }
-  auto engine = Engine::load(o);
+  std::unique_ptr<Engine> engine;
+  try {
+    engine = Engine::load(o);
+  } catch (...) {
+    // The error goes on a line of its own, not after the bar.
+    if (g_progress_line_open) fmt::print(stderr, "\r\033[K");
+    g_progress_line_open = false;
+    throw;
+  }
   if (!flags.quiet) {
     const LoadReport& r = engine->load_report();
     log_status(

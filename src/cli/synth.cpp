@@ -143,7 +143,9 @@ void run_synth(const Options& o) {
         w.write({reinterpret_cast<const std::byte*>(buffer.data()), buffer.size() * 2});
         weight_map[s->name] = name;
         written += buffer.size() * 2;
-        if (tty) fmt::print(stderr, "\rsynth: {} / {}", human_bytes(written), human_bytes(total));
+        if (tty) {
+          fmt::print(stderr, "\r\033[Ksynth: {} / {}", human_bytes(written), human_bytes(total));
+        }
       }
       w.finish();
     }

@@ -1,6 +1,8 @@
 #include "cli/text_session.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "core/error.h"
 #include "formats/generation_config.h"
@@ -68,8 +70,11 @@ TextSession::Reply TextSession::generate(Engine& engine, const std::vector<int32
   bool stopped_by_string = false;
   auto emit = [&](size_t n) {
     if (n == 0) return;
-    std::fwrite(pending.data(), 1, n, out);
-    std::fflush(out);
+    // A full disk or a closed pipe stops generation: nobody would read the rest.
+    if (std::fwrite(pending.data(), 1, n, out) != n || std::fflush(out) != 0) {
+      fail("{}: write failed: {}", out == stdout ? "standard output" : "output",
+           std::strerror(errno));
+    }
     reply.text.append(pending, 0, n);
     pending.erase(0, n);
   };

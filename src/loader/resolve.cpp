@@ -1,6 +1,7 @@
 #include "loader/resolve.h"
 
 #include <cstdlib>
+#include <vector>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -79,11 +80,18 @@ Resolution resolve_load(const ResolveRequest& r) {
   const std::string why_mode =
       is_auto ? " (auto: fp8-block, the finer scales, for a checkpoint that is not FP8)" : "";
   const fs::path registry = r.registry.empty() ? default_registry_path() : r.registry;
-  if (auto copy = find_registered_copy(registry, r.model_dir, mode)) {
-    return done(LoadSource::Registered, *copy, std::nullopt,
-                fmt::format("load: {} has a registered {} copy at {} (registry {}): loading it as "
-                            "is{}{}",
-                            dir, mode, copy->string(), registry.string(), why_mode, why_config));
+  // auto takes a registered copy of either mode, fp8-block first.
+  std::vector<Fp8Scheme> registered_modes = {scheme};
+  if (is_auto) registered_modes.push_back(Fp8Scheme::Row);
+  for (const Fp8Scheme s : registered_modes) {
+    const std::string copy_mode = mode_name(s);
+    if (auto copy = find_registered_copy(registry, r.model_dir, copy_mode)) {
+      return done(
+          LoadSource::Registered, *copy, std::nullopt,
+          fmt::format("load: {} has a registered {} copy at {} (registry {}): loading it as is{}{}",
+                      dir, copy_mode, copy->string(), registry.string(),
+                      is_auto ? " (auto: a registered copy, fp8-block first)" : "", why_config));
+    }
   }
   if (!r.offline) {
     return done(LoadSource::OnTheFly, r.model_dir, scheme,
