@@ -46,6 +46,8 @@ void run_tokenize(const Options& o) {
       doc = nlohmann::ordered_json::parse(read_text_file(o.chat_json));
     } catch (const nlohmann::json::parse_error& e) {
       fail("{}: invalid JSON at byte {}", o.chat_json, e.byte);
+    } catch (const nlohmann::json::exception& e) {  // a number out of range
+      fail("{}: invalid JSON: {}", o.chat_json, e.what());
     }
     // A list of messages, or an object with "messages" (an OpenAI-style request).
     const nlohmann::ordered_json messages = doc.is_object() && doc.contains("messages") ? doc["messages"] : doc;

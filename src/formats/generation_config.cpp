@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
+#include <type_traits>
+
 #include "core/error.h"
 #include "core/file_util.h"
 #include "formats/hf_config.h"
@@ -9,13 +12,23 @@
 namespace fp8llm {
 namespace {
 
+// `key` when set: a boolean for bool, else a number within T's range (converted as a C++ cast
+// would, which is undefined for a number out of range: 5e9 as an int).
 template <typename T>
 std::optional<T> optional_field(const nlohmann::json& j, const char* key, const std::string& file) {
   if (!j.contains(key) || j[key].is_null()) return std::nullopt;
-  try {
-    return j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("{}: field '{}' has the wrong type", file, key);
+  const nlohmann::json& v = j[key];
+  if constexpr (std::is_same_v<T, bool>) {
+    FP8LLM_CHECK(v.is_boolean(), "{}: field '{}' must be true or false, not {}", file, key,
+                 v.dump());
+    return v.get<bool>();
+  } else {
+    FP8LLM_CHECK(v.is_number(), "{}: field '{}' must be a number, not {}", file, key, v.dump());
+    const double d = v.get<double>();
+    FP8LLM_CHECK(d >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
+                     d <= static_cast<double>(std::numeric_limits<T>::max()),
+                 "{}: field '{}' is out of range ({})", file, key, v.dump());
+    return static_cast<T>(d);
   }
 }
 
@@ -24,8 +37,8 @@ int32_t token_id(const nlohmann::json& v, const char* key, const std::string& fi
   const bool ok = v.is_number_integer() &&
                   (v.is_number_unsigned() ? v.get<uint64_t>() <= INT32_MAX
                                           : v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX);
-  FP8LLM_CHECK(ok, "{}: field '{}' must hold token ids (integers from 0 to 2^31 - 1), not {}", file,
-               key, v.dump());
+  FP8LLM_CHECK(ok, "{}: field '{}' must be a token id (an integer from 0 to 2^31 - 1), not {}",
+               file, key, v.dump());
   return static_cast<int32_t>(v.get<int64_t>());
 }
 
@@ -35,12 +48,18 @@ GenerationConfig load_generation_config(const std::filesystem::path& model_dir) 
   GenerationConfig g;
   const auto path = model_dir / "generation_config.json";
   if (!std::filesystem::exists(path)) return g;
-  const std::string file = path.string();
+  return parse_generation_config(read_text_file(path), path.string());
+}
+
+GenerationConfig parse_generation_config(std::string_view text, const std::string& file) {
+  GenerationConfig g;
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_text_file(path));
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     fail("{}: invalid JSON at byte {}", file, e.byte);
+  } catch (const nlohmann::json::exception& e) {  // a number out of range
+    fail("{}: invalid JSON: {}", file, e.what());
   }
   FP8LLM_CHECK(j.is_object(), "{}: expected a JSON object", file);
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
@@ -54,7 +73,9 @@ GenerationConfig load_generation_config(const std::filesystem::path& model_dir) 
       fail("{}: field 'eos_token_id' must be an integer or a list of integers", file);
     }
   }
-  g.bos_token_id = optional_field<int32_t>(j, "bos_token_id", file);
+  if (j.contains("bos_token_id") && !j["bos_token_id"].is_null()) {
+    g.bos_token_id = token_id(j["bos_token_id"], "bos_token_id", file);
+  }
   g.temperature = optional_field<float>(j, "temperature", file);
   g.top_p = optional_field<float>(j, "top_p", file);
   g.min_p = optional_field<float>(j, "min_p", file);

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace fp8llm {
@@ -21,6 +23,8 @@ struct GenerationConfig {
 // Reads <model_dir>/generation_config.json; a missing file gives an empty config. A file that is
 // present but malformed is an Error naming the file and field.
 GenerationConfig load_generation_config(const std::filesystem::path& model_dir);
+// The text of a generation_config.json; `file` names it in errors.
+GenerationConfig parse_generation_config(std::string_view text, const std::string& file);
 
 // The token ids that end generation, as transformers takes them: generation_config.json's
 // eos_token_id when the file sets one, else config.json's (from which transformers derives the
