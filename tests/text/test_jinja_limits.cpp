@@ -18,7 +18,7 @@ using jinja_test::error_of;
 using jinja_test::RenderCase;
 
 constexpr const char* kWork =
-    "t line 1: the template does more than 10000000 units of work (statements, loop iterations "
+    "t line 1: the template does more than 5000000 units of work (statements, loop iterations "
     "and values built), far beyond what a chat template needs: an endless or huge loop?";
 constexpr const char* kString =
     "t line 1: the template builds a string of more than 33554432 bytes (limit 32 MiB)";
@@ -38,6 +38,10 @@ const RenderCase kLimits[] = {
     {"DoublingAStringInALoop",
      "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
      "{% endfor %}",
+     "{}", kString},
+    {"ManyShortSteps",
+     "{% for i in range(100000) %}{% for j in range(100000) %}{% set x = i + j - 1 * 2 %}"
+     "{% endfor %}{% endfor %}",
      "{}", kWork},
     {"ConcatenatingHugeStrings", "{% set s = 'x' * 20000000 %}{{ s ~ s }}", "{}", kString},
     {"OutputOfALoop", "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", "{}", kString},
@@ -97,7 +101,8 @@ TEST_P(JinjaLimits, FailWithTheLimitNamed) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(seconds, 20.0) << "the limit took too long to reach";
+  // Well under a second in a release build; the bound leaves room for sanitizers and a busy host.
+  EXPECT_LT(seconds, 60.0) << "the limit took too long to reach";
 }
 
 INSTANTIATE_TEST_SUITE_P(All, JinjaLimits, testing::ValuesIn(kLimits), jinja_test::case_name);

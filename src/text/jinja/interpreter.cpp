@@ -94,7 +94,7 @@ class Interpreter {
   static int64_t cost_of(const Value& v) {
     switch (v.kind()) {
       case Value::Kind::kString:
-        return 1 + static_cast<int64_t>(v.as_string().size() / 16);
+        return 1 + static_cast<int64_t>(v.as_string().size() / 64);
       case Value::Kind::kList:
         return 1 + static_cast<int64_t>(v.as_list().size() / 16);
       case Value::Kind::kDict:
@@ -105,7 +105,7 @@ class Interpreter {
   }
   // Text written (to the output, a captured block or a macro's result).
   void write(std::string& out, std::string_view text) {
-    charge(static_cast<int64_t>(text.size() / 16));
+    charge(static_cast<int64_t>(text.size() / 64));
     append_bounded(out, text);
   }
 
@@ -156,7 +156,7 @@ class Interpreter {
     bool completed_an_iteration = false;
     std::optional<Value>& changed_state = changed_states_.emplace_back();
     for (int64_t i = 0; i < n; ++i) {
-      charge(8);  // the loop object's dozen values
+      charge(kLoopIterationWork);
       ScopeGuard guard(*this, scope_);
       assign(node.target, items[i], line);
       scope_->vars["loop"] = loop_object(items, i, changed_state);
@@ -227,6 +227,7 @@ class Interpreter {
     if (macro_depth_ >= kMaxMacroDepth) {
       eval_fail("macro '{}': maximum recursion depth ({}) exceeded", macro.name, kMaxMacroDepth);
     }
+    charge(kMacroCallWork);
     ++macro_depth_;
     struct DepthGuard {
       int& depth;

@@ -14,11 +14,15 @@
 
 namespace fp8llm::jinja {
 
-// Units of work per render: one per statement, expression and loop iteration (eight, for the
-// loop object), plus one per 16 bytes or items of every string, list or dict an expression
-// yields (looking a value up counts its size: whatever reads it may read all of it) and of the
-// text written. About a second of work.
-inline constexpr int64_t kMaxWork = 10'000'000;
+// Units of work per render, each worth roughly the same time: one per statement and expression,
+// one per 64 bytes of every string an expression yields and of the text written, one per 16 items
+// of every list or dict it yields (looking a value up counts its size: whatever reads it may read
+// all of it), and more for a loop iteration or a macro call (each makes a scope and a dozen
+// values). A budget of well under a second; a 2000-message conversation through a real template
+// takes about a fifth of it.
+inline constexpr int64_t kMaxWork = 5'000'000;
+inline constexpr int64_t kLoopIterationWork = 64;
+inline constexpr int64_t kMacroCallWork = 64;
 // The longest string a render builds, its output included (a million-token context is about
 // 4 MiB of text).
 inline constexpr size_t kMaxStringBytes = size_t{32} << 20;
