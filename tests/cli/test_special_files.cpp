@@ -100,18 +100,20 @@ std::string generate_logits_to(const fs::path& out) {
          " -q none --max-tokens 1 --prompt-ids 1,2 --quiet --logits-out " + out.string();
 }
 
-// A character device of our own (made with mknod, as root) so that a regression renames over a
-// node in a temporary directory, never over the real device; where mknod is not allowed (not
-// root), the real device, which such a rename could not replace.
+// As root, a character device of our own (the null or full device, made with mknod in the
+// temporary directory), so that a regression renames over that node, never over /dev/null; empty
+// where root cannot make one, and the test is skipped rather than risk the real device. As a
+// user, the real device, which such a rename could not replace.
 fs::path char_device(const TempDir& tmp, const std::string& name, unsigned minor) {
+  if (::geteuid() != 0) return fs::path("/dev") / name;
   const fs::path own = tmp / name;
-  if (::geteuid() == 0 && ::mknod(own.c_str(), S_IFCHR | 0666, makedev(1, minor)) == 0) return own;
-  return fs::path("/dev") / name;
+  return ::mknod(own.c_str(), S_IFCHR | 0666, makedev(1, minor)) == 0 ? own : fs::path();
 }
 
 TEST(SpecialOutputs, LogitsToTheNullDevice) {
   TempDir tmp;
   const fs::path null = char_device(tmp, "null", 3);
+  if (null.empty()) GTEST_SKIP() << "mknod is not allowed here";
   if (!S_ISCHR(lstat_mode(null))) GTEST_SKIP() << null << " is not a character device";
   const CliResult r = run_cli(generate_logits_to(null), "", 120);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -122,6 +124,7 @@ TEST(SpecialOutputs, LogitsToTheNullDevice) {
 TEST(SpecialOutputs, LogitsToTheFullDeviceIsAWriteError) {
   TempDir tmp;
   const fs::path full = char_device(tmp, "full", 7);
+  if (full.empty()) GTEST_SKIP() << "mknod is not allowed here";
   if (!S_ISCHR(lstat_mode(full))) GTEST_SKIP() << full << " is not a character device";
   const CliResult r = run_cli(generate_logits_to(full), "", 120);
   EXPECT_EQ(r.exit_code, 2) << r.err;
