@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages fp8llm needs to build and test. Idempotent; run as root (or with
-# sudo available). The CUDA toolkit is optional: with nvcc in /usr/local/cuda the CUDA backend is
-# compiled too.
+# Installs the Debian packages fp8llm needs to build and test. Idempotent, and quiet when they are
+# all present; scripts/run-demo.sh and scripts/test.sh call it first. Installing needs root: run as
+# root, or as a user with sudo (used only when something is missing). The CUDA toolkit is
+# optional: with nvcc in /usr/local/cuda the CUDA backend is compiled too.
 set -euo pipefail
 
 packages=(
@@ -25,7 +26,14 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "install-deps: missing ${missing[*]}; installing them needs root, and sudo is not here:" \
+      "run scripts/install-deps.sh as root" >&2
+    exit 1
+  fi
+  SUDO="sudo"
+fi
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,6 +1,8 @@
 #include "test_util.h"
 
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -61,12 +63,32 @@ static std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
-CliResult run_cli(const std::string& args, const std::string& stdin_text) {
+FifoReader::FifoReader(const std::filesystem::path& fifo)
+    : fd_(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)) {
+  EXPECT_GE(fd_, 0) << fifo;
+}
+
+FifoReader::~FifoReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string FifoReader::drain() {
+  std::string got;
+  char buf[4096];
+  ssize_t n = 0;
+  while (fd_ >= 0 && (n = ::read(fd_, buf, sizeof buf)) > 0)
+    got.append(buf, static_cast<size_t>(n));
+  return got;
+}
+
+CliResult run_cli(const std::string& args, const std::string& stdin_text, int timeout_seconds) {
   TempDir tmp;
   const auto out = tmp / "out", err = tmp / "err", in = tmp / "in";
   std::ofstream(in, std::ios::binary) << stdin_text;
-  const std::string cmd = std::string(FP8LLM_CLI_PATH) + " " + args + " >" + out.string() + " 2>" +
-                          err.string() + " <" + in.string();
+  const std::string timeout =
+      timeout_seconds > 0 ? "timeout -k 5 " + std::to_string(timeout_seconds) + " " : "";
+  const std::string cmd = timeout + std::string(FP8LLM_CLI_PATH) + " " + args + " >" +
+                          out.string() + " 2>" + err.string() + " <" + in.string();
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

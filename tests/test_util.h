@@ -56,13 +56,31 @@ inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   return rel_l2(a.data(), b.data(), std::min(a.size(), b.size()));
 }
 
+// The reading end of a FIFO, open before anything writes into it (so that a writer's open does not
+// wait) and non-blocking: drain() returns what was written and closed, at most a pipe's capacity
+// (64 KiB), and an empty string at once when nothing was, instead of hanging.
+class FifoReader {
+ public:
+  explicit FifoReader(const std::filesystem::path& fifo);
+  ~FifoReader();
+  FifoReader(const FifoReader&) = delete;
+  FifoReader& operator=(const FifoReader&) = delete;
+  std::string drain();
+
+ private:
+  int fd_ = -1;
+};
+
 // Runs the fp8llm command line with `args` (shell-quoted by the caller) and `stdin_text` as its
-// standard input, returning the exit code and capturing stdout and stderr.
+// standard input, returning the exit code and capturing stdout and stderr. With
+// `timeout_seconds`, a run that takes longer is killed and exits 124 (coreutils' timeout), so a
+// test of something that used to hang fails instead of hanging.
 struct CliResult {
   int exit_code;
   std::string out;
   std::string err;
 };
-CliResult run_cli(const std::string& args, const std::string& stdin_text = "");
+CliResult run_cli(const std::string& args, const std::string& stdin_text = "",
+                  int timeout_seconds = 0);
 
 }  // namespace fp8llm::test

@@ -39,7 +39,9 @@ struct Options {
   EngineFlags engine;
   int prompt_tokens = 512;
   int decode_tokens = 128;
-  double bandwidth_gbs = 3000;
+  // Memory bandwidth of the decode floor; 0: the device's (CUDA: an H100's HBM3); the CPU has none
+  // by default, since one machine's DRAM differs from the next's by several times.
+  double bandwidth_gbs = 0;
   uint64_t seed = 1;
   SamplingParams sampling;  // greedy unless a temperature is given
   bool stream_only = false;
@@ -54,6 +56,9 @@ struct Options {
   ServingBench serving;
 };
 
+// H100 SXM HBM3, the GPU the floors in docs/PERFORMANCE.md are for.
+constexpr double kH100GBs = 3000;
+
 double gbs(uint64_t bytes, double seconds) {
   return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0;
 }
@@ -66,9 +71,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 void run_stream_only(const Options& o) {
   FP8LLM_CHECK(cuda::device_available(), "--stream-only: no CUDA device found");
   const LoadOptions load = engine_load_options(o.engine);
-  FP8LLM_CHECK(load.quantization != Quantization::Auto,
-               "--stream-only: give the mode (--quantization fp8-row, fp8-block or none)");
-  const std::optional<Fp8Scheme> scheme = scheme_of(load.quantization);
+  // auto streams as a load without a registered copy would: fp8-block (a checkpoint already FP8
+  // is planned as stored whatever is asked).
+  const std::optional<Fp8Scheme> scheme = load.quantization == Quantization::Auto
+                                              ? std::optional(Fp8Scheme::Block)
+                                              : scheme_of(load.quantization);
   const ModelConfig config = load_model_config(o.engine.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(o.engine.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
@@ -176,7 +183,10 @@ void run_bench(const Options& o) {
                                    : static_cast<uint64_t>(config.vocab_size) *
                                          static_cast<uint64_t>(config.hidden_size) * 2;
   const uint64_t per_token = load.resident_bytes - std::min(load.resident_bytes, embed_bytes);
-  const double floor_ms = static_cast<double>(per_token) / (o.bandwidth_gbs * 1e9) * 1e3;
+  const double bandwidth_gbs =
+      o.bandwidth_gbs > 0 ? o.bandwidth_gbs : (o.engine.device == "cuda" ? kH100GBs : 0.0);
+  const double floor_ms =
+      bandwidth_gbs > 0 ? static_cast<double>(per_token) / (bandwidth_gbs * 1e9) * 1e3 : 0.0;
   const double decode_ms = o.decode_tokens > 0 ? decode_s * 1e3 / o.decode_tokens : 0.0;
 
   fmt::print("model      {} ({} layers, hidden {}, vocab {}), device {}, quantization {}\n",
@@ -197,10 +207,17 @@ void run_bench(const Options& o) {
              o.prompt_tokens > 0 ? prefill_s * 1e3 / o.prompt_tokens : 0.0);
   fmt::print("{:<10} {:>8} {:>10.3f} {:>12.1f} {:>10.3f}\n", "decode", o.decode_tokens, decode_s,
              decode_s > 0 ? o.decode_tokens / decode_s : 0.0, decode_ms);
+  if (bandwidth_gbs == 0) {
+    fmt::print(
+        "decode floor: {} read per token; no floor for the CPU without --bandwidth-gbs (this "
+        "machine's memory bandwidth)\n",
+        human_bytes(per_token));
+    return;
+  }
   fmt::print(
       "decode floor: {} read per token / {:.0f} GB/s = {:.3f} ms/token ({:.0f} tokens/s); "
       "measured is {:.1f}x the floor\n",
-      human_bytes(per_token), o.bandwidth_gbs, floor_ms, floor_ms > 0 ? 1e3 / floor_ms : 0.0,
+      human_bytes(per_token), bandwidth_gbs, floor_ms, floor_ms > 0 ? 1e3 / floor_ms : 0.0,
       floor_ms > 0 ? decode_ms / floor_ms : 0.0);
 }
 
@@ -213,12 +230,12 @@ void add_bench_command(CLI::App& app) {
   add_engine_flags(*cmd, o->engine);
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "Tokens in the timed prefill")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--loads", o->loads,
                   "Times to load the model, one after another (the first also starts the CUDA "
                   "driver; the last engine is benchmarked)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--temperature", o->sampling.temperature,
                   "Sample decoded tokens at this temperature (0: greedy)")
       ->capture_default_str();
@@ -234,11 +251,11 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--decode-tokens", o->decode_tokens, "Decoding steps timed")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd->add_option("--bandwidth-gbs", o->bandwidth_gbs,
-                  "Memory bandwidth for the decode floor (GB/s; H100 SXM HBM3: about 3000)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+                  "Memory bandwidth for the decode floor (GB/s; default with --device cuda: "
+                  "3000, an H100 SXM's HBM3; with --device cpu: no floor unless given)")
+      ->check(positive_number());
   cmd->add_option("--seed", o->seed, "Seed of the random prompt")->capture_default_str();
   cmd->add_option("--concurrency", o->serving.concurrency,
                   "Serving throughput instead: at most this many requests in flight (continuous "
@@ -266,19 +283,19 @@ void add_bench_command(CLI::App& app) {
                 "forward pass)");
   cmd->add_option("--repeat", o->repeat, "--stream-only: runs")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--ring-buffers", o->ring_buffers, "--stream-only: pinned ring buffers")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--readers", o->readers, "--stream-only: reader threads")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--buffer-mib", o->buffer_mib, "--stream-only: ring buffer size (MiB)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--piece-mib", o->piece_mib, "--stream-only: bytes one read covers (MiB)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_flag("--pread", o->pread,
                 "--stream-only: pread into a pinned ring even where the page cache can be "
                 "registered for direct copies");

@@ -14,6 +14,7 @@
 #include "cli/load_options.h"
 #include "core/error.h"
 #include "engine/sampler.h"
+#include "formats/generation_config.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "fp8llm/engine.h"
@@ -62,6 +63,8 @@ void run_generate(const Options& o) {
   const std::vector<int32_t> prompt = parse_ids(o.prompt_ids, "--prompt-ids");
   GenerationOptions gen = o.sampling.generation_options();
   gen.lora = default_lora(o.engine);
+  // Generation ends at the model's EOS tokens, as in run and chat.
+  for (int32_t id : model_eos_token_ids(o.engine.model_dir)) gen.stop_token_ids.push_back(id);
   // Check what can be checked before the (long) load.
   Sampler{gen.sampling};
   const int64_t vocab = load_model_config(o.engine.model_dir).vocab_size;
@@ -93,7 +96,7 @@ void run_generate(const Options& o) {
   } else {
     fmt::print("{}\n", fmt::join(r.tokens, ","));
   }
-  print_generation_summary(prompt.size(), r);
+  if (!o.engine.quiet) print_generation_summary(prompt.size(), r);
 }
 
 }  // namespace

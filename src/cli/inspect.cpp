@@ -13,6 +13,7 @@
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "loader/load_plan.h"
+#include "loader/value_checks.h"
 #include "loader/weight_stream.h"
 #include "quant/quantizer.h"
 
@@ -28,6 +29,8 @@ struct Options {
 class StatsSink : public WeightSink {
  public:
   void consume(const PlannedTensor& t, const TensorView& source) override {
+    // What a load would refuse, inspect refuses too.
+    check_planned_tensor(t, source);
     if (!t.quantize) return;
     const int64_t n = t.spec.shape[0], k = t.spec.shape[1];
     const QuantizedTensor q = quantize_weight(*t.quantize, source, t.spec.name);
@@ -53,8 +56,12 @@ class StatsSink : public WeightSink {
 };
 
 void run_inspect(const Options& o) {
-  const std::optional<Fp8Scheme> scheme = scheme_of(parse_quantization(o.quantization));
+  const Quantization q = parse_quantization(o.quantization);
   const ModelConfig c = load_model_config(o.model_dir);
+  // auto inspects what loading this directory on the fly does: an FP8 checkpoint as stored, else
+  // fp8-block (inspect looks at the checkpoint given, not at registered copies).
+  const std::optional<Fp8Scheme> scheme =
+      q == Quantization::Auto ? std::optional(Fp8Scheme::Block) : scheme_of(q);
   const Checkpoint checkpoint = Checkpoint::open(o.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, c, scheme);
 
@@ -70,7 +77,10 @@ void run_inspect(const Options& o) {
       "q/k norm {}\n",
       c.rope.type == RopeType::Llama3 ? "llama3" : "default", c.rope.theta, c.rms_norm_eps,
       c.tie_word_embeddings, c.qkv_bias, c.qk_norm);
-  fmt::print("quantization {}\n\n", o.quantization);
+  fmt::print("quantization {}{}\n\n", o.quantization,
+             q != Quantization::Auto ? ""
+             : plan.prequant         ? fmt::format(" (as stored: {})", plan.prequant->description)
+                                     : std::string(" (fp8-block)"));
 
   fmt::print("tensors (file order):\n");
   size_t quantized = 0;
@@ -92,7 +102,12 @@ void run_inspect(const Options& o) {
              100.0 * static_cast<double>(plan.resident_bytes) /
                  static_cast<double>(std::max<uint64_t>(plan.source_bytes, 1)),
              quantized, plan.tensors.size());
-  if (!scheme) return;
+  if (!scheme) {
+    // Nothing is quantized, but every value is read and checked, as a load would.
+    StatsSink sink;
+    stream_weights(plan, sink);
+    return;
+  }
 
   fmt::print("\nquantization error per tensor ({}):\n", fp8_scheme_name(*scheme));
   fmt::print("  {:<48} {:>14} {:>10} {:>10} {:>10}\n", "tensor", "shape", "scale min", "scale max",
@@ -111,7 +126,9 @@ void add_inspect_command(CLI::App& app) {
       app.add_subcommand("inspect", "Show a checkpoint's architecture, tensors and FP8 plan");
   cmd->add_option("model_dir", opts->model_dir, "Model directory (config.json + *.safetensors)")
       ->required();
-  cmd->add_option("--quantization,-q", opts->quantization, "fp8-row | fp8-block | none")
+  cmd->add_option("--quantization,-q", opts->quantization,
+                  "fp8-row | fp8-block | none | auto (an FP8 checkpoint as stored, else "
+                  "fp8-block)")
       ->capture_default_str();
   cmd->callback([opts] { run_inspect(*opts); });
 }

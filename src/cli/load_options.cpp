@@ -3,12 +3,10 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "cli/format.h"
 #include "core/error.h"
@@ -29,17 +27,11 @@ ConfigText read_quantization_config_flag(const std::string& arg) {
   if (!arg.starts_with('@')) return {arg, "quantization-config"};
   const std::filesystem::path path = arg.substr(1);
   FP8LLM_CHECK(!path.empty(), "--quantization-config @: expected a file name after the @");
-  std::ifstream in(path, std::ios::binary);
-  const int open_errno = errno;
-  FP8LLM_CHECK(in.is_open(), "--quantization-config {}: cannot open {}: {}", arg, path.string(),
-               std::strerror(open_errno));
-  std::error_code ec;
-  FP8LLM_CHECK(std::filesystem::is_regular_file(path, ec),
-               "--quantization-config {}: {} is not a file", arg, path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  FP8LLM_CHECK(!in.bad(), "--quantization-config {}: cannot read {}", arg, path.string());
-  return {text.str(), path.string()};
+  try {
+    return {read_text_file(path), path.string()};
+  } catch (const Error& e) {
+    fail("--quantization-config {}: {}", arg, e.what());
+  }
 }
 
 // --lora values as (name, directory).
@@ -69,10 +61,39 @@ int64_t adapter_rank(const std::filesystem::path& dir) {
   return j["r"].get<int64_t>();
 }
 
+// `text` as a number, when all of it is one.
+std::optional<double> number(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size()) return std::nullopt;
+  return v;
+}
+
+// A progress line on a terminal that has not ended yet: a failing load ends it before the error.
+bool g_progress_line_open = false;
+
 }  // namespace
 
 std::string default_lora(const EngineFlags& flags) {
   return flags.loras.size() == 1 && flags.loras[0].find('=') == std::string::npos ? "default" : "";
+}
+
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const std::optional<double> v = number(text);
+        return v && *v > 0 ? "" : fmt::format("must be positive (got {})", text);
+      },
+      "POSITIVE", "POSITIVE");
+}
+
+CLI::Validator non_negative_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const std::optional<double> v = number(text);
+        return v && *v >= 0 ? "" : fmt::format("must be zero or more (got {})", text);
+      },
+      "NONNEGATIVE", "NONNEGATIVE");
 }
 
 GenerationOptions SamplingFlags::generation_options() const {
@@ -94,9 +115,9 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("--quantization,-q", f.quantization,
                  "fp8-row (scale per weight row / per token), fp8-block (128x128 weight tiles, "
                  "1x128 activation groups), none, or auto (an FP8 checkpoint as it is, else a "
-                 "registered FP8 copy, else fp8-block on the fly). A checkpoint that is already "
-                 "FP8 is always loaded as it is. With --quantization-config, the config decides "
-                 "and this, if given, must agree")
+                 "registered FP8 copy, fp8-block first, else fp8-block on the fly). A checkpoint "
+                 "that is already FP8 is always loaded as it is. With --quantization-config, the "
+                 "config decides and this, if given, must agree")
       ->capture_default_str()
       ->each([&f](const std::string&) { f.quantization_given = true; });
   cmd.add_option("--quantization-config", f.quantization_config,
@@ -126,7 +147,7 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
       ->check(CLI::IsMember({"tensor-core", "fp32"}));
   cmd.add_option("--max-context", f.max_context, "Positions the KV cache holds")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd.add_option("--kv-cache-dtype", f.kv_cache_dtype,
                  "Element type of the paged KV cache: auto (fp32 on cpu, the exact reference; bf16 "
                  "on cuda), fp32, bf16, or fp8 (e4m3 with a scale per token and KV head: twice "
@@ -135,7 +156,7 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("--kv-memory", f.kv_memory_gib,
                  "GiB for the KV cache (default: cpu, 16 contexts up to 2 GiB; cuda, 90% of what "
                  "the weights leave free, up to what --max-seqs contexts use)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd.add_option("--block-size", f.block_size, "Positions per KV block")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
@@ -144,7 +165,7 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("--max-batch-tokens", f.max_batch_tokens,
                  "Tokens one step runs at most, decode tokens and prompt chunks (default: 2048 on "
                  "cpu, 8192 on cuda)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd.add_option("--max-seqs", f.max_seqs, "Sequences running at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
@@ -167,7 +188,7 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
 void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
   cmd.add_option("--max-tokens,-n", f.max_tokens, "Tokens to generate")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd.add_option("--temperature,-t", f.temperature, "0 = greedy")->capture_default_str();
   cmd.add_option("--top-k", f.top_k, "Sample among the k most likely tokens (0 = off)")
       ->capture_default_str();
@@ -224,16 +245,27 @@ std::unique_ptr<Engine> load_engine(const EngineFlags& flags) {
       if (pct == last) return;
       last = pct;
       if (tty) {
+        // \033[K clears what a longer line before left (the byte count shrinks from "999.9 KiB"
+        // to "1.0 MiB").
         const int width = 30, filled = pct * width / 100;
-        fmt::print(stderr, "\rloading [{}{}] {:3d}% {}", std::string(filled, '#'),
+        fmt::print(stderr, "\r\033[Kloading [{}{}] {:3d}% {}", std::string(filled, '#'),
                    std::string(width - filled, ' '), pct, human_bytes(done));
+        g_progress_line_open = done != total;
         if (done == total) fmt::print(stderr, "\n");
       } else if (done == total) {
         fmt::print(stderr, "loading: read {}\n", human_bytes(done));
       }
     };
   }
-  auto engine = Engine::load(o);
+  std::unique_ptr<Engine> engine;
+  try {
+    engine = Engine::load(o);
+  } catch (...) {
+    // The error goes on a line of its own, not after the bar.
+    if (g_progress_line_open) fmt::print(stderr, "\r\033[K");
+    g_progress_line_open = false;
+    throw;
+  }
   for (const auto& [name, dir] : lora_flags(flags)) engine->add_lora(name, dir);
   if (!flags.quiet) {
     const LoadReport& r = engine->load_report();

@@ -15,7 +15,7 @@ namespace fp8llm::cli {
 
 struct EngineFlags {
   std::string model_dir;
-  std::string quantization = "fp8-block";
+  std::string quantization = "auto";
   bool quantization_given = false;  // --quantization was on the command line
   // JSON text, or @path of a file holding it (src/loader/quantization_request.h).
   std::string quantization_config;
@@ -51,6 +51,11 @@ struct SamplingFlags {
 
   GenerationOptions generation_options() const;
 };
+
+// Range checks for numeric flags. (CLI11's PositiveNumber and NonNegativeNumber print their bound
+// as DBL_MAX in full: "not in range 0.000000 to 179769313486231570814527...".)
+CLI::Validator positive_number();      // "must be positive (got X)"
+CLI::Validator non_negative_number();  // "must be zero or more (got X)"
 
 void add_engine_flags(CLI::App& cmd, EngineFlags& flags);
 void add_sampling_flags(CLI::App& cmd, SamplingFlags& flags);

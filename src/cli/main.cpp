@@ -1,8 +1,11 @@
 // The `fp8llm` program: parses the command line and runs one subcommand. User errors (bad flags,
 // bad files) print one line and exit with code 2.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <string>
+#include <system_error>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -36,6 +39,12 @@ int main(int argc, char** argv) {
       }
     }
     app.parse(argc, argv);
+    // Results go to stdout through its buffer: a write that failed (a full disk, /dev/full) may
+    // only show now, and a command whose output was lost has failed.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::fprintf(stderr, "error: standard output: write failed: %s\n", std::strerror(errno));
+      return 2;
+    }
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -48,6 +57,15 @@ int main(int argc, char** argv) {
   } catch (const fp8llm::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
+  } catch (const std::system_error& e) {
+    // fmt::print throws this when a write to stdout fails (its buffer was full).
+    if (std::ferror(stdout)) {
+      std::fprintf(stderr, "error: standard output: write failed: %s\n",
+                   e.code().message().c_str());
+      return 2;
+    }
+    std::fprintf(stderr, "internal error: %s\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "internal error: %s\n", e.what());
     return 1;

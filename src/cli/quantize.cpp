@@ -60,7 +60,7 @@ void add_quantize_command(CLI::App& app) {
                   "$XDG_CONFIG_HOME/fp8llm/registry.json)");
   cmd->add_option("--max-shard-bytes", opts->max_shard_bytes, "Largest safetensors shard")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->callback([opts] { run_quantize(*opts); });
 }
 

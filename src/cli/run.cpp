@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/load_options.h"
 #include "cli/text_session.h"
+#include "core/error.h"
 #include "engine/sampler.h"
 
 namespace fp8llm::cli {
@@ -22,6 +23,8 @@ struct Options {
 };
 
 void run_run(const Options& o) {
+  FP8LLM_CHECK(o.system.empty() || o.chat,
+               "--system needs --chat (a system message is part of the chat template)");
   GenerationOptions gen = o.sampling.generation_options();
   gen.lora = default_lora(o.engine);
   Sampler{gen.sampling};  // reject bad sampling flags before the load

@@ -1,12 +1,14 @@
 // `fp8llm synth --preset llama3-8b --out DIR`: writes a Llama-architecture BF16 checkpoint with
 // random weights (config.json + sharded safetensors + index), for load and speed benchmarks on
 // real model shapes without downloading a model.
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "core/thread_pool.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
+#include "loader/quantize_checkpoint.h"
 #include "model/weights.h"
 
 namespace fp8llm::cli {
@@ -30,10 +33,15 @@ namespace {
 struct Options {
   std::string preset = "llama3-8b";
   std::string out;
-  int64_t layers = 0;  // 0: the preset's
+  int64_t layers = 0;
+  bool layers_given = false;  // else the preset's
   uint64_t shard_bytes = 4ull << 30;
   uint64_t seed = 1;
 };
+
+// The deepest Llama-family checkpoints have 126 layers (Llama 3.1 405B); far more is a typo, and
+// the list of tensors and the files written grow with it.
+constexpr int64_t kMaxLayers = 1024;
 
 nlohmann::json preset_config(const std::string& preset) {
   nlohmann::json c = {{"architectures", {"LlamaForCausalLM"}},
@@ -79,15 +87,27 @@ void fill_random(std::vector<uint16_t>& out, float mean, float std, uint64_t see
   });
 }
 
+// Free bytes of the file system holding `dir`, or nullopt when it cannot be asked.
+std::optional<uint64_t> free_bytes(const std::filesystem::path& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
 void run_synth(const Options& o) {
   FP8LLM_CHECK(!o.out.empty(), "--out is required");
   nlohmann::json config = preset_config(o.preset);
-  if (o.layers > 0) config["num_hidden_layers"] = o.layers;
+  if (o.layers_given) {
+    FP8LLM_CHECK(o.layers >= 1 && o.layers <= kMaxLayers,
+                 "--layers {}: must be between 1 and {} (the deepest Llama-family models have 126)",
+                 o.layers, kMaxLayers);
+    config["num_hidden_layers"] = o.layers;
+  }
   const ModelConfig mc = parse_model_config(config, o.preset);
   const std::vector<WeightSpec> specs = expected_weights(mc);
 
   const std::filesystem::path dir = o.out;
-  std::filesystem::create_directories(dir);
+  check_output_directory(dir);
   // Split into shards of at most shard_bytes.
   std::vector<std::vector<const WeightSpec*>> shards(1);
   uint64_t in_shard = 0, total = 0;
@@ -101,30 +121,40 @@ void run_synth(const Options& o) {
     in_shard += bytes;
     total += bytes;
   }
-  nlohmann::json weight_map = nlohmann::json::object();
-  const bool tty = ::isatty(fileno(stderr));
-  std::vector<uint16_t> buffer;
-  uint64_t written = 0, tensor_index = 0;
-  for (size_t i = 0; i < shards.size(); ++i) {
-    const std::string name =
-        fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
-    SafetensorsWriter w(dir / name);
-    for (const WeightSpec* s : shards[i]) w.declare(s->name, DType::BF16, s->shape);
-    for (const WeightSpec* s : shards[i]) {
-      buffer.resize(static_cast<size_t>(num_elements(s->shape)));
-      const bool norm = s->shape.size() == 1;
-      fill_random(buffer, norm ? 1.0f : 0.0f, norm ? 0.1f : 0.02f, o.seed + tensor_index++);
-      w.write({reinterpret_cast<const std::byte*>(buffer.data()), buffer.size() * 2});
-      weight_map[s->name] = name;
-      written += buffer.size() * 2;
-      if (tty) fmt::print(stderr, "\rsynth: {} / {}", human_bytes(written), human_bytes(total));
-    }
-    w.finish();
+  const std::filesystem::path parent = dir.has_parent_path() ? dir.parent_path() : ".";
+  if (const std::optional<uint64_t> room = free_bytes(parent)) {
+    FP8LLM_CHECK(total <= *room, "{}: the checkpoint takes {}, but {} has {} free", dir.string(),
+                 human_bytes(total), parent.string(), human_bytes(*room));
   }
-  if (tty) fmt::print(stderr, "\n");
-  const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-  write_text_file_atomically(dir / "model.safetensors.index.json", index.dump(2));
-  write_text_file_atomically(dir / "config.json", config.dump(2));
+  build_directory_atomically(dir, [&](const std::filesystem::path& tmp) {
+    nlohmann::json weight_map = nlohmann::json::object();
+    const bool tty = ::isatty(fileno(stderr));
+    std::vector<uint16_t> buffer;
+    uint64_t written = 0, tensor_index = 0;
+    for (size_t i = 0; i < shards.size(); ++i) {
+      const std::string name =
+          fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
+      SafetensorsWriter w(tmp / name);
+      for (const WeightSpec* s : shards[i]) w.declare(s->name, DType::BF16, s->shape);
+      for (const WeightSpec* s : shards[i]) {
+        buffer.resize(static_cast<size_t>(num_elements(s->shape)));
+        const bool norm = s->shape.size() == 1;
+        fill_random(buffer, norm ? 1.0f : 0.0f, norm ? 0.1f : 0.02f, o.seed + tensor_index++);
+        w.write({reinterpret_cast<const std::byte*>(buffer.data()), buffer.size() * 2});
+        weight_map[s->name] = name;
+        written += buffer.size() * 2;
+        if (tty) {
+          fmt::print(stderr, "\r\033[Ksynth: {} / {}", human_bytes(written), human_bytes(total));
+        }
+      }
+      w.finish();
+    }
+    if (tty) fmt::print(stderr, "\n");
+    const nlohmann::json index = {{"metadata", {{"total_size", total}}},
+                                  {"weight_map", weight_map}};
+    write_text_file_atomically(tmp / "model.safetensors.index.json", index.dump(2));
+    write_text_file_atomically(tmp / "config.json", config.dump(2));
+  });
   log_status("wrote {} ({} parameters, {} in {} shard(s)) to {}", o.preset, total / 2,
              human_bytes(total), shards.size(), dir.string());
 }
@@ -136,8 +166,10 @@ void add_synth_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "synth", "Write a random-weight BF16 Llama checkpoint of a real model's shape (benchmarks)");
   cmd->add_option("--preset", opts->preset, "llama3-8b | llama3-1b | small")->capture_default_str();
-  cmd->add_option("--out,-o", opts->out, "Output directory")->required();
-  cmd->add_option("--layers", opts->layers, "Override the number of layers");
+  cmd->add_option("--out,-o", opts->out, "Output model directory (must not exist)")->required();
+  cmd->add_option("--layers", opts->layers,
+                  fmt::format("Override the number of layers (1 to {})", kMaxLayers))
+      ->each([opts](const std::string&) { opts->layers_given = true; });
   cmd->add_option("--shard-bytes", opts->shard_bytes, "Largest shard size in bytes")
       ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "Random seed")->capture_default_str();

@@ -1,7 +1,10 @@
 #include "cli/text_session.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
+#include "core/error.h"
 #include "text/text_stream.h"
 
 namespace fp8llm::cli {
@@ -18,8 +21,11 @@ TextSession::Reply TextSession::generate(Engine& engine, const std::vector<int32
   TextStream stream(text_.tokenizer(), stop_strings);
   const auto write = [out](const std::string& piece) {
     if (piece.empty()) return;
-    std::fwrite(piece.data(), 1, piece.size(), out);
-    std::fflush(out);
+    // A full disk or a closed pipe stops generation: nobody would read the rest.
+    if (std::fwrite(piece.data(), 1, piece.size(), out) != piece.size() || std::fflush(out) != 0) {
+      fail("{}: write failed: {}", out == stdout ? "standard output" : "output",
+           std::strerror(errno));
+    }
   };
   Reply reply;
   reply.result = engine.generate(prompt, options, [&](int32_t id) {

@@ -17,6 +17,7 @@ namespace {
 struct Options {
   std::string model_dir;
   std::string text;
+  bool text_given = false;  // an empty --text is a text (its ids are the special tokens alone)
   bool no_special = false;
   std::string chat_json;
   bool no_generation_prompt = false;
@@ -36,7 +37,7 @@ nlohmann::ordered_json parse_template_vars(const std::vector<std::string>& pairs
 }
 
 void run_tokenize(const Options& o) {
-  FP8LLM_CHECK(o.text.empty() != o.chat_json.empty(), "give exactly one of --text and --chat-json");
+  FP8LLM_CHECK(o.text_given != !o.chat_json.empty(), "give exactly one of --text and --chat-json");
   TextSession session(o.model_dir);
   std::vector<int32_t> ids;
   if (!o.chat_json.empty()) {
@@ -45,6 +46,8 @@ void run_tokenize(const Options& o) {
       doc = nlohmann::ordered_json::parse(read_text_file(o.chat_json));
     } catch (const nlohmann::json::parse_error& e) {
       fail("{}: invalid JSON at byte {}", o.chat_json, e.byte);
+    } catch (const nlohmann::json::exception& e) {  // a number out of range
+      fail("{}: invalid JSON: {}", o.chat_json, e.what());
     }
     // A list of messages, or an object with "messages" (an OpenAI-style request).
     const nlohmann::ordered_json messages = doc.is_object() && doc.contains("messages") ? doc["messages"] : doc;
@@ -66,7 +69,8 @@ void add_tokenize_command(CLI::App& app) {
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("tokenize", "Print the token ids of a text as a JSON array");
   cmd->add_option("--model,-m", opts->model_dir, "Model directory (tokenizer.json)")->required();
-  cmd->add_option("--text,-t", opts->text, "The text to tokenize");
+  cmd->add_option("--text,-t", opts->text, "The text to tokenize")
+      ->each([opts](const std::string&) { opts->text_given = true; });
   cmd->add_flag("--no-special", opts->no_special, "Do not add special tokens (e.g. BOS)");
   cmd->add_option("--chat-json", opts->chat_json,
                   "A JSON file of messages to render through the chat template first");

@@ -246,18 +246,6 @@ class BackendEngine final : public Engine {
   std::vector<int32_t> session_blocks_;
 };
 
-// The tokens that end a sample: config.json's eos_token_id and generation_config.json's.
-std::vector<int32_t> eos_tokens(const ModelConfig& config, const std::filesystem::path& dir) {
-  std::vector<int32_t> ids;
-  const auto add = [&ids](int64_t id) {
-    if (id >= 0 && id <= INT32_MAX && std::find(ids.begin(), ids.end(), id) == ids.end())
-      ids.push_back(static_cast<int32_t>(id));
-  };
-  for (int64_t id : config.eos_token_ids) add(id);
-  for (int32_t id : load_generation_config(dir).eos_token_ids) add(id);
-  return ids;
-}
-
 DeviceModel load_cpu_model(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats,
                            Timeline* timeline, uint64_t* resident_bytes) {
   DeviceModel d;
@@ -377,7 +365,7 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& given) {
       report.process_peak_host_bytes - std::min(report.process_peak_host_bytes, resident_before);
   report.seconds = seconds_since(start);
   report.steps = timeline.steps();
-  std::vector<int32_t> eos = eos_tokens(config, where.model_dir);
+  std::vector<int32_t> eos = model_eos_token_ids(where.model_dir);
   return std::make_unique<BackendEngine>(std::move(config), std::move(device), std::move(report),
                                          options, std::move(eos));
 }

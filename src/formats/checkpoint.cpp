@@ -81,7 +81,7 @@ Checkpoint Checkpoint::open(const std::filesystem::path& model_dir) {
     std::map<std::string, const SafetensorsFile*> shard_by_name;
     for (const auto& [file, tensor] : first_tensor_of) {
       const auto path = model_dir / file;
-      if (!std::filesystem::is_regular_file(path, ec)) {
+      if (!std::filesystem::exists(path, ec)) {
         fail("{}: shard '{}' (of tensor '{}') does not exist", label, file, tensor);
       }
       ck.files_.push_back(SafetensorsFile::open(path));

@@ -422,10 +422,13 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
 ModelConfig load_model_config(const std::filesystem::path& model_dir) {
   const std::filesystem::path path = model_dir / "config.json";
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
+  if (!std::filesystem::exists(path, ec)) {
     fail("{}: not found (a model directory must hold the Hugging Face config.json)", path.string());
   }
-  const std::string text = read_text_file(path);
+  return parse_model_config_text(read_text_file(path), path.string());
+}
+
+ModelConfig parse_model_config_text(std::string_view text, const std::string& source) {
   json config;
   try {
     config = json::parse(text);
@@ -437,9 +440,15 @@ ModelConfig load_model_config(const std::filesystem::path& model_dir) {
     if (const auto pos = detail.find(": "); pos != std::string_view::npos) {
       detail.remove_prefix(pos + 2);
     }
-    fail("{}: invalid JSON at line {}, column {}: {}", path.string(), line, column, detail);
+    fail("{}: invalid JSON at line {}, column {}: {}", source, line, column, detail);
+  } catch (const json::exception& e) {  // a number out of range ("number overflow parsing '1e999'")
+    std::string_view detail = e.what();
+    if (const auto pos = detail.find("] "); pos != std::string_view::npos) {
+      detail.remove_prefix(pos + 2);
+    }
+    fail("{}: invalid JSON: {}", source, detail);
   }
-  return parse_model_config(config, path.string());
+  return parse_model_config(config, source);
 }
 
 }  // namespace fp8llm

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fp8llm {
@@ -63,6 +64,8 @@ struct ModelConfig {
 
 // `source` names the file in errors (e.g. "models/x/config.json").
 ModelConfig parse_model_config(const nlohmann::json& config, const std::string& source);
+// The text of a config.json (errors give the line and column of invalid JSON).
+ModelConfig parse_model_config_text(std::string_view text, const std::string& source);
 // Reads <model_dir>/config.json.
 ModelConfig load_model_config(const std::filesystem::path& model_dir);
 

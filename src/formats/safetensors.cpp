@@ -1,8 +1,6 @@
 #include "formats/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,11 +9,12 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <random>
+#include <optional>
 #include <set>
 #include <utility>
 
 #include "core/error.h"
+#include "core/file_util.h"
 
 namespace fp8llm {
 namespace {
@@ -210,12 +209,9 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
   auto file = std::make_shared<SafetensorsFile>(Key{});
   file->path_ = path;
   const std::string label = path.string();
-  file->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (file->fd_ < 0) fail("{}: cannot open: {}", label, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(file->fd_, &st) != 0) fail("{}: cannot stat: {}", label, std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail("{}: not a regular file", label);
-  file->size_ = static_cast<uint64_t>(st.st_size);
+  uint64_t size = 0;
+  file->fd_ = open_regular_file(path, &size);
+  file->size_ = size;
   if (file->size_ < 8) {
     fail("{}: file is {} bytes, too short for the 8-byte header length", label, file->size_);
   }
@@ -268,8 +264,8 @@ struct SafetensorsWriter::Impl {
   std::map<std::string, std::string> metadata;
   std::vector<Declared> declared;
   std::set<std::string, std::less<>> names;
-  std::filesystem::path tmp_path;
-  std::FILE* out = nullptr;
+  std::optional<OutputFile> file;
+  std::FILE* out = nullptr;  // file->stream() once started
   bool started = false;
   bool finished = false;
   bool failed = false;
@@ -288,7 +284,7 @@ struct SafetensorsWriter::Impl {
 
   void put(const void* data, size_t n) {
     if (n != 0 && std::fwrite(data, 1, n, out) != n)
-      fail("{}: write failed: {}", tmp_path.string(), std::strerror(errno));
+      fail("{}: write failed: {}", file->writing_to().string(), std::strerror(errno));
   }
 };
 
@@ -299,13 +295,8 @@ SafetensorsWriter::SafetensorsWriter(std::filesystem::path path,
   impl_->metadata = std::move(metadata);
 }
 
-SafetensorsWriter::~SafetensorsWriter() {
-  if (impl_->out) std::fclose(impl_->out);
-  if (!impl_->finished && !impl_->tmp_path.empty()) {
-    std::error_code ignored;
-    std::filesystem::remove(impl_->tmp_path, ignored);
-  }
-}
+// The OutputFile removes an unfinished temporary file.
+SafetensorsWriter::~SafetensorsWriter() = default;
 
 void SafetensorsWriter::declare(const std::string& name, DType dtype, const Shape& shape) {
   Impl& w = *impl_;
@@ -356,26 +347,8 @@ void SafetensorsWriter::begin() {
     fail("{}: header of {} bytes is larger than the {} byte limit", w.label(), text.size(),
          kMaxSafetensorsHeader);
 
-  // The temporary file lives next to the target so that rename() is atomic. O_EXCL with a random
-  // suffix instead of mkstemp keeps the usual 0666 & ~umask permissions.
-  std::random_device rd;
-  const auto dir = w.path.parent_path();
-  int fd = -1;
-  for (int attempt = 0; fd < 0; ++attempt) {
-    w.tmp_path = dir / fmt::format(".{}.tmp-{:08x}", w.path.filename().string(), rd());
-    fd = ::open(w.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && (errno != EEXIST || attempt > 100)) {
-      const int err = errno;
-      w.tmp_path.clear();
-      fail("{}: cannot create a temporary file in {}: {}", w.label(),
-           dir.empty() ? "." : dir.string(), std::strerror(err));
-    }
-  }
-  w.out = ::fdopen(fd, "wb");
-  if (!w.out) {
-    ::close(fd);
-    fail("{}: cannot open {}: {}", w.label(), w.tmp_path.string(), std::strerror(errno));
-  }
+  w.file.emplace(w.path);
+  w.out = w.file->stream();
   w.started = true;
   std::array<unsigned char, 8> len{};
   for (size_t i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(text.size() >> (8 * i));
@@ -419,16 +392,8 @@ void SafetensorsWriter::finish() {
       fail("{}: tensor '{}': {} bytes written but shape {} of {} needs {}", w.label(), t.name,
            w.current_done, shape_str(t.shape), dtype_name(t.dtype), t.nbytes);
     }
-    std::FILE* out = std::exchange(w.out, nullptr);
-    const bool flushed = std::fflush(out) == 0 && ::fsync(::fileno(out)) == 0;
-    const int err = errno;
-    if (std::fclose(out) != 0 || !flushed) {
-      fail("{}: write failed: {}", w.tmp_path.string(), std::strerror(flushed ? errno : err));
-    }
-    std::error_code ec;
-    std::filesystem::rename(w.tmp_path, w.path, ec);
-    if (ec)
-      fail("{}: cannot rename {} into place: {}", w.label(), w.tmp_path.string(), ec.message());
+    w.out = nullptr;
+    w.file->commit();
     w.finished = true;
   } catch (...) {
     w.failed = true;

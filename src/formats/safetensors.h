@@ -80,7 +80,8 @@ class SafetensorsFile {
 // Writes a safetensors file tensor by tensor, so a large checkpoint never has to be in memory at
 // once. Declare every tensor first (the header comes first in the file), then write their bytes in
 // the declared order. The file appears at `path` only when finish() succeeds (temporary file +
-// rename); if the writer is destroyed before finish(), the temporary file is removed.
+// rename); if the writer is destroyed before finish(), the temporary file is removed. A device or
+// FIFO at `path` is written in place instead (core/file_util.h).
 class SafetensorsWriter {
  public:
   explicit SafetensorsWriter(std::filesystem::path path,

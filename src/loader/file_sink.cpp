@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "loader/host_sink.h"
+#include "loader/value_checks.h"
 #include "quant/quantizer.h"
 
 namespace fp8llm {
@@ -110,6 +111,7 @@ void FileSink::write(std::span<const std::byte> bytes) {
 }
 
 void FileSink::consume(const PlannedTensor& t, const TensorView& source) {
+  check_planned_tensor(t, source);
   if (t.quantize) {
     const QuantizedTensor q = quantize_weight(*t.quantize, source, t.spec.name);
     write(q.q.bytes);

@@ -1,9 +1,9 @@
 #include "loader/host_sink.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "core/error.h"
+#include "loader/value_checks.h"
 #include "quant/quantizer.h"
 
 namespace fp8llm {
@@ -48,16 +48,11 @@ std::byte* HostSink::direct_destination(const PlannedTensor& t) {
 }
 
 void HostSink::consume(const PlannedTensor& t, const TensorView& source) {
+  check_planned_tensor(t, source);
   if (t.is_weight_scale) {
     HostLinear* lin = host_linear(weights_, t.spec);
     FP8LLM_CHECK(lin != nullptr, "no place for tensor '{}'", t.spec.name);
     if (source.data != lin->scale.bytes.data()) convert_weight_scale(source, lin->scale);
-    const float* sc = lin->scale.as<float>();
-    for (int64_t i = 0; i < lin->scale.numel(); ++i) {
-      FP8LLM_CHECK(std::isfinite(sc[i]) && sc[i] >= 0,
-                   "tensor '{}': scale {} at element {} is not a finite non-negative number",
-                   t.spec.name, sc[i], i);
-    }
     return;
   }
   if (!t.quantize) return;  // already read into its slot by direct_destination

@@ -18,6 +18,29 @@ std::string file_of(const CheckpointTensor& t) {
   return t.file->path().filename().string();
 }
 
+// The list of expected tensors grows with num_hidden_layers: a config.json claiming more layers
+// than the checkpoint holds (say 10^9) would allocate without bound before any tensor is missed,
+// so the count is checked against the checkpoint first, naming the first layer that is absent.
+void check_layer_count(const Checkpoint& checkpoint, const ModelConfig& config) {
+  const int64_t needed = expected_weight_count(config);
+  const auto held = static_cast<int64_t>(checkpoint.tensors().size());
+  if (needed <= held) return;
+  int64_t layer = 0;
+  std::string probe;
+  while (layer < config.num_layers) {
+    probe = fmt::format("model.layers.{}.input_layernorm.weight", layer);
+    if (checkpoint.find(probe) == nullptr) break;
+    ++layer;
+  }
+  // Every layer is there, so the list is as long as the checkpoint allows: the tensor checks
+  // below name what is missing.
+  if (layer == config.num_layers) return;
+  fail(
+      "{}: config.json has num_hidden_layers {}, which needs {} tensors, but the checkpoint holds "
+      "{} (tensor '{}' is missing)",
+      checkpoint.dir().string(), config.num_layers, needed, held, probe);
+}
+
 }  // namespace
 
 const PlannedTensor* LoadPlan::find(const std::string& name) const {
@@ -46,6 +69,21 @@ Quantization quantization_of(std::optional<Fp8Scheme> scheme) {
   return *scheme == Fp8Scheme::Row ? Quantization::Fp8Row : Quantization::Fp8Block;
 }
 
+void check_prequantized_weights(const Checkpoint& checkpoint, const PrequantConfig& prequant) {
+  const CheckpointTensor* projection = nullptr;
+  for (const auto& t : checkpoint.tensors()) {
+    if (!t.info->name.ends_with("_proj.weight")) continue;
+    if (t.info->dtype == DType::F8_E4M3) return;
+    if (!projection) projection = &t;
+  }
+  if (!projection) return;  // no projections at all: the plan names what is missing
+  fail(
+      "{}: quantization_config says the weights are FP8 ({}), but no projection is F8_E4M3 "
+      "(tensor '{}' is {}); remove the quantization_config to quantize the {} weights on the fly",
+      (checkpoint.dir() / "config.json").string(), prequant.description, projection->info->name,
+      dtype_name(projection->info->dtype), dtype_name(projection->info->dtype));
+}
+
 LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config,
                          std::optional<Fp8Scheme> scheme) {
   const std::string dir = checkpoint.dir().string();
@@ -56,8 +94,10 @@ LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config
     plan.prequant = parse_quantization_config(*config.quantization_config,
                                               (checkpoint.dir() / "config.json").string());
     plan.scheme = plan.prequant->scheme;
+    check_prequantized_weights(checkpoint, *plan.prequant);
   }
 
+  check_layer_count(checkpoint, config);
   // name -> the planned tensor (without its source yet), for every tensor to load.
   std::map<std::string, PlannedTensor> planned;
   std::set<std::string> input_scales;  // static activation scales of pre-quantized projections
@@ -146,6 +186,23 @@ LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config
     } else {
       fail("{}: tensor '{}' is not part of a {} model with this config.json (unknown tensor)",
            file_of(t), name, config.model_type);
+    }
+  }
+  if (plan.prequant) {
+    size_t kept = 0, projections = 0;
+    const PlannedTensor* first = nullptr;
+    for (const auto& t : plan.tensors) {
+      if (!t.spec.quantizable || t.is_weight_scale) continue;
+      ++projections;
+      if (t.prequantized) continue;
+      ++kept;
+      if (!first) first = &t;
+    }
+    if (first) {
+      log_info(
+          "load: {}: {} of {} projections are stored unquantized (the first is '{}', {}) "
+          "and load as stored",
+          dir, kept, projections, first->spec.name, dtype_name(first->source.info->dtype));
     }
   }
   if (static_scales_seen) {

@@ -58,6 +58,11 @@ struct LoadPlan {
 LoadPlan build_load_plan(const Checkpoint& checkpoint, const ModelConfig& config,
                          std::optional<Fp8Scheme> scheme);
 
+// A config.json with a quantization_config over a checkpoint without one F8_E4M3 projection
+// contradicts itself (loading it "as stored" would run it unquantized): an Error naming
+// config.json and a projection's dtype.
+void check_prequantized_weights(const Checkpoint& checkpoint, const PrequantConfig& prequant);
+
 // The scheme of a settled mode (unset for None); Auto is an Error (resolve_load settles it).
 std::optional<Fp8Scheme> scheme_of(Quantization q);
 // The mode of a scheme (None for unset).

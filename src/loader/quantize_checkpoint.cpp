@@ -1,14 +1,20 @@
 #include "loader/quantize_checkpoint.h"
 
-#include <stdlib.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/log.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "loader/file_sink.h"
@@ -42,15 +48,83 @@ void check_output_directory(const fs::path& out_dir) {
                out_dir.string(), std::strerror(errno));
 }
 
+namespace {
+
+// "<out>.fp8llm-tmp-<pid>-<hex>": the pid says whether the process building it still runs, so a
+// later run can remove what a killed one left (kill -9 runs no cleanup).
+constexpr std::string_view kTempMarker = ".fp8llm-tmp-";
+
+// The pid in a temporary directory name made for `out_name`, or 0 if `name` is not one.
+pid_t temp_dir_owner(const std::string& name, const std::string& out_name) {
+  const std::string prefix = out_name + std::string(kTempMarker);
+  if (!name.starts_with(prefix)) return 0;
+  const std::string rest = name.substr(prefix.size());
+  const size_t dash = rest.find('-');
+  if (dash == 0 || dash == std::string::npos) return 0;
+  long long pid = 0;
+  for (size_t i = 0; i < dash; ++i) {
+    if (rest[i] < '0' || rest[i] > '9' || pid > (1LL << 31)) return 0;
+    pid = pid * 10 + (rest[i] - '0');
+  }
+  return static_cast<pid_t>(pid);
+}
+
+// A directory locked (flock) by the process building it: the lock ends with the process however
+// it ends, and guards against a pid that names a live process of another pid namespace.
+class LockedDir {
+ public:
+  explicit LockedDir(const fs::path& dir)
+      : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {}
+  ~LockedDir() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LockedDir(const LockedDir&) = delete;
+  LockedDir& operator=(const LockedDir&) = delete;
+  bool lock(bool wait) { return fd_ >= 0 && ::flock(fd_, LOCK_EX | (wait ? 0 : LOCK_NB)) == 0; }
+
+ private:
+  int fd_;
+};
+
+// Removes the temporary directories next to `out_dir` that earlier runs left: their process no
+// longer runs and nobody holds their lock.
+void remove_stale_temp_dirs(const fs::path& parent, const std::string& out_name) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const pid_t pid = temp_dir_owner(e.path().filename().string(), out_name);
+    if (pid <= 0 || !e.is_directory(ec)) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // running (or not ours to signal)
+    LockedDir dir(e.path());
+    if (!dir.lock(/*wait=*/false)) continue;
+    std::error_code removed;
+    fs::remove_all(e.path(), removed);
+    if (!removed) {
+      log_info("removed {}, left by process {}, which no longer runs", e.path().string(), pid);
+    }
+  }
+}
+
+}  // namespace
+
 void build_directory_atomically(const fs::path& out_dir,
                                 const std::function<void(const fs::path&)>& fill) {
   check_output_directory(out_dir);
   const fs::path parent = out_dir.has_parent_path() ? out_dir.parent_path() : fs::path(".");
-  std::string templ = (parent / (out_dir.filename().string() + ".tmp-XXXXXX")).string();
-  FP8LLM_CHECK(::mkdtemp(templ.data()) != nullptr, "{}: cannot create a temporary directory: {}",
-               templ, std::strerror(errno));
-  const fs::path tmp = templ;
+  const std::string out_name = out_dir.filename().string();
+  remove_stale_temp_dirs(parent, out_name);
+  std::random_device rd;
+  fs::path tmp;
+  for (int attempt = 0;; ++attempt) {
+    tmp = parent / fmt::format("{}{}{}-{:08x}", out_name, kTempMarker, ::getpid(), rd());
+    // 0777 & ~umask, as mkdir(1) makes it (mkdtemp would make it 0700).
+    if (::mkdir(tmp.c_str(), 0777) == 0) break;
+    FP8LLM_CHECK(errno == EEXIST && attempt < 100, "{}: cannot create a temporary directory: {}",
+                 tmp.string(), std::strerror(errno));
+  }
+  LockedDir lock(tmp);
   try {
+    FP8LLM_CHECK(lock.lock(/*wait=*/true), "{}: cannot lock: {}", tmp.string(),
+                 std::strerror(errno));
     fill(tmp);
     fs::rename(tmp, out_dir);
   } catch (...) {

@@ -7,8 +7,8 @@
 //            dynamic per-token activations, lm_head ignored.
 //
 // config.json gains the quantization_config; the tokenizer, generation and chat-template files
-// are copied. The directory is built as `<out>.tmp-XXXXXX` next to `out` and renamed into place
-// only when complete; on any failure it is removed, so `out` is never half-written.
+// are copied. The directory is built as `<out>.fp8llm-tmp-<pid>-<hex>` next to `out` and renamed
+// into place only when complete; on any failure it is removed, so `out` is never half-written.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -43,8 +43,10 @@ QuantizeSummary quantize_checkpoint(const std::filesystem::path& model_dir, Fp8S
 std::vector<std::filesystem::path> companion_files(const std::filesystem::path& model_dir);
 
 // Builds a directory at `out_dir` atomically: `fill` writes into a fresh temporary directory next
-// to it, which is renamed to `out_dir` when `fill` returns, and removed if it throws. `out_dir`
-// must not exist (check_output_directory).
+// to it (permissions 0777 & ~umask, like mkdir), which is renamed to `out_dir` when `fill` returns,
+// and removed if it throws. `out_dir` must not exist (check_output_directory). A process killed
+// meanwhile (kill -9) leaves the temporary directory; the next build of the same `out_dir` removes
+// it, once the pid in its name no longer runs and no process holds its lock, and says so.
 void build_directory_atomically(const std::filesystem::path& out_dir,
                                 const std::function<void(const std::filesystem::path&)>& fill);
 

@@ -1,9 +1,11 @@
 #include "loader/resolve.h"
 
 #include <cstdlib>
+#include <vector>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "loader/load_plan.h"
 #include "loader/quantization_config.h"
@@ -58,6 +60,8 @@ Resolution resolve_load(const ResolveRequest& r) {
   if (config.quantization_config) {
     const PrequantConfig pq = parse_quantization_config(*config.quantization_config,
                                                         (r.model_dir / "config.json").string());
+    // Before saying it loads as stored: a BF16 checkpoint under an FP8 config would not.
+    check_prequantized_weights(Checkpoint::open(r.model_dir), pq);
     if (!is_auto && requested != pq.scheme) {
       log_warning("load: {} ignored: {} is already FP8 ({}, i.e. {}); it is not quantized again",
                   asked, dir, pq.description, mode_name(pq.scheme));
@@ -76,11 +80,18 @@ Resolution resolve_load(const ResolveRequest& r) {
   const std::string why_mode =
       is_auto ? " (auto: fp8-block, the finer scales, for a checkpoint that is not FP8)" : "";
   const fs::path registry = r.registry.empty() ? default_registry_path() : r.registry;
-  if (auto copy = find_registered_copy(registry, r.model_dir, mode)) {
-    return done(LoadSource::Registered, *copy, std::nullopt,
-                fmt::format("load: {} has a registered {} copy at {} (registry {}): loading it as "
-                            "is{}{}",
-                            dir, mode, copy->string(), registry.string(), why_mode, why_config));
+  // auto takes a registered copy of either mode, fp8-block first.
+  std::vector<Fp8Scheme> registered_modes = {scheme};
+  if (is_auto) registered_modes.push_back(Fp8Scheme::Row);
+  for (const Fp8Scheme s : registered_modes) {
+    const std::string copy_mode = mode_name(s);
+    if (auto copy = find_registered_copy(registry, r.model_dir, copy_mode)) {
+      return done(
+          LoadSource::Registered, *copy, std::nullopt,
+          fmt::format("load: {} has a registered {} copy at {} (registry {}): loading it as is{}{}",
+                      dir, copy_mode, copy->string(), registry.string(),
+                      is_auto ? " (auto: a registered copy, fp8-block first)" : "", why_config));
+    }
   }
   if (!r.offline) {
     return done(LoadSource::OnTheFly, r.model_dir, scheme,

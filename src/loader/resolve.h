@@ -7,8 +7,9 @@
 //   4. quantize on the fly while loading (the CPU backend always can);
 //   5. --offline: quantize once into the cache directory, then load the cached copy.
 //
-// `auto` asks for this order with the mode left open: an FP8 checkpoint loads as stored, and a
-// BF16 one uses fp8-block (the finer scales lose less; a registered fp8-block copy is used first).
+// `auto` asks for this order with the mode left open: an FP8 checkpoint loads as stored; a BF16
+// one loads a registered copy of either mode (fp8-block first), else is quantized to fp8-block
+// (the finer scales lose less).
 // A quantization config (`quantization_config`, quantization_request.h: a torchao
 // Float8DynamicActivationFloat8WeightConfig, an fp8 or compressed-tensors config) names the mode
 // instead of --quantization: with `auto` the config decides, and a --quantization that says

@@ -99,6 +99,13 @@ std::vector<WeightSpec> expected_weights(const ModelConfig& c) {
   return specs;
 }
 
+int64_t expected_weight_count(const ModelConfig& c) {
+  // Per layer: two norms and seven projections, their biases, and qwen3's q/k norms.
+  const int64_t per_layer = 2 + 7 + (c.qkv_bias ? 3 : 0) + (c.o_bias ? 1 : 0) +
+                            (c.mlp_bias ? 3 : 0) + (c.qk_norm ? 2 : 0);
+  return 2 + c.num_layers * per_layer + (c.tie_word_embeddings ? 0 : 1);
+}
+
 bool is_ignorable_tensor(std::string_view name) {
   // Rotary buffers that old exports saved with the weights; the engine computes its own.
   constexpr std::array<std::string_view, 3> kSuffixes = {

@@ -47,6 +47,9 @@ struct WeightSpec {
 // Every tensor the checkpoint must contain, in a stable order (embedding, layers 0..L-1, final
 // norm, lm_head). Tied embeddings: no lm_head entry.
 std::vector<WeightSpec> expected_weights(const ModelConfig& config);
+// expected_weights(config).size(), computed without building the list (which grows with
+// num_hidden_layers, a number only the checkpoint can vouch for).
+int64_t expected_weight_count(const ModelConfig& config);
 
 // True for names that checkpoints may carry but the engine does not use (e.g. rotary
 // `inv_freq` buffers saved by old exports).

@@ -82,7 +82,7 @@ ChatTemplate ChatTemplate::from_tokenizer_config(const std::filesystem::path& mo
   if (has_config) {
     try {
       config = nlohmann::ordered_json::parse(read_text_file(config_path));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number out of range
       fail("{}: invalid JSON: {}", config_path.string(), e.what());
     }
     if (!config.is_object()) fail("{}: expected a JSON object", config_path.string());

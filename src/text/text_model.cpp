@@ -21,7 +21,7 @@ TextModel TextModel::load(const std::filesystem::path& model_dir) {
   } catch (const Error& e) {
     m.chat_template_error_ = e.what();  // only an error when a chat is asked for
   }
-  for (int32_t id : load_generation_config(model_dir).eos_token_ids) add_unique(m.eos_, id);
+  for (int32_t id : model_eos_token_ids(model_dir)) add_unique(m.eos_, id);
   if (auto eos = m.tokenizer_.eos_token_id()) add_unique(m.eos_, *eos);
   return m;
 }

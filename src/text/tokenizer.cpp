@@ -42,7 +42,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, const std::strin
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(tokenizer_json);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number out of range
     fail("{}: invalid JSON: {}", name, e.what());
   }
   const JsonView root(doc, name);

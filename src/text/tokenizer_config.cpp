@@ -9,7 +9,7 @@ TokenizerConfig TokenizerConfig::parse(std::string_view json_text, const std::st
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number out of range
     fail("{}: invalid JSON: {}", name, e.what());
   }
   const JsonView root(doc, name);

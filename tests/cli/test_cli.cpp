@@ -44,6 +44,41 @@ TEST(Cli, GenerateGreedyMatchesReference) {
   EXPECT_EQ(out["logprobs"].size(), 24u);
 }
 
+// generate stops at the model's EOS tokens as run and chat do: generation_config.json's when it
+// sets them, else config.json's.
+TEST(Cli, GenerateStopsAtTheModelsEos) {
+  std::ifstream in(data_path("tiny-llama/reference.json"));
+  const auto ref = nlohmann::json::parse(in);
+  std::string ids;
+  for (int id : ref["prompts"][1]) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  const std::vector<int> continuation = ref["greedy_continuation_of_prompt_1"];
+  TempDir tmp;
+  const auto dir = tmp / "model";
+  copy_dir(data_path("tiny-llama"), dir);
+  const std::string args = "generate --model " + dir.string() +
+                           " -q none --max-tokens 24 --json --quiet --prompt-ids " + ids;
+
+  std::ofstream(dir / "generation_config.json")
+      << "{\"eos_token_id\": [5, " << continuation[2] << "]}";
+  CliResult r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out["tokens"],
+            nlohmann::json(std::vector<int>(continuation.begin(), continuation.begin() + 3)));
+  EXPECT_EQ(out["finish_reason"], "stop");
+
+  // Without generation_config.json, config.json's eos_token_id.
+  std::filesystem::remove(dir / "generation_config.json");
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(dir / "config.json"));
+  config["eos_token_id"] = continuation[4];
+  std::ofstream(dir / "config.json") << config.dump();
+  r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out["tokens"].size(), 5u) << out;
+  EXPECT_EQ(out["finish_reason"], "stop");
+}
+
 TEST(Cli, LogitsOutMatchesReference) {
   TempDir tmp;
   const auto file = tmp / "logits.safetensors";

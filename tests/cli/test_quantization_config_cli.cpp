@@ -140,11 +140,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "Float8DynamicActivationFloat8WeightConfig, granularity [PerRow, PerRow], i.e. "
                 "fp8-row) disagree; give one of them, or the same mode in both"},
         BadCall{"MissingFile", "--quantization-config @/nonexistent/torchao.json",
-                "error: --quantization-config @/nonexistent/torchao.json: cannot open "
-                "/nonexistent/torchao.json: No such file or directory"},
+                "error: --quantization-config @/nonexistent/torchao.json: "
+                "/nonexistent/torchao.json: cannot open: No such file or directory"},
         BadCall{"Directory", "--quantization-config @" + data_path("tiny-llama").string(),
                 "error: --quantization-config @" + data_path("tiny-llama").string() + ": " +
-                    data_path("tiny-llama").string() + " is not a file"},
+                    data_path("tiny-llama").string() + ": is a directory, not a regular file"},
         BadCall{"NoFileName", "--quantization-config @",
                 "error: --quantization-config @: expected a file name after the @"},
         BadCall{"OtherMethod", "--quantization-config " + quoted(R"({"quant_method": "awq"})"),

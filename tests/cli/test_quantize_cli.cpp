@@ -1,5 +1,8 @@
 // Pre-quantized checkpoints give the logits of on-the-fly quantization: the fine-grained fixture,
 // and what `fp8llm quantize` writes in both modes (loaded directly and through the registry).
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -87,6 +90,26 @@ TEST(QuantizeCli, BadInputsAreOneLineErrors) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("already an FP8 checkpoint"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(tmp / "o"));
+}
+
+TEST(QuantizeCli, WhatAKilledRunLeftIsRemoved) {
+  // What `kill -9` during quantize leaves: the temporary directory of a process that is gone.
+  TempDir tmp;
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  ::waitpid(pid, nullptr, 0);
+  const fs::path left = tmp / ("o.fp8llm-tmp-" + std::to_string(pid) + "-00c0ffee");
+  fs::create_directory(left);
+  std::ofstream(left / "model.safetensors") << "half";
+  const CliResult r = run_cli("quantize --model " + data_path("tiny-llama").string() +
+                              " --mode row --out " + (tmp / "o").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("removed " + left.string() + ", left by process " + std::to_string(pid) +
+                       ", which no longer runs"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(left));
+  EXPECT_TRUE(fs::exists(tmp / "o" / "config.json"));
 }
 
 }  // namespace

@@ -103,6 +103,59 @@ TEST(TextCli, ChatKeepsHistoryUntilEndOfInput) {
   EXPECT_GT(prompt_tokens[1], prompt_tokens[0] + 4) << r.err;
 }
 
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
+}
+
+// A conversation that outgrows the context loses its oldest exchanges, says so, and goes on (it
+// used to end the whole session with an error).
+TEST(TextCli, ChatDropsTheOldestTurnsWhenTheContextIsFull) {
+  const CliResult r =
+      run_cli("chat --model " + model("tiny-llama") +
+                  " --max-context 160 --max-tokens 8 --system 'Be "
+                  "brief.'",
+              "hello there\nhow are you\nwhat is this\nanother one\nand one more\nthe last\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(count(r.err, "prompt: "), 6u) << r.err;  // every message got a reply
+  EXPECT_GE(count(r.err, "chat: the conversation outgrew the context of 160 tokens; the oldest "),
+            1u)
+      << r.err;
+  // No prompt longer than the context minus the room for the reply.
+  for (size_t p = r.err.find("prompt: "); p != std::string::npos; p = r.err.find("prompt: ", p + 1))
+    EXPECT_LE(std::stoi(r.err.substr(p + 8)), 160 - 8) << r.err;
+}
+
+std::string repeated(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+TEST(TextCli, ChatMessageTooLongForTheContextIsNotSent) {
+  const CliResult r =
+      run_cli("chat --model " + model("tiny-llama") + " --max-context 160 --max-tokens 8 --quiet",
+              repeated("a1 ", 200) + "\nshort\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("leaves no room for a reply in the context of 160 (--max-context); it was "
+                       "not sent"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(count(r.out, "\n"), 1u) << r.out;  // the short message was answered
+}
+
+TEST(TextCli, ChatClearConfirmsAndQuitLeaves) {
+  for (const char* leave : {"/quit", "/exit"}) {
+    const CliResult r =
+        run_cli("chat --model " + model("tiny-qwen3") + " --max-tokens 2 --quiet",
+                std::string("hello\n/clear\nagain\n") + leave + "\nnever answered\n");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "chat: cleared; a new conversation starts\n");
+    EXPECT_EQ(count(r.out, "\n"), 2u) << leave << ": " << r.out;
+  }
+}
+
 TEST(TextCli, MissingTokenizerIsOneLineError) {
   TempDir tmp;
   copy_dir(data_path("tiny-qwen3"), tmp.path());

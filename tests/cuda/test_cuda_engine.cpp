@@ -332,6 +332,77 @@ TEST_F(CudaWeights, NonFiniteWeightIsNamed) {
   }
 }
 
+// The rule of loader/value_checks.h on the device: a NaN or infinity in a tensor held as it is
+// (embedding, norm, lm_head, or a projection with -q none), a NaN code in FP8 weights and a scale
+// that is not finite and positive are errors naming the tensor, as on the CPU.
+TEST_F(CudaWeights, NonFiniteKeptTensorsAndBadScalesAreNamed) {
+  struct Poison {
+    std::string model, tensor, quantization;
+    size_t offset;
+    std::vector<uint8_t> bytes;
+    std::string error;
+  };
+  const float zero = 0.0f;
+  std::vector<uint8_t> zero_bytes(4);
+  std::memcpy(zero_bytes.data(), &zero, 4);
+  const std::vector<Poison> cases = {
+      {"tiny-llama",
+       "model.embed_tokens.weight",
+       "fp8-row",
+       2,
+       {0xC0, 0x7F},
+       "contains NaN at [0, 1]"},
+      {"tiny-llama", "lm_head.weight", "fp8-block", 0, {0x80, 0x7F}, "contains Inf at [0, 0]"},
+      {"tiny-qwen3",
+       "model.layers.0.self_attn.k_norm.weight",
+       "fp8-row",
+       4,
+       {0xC0, 0x7F},
+       "contains NaN at [2]"},
+      {"tiny-llama",
+       "model.layers.1.self_attn.o_proj.weight",
+       "none",
+       2 * 257,
+       {0x80, 0xFF},
+       "contains Inf at [1, 1]"},
+      {"tiny-llama-fp8-block",
+       "model.layers.0.mlp.up_proj.weight",
+       "fp8-block",
+       7,
+       {0xFF},
+       "contains the F8_E4M3 NaN code 0xff at [0, 7]"},
+      {"tiny-llama-fp8-block", "model.layers.1.self_attn.o_proj.weight_scale_inv", "fp8-block", 4,
+       zero_bytes, "scale 0 at [0, 1] is not a finite positive number"},
+  };
+  for (const Poison& c : cases) {
+    SCOPED_TRACE(c.tensor);
+    TempDir dir;
+    copy_dir(data_path(c.model), dir.path());
+    {
+      const auto src = SafetensorsFile::open(data_path(c.model + "/model.safetensors"));
+      std::vector<std::byte> copy;
+      std::vector<std::pair<std::string, TensorView>> tensors;
+      for (const auto& info : src->tensors()) {
+        TensorView v = src->view(info);
+        if (info.name == c.tensor) {
+          copy.assign(v.data, v.data + v.nbytes);
+          std::memcpy(copy.data() + c.offset, c.bytes.data(), c.bytes.size());
+          v.data = copy.data();
+        }
+        tensors.emplace_back(info.name, v);
+      }
+      ASSERT_FALSE(copy.empty());
+      write_safetensors(dir / "model.safetensors", tensors, src->metadata());
+    }
+    EXPECT_EQ(test::error_of([&] {
+                Engine::load({.model_dir = dir.path(),
+                              .quantization = parse_quantization(c.quantization),
+                              .device = Device::Cuda});
+              }),
+              c.tensor + ": " + c.error);
+  }
+}
+
 // The most likely token found on the device equals the host's answer on the same logits, on the
 // prompt pass and on recorded (graph) decode steps.
 TEST_F(CudaWeights, TopTokenOnDeviceEqualsHost) {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -50,6 +51,29 @@ void rewrite_tensors(
   f(tensors);
   write_safetensors(dir / "model.rewritten", tensors);
   std::filesystem::rename(dir / "model.rewritten", dir / "model.safetensors");
+}
+
+// Overwrites `bytes` at byte `offset` of tensor `name` in a single-file checkpoint.
+void poison(const std::filesystem::path& dir, const std::string& name, size_t offset,
+            const std::vector<uint8_t>& bytes) {
+  std::vector<std::byte> poisoned;
+  bool found = false;
+  rewrite_tensors(dir, [&](auto& ts) {
+    for (auto& [tensor, view] : ts) {
+      if (tensor != name) continue;
+      poisoned.assign(view.data, view.data + view.nbytes);
+      std::memcpy(poisoned.data() + offset, bytes.data(), bytes.size());
+      view.data = poisoned.data();
+      found = true;
+    }
+  });
+  ASSERT_TRUE(found) << name;
+}
+
+std::vector<uint8_t> f32_bytes(float v) {
+  std::vector<uint8_t> b(4);
+  std::memcpy(b.data(), &v, 4);
+  return b;
 }
 
 TEST(BadCheckpoint, FixturesLoad) {
@@ -103,6 +127,18 @@ TEST(BadCheckpoint, MoreLayersInConfigThanInFile) {
   EXPECT_NE(err.find("is missing"), std::string::npos) << err;
 }
 
+TEST(BadCheckpoint, AbsurdLayerCountFailsBeforeAllocating) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama"), tmp.path());
+  // A list of a billion layers' tensors would take hundreds of gigabytes.
+  edit_config(tmp.path(), [](nlohmann::json& j) { j["num_hidden_layers"] = 1000000000; });
+  EXPECT_EQ(load_error(tmp.path()),
+            tmp.path().string() +
+                ": config.json has num_hidden_layers 1000000000, which needs 9000000003 tensors, "
+                "but the checkpoint holds 21 (tensor 'model.layers.2.input_layernorm.weight' is "
+                "missing)");
+}
+
 TEST(BadCheckpoint, NaNWeightIsRefused) {
   TempDir tmp;
   copy_dir(data_path("tiny-llama"), tmp.path());
@@ -119,6 +155,108 @@ TEST(BadCheckpoint, NaNWeightIsRefused) {
   const std::string err = load_error(tmp.path(), "fp8-row");
   EXPECT_NE(err.find("model.layers.0.self_attn.k_proj.weight"), std::string::npos) << err;
   EXPECT_NE(err.find("NaN"), std::string::npos) << err;
+}
+
+// One rule for every tensor (loader/value_checks.h): non-finite values are an error naming the
+// tensor, in every mode, whether or not the tensor is quantized.
+struct BadValue {
+  std::string name;
+  std::string fixture;
+  std::string tensor;
+  size_t offset;  // bytes into the tensor
+  std::vector<uint8_t> bytes;
+  std::string message;  // the whole error, after the tensor name
+};
+
+class BadValues : public ::testing::TestWithParam<BadValue> {};
+
+TEST_P(BadValues, AreRefusedInEveryMode) {
+  const BadValue& c = GetParam();
+  TempDir tmp;
+  copy_dir(data_path(c.fixture), tmp.path());
+  poison(tmp.path(), c.tensor, c.offset, c.bytes);
+  for (const char* q : {"fp8-block", "fp8-row", "none"}) {
+    EXPECT_EQ(load_error(tmp.path(), q), c.tensor + ": " + c.message) << q;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, BadValues,
+    ::testing::Values(BadValue{"NaNInEmbedding",
+                               "tiny-llama",
+                               "model.embed_tokens.weight",
+                               2 * 300,
+                               {0xC0, 0x7F},
+                               "contains NaN at [1, 44]"},
+                      BadValue{"InfInLmHead",
+                               "tiny-llama",
+                               "lm_head.weight",
+                               2 * 5,
+                               {0x80, 0xFF},
+                               "contains Inf at [0, 5]"},
+                      BadValue{"NaNInNorm",
+                               "tiny-qwen3",
+                               "model.layers.1.self_attn.q_norm.weight",
+                               0,
+                               {0xC1, 0xFF},
+                               "contains NaN at [0]"},
+                      BadValue{"NaNInFinalNorm",
+                               "tiny-llama",
+                               "model.norm.weight",
+                               2 * 255,
+                               {0x81, 0x7F},
+                               "contains NaN at [255]"},
+                      BadValue{"NaNCodeInFp8Weight",
+                               "tiny-llama-fp8-block",
+                               "model.layers.0.self_attn.v_proj.weight",
+                               256 + 3,
+                               {0x7F},
+                               "contains the F8_E4M3 NaN code 0x7f at [1, 3]"},
+                      BadValue{"NegativeNaNCodeInFp8Weight",
+                               "tiny-llama-fp8-block",
+                               "model.layers.1.mlp.down_proj.weight",
+                               0,
+                               {0xFF},
+                               "contains the F8_E4M3 NaN code 0xff at [0, 0]"},
+                      BadValue{"ZeroScale", "tiny-llama-fp8-block",
+                               "model.layers.0.self_attn.q_proj.weight_scale_inv", 4,
+                               f32_bytes(0.0f),
+                               "scale 0 at [0, 1] is not a finite positive number"},
+                      BadValue{"NegativeScale", "tiny-llama-fp8-block",
+                               "model.layers.1.mlp.up_proj.weight_scale_inv", 0, f32_bytes(-0.5f),
+                               "scale -0.5 at [0, 0] is not a finite positive number"},
+                      BadValue{"NaNScale", "tiny-llama-fp8-block",
+                               "model.layers.0.mlp.down_proj.weight_scale_inv", 36, f32_bytes(NAN),
+                               "scale nan at [1, 4] is not a finite positive number"},
+                      BadValue{"InfScale", "tiny-llama-fp8-block",
+                               "model.layers.0.mlp.gate_proj.weight_scale_inv", 8,
+                               f32_bytes(INFINITY),
+                               "scale inf at [1, 0] is not a finite positive number"}),
+    [](const auto& p) { return p.param.name; });
+
+TEST(BadCheckpoint, NaNInAnUnquantizedProjection) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama"), tmp.path());
+  poison(tmp.path(), "model.layers.1.mlp.gate_proj.weight", 2 * 258, {0xC0, 0x7F});
+  EXPECT_EQ(load_error(tmp.path(), "none"),
+            "model.layers.1.mlp.gate_proj.weight: contains NaN at [1, 2]");
+}
+
+TEST(BadCheckpoint, Fp8ConfigOverBf16WeightsIsAContradiction) {
+  TempDir tmp;
+  copy_dir(data_path("tiny-llama"), tmp.path());
+  edit_config(tmp.path(), [](nlohmann::json& j) {
+    j["quantization_config"] = {{"quant_method", "fp8"},
+                                {"fmt", "e4m3"},
+                                {"activation_scheme", "dynamic"},
+                                {"weight_block_size", {128, 128}}};
+  });
+  EXPECT_EQ(load_error(tmp.path()),
+            (tmp / "config.json").string() +
+                ": quantization_config says the weights are FP8 (fine-grained fp8, block "
+                "128x128), but no projection is F8_E4M3 (tensor "
+                "'model.layers.0.mlp.down_proj.weight' is BF16); remove the quantization_config to "
+                "quantize the BF16 weights on the fly");
 }
 
 TEST(BadCheckpoint, TruncatedShard) {

@@ -5,7 +5,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstring>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/file_util.h"
@@ -142,6 +149,75 @@ TEST(QuantizeCheckpoint, FailureLeavesNothingBehind) {
   EXPECT_FALSE(fs::exists(tmp / "out"));
   for (const auto& e : fs::directory_iterator(tmp.path()))
     EXPECT_EQ(e.path().filename(), "src") << "left behind: " << e.path();
+}
+
+// The pid of a process that has exited (it could be reused meanwhile, which would make a stale
+// directory look alive and be kept: never the other way round).
+pid_t dead_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
+
+fs::path make_temp_dir(const fs::path& out, pid_t pid) {
+  const fs::path dir = out.parent_path() / (out.filename().string() + ".fp8llm-tmp-" +
+                                            std::to_string(pid) + "-0000abcd");
+  fs::create_directory(dir);
+  std::ofstream(dir / "model-00001-of-00002.safetensors") << "half written";
+  return dir;
+}
+
+TEST(BuildDirectory, PermissionsFollowTheUmask) {
+  TempDir tmp;
+  const mode_t old = ::umask(027);
+  build_directory_atomically(tmp / "out", [](const fs::path& d) { std::ofstream(d / "f") << "x"; });
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat((tmp / "out").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0750u);
+}
+
+TEST(BuildDirectory, StaleTemporaryDirectoriesOfDeadProcessesAreRemoved) {
+  TempDir tmp;
+  const fs::path out = tmp / "out";
+  const fs::path stale = make_temp_dir(out, dead_pid());
+  const fs::path alive = make_temp_dir(out, ::getpid());            // a build under way
+  const fs::path other = make_temp_dir(tmp / "other", dead_pid());  // another output's
+  const fs::path unrelated = tmp / "out.tmp-123456";                // not made by this program
+  fs::create_directory(unrelated);
+  build_directory_atomically(out, [](const fs::path& d) { std::ofstream(d / "f") << "x"; });
+  EXPECT_TRUE(fs::exists(out / "f"));
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(alive));
+  EXPECT_TRUE(fs::exists(other));
+  EXPECT_TRUE(fs::exists(unrelated));
+}
+
+TEST(BuildDirectory, ALockedTemporaryDirectoryIsKept) {
+  // A dead pid with the lock held: a live build in another pid namespace.
+  TempDir tmp;
+  const fs::path locked = make_temp_dir(tmp / "out", dead_pid());
+  const int fd = ::open(locked.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  build_directory_atomically(tmp / "out", [](const fs::path& d) { std::ofstream(d / "f") << "x"; });
+  ::close(fd);
+  EXPECT_TRUE(fs::exists(locked));
+}
+
+TEST(BuildDirectory, TheTemporaryDirectoryIsNamedAndLockedWhileFilled) {
+  TempDir tmp;
+  build_directory_atomically(tmp / "out", [&](const fs::path& d) {
+    EXPECT_EQ(d.filename().string().rfind("out.fp8llm-tmp-" + std::to_string(::getpid()) + "-", 0),
+              0u)
+        << d;
+    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(fd, 0);
+    EXPECT_NE(::flock(fd, LOCK_EX | LOCK_NB), 0);  // held by the builder (another open file)
+    ::close(fd);
+  });
 }
 
 }  // namespace

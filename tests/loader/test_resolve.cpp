@@ -118,6 +118,32 @@ TEST(Resolve, RegisteredCopyIsUsedForItsModeOnly) {
   EXPECT_TRUE(logged("was made from a different config.json; not used"));
 }
 
+// auto takes a registered copy of either mode, fp8-block first (it used to look for an fp8-block
+// copy only, and quantized on the fly beside a registered fp8-row copy).
+TEST(Resolve, AutoUsesARegisteredCopyOfEitherMode) {
+  TempDir tmp;
+  const fs::path src = tmp / "llama";
+  copy_dir(data_path("tiny-llama"), src);
+  const ResolveRequest auto_request{
+      .model_dir = src, .quantization = Quantization::Auto, .registry = tmp / "r.json"};
+  quantize_checkpoint(src, Fp8Scheme::Row, tmp / "llama-row");
+  register_copy(tmp / "r.json", src, "fp8-row", tmp / "llama-row");
+  Resolution r = resolve(auto_request);
+  EXPECT_EQ(r.source, LoadSource::Registered);
+  EXPECT_EQ(r.model_dir, fs::canonical(tmp / "llama-row"));
+  EXPECT_TRUE(logged("has a registered fp8-row copy at " +
+                     fs::canonical(tmp / "llama-row").string() + " (registry " +
+                     (tmp / "r.json").string() +
+                     "): loading it as is (auto: a registered copy, fp8-block first)"));
+  quantize_checkpoint(src, Fp8Scheme::Block, tmp / "llama-block");
+  register_copy(tmp / "r.json", src, "fp8-block", tmp / "llama-block");
+  r = resolve(auto_request);
+  EXPECT_EQ(r.model_dir, fs::canonical(tmp / "llama-block"));
+  // A mode that is asked for takes its own copy only.
+  r = resolve({.model_dir = src, .quantization = Quantization::Fp8Row, .registry = tmp / "r.json"});
+  EXPECT_EQ(r.model_dir, fs::canonical(tmp / "llama-row"));
+}
+
 TEST(Resolve, OfflineQuantizesOnceIntoTheCache) {
   TempDir tmp;
   ResolveRequest req{.model_dir = data_path("tiny-llama"),

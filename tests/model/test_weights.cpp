@@ -126,6 +126,7 @@ TEST_P(FixtureWeights, ExpectedListEqualsTheCheckpointTensors) {
   const TensorMap tensors = read_checkpoint_headers(dir);
   EXPECT_EQ(shapes_of(specs), shapes_of(tensors));
   for (const auto& [name, t] : tensors) EXPECT_EQ(t.dtype, "BF16") << name;
+  EXPECT_EQ(expected_weight_count(config), static_cast<int64_t>(specs.size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(HfCheckpoints, FixtureWeights,
@@ -247,6 +248,7 @@ TEST(ExpectedWeights, LlamaAttentionAndMlpBiases) {
       {"lm_head.weight", {50, 64}},
   };
   EXPECT_EQ(shapes_of(specs), expected);
+  EXPECT_EQ(expected_weight_count(config), static_cast<int64_t>(specs.size()));
   EXPECT_EQ(find(specs, "model.layers.0.self_attn.o_proj.bias").role, WeightRole::OBias);
   EXPECT_EQ(find(specs, "model.layers.0.mlp.gate_proj.bias").role, WeightRole::GateBias);
   EXPECT_EQ(find(specs, "model.layers.0.mlp.up_proj.bias").role, WeightRole::UpBias);
@@ -268,6 +270,7 @@ TEST(ExpectedWeights, Qwen3AttentionBiasAddsFourBiases) {
   EXPECT_EQ(find(specs, "model.layers.0.self_attn.k_proj.bias").shape, Shape{16});
   EXPECT_EQ(find(specs, "model.layers.0.self_attn.o_proj.bias").shape, Shape{64});
   EXPECT_EQ(find(specs, "model.layers.0.self_attn.q_norm.weight").shape, Shape{16});
+  EXPECT_EQ(expected_weight_count(config), static_cast<int64_t>(specs.size()));
 }
 
 TEST(ExpectedWeights, MistralHasNoBiases) {
@@ -277,6 +280,7 @@ TEST(ExpectedWeights, MistralHasNoBiases) {
     "max_position_embeddings": 4096, "sliding_window": null, "attention_bias": true})");
   const std::vector<WeightSpec> specs = expected_weights(config);
   EXPECT_EQ(specs.size(), 1 + 2 * 9 + 2u);
+  EXPECT_EQ(expected_weight_count(config), static_cast<int64_t>(specs.size()));
   for (const auto& s : specs) EXPECT_FALSE(s.name.ends_with(".bias")) << s.name;
 }
 

@@ -11,6 +11,7 @@
 #include "text/jinja/bound_args.h"
 #include "text/jinja/eval_error.h"
 #include "text/jinja/json_dumps.h"
+#include "text/jinja/limits.h"
 #include "text/jinja/methods.h"
 #include "text/jinja/operations.h"
 #include "text/jinja/predicates.h"
@@ -180,8 +181,8 @@ std::string indent(const std::string& s, const std::string& prefix, bool first, 
   for (size_t i = 0; i < lines.size(); ++i) {
     if (i > 0) out += "\n";
     const bool indent_line = i == 0 ? first : (blank || !lines[i].empty());
-    if (indent_line) out += prefix;
-    out += lines[i];
+    if (indent_line) append_bounded(out, prefix);
+    append_bounded(out, lines[i]);
   }
   return out;
 }
@@ -399,9 +400,11 @@ const NamedFilter kFilters[] = {
        std::string out;
        bool first = true;
        for (const Value& item : iterate(v)) {
-         if (!first) out += separator;
+         if (!first) append_bounded(out, separator);
          first = false;
-         out += to_str(a.has(1) && !a.get(1).is_none() ? lookup_attribute(item, a.get(1)) : item);
+         append_bounded(
+             out,
+             to_str(a.has(1) && !a.get(1).is_none() ? lookup_attribute(item, a.get(1)) : item));
        }
        return out;
      }},

@@ -4,13 +4,11 @@
 
 #include "text/jinja/bound_args.h"
 #include "text/jinja/eval_error.h"
+#include "text/jinja/limits.h"
 #include "text/jinja/operations.h"
 
 namespace fp8llm::jinja {
 namespace {
-
-// jinja2's sandbox refuses larger ranges.
-constexpr int64_t kMaxRange = 100000;
 
 // dict(mapping_or_pairs, **kwargs), Python's dict() constructor.
 Dict dict_from_args(const char* name, const Args& args) {

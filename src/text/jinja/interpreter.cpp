@@ -10,13 +10,11 @@
 
 #include "text/jinja/eval_error.h"
 #include "text/jinja/globals.h"
+#include "text/jinja/limits.h"
 #include "text/jinja/operations.h"
 
 namespace fp8llm::jinja {
 namespace {
-
-// Deep enough for any sensible template, shallow enough to fail before the stack does.
-constexpr int kMaxMacroDepth = 100;
 
 struct Scope {
   std::unordered_map<std::string, Value> vars;
@@ -40,10 +38,15 @@ class Interpreter {
   }
 
   ~Interpreter() {
+    // Every namespace is held while they are emptied, so that freeing what one holds never frees
+    // another inside it: a chain of namespaces holding each other is freed one at a time instead
+    // of recursively (which a long chain would overflow the stack with).
+    std::vector<std::shared_ptr<Object>> alive;
     for (const std::weak_ptr<Object>& weak : namespaces_) {
-      if (const std::shared_ptr<Object> ns = weak.lock()) {
-        const Dict attrs = std::exchange(ns->attrs, Dict());  // may free other namespaces
-      }
+      if (std::shared_ptr<Object> ns = weak.lock()) alive.push_back(std::move(ns));
+    }
+    for (const std::shared_ptr<Object>& ns : alive) {
+      const Dict attrs = std::exchange(ns->attrs, Dict());
     }
   }
 
@@ -78,8 +81,37 @@ class Interpreter {
     return Flow::kNormal;
   }
 
+  // Counts work against kMaxWork (limits.h).
+  void charge(int64_t units) {
+    work_ += units;
+    if (work_ > kMaxWork) {
+      eval_fail(
+          "the template does more than {} units of work (statements, loop iterations and values "
+          "built), far beyond what a chat template needs: an endless or huge loop?",
+          kMaxWork);
+    }
+  }
+  static int64_t cost_of(const Value& v) {
+    switch (v.kind()) {
+      case Value::Kind::kString:
+        return 1 + static_cast<int64_t>(v.as_string().size() / 64);
+      case Value::Kind::kList:
+        return 1 + static_cast<int64_t>(v.as_list().size() / 16);
+      case Value::Kind::kDict:
+        return 1 + static_cast<int64_t>(v.as_dict().size() / 16);
+      default:
+        return 1;
+    }
+  }
+  // Text written (to the output, a captured block or a macro's result).
+  void write(std::string& out, std::string_view text) {
+    charge(static_cast<int64_t>(text.size() / 64));
+    append_bounded(out, text);
+  }
+
   Flow exec(const Stmt& s, std::string& out) {
     try {
+      charge(1);
       return std::visit([&](const auto& node) { return exec_node(node, s.line, out); }, s.node);
     } catch (const EvalError& e) {
       fail_at(name_, s.line, "{}", e.what());
@@ -87,16 +119,16 @@ class Interpreter {
   }
 
   Flow exec_node(const TextStmt& node, int, std::string& out) {
-    out += node.text;
+    write(out, node.text);
     return Flow::kNormal;
   }
 
   Flow exec_node(const OutputStmt& node, int, std::string& out) {
     const Value v = eval(*node.expr);
     if (v.is_string()) {
-      out += v.as_string();
+      write(out, v.as_string());
     } else {
-      out += to_str(v);
+      write(out, to_str(v));
     }
     return Flow::kNormal;
   }
@@ -113,6 +145,7 @@ class Interpreter {
     if (node.filter) {
       std::vector<Value> kept;
       for (Value& item : items) {
+        charge(1);
         ScopeGuard guard(*this, scope_);
         assign(node.target, item, line);
         if (truthy(eval(*node.filter))) kept.push_back(std::move(item));
@@ -123,6 +156,7 @@ class Interpreter {
     bool completed_an_iteration = false;
     std::optional<Value>& changed_state = changed_states_.emplace_back();
     for (int64_t i = 0; i < n; ++i) {
+      charge(kLoopIterationWork);
       ScopeGuard guard(*this, scope_);
       assign(node.target, items[i], line);
       scope_->vars["loop"] = loop_object(items, i, changed_state);
@@ -161,7 +195,7 @@ class Interpreter {
       ScopeGuard guard(*this, scope_);
       exec_body(node.body, text);
     }
-    out += to_str(apply_filters(Value(std::move(text)), node.filters));
+    write(out, to_str(apply_filters(Value(std::move(text)), node.filters)));
     return Flow::kNormal;
   }
 
@@ -193,6 +227,7 @@ class Interpreter {
     if (macro_depth_ >= kMaxMacroDepth) {
       eval_fail("macro '{}': maximum recursion depth ({}) exceeded", macro.name, kMaxMacroDepth);
     }
+    charge(kMacroCallWork);
     ++macro_depth_;
     struct DepthGuard {
       int& depth;
@@ -311,7 +346,9 @@ class Interpreter {
 
   Value eval(const Expr& e) {
     try {
-      return std::visit([&](const auto& node) { return eval_node(node, e.line); }, e.node);
+      Value v = std::visit([&](const auto& node) { return eval_node(node, e.line); }, e.node);
+      charge(cost_of(v));
+      return v;
     } catch (const EvalError& err) {
       fail_at(name_, e.line, "{}", err.what());
     }
@@ -368,7 +405,7 @@ class Interpreter {
 
   Value eval_node(const ConcatExpr& node, int) {
     std::string out;
-    for (const ExprPtr& e : node.parts) out += to_str(eval(*e));
+    for (const ExprPtr& e : node.parts) append_bounded(out, to_str(eval(*e)));
     return out;
   }
 
@@ -454,6 +491,7 @@ class Interpreter {
   const std::string& name_;
   std::shared_ptr<Scope> scope_;
   int macro_depth_ = 0;
+  int64_t work_ = 0;
   std::vector<std::shared_ptr<Scope>> closures_;     // the scopes macros were defined in
   std::deque<std::optional<Value>> changed_states_;  // loop.changed()'s last arguments, per loop
   const Value namespace_;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "text/jinja/eval_error.h"
+#include "text/jinja/limits.h"
 #include "text/jinja/python_str.h"
 
 namespace fp8llm::jinja {
@@ -51,6 +52,8 @@ void dump_string(std::string& out, const std::string& s, bool ensure_ascii) {
     }
   }
   out.push_back('"');
+  // Escapes make at most six bytes of one: checked once per string.
+  check_string_size(out.size());
 }
 
 class Dumper {
@@ -92,7 +95,7 @@ class Dumper {
         }
         out.push_back('[');
         for (size_t i = 0; i < items.size(); ++i) {
-          if (i) out += item_separator_;
+          if (i) append_bounded(out, item_separator_);
           newline(out, depth + 1);
           dump(out, items[i], depth + 1);
         }
@@ -113,10 +116,10 @@ class Dumper {
         }
         out.push_back('{');
         for (size_t i = 0; i < items.size(); ++i) {
-          if (i) out += item_separator_;
+          if (i) append_bounded(out, item_separator_);
           newline(out, depth + 1);
           dump_string(out, items[i]->first, options_.ensure_ascii);
-          out += options_.key_separator;
+          append_bounded(out, options_.key_separator);
           dump(out, items[i]->second, depth + 1);
         }
         newline(out, depth);
@@ -132,7 +135,7 @@ class Dumper {
   void newline(std::string& out, int depth) const {
     if (!options_.indent) return;
     out.push_back('\n');
-    for (int i = 0; i < depth; ++i) out += *options_.indent;
+    for (int i = 0; i < depth; ++i) append_bounded(out, *options_.indent);
   }
 
   const JsonDumpOptions& options_;

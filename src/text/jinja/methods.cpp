@@ -6,6 +6,7 @@
 
 #include "text/jinja/bound_args.h"
 #include "text/jinja/eval_error.h"
+#include "text/jinja/limits.h"
 #include "text/jinja/operations.h"
 #include "text/jinja/python_str.h"
 
@@ -113,7 +114,7 @@ std::string str_format(const std::string& self, const Args& args) {
       }
       if (!value) eval_fail("str.format(): no argument named '{}'", field);
     }
-    out += conversion == 'r' ? repr(*value) : to_str(*value);
+    append_bounded(out, conversion == 'r' ? repr(*value) : to_str(*value));
   }
   return out;
 }
@@ -232,9 +233,9 @@ const NamedStringMethod kStringMethods[] = {
          if (!v.is_string()) {
            eval_fail("sequence item: expected str instance, {} found", type_name(v));
          }
-         if (!first) out += s;
+         if (!first) append_bounded(out, s);
          first = false;
-         out += v.as_string();
+         append_bounded(out, v.as_string());
        }
        return out;
      }},

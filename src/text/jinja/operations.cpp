@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "text/jinja/eval_error.h"
+#include "text/jinja/limits.h"
 #include "text/jinja/methods.h"
 #include "text/jinja/python_str.h"
 
@@ -36,10 +37,6 @@ const char* op_symbol(BinaryOp op) {
   eval_fail("unsupported operand type(s) for {}: '{}' and '{}'", op_symbol(op), type_name(a),
             type_name(b));
 }
-
-// Sequence repetition beyond this many characters or items is refused (Python would exhaust
-// memory).
-constexpr uint64_t kMaxRepeatedSize = uint64_t{1} << 26;
 
 [[noreturn]] void overflow() {
   eval_fail("integer overflow (integers are limited to 64 bits)");
@@ -166,8 +163,13 @@ std::string percent_format(const std::string& format, const Value& args) {
     while (i < format.size() && std::string_view("-+ #0").find(format[i]) != std::string::npos) {
       spec.push_back(format[i++]);
     }
+    int64_t number = 0;  // a width or precision being read
     while (i < format.size() &&
            (std::isdigit(static_cast<unsigned char>(format[i])) || format[i] == '.')) {
+      number = format[i] == '.' ? 0 : number * 10 + (format[i] - '0');
+      // printf pads in a loop and may allocate the precision: both stay small.
+      if (number > kMaxFormatWidth)
+        eval_fail("format width or precision above {}", kMaxFormatWidth);
       spec.push_back(format[i++]);
     }
     if (i >= format.size()) eval_fail("incomplete format");
@@ -184,7 +186,7 @@ std::string percent_format(const std::string& format, const Value& args) {
       case 'r': {
         const std::string text = conv == 's' ? to_str(v) : repr(v);
         std::snprintf(buf, sizeof(buf), (spec + "s").c_str(), text.c_str());
-        out += spec == "%" ? text : std::string(buf);
+        append_bounded(out, spec == "%" ? text : std::string(buf));
         break;
       }
       case 'd':
@@ -194,6 +196,9 @@ std::string percent_format(const std::string& format, const Value& args) {
       case 'o': {
         if (!v.is_number())
           eval_fail("%{} format: a number is required, not {}", conv, type_name(v));
+        if (v.is_float() && !(std::fabs(v.as_double()) < 0x1p63)) {
+          eval_fail("%{} format: {} does not fit in a 64-bit integer", conv, repr(v));
+        }
         const auto n =
             static_cast<long long>(v.is_float() ? std::trunc(v.as_double()) : v.as_int());
         std::snprintf(buf, sizeof(buf), (spec + "ll" + (conv == 'i' ? 'd' : conv)).c_str(), n);
@@ -275,7 +280,8 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b) {
       const size_t unit = seq->is_string() ? seq->as_string().size()
                           : seq->is_list() ? seq->as_list().size()
                                            : 0;
-      if (times > 0 && unit > 0 && static_cast<uint64_t>(times) > kMaxRepeatedSize / unit) {
+      const size_t limit = seq->is_string() ? kMaxStringBytes : kMaxItems;
+      if (times > 0 && unit > 0 && static_cast<uint64_t>(times) > limit / unit) {
         eval_fail("repeating a {} {} times makes a value too large", type_name(*seq), times);
       }
       if (seq->is_string()) {

@@ -10,6 +10,8 @@
 
 #include "text/utf8.h"
 
+#include "text/jinja/limits.h"
+
 namespace fp8llm::jinja::py {
 namespace {
 
@@ -256,7 +258,7 @@ std::string replace(std::string_view s, std::string_view old_text, std::string_v
   if (old_text.empty()) {
     const std::u32string text = decode(s);
     for (size_t i = 0; i <= text.size(); ++i) {
-      if (budget-- > 0) out.append(new_text);
+      if (budget-- > 0) append_bounded(out, new_text);
       if (i < text.size()) append_utf8(out, text[i]);
     }
     return out;
@@ -266,7 +268,7 @@ std::string replace(std::string_view s, std::string_view old_text, std::string_v
     const size_t hit = s.find(old_text, start);
     if (hit == std::string_view::npos) break;
     out.append(s.substr(start, hit - start));
-    out.append(new_text);
+    append_bounded(out, new_text);
     start = hit + old_text.size();
   }
   out.append(s.substr(start));

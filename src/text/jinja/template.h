@@ -26,7 +26,7 @@ class Template {
   explicit Template(std::string_view source, TemplateOptions options = {});
 
   // Throws fp8llm::Error for errors while rendering (undefined values misused, type errors,
-  // raise_exception called by the template), naming the line.
+  // raise_exception called by the template, a limit of limits.h exceeded), naming the line.
   std::string render(const Dict& variables) const;
 
   const std::string& name() const { return options_.name; }

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "text/jinja/eval_error.h"
+#include "text/jinja/limits.h"
 #include "text/jinja/python_str.h"
 
 namespace fp8llm::jinja {
@@ -22,21 +25,43 @@ Value::Value(bool v) : v_(v) {}
 Value::Value(int v) : v_(static_cast<int64_t>(v)) {}
 Value::Value(int64_t v) : v_(v) {}
 Value::Value(double v) : v_(v) {}
-Value::Value(std::string v) : v_(std::move(v)) {}
-Value::Value(std::string_view v) : v_(std::string(v)) {}
-Value::Value(const char* v) : v_(std::string(v)) {}
+Value::Value(std::string v) : v_(std::make_shared<const std::string>(std::move(v))) {}
+Value::Value(std::string_view v) : v_(std::make_shared<const std::string>(v)) {}
+Value::Value(const char* v) : v_(std::make_shared<const std::string>(v)) {}
 
-Value Value::list(std::vector<Value> items) {
+namespace {
+
+// The nesting of a new list or dict of `items`, checked against the limits.
+template <typename Items, typename ValueOf>
+int checked_nesting(const Items& items, const ValueOf& value_of) {
+  if (items.size() > kMaxItems) {
+    eval_fail("the template builds a list or dict of more than {} items", kMaxItems);
+  }
+  int inner = 0;
+  for (const auto& item : items) inner = std::max(inner, value_of(item).nesting());
+  if (inner >= kMaxValueDepth) {
+    eval_fail("the template nests lists and dicts more than {} levels deep", kMaxValueDepth);
+  }
+  return inner + 1;
+}
+
+}  // namespace
+
+Value Value::sequence(std::vector<Value> items, bool tuple) {
+  const int nesting = checked_nesting(items, [](const Value& v) -> const Value& { return v; });
   Value v;
-  v.v_ = std::make_shared<const Sequence>(Sequence{std::move(items), false});
+  v.v_ = std::make_shared<const Sequence>(Sequence{std::move(items), tuple, nesting});
   return v;
+}
+Value Value::list(std::vector<Value> items) {
+  return sequence(std::move(items), false);
 }
 Value Value::tuple(std::vector<Value> items) {
-  Value v;
-  v.v_ = std::make_shared<const Sequence>(Sequence{std::move(items), true});
-  return v;
+  return sequence(std::move(items), true);
 }
 Value Value::dict(Dict items) {
+  items.nesting_ =
+      checked_nesting(items.items(), [](const auto& item) -> const Value& { return item.second; });
   Value v;
   v.v_ = std::make_shared<const Dict>(std::move(items));
   return v;
@@ -64,6 +89,21 @@ double Value::as_double() const {
 const std::vector<Value>& Value::as_list() const {
   return std::get<std::shared_ptr<const Sequence>>(v_)->items;
 }
+int Value::nesting() const {
+  switch (kind()) {
+    case Kind::kList:
+      return std::get<std::shared_ptr<const Sequence>>(v_)->nesting;
+    case Kind::kDict:
+      return as_dict().nesting();
+    case Kind::kObject:
+      // A namespace is mutable: what it holds is not counted here, and printing it (the one
+      // thing that walks into it) has its own bound.
+      return 1;
+    default:
+      return 0;
+  }
+}
+
 const void* Value::identity() const {
   switch (kind()) {
     case Kind::kList:
@@ -122,31 +162,27 @@ bool truthy(const Value& v) {
 
 namespace {
 
-std::string dict_repr(const Dict& d) {
+std::string repr_at(const Value& v, int depth);
+
+// Walks into namespaces, which can hold themselves: the depth bounds the recursion.
+std::string dict_repr(const Dict& d, int depth) {
   std::string out = "{";
   bool first = true;
   for (const auto& [k, v] : d.items()) {
     if (!first) out += ", ";
     first = false;
-    out += py::string_repr(k) + ": " + repr(v);
+    append_bounded(out, py::string_repr(k));
+    out += ": ";
+    append_bounded(out, repr_at(v, depth + 1));
   }
   return out + "}";
 }
 
-}  // namespace
-
-std::string to_str(const Value& v) {
-  switch (v.kind()) {
-    case Value::Kind::kUndefined:
-      return "";
-    case Value::Kind::kString:
-      return v.as_string();
-    default:
-      return repr(v);
+std::string repr_at(const Value& v, int depth) {
+  if (depth > kMaxValueDepth) {
+    eval_fail("cannot print a value nested more than {} levels deep (a namespace holding itself?)",
+              kMaxValueDepth);
   }
-}
-
-std::string repr(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kUndefined:
       return "Undefined";
@@ -165,13 +201,13 @@ std::string repr(const Value& v) {
       std::string out = v.is_tuple() ? "(" : "[";
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += ", ";
-        out += repr(items[i]);
+        append_bounded(out, repr_at(items[i], depth + 1));
       }
       if (v.is_tuple() && items.size() == 1) out += ",";
       return out + (v.is_tuple() ? ")" : "]");
     }
     case Value::Kind::kDict:
-      return dict_repr(v.as_dict());
+      return dict_repr(v.as_dict(), depth);
     case Value::Kind::kObject: {
       const Object& o = v.as_object();
       if (o.type_name == "LoopContext") {
@@ -180,12 +216,66 @@ std::string repr(const Value& v) {
         return fmt::format("<LoopContext {}/{}>", index ? to_str(*index) : "?",
                            length ? to_str(*length) : "?");
       }
-      return fmt::format("<{} {}>", o.type_name, dict_repr(o.attrs));
+      return fmt::format("<{} {}>", o.type_name, dict_repr(o.attrs, depth));
     }
     case Value::Kind::kCallable:
       return fmt::format("<function {}>", v.as_callable().name);
   }
   return "";
+}
+
+Value from_json_at(const nlohmann::ordered_json& j, int depth) {
+  // Checked before going deeper: the recursion itself must stay bounded.
+  if (depth >= kMaxValueDepth) {
+    eval_fail("JSON nested more than {} levels deep", kMaxValueDepth);
+  }
+  switch (j.type()) {
+    case nlohmann::ordered_json::value_t::null:
+      return Value::none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned: {
+      const auto u = j.get<uint64_t>();
+      if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
+      return Value(static_cast<double>(u));
+    }
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::array: {
+      std::vector<Value> items;
+      items.reserve(std::min(j.size(), kMaxItems + 1));
+      for (const auto& e : j) items.push_back(from_json_at(e, depth + 1));
+      return Value::list(std::move(items));
+    }
+    case nlohmann::ordered_json::value_t::object: {
+      Dict d;
+      for (const auto& [k, e] : j.items()) d.append_new(k, from_json_at(e, depth + 1));
+      return Value::dict(std::move(d));
+    }
+    default:
+      eval_fail("unsupported JSON value of type {}", j.type_name());
+  }
+}
+
+}  // namespace
+
+std::string to_str(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::kUndefined:
+      return "";
+    case Value::Kind::kString:
+      return v.as_string();
+    default:
+      return repr(v);
+  }
+}
+
+std::string repr(const Value& v) {
+  return repr_at(v, 0);
 }
 
 std::string type_name(const Value& v) {
@@ -279,36 +369,7 @@ int compare(const Value& a, const Value& b, std::string_view op) {
 }
 
 Value from_json(const nlohmann::ordered_json& j) {
-  switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null:
-      return Value::none();
-    case nlohmann::ordered_json::value_t::boolean:
-      return Value(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer:
-      return Value(j.get<int64_t>());
-    case nlohmann::ordered_json::value_t::number_unsigned: {
-      const auto u = j.get<uint64_t>();
-      if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
-      return Value(static_cast<double>(u));
-    }
-    case nlohmann::ordered_json::value_t::number_float:
-      return Value(j.get<double>());
-    case nlohmann::ordered_json::value_t::string:
-      return Value(j.get<std::string>());
-    case nlohmann::ordered_json::value_t::array: {
-      std::vector<Value> items;
-      items.reserve(j.size());
-      for (const auto& e : j) items.push_back(from_json(e));
-      return Value::list(std::move(items));
-    }
-    case nlohmann::ordered_json::value_t::object: {
-      Dict d;
-      for (const auto& [k, e] : j.items()) d.append_new(k, from_json(e));
-      return Value::dict(std::move(d));
-    }
-    default:
-      eval_fail("unsupported JSON value of type {}", j.type_name());
-  }
+  return from_json_at(j, 0);
 }
 
 }  // namespace fp8llm::jinja

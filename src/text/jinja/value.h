@@ -58,6 +58,8 @@ class Value {
   Value(std::string v);
   Value(std::string_view v);
   Value(const char* v);
+  // Lists and dicts hold at most kMaxItems and nest at most kMaxValueDepth deep (limits.h): the
+  // limits are checked here, where every one is made (an EvalError otherwise).
   static Value list(std::vector<Value> items);
   static Value tuple(std::vector<Value> items);
   static Value dict(Dict items);
@@ -82,7 +84,7 @@ class Value {
   bool as_bool() const { return std::get<bool>(v_); }
   int64_t as_int() const;    // bool or int
   double as_double() const;  // any number
-  const std::string& as_string() const { return std::get<std::string>(v_); }
+  const std::string& as_string() const { return *std::get<std::shared_ptr<const std::string>>(v_); }
   const std::vector<Value>& as_list() const;
   const Dict& as_dict() const { return *std::get<std::shared_ptr<const Dict>>(v_); }
   Object& as_object() const { return *std::get<std::shared_ptr<Object>>(v_); }
@@ -91,13 +93,18 @@ class Value {
 
   // Identity of shared objects, for Python's `is` on mutable values.
   const void* identity() const;
+  // Lists and dicts inside each other: 0 for a scalar, 1 for a list of scalars or an object.
+  int nesting() const;
 
  private:
+  static Value sequence(std::vector<Value> items, bool tuple);
+
   struct UndefinedTag {
     std::string message;
   };
   struct NoneTag {};
-  std::variant<UndefinedTag, NoneTag, bool, int64_t, double, std::string,
+  // Strings are shared like lists: copying a value never copies its text.
+  std::variant<UndefinedTag, NoneTag, bool, int64_t, double, std::shared_ptr<const std::string>,
                std::shared_ptr<const Sequence>, std::shared_ptr<const Dict>,
                std::shared_ptr<Object>, std::shared_ptr<const Callable>>
       v_;
@@ -107,6 +114,8 @@ class Value {
 // Lookups are linear: template dicts are small.
 class Dict {
  public:
+  // As Value::nesting() of the dict (set when it becomes a value).
+  int nesting() const { return nesting_; }
   const Value* find(std::string_view key) const;
   void set(std::string key, Value value);  // replaces an existing key in place
   // Appends a key known to be new (e.g. from a JSON object, whose keys are unique).
@@ -117,12 +126,15 @@ class Dict {
   size_t size() const { return items_.size(); }
 
  private:
+  friend class Value;
   std::vector<std::pair<std::string, Value>> items_;
+  int nesting_ = 1;
 };
 
 struct Sequence {
   std::vector<Value> items;
   bool tuple = false;
+  int nesting = 1;
 };
 
 // An object with attributes: namespace() (attributes assignable with `set ns.x = ...`) or a

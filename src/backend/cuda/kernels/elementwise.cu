@@ -51,7 +51,31 @@ __global__ void fill_uniform_bf16_kernel(__nv_bfloat16* __restrict__ out, int64_
   }
 }
 
+template <typename Bits>
+__global__ void flag_all_ones_kernel(const Bits* __restrict__ values, int64_t count, Bits mask,
+                                     int* __restrict__ flag) {
+  bool bad = false;
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * kThreads) {
+    bad = bad || (values[i] & mask) == mask;
+  }
+  if (__syncthreads_or(bad) && threadIdx.x == 0) atomicExch(flag, 1);
+}
+
 }  // namespace
+
+void launch_flag_nonfinite(const void* values, int64_t count, bool e4m3, int* flag,
+                           cudaStream_t stream) {
+  if (count <= 0) return;
+  if (e4m3) {
+    flag_all_ones_kernel<uint8_t><<<grid_for(count), kThreads, 0, stream>>>(
+        static_cast<const uint8_t*>(values), count, uint8_t{0x7F}, flag);
+  } else {
+    flag_all_ones_kernel<uint16_t><<<grid_for(count), kThreads, 0, stream>>>(
+        static_cast<const uint16_t*>(values), count, uint16_t{0x7F80}, flag);
+  }
+  CUDA_CHECK_LAUNCH();
+}
 
 void launch_add_bias(__nv_bfloat16* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
                      cudaStream_t stream) {

@@ -20,4 +20,10 @@ void launch_add_bias(float* y, const __nv_bfloat16* bias, int64_t m, int64_t n,
 void launch_fill_uniform_bf16(__nv_bfloat16* out, int64_t count, uint64_t seed, float scale,
                               cudaStream_t stream);
 
+// Sets *flag to 1 (never back to 0) when values[count] holds a non-finite element: bf16 with an
+// all-ones exponent (infinity or NaN), or, with `e4m3`, the e4m3fn NaN code (0x7f / 0xff).
+// Enqueued without waiting, so that a load checks all its tensors with one copy at the end.
+void launch_flag_nonfinite(const void* values, int64_t count, bool e4m3, int* flag,
+                           cudaStream_t stream);
+
 }  // namespace fp8llm::cuda

@@ -3,9 +3,11 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cuda/kernels/elementwise.h"
 #include "backend/cuda/kernels/model_kernels.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/error.h"
+#include "loader/value_checks.h"
 
 namespace fp8llm::cuda {
 
@@ -29,10 +31,13 @@ void* DeviceSink::direct_destination(const PlannedTensor& tensor) {
   if (tensor.prequantized) {
     FP8LLM_CHECK(tensor.source.info->dtype == DType::F8_E4M3, "{}: expected F8_E4M3, found {}",
                  tensor.spec.name, dtype_name(tensor.source.info->dtype));
+    kept_.push_back(&tensor);
     ++tensors_done_;
     return slot_of(tensor).data;
   }
-  if (tensor.quantize || tensor.source.info->dtype != DType::BF16) return nullptr;
+  if (tensor.quantize) return nullptr;
+  kept_.push_back(&tensor);
+  if (tensor.source.info->dtype != DType::BF16) return nullptr;  // converted on the device
   ++tensors_done_;
   return slot_of(tensor).data;
 }
@@ -67,6 +72,29 @@ void DeviceSink::consume_on_device(const PlannedTensor& tensor, const void* devi
 void DeviceSink::finish() {
   CUDA_CHECK(cudaDeviceSynchronize());
   quantizer_.check(nullptr);  // every quantization has run: its flags are final
+  if (!kept_.empty()) {
+    DeviceBuffer flags(kept_.size() * sizeof(int));
+    CUDA_CHECK(cudaMemset(flags.data(), 0, flags.size()));
+    for (size_t i = 0; i < kept_.size(); ++i) {
+      const DeviceTensorSlot& s = slot_of(*kept_[i]);
+      launch_flag_nonfinite(s.data, s.rows * s.cols, kept_[i]->prequantized.has_value(),
+                            flags.as<int>() + i, nullptr);
+    }
+    std::vector<int> host(kept_.size());
+    CUDA_CHECK(cudaMemcpy(host.data(), flags.data(), flags.size(), cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < kept_.size(); ++i) {
+      if (host[i] == 0) continue;
+      // Only on failure: the tensor comes back so that the error names the element as the CPU
+      // load does.
+      const PlannedTensor& t = *kept_[i];
+      const DeviceTensorSlot& s = slot_of(t);
+      const DType dtype = t.prequantized ? DType::F8_E4M3 : DType::BF16;
+      std::vector<std::byte> bytes(static_cast<size_t>(s.rows * s.cols) * dtype_size(dtype));
+      CUDA_CHECK(cudaMemcpy(bytes.data(), s.data, bytes.size(), cudaMemcpyDeviceToHost));
+      check_finite({dtype, t.spec.shape, bytes.data(), bytes.size()}, t.spec.name);
+      fail("{}: contains a non-finite value", t.spec.name);
+    }
+  }
   for (const PlannedTensor* t : scales_) {
     const DeviceTensorSlot& s = slot_of(*t);
     std::vector<float> host(static_cast<size_t>(s.rows * s.scale_ld));
@@ -75,9 +103,9 @@ void DeviceSink::finish() {
     for (int64_t r = 0; r < s.rows; ++r) {
       for (int64_t c = 0; c < s.cols; ++c) {
         const float v = host[static_cast<size_t>(r * s.scale_ld + c)];
-        FP8LLM_CHECK(std::isfinite(v) && v >= 0,
-                     "tensor '{}': scale {} at element {} is not a finite non-negative number",
-                     t->spec.name, v, r * s.cols + c);
+        FP8LLM_CHECK(std::isfinite(v) && v > 0,
+                     "{}: scale {} at [{}, {}] is not a finite positive number", t->spec.name, v, r,
+                     c);
       }
     }
   }

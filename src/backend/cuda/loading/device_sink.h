@@ -3,7 +3,9 @@
 // on the device from the staged BF16 bytes into their FP8 codes and scales (a NaN or infinity is an
 // Error naming the tensor); F16/F32 tensors are converted to bf16 (and then quantized, if planned).
 // A pre-quantized checkpoint's e4m3 codes are copied as they are and its scales converted to the
-// device layout; finish() rejects a scale that is not a finite non-negative number.
+// device layout. finish() applies loader/value_checks.h's rule once every tensor is in place: a
+// non-finite value in a tensor held as it is, or a scale that is not finite and positive, is an
+// Error naming the tensor (one flag per tensor, all copied back at once).
 #pragma once
 
 #include <cstdint>
@@ -36,6 +38,9 @@ class DeviceSink final : public DeviceStreamTarget {
   DeviceWeightQuantizer quantizer_;
   DeviceBuffer convert_;                      // bf16 copy of an F16/F32 weight that is quantized
   std::vector<const PlannedTensor*> scales_;  // pre-quantized scale tensors, checked in finish()
+  // Tensors held as they are (bf16, or a pre-quantized projection's e4m3 codes), checked for
+  // non-finite values in finish().
+  std::vector<const PlannedTensor*> kept_;
   uint64_t tensors_done_ = 0;
   uint64_t device_used_at_finish_ = 0;
 };

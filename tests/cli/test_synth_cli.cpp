@@ -1,0 +1,64 @@
+// `fp8llm synth` writes a complete model directory or nothing: built under a temporary name and
+// renamed into place, never over an existing directory, with sizes checked before any work.
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "formats/checkpoint.h"
+#include "formats/hf_config.h"
+#include "test_util.h"
+
+namespace fp8llm::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+size_t entries(const fs::path& dir) {
+  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}));
+}
+
+TEST(SynthCli, WritesAModelDirectoryThatLoads) {
+  TempDir tmp;
+  const fs::path out = tmp / "small";
+  const CliResult r =
+      run_cli("synth --preset small --layers 1 --shard-bytes 50000000 --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(load_model_config(out).num_layers, 1);
+  EXPECT_GT(Checkpoint::open(out).files().size(), 1u);
+  EXPECT_EQ(entries(tmp.path()), 1u);  // no temporary directory left
+  // Created as mkdir creates directories: 0777 less the umask.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  struct stat st {};
+  ASSERT_EQ(::stat(out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0777 & ~mask);
+}
+
+TEST(SynthCli, AnExistingDirectoryIsLeftAlone) {
+  TempDir tmp;
+  const fs::path out = tmp / "model";
+  fs::create_directory(out);
+  std::ofstream(out / "model-00001-of-00009.safetensors") << "an old shard";
+  const CliResult r = run_cli("synth --preset small --layers 1 --out " + out.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "error: " + out.string() + ": already exists (choose a new output directory)\n");
+  EXPECT_EQ(entries(out), 1u);
+}
+
+TEST(SynthCli, LayerCountsOutOfRangeAreErrors) {
+  TempDir tmp;
+  for (const char* layers : {"0", "-3", "1000000000"}) {
+    const CliResult r = run_cli(std::string("synth --preset small --layers ") + layers + " --out " +
+                                (tmp / "out").string());
+    EXPECT_EQ(r.exit_code, 2) << layers;
+    EXPECT_EQ(r.err, std::string("error: --layers ") + layers +
+                         ": must be between 1 and 1024 (the deepest Llama-family models have "
+                         "126)\n");
+    EXPECT_FALSE(fs::exists(tmp / "out"));
+  }
+}
+
+}  // namespace
+}  // namespace fp8llm::test
