@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds fp8llm and runs every test that this machine can run (GPU tests skip without a GPU).
+# Builds fp8llm (with its Python module) and runs every test that this machine can run (GPU tests
+# skip without a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP8LLM_PYTHON=ON
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure -j "$(nproc)"
