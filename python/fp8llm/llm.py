@@ -157,6 +157,10 @@ class LLM:
             tensors = self._engine.state_dict_copies(form)
         return {t.name: t for t in tensors}
 
+    def state_dict_listing(self, form: str = "stored") -> List[Tuple[str, str, List[int]]]:
+        """(name, dtype, shape) of every tensor of state_dict(form), without reading any."""
+        return [tuple(x) for x in self._engine.state_dict_listing(form)]
+
     def update_weights(
         self, named_tensors: Union[Dict[str, Any], Iterable[Tuple[str, Any]]]
     ) -> Dict[str, Any]:
