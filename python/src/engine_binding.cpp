@@ -263,8 +263,10 @@ py::list state_dict_copies(PyEngine& self, const std::string& form) {
 py::dict update_weights(PyEngine& self, const py::iterable& named) {
   std::vector<InputTensor> inputs;
   for (const py::handle& item : named) {
-    const auto pair = py::reinterpret_borrow<py::tuple>(item);
-    FP8LLM_CHECK(pair.size() == 2, "update_weights: expected (name, tensor) pairs");
+    FP8LLM_CHECK(
+        py::isinstance<py::sequence>(item) && !py::isinstance<py::str>(item) && py::len(item) == 2,
+        "update_weights: expected (name, tensor) pairs");
+    const auto pair = py::reinterpret_borrow<py::sequence>(item);
     inputs.push_back(input_tensor(pair[0].cast<std::string>(), pair[1]));
   }
   std::vector<WeightTensor> tensors;
