@@ -292,6 +292,7 @@ class BackendEngine final : public Engine {
     blocks_.reset();
     runner_.set_kv(nullptr);
     device_.kv.reset();
+    llm_.refresh_stats();
     sleep_level_ = 1;
     if (level == 2) {
       device_.weights->offload();

@@ -36,7 +36,6 @@ TEST_P(Sleep, WakeUpRestoresExactly) {
   const std::vector<int32_t> tokens = generated(*engine);
   engine->feed(kPrompt);  // an incremental sequence in progress is dropped by sleep
   const EngineStats before = engine->stats();
-  EXPECT_GT(before.kv_blocks_used, 0);
 
   engine->sleep(level);
   EXPECT_EQ(engine->sleep_level(), level);
