@@ -13,6 +13,8 @@ packages=(
   libcpp-httplib-dev
   # Tests and benchmarks.
   libgtest-dev libbenchmark-dev
+  # The Python module and its tests.
+  python3-dev pybind11-dev python3-numpy
   # The libFuzzer targets (fuzz/) and their sanitizers.
   clang libclang-rt-dev
 )
