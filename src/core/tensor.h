@@ -16,6 +16,16 @@ int64_t num_elements(const Shape& shape);
 // "[1024, 256]"
 std::string shape_str(const Shape& shape);
 
+// A rectangle of a 2-D tensor: rows [row_begin, row_end), columns [col_begin, col_end) (a 1-D
+// tensor has one column).
+struct TensorSlice {
+  int64_t row_begin = 0, row_end = 0;
+  int64_t col_begin = 0, col_end = 0;
+  int64_t rows() const { return row_end - row_begin; }
+  int64_t cols() const { return col_end - col_begin; }
+  bool operator==(const TensorSlice&) const = default;
+};
+
 // Read-only bytes of one tensor, row-major. Does not own `data`.
 struct TensorView {
   DType dtype = DType::F32;
