@@ -26,44 +26,51 @@ PanelDecoder dense_decoder(const T* w, int64_t k, ToFloat to_float) {
   };
 }
 
-// deq(W) = float32(q) * s with the scale of the element's row (row) or 128x128 tile (block).
-PanelDecoder fp8_decoder(Fp8Scheme scheme, const uint8_t* wq, const float* wscale, int64_t k) {
-  const int64_t col_blocks = (k + kFp8BlockSize - 1) / kFp8BlockSize;
+constexpr int64_t B = kFp8BlockSize;
+
+// deq(W) = float32(q) * s with the scale of the element's row (row) or 128x128 tile (block). A
+// shard's tiles are those of the full weight: its element (r, c) is in tile ((shard.row + r) /
+// 128, (shard.col + c) / 128), counted from the first tile it touches.
+PanelDecoder fp8_decoder(Fp8Scheme scheme, const uint8_t* wq, const float* wscale, int64_t k,
+                         const WeightShard& shard) {
+  const int64_t first_tile_row = shard.row / B, first_tile_col = shard.col / B;
+  const int64_t tile_cols = (shard.col + k + B - 1) / B - first_tile_col;
   return [=](int64_t n0, int64_t rows, int64_t k0, int64_t depth, float* panel) {
     const float* values = e4m3_values().data();
     for (int64_t j = 0; j < rows; ++j) {
       const int64_t r = n0 + j;
       const uint8_t* src = wq + r * k + k0;
-      // A panel starts on a 128-column boundary (kGemmPanelDepth is a multiple of 128), so each
-      // 128-column step below has one scale.
-      for (int64_t c0 = 0; c0 < depth; c0 += kFp8BlockSize) {
-        const int64_t c1 = std::min(depth, c0 + kFp8BlockSize);
-        const float s = scheme == Fp8Scheme::Row
-                            ? wscale[r]
-                            : wscale[(r / kFp8BlockSize) * col_blocks + (k0 + c0) / kFp8BlockSize];
+      const float* tile_row = wscale + ((shard.row + r) / B - first_tile_row) * tile_cols;
+      // Runs of columns under one scale: the whole panel (row), or up to the next tile edge of
+      // the full weight (block; every 128 columns when the shard starts on a tile edge).
+      for (int64_t c0 = 0; c0 < depth;) {
+        const int64_t tile = (shard.col + k0 + c0) / B;
+        const int64_t c1 = std::min(depth, (tile + 1) * B - shard.col - k0);
+        const float s = scheme == Fp8Scheme::Row ? wscale[r] : tile_row[tile - first_tile_col];
         for (int64_t kk = c0; kk < c1; ++kk) panel[kk * W + j] = values[src[kk]] * s;
+        c0 = c1;
       }
     }
   };
 }
-static_assert(kGemmPanelDepth % kFp8BlockSize == 0);
 
-// deq(x) for quantized activations, as float32 [t, k].
+// deq(x) for quantized activations, as float32 [t, k]: columns [col, col + k) of rows of full_k
+// columns, whose scales are [t, groups of full_k] (the whole input: col 0, full_k == k).
 std::vector<float> dequantize_activations(Fp8Scheme scheme, const uint8_t* xq, const float* xscale,
-                                          int64_t t, int64_t k) {
+                                          int64_t t, int64_t k, int64_t col, int64_t full_k) {
   std::vector<float> out(static_cast<size_t>(t * k));
   const float* values = e4m3_values().data();
-  const int64_t groups = scheme == Fp8Scheme::Row ? 1 : (k + kFp8BlockSize - 1) / kFp8BlockSize;
-  const int64_t group = scheme == Fp8Scheme::Row ? k : kFp8BlockSize;
+  const int64_t groups = scheme == Fp8Scheme::Row ? 1 : (full_k + B - 1) / B;
   parallel_for(static_cast<size_t>(t), std::max<size_t>(1, 16384 / std::max<size_t>(k, 1)),
                [&](size_t begin, size_t end) {
                  for (auto r = static_cast<int64_t>(begin); r < static_cast<int64_t>(end); ++r) {
-                   for (int64_t g = 0; g < groups; ++g) {
+                   for (int64_t c0 = 0; c0 < k;) {
+                     const int64_t g = scheme == Fp8Scheme::Row ? 0 : (col + c0) / B;
+                     const int64_t c1 =
+                         scheme == Fp8Scheme::Row ? k : std::min(k, (g + 1) * B - col);
                      const float s = xscale[r * groups + g];
-                     const int64_t c1 = std::min(k, (g + 1) * group);
-                     for (int64_t c = g * group; c < c1; ++c) {
-                       out[r * k + c] = values[xq[r * k + c]] * s;
-                     }
+                     for (int64_t c = c0; c < c1; ++c) out[r * k + c] = values[xq[r * k + c]] * s;
+                     c0 = c1;
                    }
                  }
                });
@@ -72,11 +79,28 @@ std::vector<float> dequantize_activations(Fp8Scheme scheme, const uint8_t* xq, c
 
 }  // namespace
 
+void linear_fp8_quantized_shard(Fp8Scheme scheme, const uint8_t* xq, const float* xscale, int64_t t,
+                                int64_t k, const uint8_t* wq, const float* wscale, int64_t n,
+                                const WeightShard& shard, const float* bias, float* y) {
+  const std::vector<float> xd =
+      dequantize_activations(scheme, xq, xscale, t, k, shard.col, shard.full_k);
+  gemm_xwt(xd.data(), t, k, n, fp8_decoder(scheme, wq, wscale, k, shard), bias, y);
+}
+
 void linear_fp8_quantized(Fp8Scheme scheme, const uint8_t* xq, const float* xscale, int64_t t,
                           int64_t k, const uint8_t* wq, const float* wscale, int64_t n,
                           const float* bias, float* y) {
-  const std::vector<float> xd = dequantize_activations(scheme, xq, xscale, t, k);
-  gemm_xwt(xd.data(), t, k, n, fp8_decoder(scheme, wq, wscale, k), bias, y);
+  linear_fp8_quantized_shard(scheme, xq, xscale, t, k, wq, wscale, n, {.full_k = k}, bias, y);
+}
+
+void linear_fp8_shard(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, const uint8_t* wq,
+                      const float* wscale, int64_t n, const WeightShard& shard, const float* bias,
+                      float* y) {
+  std::vector<uint8_t> xq(static_cast<size_t>(t * k));
+  std::vector<float> xscale(
+      static_cast<size_t>(num_elements(activation_scale_shape(scheme, t, k))));
+  quantize_activations(scheme, x, t, k, xq.data(), xscale.data());
+  linear_fp8_quantized_shard(scheme, xq.data(), xscale.data(), t, k, wq, wscale, n, shard, bias, y);
 }
 
 void linear_fp8(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, const uint8_t* wq,

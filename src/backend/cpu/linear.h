@@ -23,6 +23,26 @@ void linear_fp8_quantized(Fp8Scheme scheme, const uint8_t* xq, const float* xsca
                           int64_t k, const uint8_t* wq, const float* wscale, int64_t n,
                           const float* bias, float* y);
 
+// Where a weight shard sits in its projection (tensor parallelism, model/shard_plan.h): W [n, k]
+// is rows [row, row + n) and columns [col, col + k) of a projection of full_k input features.
+// Its block scales are those of the full weight's 128x128 tiles it touches
+// (quant/region_quantizer.h), and its input's scales are those of whole rows of full_k columns.
+struct WeightShard {
+  int64_t row = 0;
+  int64_t col = 0;
+  int64_t full_k = 0;
+};
+
+// linear_fp8 over a shard of whole input rows (col 0, full_k == k): q, k, v, gate, up.
+void linear_fp8_shard(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, const uint8_t* wq,
+                      const float* wscale, int64_t n, const WeightShard& shard, const float* bias,
+                      float* y);
+// linear_fp8_quantized over a shard: xq [t, k] holds the input's columns [shard.col, shard.col +
+// k), xscale the scales of its whole rows, [activation_scale_shape(scheme, t, shard.full_k)].
+void linear_fp8_quantized_shard(Fp8Scheme scheme, const uint8_t* xq, const float* xscale, int64_t t,
+                                int64_t k, const uint8_t* wq, const float* wscale, int64_t n,
+                                const WeightShard& shard, const float* bias, float* y);
+
 // Unquantized weights (--quantization none, and lm_head), upcast exactly to fp32.
 void linear_bf16(const float* x, int64_t t, int64_t k, const uint16_t* w_bf16, int64_t n,
                  const float* bias, float* y);
