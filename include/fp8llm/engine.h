@@ -66,6 +66,12 @@ struct LoadOptions {
   int64_t max_seqs = 256;
   // CUDA: record decode steps as CUDA graphs (one per batch size of 1, 2, 4, .. 256, padded up).
   bool cuda_graphs = true;
+  // Tensor parallelism: ranks that each hold a shard of every layer (column-parallel q/k/v and
+  // gate/up, row-parallel o and down, the vocabulary split for the embedding and lm_head) and run
+  // every step together under one scheduler. On the CPU the ranks are threads of this process
+  // meeting in in-process collectives; the configuration must divide (an Error names the field).
+  // KV memory (kv_memory_gib) is per rank. Not with LoRA adapters.
+  int tensor_parallel = 1;
   // LoRA adapters at once (0: none; the LoRA ops then cost nothing), and their largest rank.
   int max_loras = 0;
   int64_t max_lora_rank = 16;

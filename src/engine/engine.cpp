@@ -8,8 +8,10 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_kv_storage.h"
+#include "backend/cpu/cpu_sharded_weight_store.h"
 #include "backend/cpu/cpu_weight_store.h"
 #include "backend/cpu/cpu_workspace.h"
+#include "backend/cpu/thread_collectives.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/log.h"
@@ -27,6 +29,7 @@
 #include "loader/host_sink.h"
 #include "loader/load_plan.h"
 #include "loader/resolve.h"
+#include "loader/shard_sink.h"
 #include "lora/peft_adapter.h"
 #include "model/llama_model.h"
 
@@ -79,6 +82,14 @@ LoadOptions settled(LoadOptions o) {
                o.max_loras);
   FP8LLM_CHECK(o.max_lora_rank >= 1 && o.max_lora_rank <= 512,
                "--max-lora-rank {} must be in [1, 512]", o.max_lora_rank);
+  FP8LLM_CHECK(o.tensor_parallel >= 1, "--tensor-parallel {} must be at least 1",
+               o.tensor_parallel);
+  FP8LLM_CHECK(o.tensor_parallel == 1 || o.device == Device::Cpu,
+               "--tensor-parallel {}: several ranks run on --device cpu only in this build",
+               o.tensor_parallel);
+  FP8LLM_CHECK(o.tensor_parallel == 1 || o.max_loras == 0,
+               "--max-loras {}: LoRA adapters do not run with --tensor-parallel {}", o.max_loras,
+               o.tensor_parallel);
   if (o.kv_cache_dtype == KvCacheDtype::Auto)
     o.kv_cache_dtype = o.device == Device::Cuda ? KvCacheDtype::BF16 : KvCacheDtype::F32;
   return o;
@@ -89,13 +100,37 @@ int64_t context_of(const ModelConfig& c, const LoadOptions& options) {
                                  : c.max_position_embeddings;
 }
 
+LlamaModel model_for(const ModelConfig& config, const DeviceModel& device) {
+  return device.shards ? LlamaModel(config, device.shards->dims()) : LlamaModel(config);
+}
+
+// Every rank's backend, activation memory and KV cache, rank 0 first.
+std::vector<RankPart> rank_parts(const DeviceModel& d) {
+  std::vector<RankPart> parts{{d.backend.get(), d.workspace.get(), d.kv.get()}};
+  for (const RankDevice& p : d.peers)
+    parts.push_back({p.backend.get(), p.workspace.get(), p.kv.get()});
+  return parts;
+}
+
+// Every rank's KV cache, rank 0 first (null while the engine sleeps).
+std::vector<KvStorage*> kv_caches(const DeviceModel& d) {
+  std::vector<KvStorage*> kv{d.kv.get()};
+  for (const RankDevice& p : d.peers) kv.push_back(p.kv.get());
+  return kv;
+}
+
+ModelRunner runner_for(const LlamaModel& model, const DeviceModel& d, RunnerOptions options) {
+  if (!d.shards) return ModelRunner(model, *d.backend, *d.workspace, *d.kv, std::move(options));
+  return ModelRunner(model, rank_parts(d), *d.threads, *d.collectives, std::move(options));
+}
+
 // The Engine over any device: the batching engine (llm_engine.h) for requests, and one
 // incremental sequence of its own for logits() and feed(), both over one paged KV cache.
 class BackendEngine final : public Engine {
  public:
   BackendEngine(ModelConfig config, DeviceModel device, LoadReport report,
                 const LoadOptions& options, std::vector<int32_t> eos)
-      : model_(std::move(config)),
+      : model_(model_for(config, device)),
         device_(std::move(device)),
         report_(std::move(report)),
         eos_(std::move(eos)),
@@ -106,8 +141,7 @@ class BackendEngine final : public Engine {
         blocks_(device_.kv->view().spec.blocks, device_.kv->view().spec.block_size,
                 options.prefix_caching),
         lora_(options.max_loras, options.max_lora_rank),
-        runner_(model_, *device_.backend, *device_.workspace, *device_.kv,
-                with_lora(device_.runner, options)),
+        runner_(runner_for(model_, device_, with_lora(device_.runner, options))),
         llm_(runner_, device_.picker.get(), blocks_,
              SchedulerConfig{.max_batch_tokens = options.max_batch_tokens,
                              .max_seqs = options.max_seqs},
@@ -290,8 +324,9 @@ class BackendEngine final : public Engine {
     check_idle("sleep");
     reset();
     blocks_.reset();
-    runner_.set_kv(nullptr);
     device_.kv.reset();
+    for (RankDevice& peer : device_.peers) peer.kv.reset();
+    runner_.set_kv(kv_caches(device_));
     llm_.refresh_stats();
     sleep_level_ = 1;
     if (level == 2) {
@@ -307,7 +342,8 @@ class BackendEngine final : public Engine {
     }
     if (sleep_level_ == 1) {
       device_.kv = device_.make_kv(kv_spec_);
-      runner_.set_kv(device_.kv.get());
+      for (RankDevice& peer : device_.peers) peer.kv = peer.make_kv(kv_spec_);
+      runner_.set_kv(kv_caches(device_));
       sleep_level_ = 0;
     }
   }
@@ -361,13 +397,54 @@ DeviceModel load_cpu_model(const LoadPlan& plan, const LoadOptions& options, Str
   return d;
 }
 
-// The paged KV cache in what the options (or the device) allow.
+// Tensor parallel on the CPU: every rank's shard from one pass over the checkpoint, a CPU
+// backend per rank, the ranks' threads and the in-process collectives that join them.
+DeviceModel load_cpu_ranks(const LoadPlan& plan, const LoadOptions& options, StreamStats* stats,
+                           Timeline* timeline, uint64_t* resident_bytes) {
+  DeviceModel d;
+  d.shards = plan_shards(plan.config, options.tensor_parallel);
+  const ShardPlan& shards = *d.shards;
+  std::optional<Timeline::Step> streaming(std::in_place, timeline, "stream weights");
+  std::vector<HostWeights> weights =
+      load_sharded_host_weights(plan, shards, options.progress, stats);
+  streaming.reset();
+  const Timeline::Step setup(timeline, "ranks set-up");
+  d.collectives = std::make_unique<ThreadCollectives>(shards.ranks());
+  d.threads = std::make_unique<RankThreads>(shards.ranks());
+  const auto make_kv = [](const KvCacheSpec& spec) { return std::make_unique<CpuKvStorage>(spec); };
+  std::vector<CpuBackend*> held;
+  *resident_bytes = 0;
+  for (int r = 0; r < shards.ranks(); ++r) {
+    HostWeights& w = weights[static_cast<size_t>(r)];
+    *resident_bytes += w.resident_bytes();
+    auto backend = std::make_unique<CpuBackend>(
+        plan.config, std::move(w),
+        CpuRank{.plan = shards, .rank = r, .collective = &d.collectives->rank(r)});
+    held.push_back(backend.get());
+    if (r == 0) {
+      d.backend = std::move(backend);
+      d.workspace = std::make_unique<CpuWorkspace>();
+      d.make_kv = make_kv;
+    } else {
+      d.peers.push_back({.backend = std::move(backend),
+                         .workspace = std::make_unique<CpuWorkspace>(),
+                         .make_kv = make_kv});
+    }
+  }
+  d.weights = std::make_unique<CpuShardedWeightStore>(shards, std::move(held));
+  d.default_kv_bytes = default_cpu_kv_bytes(kv_cache_shape(shards.rank_config(0), options),
+                                            context_of(plan.config, options));
+  return d;
+}
+
+// The paged KV cache in what the options (or the device) allow; with tensor parallelism one of
+// the same blocks on every rank, over the rank's KV heads.
 void make_kv_cache(DeviceModel& d, const ModelConfig& config, const LoadOptions& options,
                    Timeline* timeline) {
   const Timeline::Step step(timeline, "kv cache");
   FP8LLM_CHECK(options.kv_memory_gib >= 0 && std::isfinite(options.kv_memory_gib),
                "--kv-memory {} must be a positive number of GiB", options.kv_memory_gib);
-  KvCacheSpec spec = kv_cache_shape(config, options);
+  KvCacheSpec spec = kv_cache_shape(d.shards ? d.shards->rank_config(0) : config, options);
   // By default no more than every sequence at its longest can use (a small model on a large GPU
   // would otherwise take the whole card).
   const auto context_blocks =
@@ -379,6 +456,7 @@ void make_kv_cache(DeviceModel& d, const ModelConfig& config, const LoadOptions&
                               : std::min(d.default_kv_bytes, most_useful);
   spec.blocks = kv_blocks_for(spec, budget);
   d.kv = d.make_kv(spec);
+  for (RankDevice& peer : d.peers) peer.kv = peer.make_kv(spec);
 }
 
 }  // namespace
@@ -420,6 +498,10 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& given) {
   reset_peak_resident();
   const uint64_t resident_before = resident_memory().current;
   std::optional<Timeline::Step> planning(std::in_place, &timeline, "resolve and plan");
+  // A configuration that does not divide fails first, before the load says where it will read
+  // from (a pre-quantized copy has the same architecture as its checkpoint).
+  if (options.tensor_parallel > 1 && std::filesystem::exists(options.model_dir / "config.json"))
+    plan_shards(load_model_config(options.model_dir), options.tensor_parallel);
   const Resolution where = resolve_load({.model_dir = options.model_dir,
                                          .quantization = options.quantization,
                                          .registry = options.registry,
@@ -449,6 +531,8 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& given) {
                      .max_blocks_per_seq = cuda.max_blocks_per_seq};
   }
 #endif
+  if (!device.backend && options.tensor_parallel > 1)
+    device = load_cpu_ranks(plan, options, &stats, &timeline, &resident_bytes);
   if (!device.backend) device = load_cpu_model(plan, options, &stats, &timeline, &resident_bytes);
   // The load's host peak is the weights'; the KV cache is counted apart (LoadReport::kv_bytes).
   const uint64_t process_peak = resident_memory().peak;

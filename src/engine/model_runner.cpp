@@ -2,25 +2,76 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 namespace fp8llm {
 
 ModelRunner::ModelRunner(const LlamaModel& model, Backend& backend, Workspace& workspace,
                          KvStorage& kv, RunnerOptions options)
     : model_(model),
-      backend_(backend),
-      workspace_(workspace),
-      kv_(&kv),
+      ranks_{{&backend, &workspace, &kv}},
       block_size_(kv.view().spec.block_size),
       options_(std::move(options)) {}
 
-void ModelRunner::set_kv(KvStorage* kv) {
-  kv_ = kv;
+ModelRunner::ModelRunner(const LlamaModel& model, std::vector<RankPart> ranks, RankThreads& threads,
+                         CollectiveGroup& collectives, RunnerOptions options)
+    : model_(model),
+      ranks_(std::move(ranks)),
+      threads_(&threads),
+      collectives_(&collectives),
+      block_size_(ranks_.at(0).kv->view().spec.block_size),
+      options_(std::move(options)) {
+  FP8LLM_CHECK(static_cast<int>(ranks_.size()) == threads.ranks() &&
+                   static_cast<int>(ranks_.size()) == collectives.ranks() &&
+                   static_cast<int>(ranks_.size()) == model.dims().ranks,
+               "model runner: {} ranks, {} threads, {} in the collectives, a model of {}",
+               ranks_.size(), threads.ranks(), collectives.ranks(), model.dims().ranks);
+}
+
+Act ModelRunner::forward(int64_t key, const Batch& batch) {
+  std::vector<BatchView> views;
+  for (const RankPart& r : ranks_) views.push_back(r.backend->prepare(batch));
+  Act logits;
+  const auto pass_of = [&](int rank) {
+    const RankPart& part = ranks_[static_cast<size_t>(rank)];
+    // A replayed recording does not call the pass again: its logits are where they were the
+    // first time.
+    part.backend->run_pass(key, [&] {
+      const Act out = model_.forward(*part.backend, *part.workspace, part.kv->view(),
+                                     views[static_cast<size_t>(rank)]);
+      if (rank != 0) return;
+      logits = out;
+      if (key >= 0) recorded_logits_[key] = out;
+    });
+  };
+  if (ranks_.size() == 1) {
+    pass_of(0);
+  } else {
+    try {
+      threads_->run(pass_of, [this] { collectives_->abort(); });
+    } catch (...) {
+      collectives_->reset();  // every rank has left: the next step may use them again
+      throw;
+    }
+  }
+  if (logits.data == nullptr && key >= 0) logits = recorded_logits_.at(key);
+  return logits;
+}
+
+void ModelRunner::set_kv(const std::vector<KvStorage*>& kv) {
+  FP8LLM_CHECK(kv.size() == ranks_.size(), "model runner: {} KV caches for {} ranks", kv.size(),
+               ranks_.size());
+  for (size_t r = 0; r < ranks_.size(); ++r) {
+    ranks_[r].kv = kv[r];
+    ranks_[r].backend->forget_recorded_passes();
+  }
   recorded_logits_.clear();
-  backend_.forget_recorded_passes();
 }
 
 ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
-  for (const BlockCopy& c : schedule.copies) kv_->copy_block(c.src, c.dst);
+  for (const BlockCopy& c : schedule.copies) {
+    for (const RankPart& r : ranks_) r.kv->copy_block(c.src, c.dst);
+  }
   Pass pass;
   batch_.clear();
   batch_.block_size = block_size();
@@ -56,21 +107,13 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
       batch_.add_sequence(padding_tokens, 0, 1, padding_table, Batch::Logits::Last);
     batch_.widen_block_tables(options_.max_blocks_per_seq);
   }
-  const BatchView view = backend_.prepare(batch_);
-  // A replayed recording does not call the pass again: its logits are where they were the first
-  // time.
-  backend_.run_pass(key, [&] {
-    pass.logits = model_.forward(backend_, workspace_, kv_->view(), view);
-    if (key >= 0) recorded_logits_[key] = pass.logits;
-  });
-  if (pass.logits.data == nullptr && key >= 0) pass.logits = recorded_logits_.at(key);
+  pass.logits = forward(key, batch_);
   return pass;
 }
 
 Act ModelRunner::run(Batch& batch) {
   batch.lora = options_.lora;
-  const BatchView view = backend_.prepare(batch);
-  return model_.forward(backend_, workspace_, kv_->view(), view);
+  return forward(-1, batch);
 }
 
 }  // namespace fp8llm

@@ -7,8 +7,10 @@
 #include <map>
 #include <vector>
 
+#include "core/rank_threads.h"
 #include "engine/scheduler.h"
 #include "model/backend.h"
+#include "model/collective.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
 #include "model/workspace.h"
@@ -24,10 +26,22 @@ struct RunnerOptions {
   bool lora = false;
 };
 
+// One rank's device, for a runner over several (tensor parallelism).
+struct RankPart {
+  Backend* backend = nullptr;
+  Workspace* workspace = nullptr;
+  KvStorage* kv = nullptr;
+};
+
 class ModelRunner {
  public:
   ModelRunner(const LlamaModel& model, Backend& backend, Workspace& workspace, KvStorage& kv,
               RunnerOptions options);
+  // Tensor parallel: every rank (rank 0 first) runs each batch over its shard, on `threads`;
+  // `collectives` is aborted when a rank fails, so that the others do not wait for it. The
+  // logits are rank 0's, and the KV block copies are made on every rank.
+  ModelRunner(const LlamaModel& model, std::vector<RankPart> ranks, RankThreads& threads,
+              CollectiveGroup& collectives, RunnerOptions options);
 
   struct Pass {
     Act logits;                // [rows, vocab] where the backend computed them
@@ -38,17 +52,21 @@ class ModelRunner {
   // Runs a batch built elsewhere (the one-sequence incremental API): the logits of its logit rows.
   Act run(Batch& batch);
 
-  Backend& backend() { return backend_; }
+  Backend& backend() { return *ranks_[0].backend; }
   int64_t block_size() const { return block_size_; }
-  // The KV cache to run over from now on (null while the engine sleeps; nothing runs then). A new
-  // cache may be elsewhere in memory, so what was recorded over the old one is forgotten.
-  void set_kv(KvStorage* kv);
+  // The KV caches to run over from now on, one per rank (null while the engine sleeps; nothing
+  // runs then). A new cache may be elsewhere in memory, so what was recorded over the old one is
+  // forgotten.
+  void set_kv(const std::vector<KvStorage*>& kv);
 
  private:
+  // Prepares `batch` on every rank and runs the model over it: the logits of rank 0.
+  Act forward(int64_t key, const Batch& batch);
+
   const LlamaModel& model_;
-  Backend& backend_;
-  Workspace& workspace_;
-  KvStorage* kv_;
+  std::vector<RankPart> ranks_;
+  RankThreads* threads_ = nullptr;
+  CollectiveGroup* collectives_ = nullptr;
   int64_t block_size_;
   RunnerOptions options_;
   Batch batch_;

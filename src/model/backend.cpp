@@ -23,6 +23,18 @@ void Backend::rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheVi
   append_kv(layer, k, v, kv, batch);
 }
 
+void Backend::all_reduce(Act) {
+  fail("this backend holds the whole model: it has no other ranks to sum with");
+}
+
+void Backend::reduce_partial(Act, int64_t, LinearKind) {
+  fail("this backend holds the whole model: it has no other ranks to sum with");
+}
+
+void Backend::all_gather(Act, Act) {
+  fail("this backend holds the whole model: it has no other ranks to gather from");
+}
+
 void Backend::reserve_lora(int /*slots*/, int64_t /*max_rank*/) {
   fail("this backend does not run LoRA adapters");
 }

@@ -73,6 +73,17 @@ class Backend {
   virtual void set_lora(int slot, const LoraAdapter* adapter);
   virtual void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out);
 
+  // Tensor parallelism (model/shard_plan.h), on a backend holding one rank's shard; the model
+  // calls these only when there are several ranks. There, linear() of a row-parallel projection
+  // (o, down) leaves this rank's partial sum without the bias, and the rank's lm_head gives its
+  // vocabulary slice of the logits. all_reduce sums x over the ranks (the embedding: each rank
+  // has its vocabulary range, zeros elsewhere); reduce_partial sums a row-parallel projection's
+  // partial outputs over the ranks and adds its bias; all_gather sets out[t, r * local.cols + c]
+  // to rank r's local[t, c] on every rank.
+  virtual void all_reduce(Act x);
+  virtual void reduce_partial(Act partial, int64_t layer, LinearKind kind);
+  virtual void all_gather(Act local, Act out);
+
   // Runs `pass`, a forward pass whose inputs prepare() placed. A backend may record it under
   // `key` (a shape that recurs, e.g. decode steps of one batch size) and replay the recording
   // the next time the same key comes, instead of issuing every op again; key < 0 never records.

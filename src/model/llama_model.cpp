@@ -9,9 +9,12 @@ namespace fp8llm {
 Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
                         const BatchView& batch) const {
   const ModelConfig& c = config_;
+  const RankDims& d = dims_;
+  const bool split = d.ranks > 1;  // tensor parallel: the collectives below join the ranks
   const int64_t t = batch.num_tokens;
   FP8LLM_CHECK(t > 0, "forward: no tokens");
-  const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  FP8LLM_CHECK(!(split && batch.lora), "LoRA adapters do not run with --tensor-parallel");
+  const int64_t q_dim = d.heads * c.head_dim, kv_dim = d.kv_heads * c.head_dim;
 
   ws.reset(t);
   Act x = ws.alloc(t, c.hidden_size);  // the residual stream
@@ -19,11 +22,12 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
   Act q = ws.alloc(t, q_dim), k = ws.alloc(t, kv_dim), v = ws.alloc(t, kv_dim);
   Act attn = ws.alloc(t, q_dim);
   Act proj = ws.alloc(t, c.hidden_size);  // o_proj / down_proj output
-  Act gate = ws.alloc(t, c.intermediate_size), up = ws.alloc(t, c.intermediate_size);
+  Act gate = ws.alloc(t, d.intermediate), up = ws.alloc(t, d.intermediate);
   const std::array<LinearKind, 3> qkv{LinearKind::Q, LinearKind::K, LinearKind::V};
   const std::array<LinearKind, 2> gate_up{LinearKind::Gate, LinearKind::Up};
 
   b.embed(batch, x);
+  if (split) b.all_reduce(x);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     // The previous block's down_proj output joins the residual stream in the norm's kernel.
     if (l == 0) {
@@ -44,6 +48,7 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     b.rope_append_kv(l, q, k, v, kv, batch);
     b.attention(l, q, kv, batch, attn);
     b.linear(attn, l, LinearKind::O, proj);
+    if (split) b.reduce_partial(proj, l, LinearKind::O);
     if (batch.lora) b.lora(attn, l, LinearKind::O, batch, proj);
     b.add_rms_norm(x, proj, l, NormKind::PostAttention, h);
     b.linear_group(h, l, gate_up, std::array<Act, 2>{gate, up});
@@ -53,6 +58,7 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     }
     b.silu_mul(gate, up, gate);
     b.linear(gate, l, LinearKind::Down, proj);
+    if (split) b.reduce_partial(proj, l, LinearKind::Down);
     if (batch.lora) b.lora(gate, l, LinearKind::Down, batch, proj);
   }
   // Only the rows whose logits are wanted go through lm_head.
@@ -62,7 +68,13 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
   Act selected = ws.alloc(rows, c.hidden_size);
   b.gather_rows(h, batch, selected);
   Act out = ws.alloc(rows, c.vocab_size);
-  b.linear(selected, -1, LinearKind::LmHead, out);
+  if (split) {
+    Act slice = ws.alloc(rows, d.vocab);  // this rank's vocabulary range
+    b.linear(selected, -1, LinearKind::LmHead, slice);
+    b.all_gather(slice, out);
+  } else {
+    b.linear(selected, -1, LinearKind::LmHead, out);
+  }
   return out;
 }
 

@@ -7,14 +7,21 @@
 
 #include "formats/hf_config.h"
 #include "model/backend.h"
+#include "model/shard_plan.h"
 #include "model/workspace.h"
 
 namespace fp8llm {
 
 class LlamaModel {
  public:
-  explicit LlamaModel(ModelConfig config) : config_(std::move(config)) {}
+  explicit LlamaModel(ModelConfig config)
+      : config_(std::move(config)), dims_(whole_model_dims(config_)) {}
+  // One rank of a tensor-parallel model: `config` is the whole model's, `dims` what each rank
+  // computes with (ShardPlan::dims()); each rank runs this pass over its backend, which holds
+  // its shard, and the passes meet in the backends' collectives.
+  LlamaModel(ModelConfig config, RankDims dims) : config_(std::move(config)), dims_(dims) {}
   const ModelConfig& config() const { return config_; }
+  const RankDims& dims() const { return dims_; }
 
   // Runs the batch's tokens, appending their keys and values to `kv` at the batch's slots, and
   // returns the fp32 logits of its logit rows ([num_logit_rows, vocab], in workspace memory:
@@ -24,6 +31,7 @@ class LlamaModel {
 
  private:
   ModelConfig config_;
+  RankDims dims_;
 };
 
 }  // namespace fp8llm

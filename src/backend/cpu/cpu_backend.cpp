@@ -28,10 +28,16 @@ std::vector<float> to_f32_vector(const HostTensor& t) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights)
-    : config_(config),
+CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights, CpuRank rank)
+    : config_(rank.plan ? rank.plan->rank_config(rank.rank) : config),
+      rank_(rank),
       weights_(std::move(weights)),
       rope_(rope_params(config.rope), config.head_dim) {
+  FP8LLM_CHECK(
+      !rank.plan || (rank.collective != nullptr && rank.collective->ranks() == rank.plan->ranks() &&
+                     rank.collective->rank() == rank.rank),
+      "CPU backend: rank {} of a {}-rank plan without its collective", rank.rank,
+      rank.plan ? rank.plan->ranks() : 1);
   FP8LLM_CHECK(static_cast<int64_t>(weights_.layers.size()) == config.num_layers,
                "CPU backend: {} layers of weights for a {}-layer config", weights_.layers.size(),
                config.num_layers);
@@ -58,14 +64,24 @@ BatchView CpuBackend::prepare(const Batch& batch) {
 
 void CpuBackend::embed(const BatchView& batch, Act out) {
   const HostTensor& table = weights_.embed;
-  const int64_t vocab = table.shape[0], hidden = table.shape[1];
+  const int64_t held = table.shape[0], hidden = table.shape[1];
+  // A rank holds the vocabulary rows [first, first + held); the tokens of other ranks' rows
+  // embed as zeros here (the model's all_reduce adds the one row that is not).
+  const int64_t vocab = rank_.plan ? rank_.plan->config().vocab_size : held;
+  const int64_t first = rank_.plan ? rank_.plan->first_vocab(rank_.rank) : 0;
   const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(table.dtype);
   const std::span<const int32_t> ids(batch.token_ids, static_cast<size_t>(batch.num_tokens));
   for (size_t t = 0; t < ids.size(); ++t) {
     FP8LLM_CHECK(ids[t] >= 0 && ids[t] < vocab, "token id {} is out of range (vocabulary of {})",
                  ids[t], vocab);
-    to_f32(table.dtype, table.bytes.data() + static_cast<size_t>(ids[t]) * row_bytes,
-           f32(out) + static_cast<int64_t>(t) * hidden, static_cast<size_t>(hidden));
+    float* row = f32(out) + static_cast<int64_t>(t) * hidden;
+    const int64_t local = ids[t] - first;
+    if (local < 0 || local >= held) {
+      std::fill(row, row + hidden, 0.0f);
+      continue;
+    }
+    to_f32(table.dtype, table.bytes.data() + static_cast<size_t>(local) * row_bytes, row,
+           static_cast<size_t>(hidden));
   }
 }
 
@@ -102,11 +118,21 @@ void CpuBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
                "linear: shapes [{}, {}] x [{}, {}]^T -> [{}, {}] do not agree", in.rows, in.cols, n,
                k, out.rows, out.cols);
   const std::vector<float>& b = bias(layer, kind);
-  const float* bias_ptr = b.empty() ? nullptr : b.data();
+  // A partial sum gets its bias once the ranks' parts are summed (reduce_partial).
+  const bool partial = partial_output(kind);
+  const float* bias_ptr = b.empty() || partial ? nullptr : b.data();
   if (!tied_head && linear_weights(layer, kind).scheme) {
     const HostLinear& lin = linear_weights(layer, kind);
-    cpu::linear_fp8(*lin.scheme, f32(in), in.rows, k, lin.weight.as<uint8_t>(),
-                    lin.scale.as<float>(), n, bias_ptr, f32(out));
+    const auto* wq = lin.weight.as<uint8_t>();
+    const auto* wscale = lin.scale.as<float>();
+    if (!rank_.plan) {
+      cpu::linear_fp8(*lin.scheme, f32(in), in.rows, k, wq, wscale, n, bias_ptr, f32(out));
+    } else if (!partial) {
+      cpu::linear_fp8_shard(*lin.scheme, f32(in), in.rows, k, wq, wscale, n, shard_of(kind, k),
+                            bias_ptr, f32(out));
+    } else {
+      linear_fp8_partial(in, *lin.scheme, wq, wscale, n, shard_of(kind, k), out);
+    }
   } else if (w.dtype == DType::BF16) {
     cpu::linear_bf16(f32(in), in.rows, k, w.as<uint16_t>(), n, bias_ptr, f32(out));
   } else if (w.dtype == DType::F16) {

@@ -46,15 +46,16 @@ void place(const std::byte* part, const TensorSlice& slice, int64_t cols, size_t
 
 }  // namespace
 
-CpuShardedWeightStore::CpuShardedWeightStore(ShardPlan plan, std::vector<const HostWeights*> ranks)
+CpuShardedWeightStore::CpuShardedWeightStore(ShardPlan plan, std::vector<CpuBackend*> ranks)
     : plan_(std::move(plan)), ranks_(std::move(ranks)) {
   FP8LLM_CHECK(static_cast<int>(ranks_.size()) == plan_.ranks(), "{} ranks of weights for {}",
                ranks_.size(), plan_.ranks());
 }
 
 HeldWeight CpuShardedWeightStore::held_weight(const WeightSpec& spec) const {
-  const HostTensor& t = held(*ranks_[0], spec, 0);
-  const HostLinear* lin = projection(*ranks_[0], spec);
+  const HostWeights& w = ranks_[0]->weights();
+  const HostTensor& t = held(w, spec, 0);
+  const HostLinear* lin = projection(w, spec);
   if (lin != nullptr && lin->scheme) return {DType::F8_E4M3, lin->scheme};
   return {t.dtype, std::nullopt};
 }
@@ -70,7 +71,7 @@ void CpuShardedWeightStore::read_weight(const WeightSpec& spec, std::span<std::b
                  static_cast<size_t>(n * k) * es);
     std::vector<TensorSlice> before;
     for (int r = 0; r < plan_.ranks(); ++r) {
-      const HostTensor& part = held(*ranks_[static_cast<size_t>(r)], spec, r);
+      const HostTensor& part = held(ranks_[static_cast<size_t>(r)]->weights(), spec, r);
       const TensorSlice slice = plan_.slice(spec.role, r);
       FP8LLM_CHECK(part.bytes.size() == static_cast<size_t>(slice.rows() * slice.cols()) * es,
                    "{}: rank {} holds {} bytes for a part of {} x {}", spec.name, r,
@@ -87,7 +88,7 @@ void CpuShardedWeightStore::read_weight(const WeightSpec& spec, std::span<std::b
                  num_elements(whole));
     std::vector<TensorSlice> before;
     for (int r = 0; r < plan_.ranks(); ++r) {
-      const HostLinear* lin = projection(*ranks_[static_cast<size_t>(r)], spec);
+      const HostLinear* lin = projection(ranks_[static_cast<size_t>(r)]->weights(), spec);
       FP8LLM_CHECK(lin != nullptr && lin->scheme == how.scheme, "{}: rank {} holds no scales",
                    spec.name, r);
       const TensorSlice grid = region_scale_grid(*how.scheme, plan_.slice(spec.role, r));
@@ -99,6 +100,48 @@ void CpuShardedWeightStore::read_weight(const WeightSpec& spec, std::span<std::b
       before.push_back(grid);
     }
   }
+}
+
+HeldMemory CpuShardedWeightStore::memory(const WeightSpec& spec) {
+  fail(
+      "{}: the weights are split over {} ranks (--tensor-parallel), so no one memory holds the "
+      "tensor; read it with state_dict_tensor instead",
+      spec.name, plan_.ranks());
+}
+
+void CpuShardedWeightStore::write(std::span<const WeightWrite> writes) {
+  for (const WeightWrite& write : writes) {
+    const WeightSpec& spec = *write.spec;
+    FP8LLM_CHECK(!write.on_device, "{}: the CPU backend reads host memory only", spec.name);
+    const size_t count = static_cast<size_t>(num_elements(spec.shape));
+    const TensorView source{write.dtype, spec.shape, write.data, count * dtype_size(write.dtype)};
+    const int64_t k = spec.shape.size() > 1 ? spec.shape[1] : 1;
+    for (int r = 0; r < plan_.ranks(); ++r) {
+      HostWeights& w = ranks_[static_cast<size_t>(r)]->weights();
+      HostTensor* slot = host_slot(w, spec);
+      FP8LLM_CHECK(slot != nullptr && !slot->bytes.empty(), "{}: rank {} holds no such tensor",
+                   spec.name, r);
+      const TensorSlice slice = plan_.slice(spec.role, r);
+      HostLinear* lin = is_bias_role(spec.role) ? nullptr : host_linear(w, spec);
+      if (lin != nullptr && lin->scheme) {
+        quantize_weight_region(*lin->scheme, source, slice, slot->as<uint8_t>(),
+                               lin->scale.as<float>(), spec.name);
+        continue;
+      }
+      // The rectangle, row by row, through fp32 (which holds BF16, F16 and F32 exactly).
+      std::vector<float> row(static_cast<size_t>(slice.cols()));
+      const size_t in_size = dtype_size(write.dtype), out_size = dtype_size(slot->dtype);
+      for (int64_t i = 0; i < slice.rows(); ++i) {
+        to_f32(
+            write.dtype,
+            write.data + static_cast<size_t>((slice.row_begin + i) * k + slice.col_begin) * in_size,
+            row.data(), row.size());
+        from_f32(slot->dtype, row.data(),
+                 slot->bytes.data() + static_cast<size_t>(i * slice.cols()) * out_size, row.size());
+      }
+    }
+  }
+  for (CpuBackend* rank : ranks_) rank->weights_changed();
 }
 
 }  // namespace fp8llm
