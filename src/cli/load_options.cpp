@@ -171,6 +171,11 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
       ->check(CLI::Range(1, 4096));
   cmd.add_flag("--no-cuda-graphs", f.no_cuda_graphs,
                "cuda: run decode steps op by op instead of replaying recorded CUDA graphs");
+  cmd.add_option("--tensor-parallel", f.tensor_parallel,
+                 "Ranks that each hold a shard of every layer and run every step together (on "
+                 "cpu, threads of this process); the heads, KV heads, MLP width and vocabulary "
+                 "must divide")
+      ->capture_default_str();
   cmd.add_option("--lora", f.loras,
                  "A PEFT LoRA adapter directory applied to every request, or NAME=DIR (repeatable) "
                  "for requests that name it (the `lora` field of --prompts-file)");
@@ -223,6 +228,7 @@ LoadOptions engine_load_options(const EngineFlags& flags) {
   o.max_batch_tokens = flags.max_batch_tokens;
   o.max_seqs = flags.max_seqs;
   o.cuda_graphs = !flags.no_cuda_graphs;
+  o.tensor_parallel = flags.tensor_parallel;
   o.max_loras = flags.max_loras > 0 ? flags.max_loras : static_cast<int>(flags.loras.size());
   o.max_lora_rank = flags.max_lora_rank > 0 ? flags.max_lora_rank : 16;
   if (flags.max_lora_rank == 0) {

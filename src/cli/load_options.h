@@ -30,6 +30,7 @@ struct EngineFlags {
   int64_t max_batch_tokens = 0;
   int64_t max_seqs = 256;
   bool no_cuda_graphs = false;
+  int tensor_parallel = 1;
   // LoRA adapters: PATH (applied to every request) or NAME=PATH (requests pick them by name).
   std::vector<std::string> loras;
   int max_loras = 0;          // 0: as many as --lora gives
