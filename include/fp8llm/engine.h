@@ -98,7 +98,8 @@ struct LoadReport {
   uint64_t peak_host_bytes = 0;
   uint64_t process_peak_host_bytes = 0;
   uint64_t peak_device_bytes = 0;  // device memory the load used at its peak (0: CPU backend)
-  // The KV cache as set up after the weights: its element type, blocks and bytes.
+  // The KV cache as set up after the weights: its element type, blocks and bytes (of every rank
+  // together with tensor parallelism: each holds the same blocks for its KV heads).
   KvCacheDtype kv_cache_dtype = KvCacheDtype::F32;
   int64_t kv_blocks = 0;
   int64_t kv_block_size = 0;

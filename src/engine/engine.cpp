@@ -85,7 +85,8 @@ LoadOptions settled(LoadOptions o) {
   FP8LLM_CHECK(o.tensor_parallel >= 1, "--tensor-parallel {} must be at least 1",
                o.tensor_parallel);
   FP8LLM_CHECK(o.tensor_parallel == 1 || o.device == Device::Cpu,
-               "--tensor-parallel {}: several ranks run on --device cpu only in this build",
+               "--tensor-parallel {}: several ranks run on --device cpu only; --device cuda runs "
+               "one rank",
                o.tensor_parallel);
   FP8LLM_CHECK(o.tensor_parallel == 1 || o.max_loras == 0,
                "--max-loras {}: LoRA adapters do not run with --tensor-parallel {}", o.max_loras,
@@ -548,7 +549,8 @@ std::unique_ptr<Engine> Engine::load(const LoadOptions& given) {
   report.kv_cache_dtype = kv.dtype;
   report.kv_blocks = kv.blocks;
   report.kv_block_size = kv.block_size;
-  report.kv_bytes = static_cast<uint64_t>(kv.blocks) * kv.block_bytes();
+  // Every rank has a cache of its KV heads with the same blocks.
+  report.kv_bytes = static_cast<uint64_t>(kv.blocks) * kv.block_bytes() * (1 + device.peers.size());
   for (const auto& t : plan.tensors) report.quantized_tensors += t.quantize.has_value();
   report.largest_tensor_bytes = plan.largest_tensor_bytes;
   report.process_peak_host_bytes = process_peak;
