@@ -1,8 +1,8 @@
 // Tensor parallelism on the CPU (ranks as threads, in-process collectives): N = 2 and 4 ranks
 // against one, for every fixture architecture whose shapes divide: the logits of the reference
-// prompts, greedy generation through the batching engine, and the state dict (the shards put back
-// together are the one-rank weights bit for bit); and the errors of configurations that do not
-// divide.
+// prompts, greedy generation through the batching engine, the state dict (the shards put back
+// together are the one-rank weights bit for bit), live weight updates and sleep; and the errors of
+// configurations that do not divide.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -14,7 +14,9 @@
 
 #include "fp8llm/engine.h"
 #include "reference.h"
+#include "state_dict_expect.h"
 #include "test_util.h"
+#include "weight_update_util.h"
 
 namespace fp8llm::test {
 namespace {
@@ -148,6 +150,36 @@ TEST(TensorParallel, StateDictIsTheOneRankWeightsBitForBit) {
       }
       // Replicated tensors (norms, the KV heads of tiny-qwen3) are held once per rank.
       EXPECT_GE(split->load_report().resident_bytes, one->load_report().resident_bytes);
+    }
+  }
+}
+
+// Live weight updates give every rank its rectangle of the new values, quantized as a load
+// quantizes them: N ranks updated hold what one rank updated holds, bit for bit. Sleep and wake_up
+// make every rank's KV cache again, and the logits are what they were.
+TEST(TensorParallel, WeightUpdatesAndSleep) {
+  const TensorMap changed = modified(tensors_of_dir(data_path("tiny-llama")));
+  std::vector<WeightTensor> ts;
+  for (const auto& [name, t] : changed) ts.push_back(tensor_of(name, t));
+  const std::vector<int32_t> prompt = Reference::load("tiny-llama").prompts.at(1);
+  for (const Quantization q : {Quantization::Fp8Block, Quantization::Fp8Row, Quantization::None}) {
+    const Case c{"tiny-llama", q};
+    auto one = load(c, 1);
+    one->update_weights(ts);
+    for (const int ranks : {2, 4}) {
+      auto split = load(c, ranks);
+      split->update_weights(ts);
+      for (const StateDictEntry& e : one->state_dict()) {
+        ASSERT_EQ(split->state_dict_tensor(e.name).bytes, one->state_dict_tensor(e.name).bytes)
+            << name_of(c, ranks) << " " << e.name;
+      }
+      const std::vector<float> before = split->logits(prompt);
+      EXPECT_LT(rel_l2(before, one->logits(prompt)), q == Quantization::None ? 5e-6 : 4e-2)
+          << name_of(c, ranks);
+      split->sleep(1);
+      split->wake_up();
+      EXPECT_EQ(split->logits(prompt), before) << name_of(c, ranks);
+      EXPECT_NE(error_of([&] { split->state_dict_views(); }).find("split over"), std::string::npos);
     }
   }
 }
