@@ -49,6 +49,13 @@ void GrowingThreadPool::work() {
 
 HttpServer::HttpServer(size_t max_threads) {
   new_task_queue = [max_threads] { return new GrowingThreadPool(max_threads); };
+  // httplib sets SO_REUSEPORT, with which a second server on the same port starts without a word
+  // and the kernel splits the connections between the two. SO_REUSEADDR alone still allows a
+  // restart while old connections linger in TIME_WAIT.
+  set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 }
 
 int HttpServer::bind(const std::string& host, int port, int backlog) {

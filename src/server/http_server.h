@@ -7,6 +7,8 @@
 //   the clients' kernels a second later; bind() raises it.
 // - stop() closes the listening socket and at once cuts every response still streaming. A drain
 //   needs two halves instead: stop_accepting() now, end_connections() once the responses are done.
+// - Its listening socket shares the port with any other that asks (SO_REUSEPORT); a port in use
+//   must be an error instead.
 #pragma once
 
 #include <httplib.h>

@@ -55,6 +55,9 @@ Server::Server(Engine& engine, const TextModel& text, ServerOptions options)
     : state_(std::make_unique<State>(engine, text, std::move(options))) {
   State& s = *state_;
   s.http.set_payload_max_length(s.options.max_request_bytes);
+  // httplib closes a kept-alive connection after 5 requests by default; clients that send many
+  // requests one after another (benchmarks, agents) would reconnect all the time.
+  s.http.set_keep_alive_max_count(1000);
   add_routes(s.http, s.context);
 }
 

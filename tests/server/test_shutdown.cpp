@@ -1,9 +1,15 @@
 // SIGINT and SIGTERM drain `fp8llm serve`: no new connections; a running stream finishes within
 // the grace period, or ends with finish_reason "abort" and [DONE] once it is over (or at a second
-// signal); the exit code is 0 either way. The startup line names the address and the load.
+// signal); the exit code is 0 either way. The startup line names the address and the load; a
+// port another server holds is an error, not a second listener sharing it.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -101,6 +107,23 @@ TEST(ServerShutdown, IdleServerExitsAtOnceAndSaysWhereItListened) {
   EXPECT_EQ(server.stop(SIGINT), 0) << server.log();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
   EXPECT_NE(server.log().find("received SIGINT"), std::string::npos) << server.log();
+}
+
+TEST(ServerShutdown, APortInUseIsAnErrorNamingIt) {
+  ServerProcess first;
+  TempDir tmp;
+  // Bounded: a second server that wrongly shares the port would serve on.
+  const std::string command = "timeout -s KILL 30 " + std::string(FP8LLM_CLI_PATH) +
+                              " serve --model " + data_path("tiny-llama").string() + " --port " +
+                              std::to_string(first.port()) + " 2>" + (tmp / "err").string();
+  const int status = std::system(command.c_str());
+  std::ifstream in(tmp / "err");
+  const std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << err;
+  EXPECT_NE(err.find("--port " + std::to_string(first.port()) + ": cannot listen"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(first.stop(SIGTERM), 0);
 }
 
 TEST(ServerShutdown, RunningStreamFinishesWithinTheGrace) {
