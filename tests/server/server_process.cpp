@@ -10,18 +10,19 @@
 
 namespace fp8llm::test {
 
-ServerProcess::ServerProcess(const std::string& args, const std::string& env) {
+ServerProcess::ServerProcess(const std::string& args, const std::string& env,
+                             const std::string& model) {
   const std::string log_path = (dir_ / "stderr").string();
   const std::string command = env + " exec " + FP8LLM_CLI_PATH + " serve --model " +
-                              data_path("tiny-llama").string() + " --port 0 " + args + " 2>" +
-                              log_path + " >/dev/null";
+                              (model.empty() ? data_path("tiny-llama").string() : model) +
+                              " --port 0 " + args + " 2>" + log_path + " >/dev/null";
   pid_ = fork();
   if (pid_ == 0) {
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   const std::regex address(R"(on http://127\.0\.0\.1:(\d+))");
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(10);
   while (std::chrono::steady_clock::now() < deadline) {
     std::smatch m;
     const std::string text = log();

@@ -16,9 +16,11 @@ namespace fp8llm::test {
 
 class ServerProcess {
  public:
-  // Runs `fp8llm serve --model tests/data/tiny-llama --port 0 <args>` and waits (up to 60 s) for
-  // the line with its address. `env` is prepended to the command (e.g. "FP8LLM_API_KEY=k").
-  explicit ServerProcess(const std::string& args = "", const std::string& env = "");
+  // Runs `fp8llm serve --model <model> --port 0 <args>` and waits (up to 10 minutes, for a large
+  // model's load) for the line with its address. `env` is prepended to the command (e.g.
+  // "FP8LLM_API_KEY=k"); `model` "" is tests/data/tiny-llama.
+  explicit ServerProcess(const std::string& args = "", const std::string& env = "",
+                         const std::string& model = "");
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

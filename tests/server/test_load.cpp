@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <latch>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -22,15 +23,21 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// For measurements: FP8LLM_LOAD_CLIENTS=N runs N clients instead of 200, and
-// FP8LLM_LOAD_SERVER_ARGS adds flags to `fp8llm serve`.
-int client_count() {
-  const char* n = std::getenv("FP8LLM_LOAD_CLIENTS");
-  return n != nullptr ? std::max(5, std::atoi(n)) : 200;
+// For measurements (docs/PERFORMANCE.md), from the environment:
+//   FP8LLM_LOAD_CLIENTS=N       N clients instead of 200
+//   FP8LLM_LOAD_MODEL=DIR       serve DIR instead of tests/data/tiny-llama
+//   FP8LLM_LOAD_SERVER_ARGS=... more flags for `fp8llm serve` (e.g. --device cuda)
+//   FP8LLM_LOAD_INPUT_LEN=I FP8LLM_LOAD_OUTPUT_LEN=O
+//                               every client sends I random prompt tokens, asks for O tokens and
+//                               stays, as `fp8llm bench --concurrency N --num-prompts N
+//                               --input-len I --output-len O` runs the same load offline
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
 }
-std::string server_args() {
-  const char* a = std::getenv("FP8LLM_LOAD_SERVER_ARGS");
-  return a != nullptr ? a : "";
+int env_int(const char* name, int fallback) {
+  const std::string v = env(name);
+  return v.empty() ? fallback : std::max(1, std::atoi(v.c_str()));
 }
 
 struct Client {
@@ -38,6 +45,7 @@ struct Client {
   int leave_after = 0;  // chunks with tokens seen before leaving
   std::vector<int32_t> prompt;
   int max_tokens = 0;
+  double temperature = 0.8;
 
   // What came back.
   std::string problem;  // empty: a complete, well-formed stream (or a clean exit when leaving)
@@ -144,7 +152,7 @@ class StreamCheck {
   bool usage_ = false;
 };
 
-void run_client(int port, Client& c, int seed) {
+void run_client(int port, const std::string& model, Client& c, int seed) {
   httplib::Client http("127.0.0.1", port);
   http.set_read_timeout(60, 0);
   http.set_connection_timeout(30, 0);
@@ -154,11 +162,11 @@ void run_client(int port, Client& c, int seed) {
   req.path = "/v1/completions";
   req.headers = {{"Content-Type", "application/json"}};
   req.body = json{
-      {"model", "tiny-llama"},
+      {"model", model},
       {"prompt", c.prompt},
       {"max_tokens", c.max_tokens},
       {"ignore_eos", true},
-      {"temperature", 0.8},
+      {"temperature", c.temperature},
       {"seed", seed},
       {"stream", true},
       {"stream_options", {{"include_usage", true}}},
@@ -178,21 +186,31 @@ void run_client(int port, Client& c, int seed) {
 }
 
 TEST(ServerLoad, TwoHundredStreamsAFifthLeaving) {
-  const int kClients = client_count();
-  const int kLeaving = (kClients + 4) / 5;
-  ServerProcess server(server_args());
+  const int kClients = env_int("FP8LLM_LOAD_CLIENTS", 200);
+  const int input_len = env_int("FP8LLM_LOAD_INPUT_LEN", 0);
+  const int output_len = env_int("FP8LLM_LOAD_OUTPUT_LEN", 0);
+  const bool fixed = input_len > 0 && output_len > 0;
+  const int kLeaving = fixed ? 0 : (kClients + 4) / 5;
+  ServerProcess server(env("FP8LLM_LOAD_SERVER_ARGS"), "", env("FP8LLM_LOAD_MODEL"));
+  // Requests name the model as the server does: by its directory's name.
+  std::filesystem::path dir =
+      env("FP8LLM_LOAD_MODEL").empty() ? "tiny-llama" : env("FP8LLM_LOAD_MODEL");
+  while (!dir.empty() && dir.filename().empty()) dir = dir.parent_path();
+  const std::string model = dir.filename().string();
   std::mt19937 rng(12345);
-  std::vector<Client> clients(kClients);
+  std::vector<Client> clients(static_cast<size_t>(kClients));
   for (int i = 0; i < kClients; ++i) {
     Client& c = clients[static_cast<size_t>(i)];
-    c.leaves = i % 5 == 0;
-    const int prompt_len = std::uniform_int_distribution<int>(4, 64)(rng);
+    c.leaves = !fixed && i % 5 == 0;
+    const int prompt_len = fixed ? input_len : std::uniform_int_distribution<int>(4, 64)(rng);
     for (int t = 0; t < prompt_len; ++t)
       c.prompt.push_back(std::uniform_int_distribution<int32_t>(5, 1000)(rng));
     // Those that leave ask for far more than they wait for, so that leaving cuts them short.
-    c.max_tokens = c.leaves ? std::uniform_int_distribution<int>(400, 800)(rng)
-                            : std::uniform_int_distribution<int>(8, 96)(rng);
+    c.max_tokens = fixed      ? output_len
+                   : c.leaves ? std::uniform_int_distribution<int>(400, 800)(rng)
+                              : std::uniform_int_distribution<int>(8, 96)(rng);
     c.leave_after = std::uniform_int_distribution<int>(1, 3)(rng);
+    if (fixed) c.temperature = 0;  // as fp8llm bench decodes
   }
 
   std::latch go(kClients + 1);
@@ -200,7 +218,7 @@ TEST(ServerLoad, TwoHundredStreamsAFifthLeaving) {
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
       go.arrive_and_wait();
-      run_client(server.port(), clients[static_cast<size_t>(i)], i);
+      run_client(server.port(), model, clients[static_cast<size_t>(i)], i);
     });
   }
   go.arrive_and_wait();
