@@ -12,6 +12,9 @@ namespace {
 constexpr size_t kMaxMessageBytes = 1024;
 
 std::string clipped(std::string message) {
+  // what() is a C string: a NUL from the request (a field named "\u0000") would cut it short.
+  for (size_t at = message.find('\0'); at != std::string::npos; at = message.find('\0', at))
+    message.replace(at, 1, "\\u0000");
   if (message.size() <= kMaxMessageBytes) return message;
   message.resize(kMaxMessageBytes);
   // Never end inside a UTF-8 character.

@@ -213,6 +213,8 @@ TEST_F(OpenAiRequest, ErrorBodyIsOpenAisObject) {
   EXPECT_TRUE(auth["error"]["param"].is_null());
   // A message quoting a huge value is cut short.
   EXPECT_LT(std::string(ApiError(400, std::string(100000, 'x')).what()).size(), 1100u);
+  // A NUL from the request must not end the message early.
+  EXPECT_EQ(std::string(ApiError(400, std::string("a\0b", 3)).what()), "a\\u0000b");
 }
 
 TEST_F(OpenAiRequest, TokenizeAndDetokenize) {
