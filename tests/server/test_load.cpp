@@ -243,9 +243,11 @@ TEST(ServerLoad, TwoHundredStreamsAFifthLeaving) {
 
   // Every block is free once the cancelled requests have been stepped out.
   std::string page;
+  int polls = 0;
   const auto deadline = Clock::now() + std::chrono::seconds(5);
   while (Clock::now() < deadline) {
     page = server.client()->Get("/metrics")->body;
+    ++polls;
     if (metric(page, "fp8llm_kv_blocks_used") == 0 &&
         metric(page, "fp8llm_requests_in_flight") == 0)
       break;
@@ -258,7 +260,11 @@ TEST(ServerLoad, TwoHundredStreamsAFifthLeaving) {
   EXPECT_EQ(metric(page, "fp8llm_samples_finished_total{finish_reason=\"abort\"}"), left) << page;
   EXPECT_EQ(metric(page, "fp8llm_samples_finished_total{finish_reason=\"length\"}"), completed)
       << page;
-  EXPECT_EQ(metric(page, "fp8llm_http_responses_total{code=\"200\"}"), kClients + 0.0) << page;
+  // The page counts the clients' responses and some of the polls before it (a response is
+  // counted once written).
+  const double ok = metric(page, "fp8llm_http_responses_total{code=\"200\"}");
+  EXPECT_GE(ok, kClients) << page;
+  EXPECT_LT(ok, kClients + polls) << page;
   EXPECT_EQ(page.find("fp8llm_http_responses_total{code=\"5"), std::string::npos) << page;
 
   const std::string report = fmt::format(
