@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/log.h"
 #include "server/api_error.h"
 
 namespace fp8llm::server {
@@ -73,6 +74,18 @@ std::string ResponseStream::summary() const {
 }
 
 bool ResponseStream::pump(httplib::DataSink& sink) {
+  // httplib calls this outside its handlers' exception handling, where an escaping exception
+  // would end the process.
+  try {
+    return pump_or_throw(sink);
+  } catch (const std::exception& e) {
+    log_message(LogLevel::Error, std::string("writing a response failed: ") + e.what());
+    generation_->cancel();
+    return false;
+  }
+}
+
+bool ResponseStream::pump_or_throw(httplib::DataSink& sink) {
   std::string out;
   if (!started_) {
     started_ = true;

@@ -33,6 +33,7 @@ class ResponseStream {
   bool pump(httplib::DataSink& sink);
 
  private:
+  bool pump_or_throw(httplib::DataSink& sink);
   void add(const ChoiceDelta& d, std::string& out);
   std::string finish();
   std::string summary() const;

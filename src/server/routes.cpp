@@ -73,8 +73,12 @@ void generate(ServerContext& ctx, Endpoint endpoint, const httplib::Request& req
     ctx.registry.remove(g);
     throw;
   } catch (const Error& e) {
+    // The engine's last checks (e.g. a prompt and max_tokens the KV cache cannot hold alone).
     ctx.registry.remove(g);
-    throw request_error(e, {"prompt", "max_tokens", "stop_token_ids", "n"});
+    ApiError error = request_error(e, {"prompt", "max_tokens", "stop_token_ids", "n"});
+    if (endpoint == Endpoint::ChatCompletions && error.param() == "prompt")
+      throw ApiError(400, error.what(), "messages");
+    throw error;
   }
   const std::string id = response_id(endpoint);
   g_note.id = id;
