@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <fmt/ranges.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -95,6 +97,9 @@ void run_serve(Options o) {
       so.model_name, to_string(r.quantization), o.engine.device, so.host, port,
       engine->max_context(), r.kv_blocks - 1, r.kv_block_size, human_bytes(r.kv_bytes), so.max_seqs,
       so.max_waiting, server.http_threads(), so.api_key.empty() ? "" : "; /v1 needs the API key");
+  if (!engine->lora_names().empty())
+    log_status("LoRA adapters served as models of their own: {}",
+               fmt::join(engine->lora_names(), ", "));
 
   std::atomic<bool> served{false};
   std::thread watcher([&] {

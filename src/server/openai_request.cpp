@@ -294,15 +294,20 @@ ojson parse_body(std::string_view body) {
   return j;
 }
 
-void check_model(const ojson& body, const ServedModel& model) {
+std::string check_model(const ojson& body, const ServedModel& model) {
   const ojson* m = field(body, "model");
-  if (m == nullptr) return;
+  if (m == nullptr) return "";
   if (!m->is_string()) bad_request("model", "model: expected a string, got {}", m->dump());
-  if (m->get<std::string>() != model.name)
-    throw ApiError(404,
-                   fmt::format("model: the model `{}` does not exist (this server serves `{}`)",
-                               m->get<std::string>(), model.name),
-                   "model", "model_not_found");
+  const std::string name = m->get<std::string>();
+  if (name == model.name) return "";
+  if (std::find(model.adapters.begin(), model.adapters.end(), name) != model.adapters.end())
+    return name;
+  std::string served = fmt::format("`{}`", model.name);
+  for (const std::string& a : model.adapters) served += fmt::format(", `{}`", a);
+  throw ApiError(
+      404,
+      fmt::format("model: the model `{}` does not exist (this server serves {})", name, served),
+      "model", "model_not_found");
 }
 
 std::vector<int32_t> encode_messages(const ojson& messages, const ojson& template_kwargs,
@@ -339,7 +344,7 @@ std::vector<int32_t> encode_messages(const ojson& messages, const ojson& templat
 }
 
 ApiRequest parse_api_request(Endpoint endpoint, const ojson& body, const ServedModel& model) {
-  check_model(body, model);
+  const std::string adapter = check_model(body, model);
   check_fields(endpoint, body);
   ApiRequest r;
   r.endpoint = endpoint;
@@ -424,7 +429,7 @@ ApiRequest parse_api_request(Endpoint endpoint, const ojson& body, const ServedM
                   "{}: {} prompt tokens plus {} to generate exceed the context of {} "
                   "positions",
                   max_name, len, *max_tokens, model.max_context);
-    TextRequest t{std::move(p.ids), parsed};
+    TextRequest t{std::move(p.ids), parsed, adapter};
     t.sampling.params.max_tokens = static_cast<int>(max_tokens.value_or(model.max_context - len));
     r.prompts.push_back(std::move(t));
     if (echo) r.echo_texts.push_back(std::move(p.text));

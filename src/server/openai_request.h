@@ -25,6 +25,9 @@ struct ServedModel {
   int64_t max_context = 0;      // positions one sequence may reach
   int64_t vocab_size = 0;       // token ids must be below it
   int64_t max_sequences = 256;  // prompts times n that one request may ask for
+  // LoRA adapters (fp8llm serve --lora NAME=DIR): a request naming one as its model runs with it,
+  // as vLLM serves its --lora-modules.
+  std::vector<std::string> adapters;
 };
 
 struct ApiRequest {
@@ -45,8 +48,9 @@ struct ApiRequest {
 // The request body as JSON: a 400 when it is not one JSON object or nests too deep.
 nlohmann::ordered_json parse_body(std::string_view body);
 
-// A 404 when the body's `model` (optional) is not the served model's name.
-void check_model(const nlohmann::ordered_json& body, const ServedModel& model);
+// The adapter the body's `model` names ("" for the base model, or when there is no `model`); a 404
+// when it names neither the served model nor one of its adapters.
+std::string check_model(const nlohmann::ordered_json& body, const ServedModel& model);
 
 ApiRequest parse_api_request(Endpoint endpoint, const nlohmann::ordered_json& body,
                              const ServedModel& model);

@@ -98,13 +98,16 @@ void generate(ServerContext& ctx, Endpoint endpoint, const httplib::Request& req
       });
 }
 
-ojson model_card(const ServerContext& ctx) {
-  return ojson{{"id", ctx.model.name},
+// /v1/models' entry for the served model, or for one of its adapters (vLLM: the base model as
+// the parent).
+ojson model_card(const ServerContext& ctx, const std::string& name) {
+  const bool adapter = name != ctx.model.name;
+  return ojson{{"id", name},
                {"object", "model"},
                {"created", 0},
                {"owned_by", "fp8llm"},
-               {"root", ctx.model_dir},
-               {"parent", nullptr},
+               {"root", adapter ? name : ctx.model_dir},
+               {"parent", adapter ? ojson(ctx.model.name) : ojson(nullptr)},
                {"max_model_len", ctx.model.max_context}};
 }
 
@@ -171,16 +174,15 @@ void add_routes(httplib::Server& http, ServerContext& ctx) {
     guarded(res, [&] { generate(ctx, Endpoint::ChatCompletions, req, res); });
   });
   http.Get("/v1/models", [&ctx](const httplib::Request&, httplib::Response& res) {
-    res.set_content(dump(ojson{{"object", "list"}, {"data", ojson::array({model_card(ctx)})}}),
-                    kJson);
+    ojson data = ojson::array({model_card(ctx, ctx.model.name)});
+    for (const std::string& a : ctx.model.adapters) data.push_back(model_card(ctx, a));
+    res.set_content(dump(ojson{{"object", "list"}, {"data", std::move(data)}}), kJson);
   });
   http.Get(R"(/v1/models/(.+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] {
-      if (req.matches[1] != ctx.model.name)
-        throw ApiError(404,
-                       fmt::format("model: the model `{}` does not exist", req.matches[1].str()),
-                       "model", "model_not_found");
-      res.set_content(dump(model_card(ctx)), kJson);
+      const std::string name = req.matches[1];
+      (void)check_model(ojson{{"model", name}}, ctx.model);
+      res.set_content(dump(model_card(ctx, name)), kJson);
     });
   });
   http.Get("/health", [&ctx](const httplib::Request&, httplib::Response& res) {

@@ -204,6 +204,28 @@ TEST_F(OpenAiRequest, AnotherModelIs404) {
   EXPECT_EQ(error(kCompletions, R"({"model": "tiny-llama", "prompt": "a"})").status(), 0);
 }
 
+TEST_F(OpenAiRequest, AnAdapterIsAModel) {
+  ServedModel m = model();
+  m.adapters = {"sharp", "soft"};
+  const ApiRequest r = parse_api_request(
+      Endpoint::Completions, parse_body(R"({"model": "soft", "prompt": ["a", "b"]})"), m);
+  EXPECT_EQ(r.prompts[0].lora, "soft");
+  EXPECT_EQ(r.prompts[1].lora, "soft");
+  EXPECT_EQ(parse_api_request(Endpoint::Completions,
+                              parse_body(R"({"model": "tiny-llama", "prompt": "a"})"), m)
+                .prompts[0]
+                .lora,
+            "");
+  try {
+    parse_api_request(Endpoint::Completions, parse_body(R"({"model": "loud", "prompt": "a"})"), m);
+    ADD_FAILURE() << "an unknown adapter was accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status(), 404);
+    EXPECT_NE(std::string(e.what()).find("`tiny-llama`, `sharp`, `soft`"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(OpenAiRequest, ErrorBodyIsOpenAisObject) {
   const ojson j = ojson::parse(error_body(ApiError(400, "top_p: bad", "top_p")));
   EXPECT_EQ(j, ojson::parse(R"({"error": {"message": "top_p: bad", "type": "invalid_request_error",
