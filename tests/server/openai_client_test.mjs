@@ -77,24 +77,28 @@ check('models.list names the model by its directory', async ({ client }) => {
 
 check('greedy completion tokens equal fp8llm generate', async ({ client, base, state }) => {
   const { tokens } = await post(base, '/tokenize', { prompt: 'The quick brown fox' });
+  // Both stop at the model's EOS tokens.
   const r = await client.completions.create({
-    model: MODEL, prompt: tokens, max_tokens: 12, temperature: 0, ignore_eos: true,
-    return_token_ids: true,
+    model: MODEL, prompt: tokens, max_tokens: 12, temperature: 0, return_token_ids: true,
   });
   const offline = JSON.parse(execFileSync(cli, ['generate', '--model', modelDir, '--quiet',
     '--prompt-ids', tokens.join(','), '--max-tokens', '12', '--json'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
   assert.deepEqual(r.choices[0].token_ids, offline.tokens);
-  assert.equal(r.choices[0].finish_reason, 'length');
-  assert.deepEqual(r.usage, { prompt_tokens: tokens.length, completion_tokens: 12, total_tokens: tokens.length + 12 });
+  assert.equal(r.choices[0].finish_reason, offline.finish_reason);
+  const n = offline.tokens.length;
+  assert.deepEqual(r.usage, { prompt_tokens: tokens.length, completion_tokens: n, total_tokens: tokens.length + n });
   const { prompt } = await post(base, '/detokenize', { tokens: offline.tokens });
   assert.equal(r.choices[0].text, prompt);
-  state.greedy = { prompt: 'The quick brown fox', text: r.choices[0].text };
 });
 
-check('a text prompt gives the same greedy text, streamed or not', async ({ client, state }) => {
-  const req = { model: MODEL, prompt: state.greedy.prompt, max_tokens: 12, temperature: 0, ignore_eos: true };
+check('a text prompt gives the same greedy text as its ids, streamed or not', async ({ client, base, state }) => {
+  const prompt = 'The quick brown fox';
+  const { tokens } = await post(base, '/tokenize', { prompt });
+  const req = { model: MODEL, prompt, max_tokens: 12, temperature: 0, ignore_eos: true };
   const whole = await client.completions.create(req);
-  assert.equal(whole.choices[0].text, state.greedy.text);
+  const byIds = await client.completions.create({ ...req, prompt: tokens });
+  assert.equal(whole.choices[0].text, byIds.choices[0].text);
+  state.greedy = { prompt, text: whole.choices[0].text };
   const chunks = await collect(await client.completions.create({ ...req, stream: true, stream_options: { include_usage: true } }));
   const text = chunks.flatMap((c) => c.choices.map((x) => x.text)).join('');
   assert.equal(text, state.greedy.text);
