@@ -86,6 +86,15 @@ std::string ServerProcess::log() const {
   return s.str();
 }
 
+bool ServerProcess::log_has(const std::string& text, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (log().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 double metric(const std::string& page, const std::string& name) {
   std::istringstream in(page);
   std::string line;

@@ -35,6 +35,9 @@ class ServerProcess {
   // Waits for the exit (see stop).
   int wait(std::chrono::seconds timeout);
   std::string log() const;
+  // Waits up to `timeout` for `text` in the log: a request's line is written after its response.
+  bool log_has(const std::string& text,
+               std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
  private:
   TempDir dir_;

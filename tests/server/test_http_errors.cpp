@@ -214,9 +214,8 @@ TEST_F(HttpErrors, StillServingWithNoServerErrors) {
         << line;
   }
   // One log line per request.
-  const std::string log = server_->log();
-  EXPECT_NE(log.find("POST /v1/completions 400"), std::string::npos) << log;
-  EXPECT_NE(log.find("POST /v1/chat/completions 200"), std::string::npos) << log;
+  EXPECT_TRUE(server_->log_has("POST /v1/completions 400")) << server_->log();
+  EXPECT_TRUE(server_->log_has("POST /v1/chat/completions 200")) << server_->log();
 }
 
 }  // namespace
