@@ -9,7 +9,6 @@ namespace fp8llm::server {
 
 EngineLoop::EngineLoop(Engine& engine, std::function<void(const std::string&)> on_failure)
     : engine_(engine), on_failure_(std::move(on_failure)) {
-  stats_ = engine_.stats();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -29,13 +28,8 @@ void EngineLoop::abort(uint64_t id) {
   wake();
 }
 
-EngineStats EngineLoop::stats() const {
-  std::lock_guard lock(stats_mutex_);
-  return stats_;
-}
-
 std::string EngineLoop::failure() const {
-  std::lock_guard lock(stats_mutex_);
+  std::lock_guard lock(failure_mutex_);
   return failure_;
 }
 
@@ -66,15 +60,10 @@ void EngineLoop::run() {
     // Work added while stepping sets wake_ again, so nothing is missed between the last
     // has_unfinished() and the wait.
     try {
-      while (!failed_ && engine_.has_unfinished()) {
-        engine_.step();
-        const EngineStats s = engine_.stats();
-        std::lock_guard stats_lock(stats_mutex_);
-        stats_ = s;
-      }
+      while (!failed_ && engine_.has_unfinished()) engine_.step();
     } catch (const std::exception& e) {
       {
-        std::lock_guard stats_lock(stats_mutex_);
+        std::lock_guard failure_lock(failure_mutex_);
         failure_ = e.what();
       }
       failed_ = true;

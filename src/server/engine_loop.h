@@ -1,7 +1,6 @@
 // The one thread that runs the engine: it steps while there is work and sleeps on a condition
 // variable otherwise. HTTP threads add and abort requests through it (the engine allows that from
-// any thread; the loop only needs waking). Engine stats are read on this thread after each step
-// and published as a snapshot, since the engine's counters belong to the stepping thread.
+// any thread; the loop only needs waking).
 #pragma once
 
 #include <atomic>
@@ -29,8 +28,8 @@ class EngineLoop {
   uint64_t add(GenerationRequest request, TokenCallback on_token);
   // Engine::abort: the request's blocks are freed at the next step, which this wakes up for.
   void abort(uint64_t id);
-  // The stats as the last step left them.
-  EngineStats stats() const;
+  // The stats as the last step left them (Engine::stats; any thread).
+  EngineStats stats() const { return engine_.stats(); }
   bool failed() const { return failed_; }
   std::string failure() const;
   // Ends the thread once the engine has no work left (cancel what is running first).
@@ -47,8 +46,7 @@ class EngineLoop {
   bool wake_ = false;
   bool stop_ = false;
   std::atomic<bool> failed_{false};
-  mutable std::mutex stats_mutex_;  // guards the two below
-  EngineStats stats_;
+  mutable std::mutex failure_mutex_;  // guards failure_
   std::string failure_;
   std::thread thread_;
 };
