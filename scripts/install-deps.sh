@@ -13,6 +13,8 @@ packages=(
   libcpp-httplib-dev pkg-config
   # Tests and benchmarks (curl and Node, below, for the server's).
   libgtest-dev libbenchmark-dev curl
+  # The Python module and its tests.
+  python3-dev pybind11-dev python3-numpy
   # The libFuzzer targets (fuzz/) and their sanitizers.
   clang libclang-rt-dev
 )

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "fp8llm/modes.h"
-#include "fp8llm/named_tensor.h"
 #include "fp8llm/request.h"
 #include "fp8llm/sampling.h"
 #include "fp8llm/state_dict.h"
 #include "fp8llm/timeline.h"
+#include "fp8llm/weight_update.h"
 
 namespace fp8llm {
 
@@ -154,11 +154,11 @@ class Engine {
   // names). Requests name it in GenerationRequest::lora from the next step on. Any thread.
   virtual void add_lora(const std::string& name, const std::filesystem::path& dir);
   virtual void add_lora(const std::string& name, const std::string& adapter_config_json,
-                        const std::vector<NamedTensor>& tensors);
+                        const std::vector<WeightTensor>& tensors);
   // New factors for an adapter already added, of the same modules and rank (a training loop's
   // per-step sync): checked whole before anything changes; requests using it, running ones too,
   // see them from the next step on. Any thread.
-  virtual void replace_lora(const std::string& name, const std::vector<NamedTensor>& tensors);
+  virtual void replace_lora(const std::string& name, const std::vector<WeightTensor>& tensors);
   // An Error while unfinished requests use it. Any thread.
   virtual void remove_lora(const std::string& name);
   virtual std::vector<std::string> lora_names() const;
@@ -193,6 +193,36 @@ class Engine {
   // Hands every tensor of the listing to `visit`, in order, one at a time through one buffer.
   virtual void visit_state_dict(StateDictForm form,
                                 const std::function<void(const StateDictTensor&)>& visit) const = 0;
+  // The stored state dict as views of the memory the backend computes from (no copy), in the
+  // listing's order: HostWeights on the CPU, the weight arena on CUDA. They stay valid and see
+  // every update_weights; on CUDA, sleep(2) frees that memory (wake_up puts the weights elsewhere,
+  // so views must be taken again).
+  virtual std::vector<StateDictView> state_dict_views() = 0;
+
+  // --- Live weights (fp8llm/weight_update.h) ---
+  // Writes new values into the loaded weights where they are: an FP8 projection is quantized
+  // again with the quantizer a load uses (same scheme, same bytes as loading those values), into
+  // the memory it already has, so no pointer moves (recorded CUDA graphs stay valid); every other
+  // tensor is converted to the dtype it is held in. Everything is checked before anything is
+  // written (names, duplicates, shapes, dtypes, where the data is, NaN and infinity), so a failed
+  // call changes nothing; the Error names the tensor. Then the prefix cache is cleared and the
+  // incremental sequence is reset (their keys and values came from the old weights).
+  // Refused while requests are queued or running (their KV caches hold keys of the old weights:
+  // let them finish or abort them first) and while asleep at level 2.
+  virtual WeightUpdateReport update_weights(std::span<const WeightTensor> tensors) = 0;
+
+  // Gives memory back to a trainer sharing the device. Level 1 frees the KV cache (its contents
+  // and the prefix cache are lost); level 2 also moves the weights to host memory (CUDA: pinned
+  // memory; the CPU backend's weights are in host memory already, so there level 2 is level 1).
+  // Refused while requests are queued or running, or when asleep already. Nothing runs until
+  // wake_up(), which puts back exactly what was there: the same weights bit for bit and a new,
+  // empty KV cache of the same size (recorded CUDA graphs are recorded again).
+  virtual void sleep(int level) = 0;
+  virtual void wake_up() = 0;
+  virtual int sleep_level() const = 0;  // 0: awake
 };
+
+// Whether this build has the CUDA backend and a CUDA device is present.
+bool cuda_device_available();
 
 }  // namespace fp8llm

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "fp8llm/modes.h"
+
 namespace fp8llm {
 
 enum class StateDictForm { Stored, Dequantized };
@@ -30,6 +32,16 @@ struct StateDictEntry {
   std::string dtype;           // safetensors spelling: "F8_E4M3", "F32", "BF16", "F16"
   std::vector<int64_t> shape;  // row-major
   uint64_t nbytes = 0;
+};
+
+// Where one tensor of the stored state dict lives, without a copy (Engine::state_dict_views): the
+// backend's own memory, read and written in place. `strides` are in elements; they are row-major
+// except for block scales on CUDA, whose rows the device pads to a multiple of 4.
+struct StateDictView {
+  StateDictEntry entry;
+  void* data = nullptr;
+  std::vector<int64_t> strides;
+  Device device = Device::Cpu;
 };
 
 struct StateDictTensor {

@@ -161,4 +161,22 @@ void to_f32(DType src_type, const void* src, float* dst, size_t count) {
   }
 }
 
+void from_f32(DType dst_type, const float* src, void* dst, size_t count) {
+  auto* bytes = static_cast<uint8_t*>(dst);
+  switch (dst_type) {
+    case DType::F32:
+      std::memcpy(dst, src, count * sizeof(float));
+      return;
+    case DType::BF16:
+    case DType::F16:
+      for (size_t i = 0; i < count; ++i) {
+        const uint16_t h = dst_type == DType::BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+        std::memcpy(bytes + i * 2, &h, 2);
+      }
+      return;
+    default:
+      fail("cannot convert F32 to {}", dtype_name(dst_type));
+  }
+}
+
 }  // namespace fp8llm

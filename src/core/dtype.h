@@ -37,5 +37,7 @@ inline constexpr float kE4M3Max = 448.0f;
 
 // Decode `count` elements of a float dtype (BF16, F16, F32, F64, F8_*) at `src` into fp32.
 void to_f32(DType src_type, const void* src, float* dst, size_t count);
+// Encode `count` fp32 values into `dst_type` (F32, BF16 or F16), rounding as above.
+void from_f32(DType dst_type, const float* src, void* dst, size_t count);
 
 }  // namespace fp8llm

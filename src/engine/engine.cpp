@@ -20,6 +20,7 @@
 #include "engine/llm_engine.h"
 #include "engine/lora_slots.h"
 #include "engine/state_dict.h"
+#include "engine/weight_update.h"
 #include "formats/checkpoint.h"
 #include "formats/generation_config.h"
 #include "formats/hf_config.h"
@@ -31,6 +32,7 @@
 
 #ifdef FP8LLM_HAVE_CUDA
 #include "backend/cuda/cuda_load.h"
+#include "backend/cuda/runtime/device.h"
 #endif
 
 namespace fp8llm {
@@ -46,15 +48,17 @@ RunnerOptions with_lora(RunnerOptions r, const LoadOptions& o) {
 }
 
 // Views of tensors handed over in memory, checked against their own description.
-std::vector<std::pair<std::string, TensorView>> views_of(const std::vector<NamedTensor>& tensors) {
+std::vector<std::pair<std::string, TensorView>> views_of(const std::vector<WeightTensor>& tensors) {
   std::vector<std::pair<std::string, TensorView>> out;
-  for (const NamedTensor& t : tensors) {
+  for (const WeightTensor& t : tensors) {
     const std::optional<DType> dtype = dtype_from_name(t.dtype);
     FP8LLM_CHECK(dtype && (*dtype == DType::BF16 || *dtype == DType::F16 || *dtype == DType::F32),
                  "{}: dtype '{}' (expected BF16, F16 or F32)", t.name, t.dtype);
     for (int64_t d : t.shape)
       FP8LLM_CHECK(d > 0, "{}: shape {} has an empty dimension", t.name, shape_str(t.shape));
     FP8LLM_CHECK(t.data != nullptr, "{}: no data", t.name);
+    // Adapter factors are parsed and checked on the host before any slot changes.
+    FP8LLM_CHECK(t.device == Device::Cpu, "{}: adapter factors must be in host memory", t.name);
     TensorView v;
     v.dtype = *dtype;
     v.shape = t.shape;
@@ -97,6 +101,7 @@ class BackendEngine final : public Engine {
         device_(std::move(device)),
         report_(std::move(report)),
         eos_(std::move(eos)),
+        device_kind_(options.device),
         max_context_(context_of(model_.config(), options)),
         max_batch_tokens_(options.max_batch_tokens),
         max_seqs_(options.max_seqs),
@@ -121,11 +126,11 @@ class BackendEngine final : public Engine {
     lora_.add(name, std::move(a), read_text_file(dir / "adapter_config.json"));
   }
   void add_lora(const std::string& name, const std::string& config_json,
-                const std::vector<NamedTensor>& tensors) override {
+                const std::vector<WeightTensor>& tensors) override {
     lora_.add(name, parse_peft_adapter(config(), config_json, views_of(tensors), "lora " + name),
               config_json);
   }
-  void replace_lora(const std::string& name, const std::vector<NamedTensor>& tensors) override {
+  void replace_lora(const std::string& name, const std::vector<WeightTensor>& tensors) override {
     lora_.replace(name, parse_peft_adapter(config(), lora_.config_of(name), views_of(tensors),
                                            "lora " + name));
   }
@@ -139,6 +144,7 @@ class BackendEngine final : public Engine {
   const std::vector<int32_t>& eos_token_ids() const override { return eos_; }
 
   uint64_t add_request(GenerationRequest request, TokenCallback on_token) override {
+    check_awake("add_request");
     return llm_.add_request(std::move(request), std::move(on_token));
   }
   void abort(uint64_t id) override { llm_.abort(id); }
@@ -160,6 +166,7 @@ class BackendEngine final : public Engine {
 
   std::vector<float> feed(std::span<const int32_t> ids, bool all_positions) override {
     FP8LLM_CHECK(!ids.empty(), "feed: no tokens");
+    check_awake("feed");
     FP8LLM_CHECK(!llm_.has_unfinished(), "feed: requests are running (the sequence API waits)");
     const auto begin = static_cast<int64_t>(session_tokens_.size());
     const int64_t end = begin + static_cast<int64_t>(ids.size());
@@ -231,10 +238,104 @@ class BackendEngine final : public Engine {
   }
 
  private:
+  std::vector<StateDictView> state_dict_views() override {
+    FP8LLM_CHECK(sleep_level_ < 2,
+                 "state_dict_views: asleep at level 2, the weights are in host memory (wake_up() "
+                 "first)");
+    std::vector<StateDictView> out;
+    for (StateDictItem& item :
+         state_dict_items(config(), *device_.weights, StateDictForm::Stored)) {
+      const HeldMemory m = device_.weights->memory(item.spec);
+      StateDictView v;
+      v.device = m.on_device ? device_kind_ : Device::Cpu;
+      const Shape& shape = item.entry.shape;
+      if (item.is_scale) {
+        v.data = m.scales;
+        v.strides = {m.scale_row_stride, 1};
+      } else {
+        v.data = m.values;
+        v.strides.assign(shape.size(), 1);
+        for (size_t d = shape.size(); d-- > 1;) v.strides[d - 1] = v.strides[d] * shape[d];
+      }
+      v.entry = std::move(item.entry);
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
+  WeightUpdateReport update_weights(std::span<const WeightTensor> tensors) override {
+    const auto start = std::chrono::steady_clock::now();
+    FP8LLM_CHECK(sleep_level_ < 2,
+                 "update_weights: asleep at level 2, the weights are in host memory (wake_up() "
+                 "first)");
+    check_idle("update_weights");
+    const WeightUpdatePlan plan =
+        plan_weight_update(config(), *device_.weights, device_kind_, tensors);
+    WeightUpdateReport report{.tensors = plan.writes.size(),
+                              .quantized = plan.quantized,
+                              .bytes = plan.bytes,
+                              .check_seconds = seconds_since(start)};
+    device_.weights->write(plan.writes);
+    // Keys and values computed with the old weights must not be reused.
+    reset();
+    llm_.reset_prefix_cache();
+    report.seconds = seconds_since(start);
+    return report;
+  }
+
+  void sleep(int level) override {
+    FP8LLM_CHECK(level == 1 || level == 2,
+                 "sleep: level {} (1: free the KV cache; 2: also move the weights to host memory)",
+                 level);
+    FP8LLM_CHECK(sleep_level_ == 0, "sleep: asleep already at level {} (wake_up() first)",
+                 sleep_level_);
+    check_idle("sleep");
+    reset();
+    blocks_.reset();
+    runner_.set_kv(nullptr);
+    device_.kv.reset();
+    llm_.refresh_stats();
+    sleep_level_ = 1;
+    if (level == 2) {
+      device_.weights->offload();
+      sleep_level_ = 2;
+    }
+  }
+
+  void wake_up() override {
+    if (sleep_level_ == 2) {
+      device_.weights->restore();
+      sleep_level_ = 1;
+    }
+    if (sleep_level_ == 1) {
+      device_.kv = device_.make_kv(kv_spec_);
+      runner_.set_kv(device_.kv.get());
+      sleep_level_ = 0;
+    }
+  }
+
+  int sleep_level() const override { return sleep_level_; }
+
+ private:
+  void check_awake(std::string_view what) const {
+    FP8LLM_CHECK(sleep_level_ == 0, "{}: the engine is asleep (level {}); call wake_up() first",
+                 what, sleep_level_);
+  }
+  void check_idle(std::string_view what) const {
+    const EngineStats s = llm_.stats();
+    FP8LLM_CHECK(!llm_.has_unfinished(),
+                 "{}: requests are queued or running ({} running, {} waiting); let them finish or "
+                 "abort them first",
+                 what, s.running, s.waiting);
+  }
+
   LlamaModel model_;
   DeviceModel device_;
   LoadReport report_;
   std::vector<int32_t> eos_;
+  Device device_kind_;
+  KvCacheSpec kv_spec_ = device_.kv->view().spec;  // what wake_up() makes again
+  int sleep_level_ = 0;
   int64_t max_context_;
   int64_t max_batch_tokens_;
   int64_t max_seqs_;
@@ -253,7 +354,7 @@ DeviceModel load_cpu_model(const LoadPlan& plan, const LoadOptions& options, Str
   HostWeights weights = load_host_weights(plan, options.progress, stats);
   *resident_bytes = weights.resident_bytes();
   auto backend = std::make_unique<CpuBackend>(plan.config, std::move(weights));
-  d.weights = std::make_unique<CpuWeightStore>(backend->weights());
+  d.weights = std::make_unique<CpuWeightStore>(*backend);
   d.backend = std::move(backend);
   d.workspace = std::make_unique<CpuWorkspace>();
   d.make_kv = [](const KvCacheSpec& spec) { return std::make_unique<CpuKvStorage>(spec); };
@@ -283,6 +384,14 @@ void make_kv_cache(DeviceModel& d, const ModelConfig& config, const LoadOptions&
 }
 
 }  // namespace
+
+bool cuda_device_available() {
+#ifdef FP8LLM_HAVE_CUDA
+  return cuda::device_available();
+#else
+  return false;
+#endif
+}
 
 StateDictTensor Engine::state_dict_tensor(const std::string& name, StateDictForm form) const {
   StateDictTensor t;

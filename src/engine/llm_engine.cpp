@@ -252,6 +252,12 @@ EngineStats LlmEngine::stats() const {
   return s;
 }
 
+void LlmEngine::refresh_stats() {
+  const EngineStats now = measure();
+  std::lock_guard lock(mutex_);
+  stats_ = now;
+}
+
 EngineStats LlmEngine::measure() const {
   EngineStats s;
   s.running = scheduler_.running();

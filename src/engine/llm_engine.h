@@ -43,6 +43,8 @@ class LlmEngine {
   bool has_unfinished() const;
   // As of the end of the last step (any thread may ask while another steps).
   EngineStats stats() const;
+  // Takes the snapshot again now (after the KV cache was reset outside a step).
+  void refresh_stats();
   const EngineLimits& limits() const { return limits_; }
   // Forgets the prefix cache (the keys and values it holds no longer match the weights).
   void reset_prefix_cache() { blocks_.reset_prefix_cache(); }

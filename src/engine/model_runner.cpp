@@ -9,11 +9,18 @@ ModelRunner::ModelRunner(const LlamaModel& model, Backend& backend, Workspace& w
     : model_(model),
       backend_(backend),
       workspace_(workspace),
-      kv_(kv),
+      kv_(&kv),
+      block_size_(kv.view().spec.block_size),
       options_(std::move(options)) {}
 
+void ModelRunner::set_kv(KvStorage* kv) {
+  kv_ = kv;
+  recorded_logits_.clear();
+  backend_.forget_recorded_passes();
+}
+
 ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
-  for (const BlockCopy& c : schedule.copies) kv_.copy_block(c.src, c.dst);
+  for (const BlockCopy& c : schedule.copies) kv_->copy_block(c.src, c.dst);
   Pass pass;
   batch_.clear();
   batch_.block_size = block_size();
@@ -53,7 +60,7 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
   // A replayed recording does not call the pass again: its logits are where they were the first
   // time.
   backend_.run_pass(key, [&] {
-    pass.logits = model_.forward(backend_, workspace_, kv_.view(), view);
+    pass.logits = model_.forward(backend_, workspace_, kv_->view(), view);
     if (key >= 0) recorded_logits_[key] = pass.logits;
   });
   if (pass.logits.data == nullptr && key >= 0) pass.logits = recorded_logits_.at(key);
@@ -63,7 +70,7 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
 Act ModelRunner::run(Batch& batch) {
   batch.lora = options_.lora;
   const BatchView view = backend_.prepare(batch);
-  return model_.forward(backend_, workspace_, kv_.view(), view);
+  return model_.forward(backend_, workspace_, kv_->view(), view);
 }
 
 }  // namespace fp8llm

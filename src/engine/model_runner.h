@@ -39,13 +39,17 @@ class ModelRunner {
   Act run(Batch& batch);
 
   Backend& backend() { return backend_; }
-  int64_t block_size() const { return kv_.view().spec.block_size; }
+  int64_t block_size() const { return block_size_; }
+  // The KV cache to run over from now on (null while the engine sleeps; nothing runs then). A new
+  // cache may be elsewhere in memory, so what was recorded over the old one is forgotten.
+  void set_kv(KvStorage* kv);
 
  private:
   const LlamaModel& model_;
   Backend& backend_;
   Workspace& workspace_;
-  KvStorage& kv_;
+  KvStorage* kv_;
+  int64_t block_size_;
   RunnerOptions options_;
   Batch batch_;
   std::map<int64_t, Act> recorded_logits_;

@@ -185,6 +185,17 @@ void BlockManager::release(std::vector<int32_t>& table) {
   table.clear();
 }
 
+void BlockManager::reset() {
+  registry_.clear();
+  free_.clear();
+  for (int32_t b = 1; b < static_cast<int32_t>(blocks_.size()); ++b) {
+    Block& block = blocks_[static_cast<size_t>(b)];
+    block = Block{};
+    block.free_at = free_.insert(free_.end(), b);
+    block.is_free = true;
+  }
+}
+
 void BlockManager::reset_prefix_cache() {
   for (int32_t b = 1; b < static_cast<int32_t>(blocks_.size()); ++b) unregister(b);
 }

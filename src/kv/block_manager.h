@@ -74,6 +74,9 @@ class BlockManager {
   void release(std::vector<int32_t>& table);
   // Forgets every registration (after the weights change, cached keys and values are stale).
   void reset_prefix_cache();
+  // Frees every block and forgets every registration, as when the cache was new (its memory was
+  // given back); every block table handed out before is void.
+  void reset();
 
   // Prefix-cache lookups, in tokens: asked for and found.
   int64_t prefix_query_tokens() const { return query_tokens_; }

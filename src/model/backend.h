@@ -80,6 +80,9 @@ class Backend {
     (void)key;
     pass();
   }
+  // Drops every recorded pass: what they recorded (the KV cache's or the weights' addresses) has
+  // moved. The next passes of each key run and are recorded again.
+  virtual void forget_recorded_passes() {}
 };
 
 }  // namespace fp8llm

@@ -227,6 +227,13 @@ class FailingEngine final : public Engine {
       visit(t);
     });
   }
+  std::vector<StateDictView> state_dict_views() override { return inner_->state_dict_views(); }
+  WeightUpdateReport update_weights(std::span<const WeightTensor> tensors) override {
+    return inner_->update_weights(tensors);
+  }
+  void sleep(int level) override { inner_->sleep(level); }
+  void wake_up() override { inner_->wake_up(); }
+  int sleep_level() const override { return inner_->sleep_level(); }
 
  private:
   std::unique_ptr<Engine> inner_;

@@ -35,7 +35,13 @@ CpuBackend::CpuBackend(const ModelConfig& config, HostWeights weights)
   FP8LLM_CHECK(static_cast<int64_t>(weights_.layers.size()) == config.num_layers,
                "CPU backend: {} layers of weights for a {}-layer config", weights_.layers.size(),
                config.num_layers);
+  weights_changed();
+}
+
+void CpuBackend::weights_changed() {
   // fp32 copies of each layer's norms and biases, indexed by kind.
+  norms_.clear();
+  biases_.clear();
   for (const HostLayer& l : weights_.layers) {
     std::vector<std::vector<float>>& norms = norms_.emplace_back();
     for (NormKind kind : kLayerNormKinds) norms.push_back(to_f32_vector(layer_norm(l, kind)));

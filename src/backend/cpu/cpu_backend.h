@@ -19,6 +19,8 @@ class CpuBackend : public Backend {
 
   const HostWeights& weights() const { return weights_; }
   HostWeights& weights() { return weights_; }
+  // After weights() were written in place: the fp32 copies of the norms and biases follow.
+  void weights_changed();
 
   BatchView prepare(const Batch& batch) override;
   void embed(const BatchView& batch, Act out) override;

@@ -315,4 +315,11 @@ void CudaBackend::run_pass(int64_t key, const std::function<void()>& pass) {
   graph.launch(stream_.get());
 }
 
+void CudaBackend::forget_recorded_passes() {
+  // A recorded pass may still be running on the stream.
+  stream_.synchronize();
+  graphs_.clear();
+  runs_.clear();
+}
+
 }  // namespace fp8llm::cuda

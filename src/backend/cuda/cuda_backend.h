@@ -40,6 +40,7 @@ class CudaBackend final : public Backend {
   CudaBackend(const ModelConfig& config, DeviceWeights weights, CudaBackendLimits limits);
 
   const DeviceWeights& weights() const { return weights_; }
+  DeviceWeights& weights() { return weights_; }
   cudaStream_t stream() const { return stream_.get(); }
 
   BatchView prepare(const Batch& batch) override;
@@ -64,6 +65,7 @@ class CudaBackend final : public Backend {
   void set_lora(int slot, const LoraAdapter* adapter) override;
   void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) override;
   void run_pass(int64_t key, const std::function<void()>& pass) override;
+  void forget_recorded_passes() override;
 
  private:
   const DeviceLinear& linear_weights(int64_t layer, LinearKind kind) const;

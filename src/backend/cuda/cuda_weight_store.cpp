@@ -2,6 +2,7 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/cuda/loading/weight_writer.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/error.h"
 #include "model/layer_members.h"
@@ -40,7 +41,7 @@ HeldWeight CudaWeightStore::held_weight(const WeightSpec& spec) const {
 }
 
 void CudaWeightStore::read_weight(const WeightSpec& spec, std::span<std::byte> values,
-                              std::span<float> scales) const {
+                                  std::span<float> scales) const {
   const DeviceTensorSlot& s = slot_of(weights_, spec);
   const DeviceLinear* lin = projection(weights_, spec);
   const bool fp8 = lin != nullptr && lin->is_fp8();
@@ -70,6 +71,48 @@ void CudaWeightStore::read_weight(const WeightSpec& spec, std::span<std::byte> v
   CUDA_CHECK(cudaMemcpy2D(scales.data(), cols * sizeof(float), w.scales,
                           static_cast<size_t>(w.scale_ld) * sizeof(float), cols * sizeof(float),
                           static_cast<size_t>(shape[0]), cudaMemcpyDeviceToHost));
+}
+
+HeldMemory CudaWeightStore::memory(const WeightSpec& spec) {
+  const DeviceTensorSlot& s = slot_of(weights_, spec);
+  const DeviceLinear* lin = projection(weights_, spec);
+  HeldMemory m{.values = static_cast<std::byte*>(s.data), .on_device = true};
+  if (lin != nullptr && lin->is_fp8()) {
+    // The scales the projection reads: its own slot's, or a pre-quantized checkpoint's scale slot.
+    m.scales = const_cast<float*>(lin->fp8.scales);
+    m.scale_row_stride = lin->fp8.scheme == Fp8Scheme::Row ? 1 : lin->fp8.scale_ld;
+  }
+  return m;
+}
+
+void CudaWeightStore::check_device_sources(std::span<const WeightWrite> writes) const {
+  check_device_finite(writes, stream_);
+}
+
+void CudaWeightStore::write(std::span<const WeightWrite> writes) {
+  FP8LLM_CHECK(!weights_.on_host(), "the weights are in host memory (asleep at level 2)");
+  std::vector<SlotWrite> slots;
+  for (const WeightWrite& w : writes) {
+    const DeviceTensorSlot& s = slot_of(weights_, *w.spec);
+    const DeviceLinear* lin = projection(weights_, *w.spec);
+    SlotWrite out{.write = &w, .values = s.data, .rows = s.rows, .cols = s.cols};
+    if (lin != nullptr && lin->is_fp8()) {
+      out.scheme = lin->fp8.scheme;
+      out.scales = const_cast<float*>(lin->fp8.scales);
+      out.scale_ld = lin->fp8.scale_ld;
+    }
+    slots.push_back(out);
+  }
+  write_slots(slots, stream_);
+}
+
+void CudaWeightStore::offload() {
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  weights_.move_to_host();
+}
+
+void CudaWeightStore::restore() {
+  weights_.move_to_device();
 }
 
 }  // namespace fp8llm::cuda

@@ -83,6 +83,7 @@ uint64_t DeviceWeights::arena_bytes_for(const LoadPlan& plan) {
 
 DeviceWeights::DeviceWeights(const LoadPlan& plan)
     : arena_(arena_bytes_for(plan)),
+      arena_bytes_(arena_.size()),
       layers_(static_cast<size_t>(plan.config.num_layers)),
       vocab_(plan.config.vocab_size),
       hidden_(plan.config.hidden_size) {
@@ -248,6 +249,53 @@ DeviceWeights::DeviceWeights(const LoadPlan& plan)
 const DeviceTensorSlot* DeviceWeights::slot(const std::string& name) const {
   const auto it = index_.find(name);
   return it == index_.end() ? nullptr : &slots_[it->second];
+}
+
+void DeviceWeights::move_to_host() {
+  if (on_host()) return;
+  host_copy_ = PinnedBuffer(arena_bytes_);
+  arena_.download(host_copy_.data(), arena_bytes_);
+  host_base_ = arena_.as<std::byte>();
+  arena_ = DeviceBuffer();
+}
+
+void DeviceWeights::move_to_device() {
+  if (!on_host()) return;
+  DeviceBuffer arena(arena_bytes_);
+  arena.upload(host_copy_.data(), arena_bytes_);
+  arena_ = std::move(arena);
+  host_copy_ = PinnedBuffer();
+  rebase(host_base_, arena_.as<std::byte>());
+}
+
+void DeviceWeights::rebase(const std::byte* from, const std::byte* to) {
+  const auto moved = [from, to](auto*& p) {
+    if (p == nullptr) return;
+    const auto offset = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(from);
+    p = reinterpret_cast<std::remove_reference_t<decltype(p)>>(reinterpret_cast<uintptr_t>(to) +
+                                                               offset);
+  };
+  const auto moved_linear = [&moved](DeviceLinear& l) {
+    moved(l.fp8.q);
+    moved(l.fp8.scales);
+    moved(l.fp8.bias);
+    moved(l.w);
+    moved(l.bias);
+  };
+  for (DeviceTensorSlot& s : slots_) {
+    moved(s.data);
+    moved(s.scales);
+  }
+  for (DeviceLayer& l : layers_) {
+    for (DeviceLinear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) moved_linear(*lin);
+    moved(l.input_norm);
+    moved(l.post_attention_norm);
+    moved(l.q_norm);
+    moved(l.k_norm);
+  }
+  moved(embed_);
+  moved(final_norm_);
+  moved_linear(lm_head_);
 }
 
 }  // namespace fp8llm::cuda

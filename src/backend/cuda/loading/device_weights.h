@@ -17,6 +17,7 @@
 
 #include "backend/cuda/gemm/fp8_linear.h"
 #include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/pinned_buffer.h"
 #include "loader/load_plan.h"
 
 namespace fp8llm::cuda {
@@ -60,7 +61,14 @@ class DeviceWeights {
 
   // nullptr for a name the plan does not hold.
   const DeviceTensorSlot* slot(const std::string& name) const;
-  uint64_t arena_bytes() const { return arena_.size(); }
+  uint64_t arena_bytes() const { return arena_bytes_; }
+
+  // Sleep level 2: copies the arena into pinned host memory and frees it; back into a new arena,
+  // which may be elsewhere: every slot and layer pointer moves with it. Nothing may be running on
+  // the device over the weights meanwhile.
+  void move_to_host();
+  void move_to_device();
+  bool on_host() const { return arena_.empty() && arena_bytes_ > 0; }
 
   const DeviceLayer& layer(int64_t l) const { return layers_[static_cast<size_t>(l)]; }
   const __nv_bfloat16* embed() const { return embed_; }
@@ -70,7 +78,13 @@ class DeviceWeights {
   const DeviceLinear& lm_head() const { return lm_head_; }
 
  private:
+  // Moves every pointer into the arena from `from` to `to` (the new arena's base).
+  void rebase(const std::byte* from, const std::byte* to);
+
   DeviceBuffer arena_;
+  uint64_t arena_bytes_ = 0;
+  PinnedBuffer host_copy_;                // the arena while it is on the host
+  const std::byte* host_base_ = nullptr;  // the arena's address when it moved to the host
   std::vector<DeviceTensorSlot> slots_;
   std::unordered_map<std::string, size_t> index_;
   std::vector<DeviceLayer> layers_;

@@ -1,0 +1,31 @@
+"""Sampling parameters under vLLM's names and defaults (temperature 1.0, a random seed unless one
+is given). They are checked by the engine when a request is made: a bad value is an fp8llm.Error
+naming the field."""
+
+import dataclasses
+import json
+from typing import List, Optional, Union
+
+
+@dataclasses.dataclass
+class SamplingParams:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 or -1: off
+    min_p: float = 0.0
+    max_tokens: int = 16
+    seed: Optional[int] = None
+    stop: Optional[Union[str, List[str]]] = None
+    stop_token_ids: Optional[List[int]] = None
+    # None: none; 0: the sampled token's log-probability; k <= 20: also the k most likely tokens'.
+    logprobs: Optional[int] = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    ignore_eos: bool = False
+
+    def to_json(self) -> str:
+        """The fields the engine reads, as JSON (None: the engine's default)."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return json.dumps(fields)
