@@ -9,8 +9,9 @@ void add_serve_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (not in this build)");
   cmd->allow_extras();
   cmd->callback([] {
-    fail("serve: this build has no HTTP server (cpp-httplib was not found; install "
-         "libcpp-httplib-dev and pkg-config, then configure again)");
+    fail(
+        "serve: this build has no HTTP server (cpp-httplib was not found; install "
+        "libcpp-httplib-dev and pkg-config, then configure again)");
   });
 }
 
