@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-30}"
-targets=(safetensors_header model_config tokenizer chat_template quantization_config)
+targets=(safetensors_header model_config tokenizer chat_template quantization_config
+  openai_request)
 corpus_of() { [ "$1" = safetensors_header ] && echo safetensors || echo "$1"; }
 
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -9,10 +9,10 @@ packages=(
   # The build and its libraries.
   build-essential cmake ninja-build
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev libssl-dev
-  # The HTTP server.
-  libcpp-httplib-dev
-  # Tests and benchmarks.
-  libgtest-dev libbenchmark-dev
+  # The HTTP server; pkg-config reads the build flags Debian compiled cpp-httplib with.
+  libcpp-httplib-dev pkg-config
+  # Tests and benchmarks (curl and Node, below, for the server's).
+  libgtest-dev libbenchmark-dev curl
   # The Python module and its tests.
   python3-dev pybind11-dev python3-numpy
   # The libFuzzer targets (fuzz/) and their sanitizers.
@@ -23,6 +23,11 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The server's tests run the official OpenAI client for Node. A Node already installed from
+# elsewhere (e.g. NodeSource, which bundles npm and conflicts with Debian's npm) is kept.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
   exit 0

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "fp8llm/modes.h"
-#include "fp8llm/named_tensor.h"
 #include "fp8llm/request.h"
 #include "fp8llm/sampling.h"
 #include "fp8llm/state_dict.h"
@@ -162,11 +161,11 @@ class Engine {
   // names). Requests name it in GenerationRequest::lora from the next step on. Any thread.
   virtual void add_lora(const std::string& name, const std::filesystem::path& dir);
   virtual void add_lora(const std::string& name, const std::string& adapter_config_json,
-                        const std::vector<NamedTensor>& tensors);
+                        const std::vector<WeightTensor>& tensors);
   // New factors for an adapter already added, of the same modules and rank (a training loop's
   // per-step sync): checked whole before anything changes; requests using it, running ones too,
   // see them from the next step on. Any thread.
-  virtual void replace_lora(const std::string& name, const std::vector<NamedTensor>& tensors);
+  virtual void replace_lora(const std::string& name, const std::vector<WeightTensor>& tensors);
   // An Error while unfinished requests use it. Any thread.
   virtual void remove_lora(const std::string& name);
   virtual std::vector<std::string> lora_names() const;

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   fp8llm::cli::add_export_command(app);
   fp8llm::cli::add_bench_command(app);
   fp8llm::cli::add_perplexity_command(app);
+  fp8llm::cli::add_serve_command(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {
       // Name an unknown command instead of CLI11's "A subcommand is required".

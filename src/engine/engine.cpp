@@ -51,15 +51,17 @@ RunnerOptions with_lora(RunnerOptions r, const LoadOptions& o) {
 }
 
 // Views of tensors handed over in memory, checked against their own description.
-std::vector<std::pair<std::string, TensorView>> views_of(const std::vector<NamedTensor>& tensors) {
+std::vector<std::pair<std::string, TensorView>> views_of(const std::vector<WeightTensor>& tensors) {
   std::vector<std::pair<std::string, TensorView>> out;
-  for (const NamedTensor& t : tensors) {
+  for (const WeightTensor& t : tensors) {
     const std::optional<DType> dtype = dtype_from_name(t.dtype);
     FP8LLM_CHECK(dtype && (*dtype == DType::BF16 || *dtype == DType::F16 || *dtype == DType::F32),
                  "{}: dtype '{}' (expected BF16, F16 or F32)", t.name, t.dtype);
     for (int64_t d : t.shape)
       FP8LLM_CHECK(d > 0, "{}: shape {} has an empty dimension", t.name, shape_str(t.shape));
     FP8LLM_CHECK(t.data != nullptr, "{}: no data", t.name);
+    // Adapter factors are parsed and checked on the host before any slot changes.
+    FP8LLM_CHECK(t.device == Device::Cpu, "{}: adapter factors must be in host memory", t.name);
     TensorView v;
     v.dtype = *dtype;
     v.shape = t.shape;
@@ -159,11 +161,11 @@ class BackendEngine final : public Engine {
     lora_.add(name, std::move(a), read_text_file(dir / "adapter_config.json"));
   }
   void add_lora(const std::string& name, const std::string& config_json,
-                const std::vector<NamedTensor>& tensors) override {
+                const std::vector<WeightTensor>& tensors) override {
     lora_.add(name, parse_peft_adapter(config(), config_json, views_of(tensors), "lora " + name),
               config_json);
   }
-  void replace_lora(const std::string& name, const std::vector<NamedTensor>& tensors) override {
+  void replace_lora(const std::string& name, const std::vector<WeightTensor>& tensors) override {
     lora_.replace(name, parse_peft_adapter(config(), lora_.config_of(name), views_of(tensors),
                                            "lora " + name));
   }

@@ -8,10 +8,10 @@ void Engine::add_lora(const std::string& name, const std::filesystem::path&) {
   fail("lora {}: this engine does not run adapters", name);
 }
 void Engine::add_lora(const std::string& name, const std::string&,
-                      const std::vector<NamedTensor>&) {
+                      const std::vector<WeightTensor>&) {
   fail("lora {}: this engine does not run adapters", name);
 }
-void Engine::replace_lora(const std::string& name, const std::vector<NamedTensor>&) {
+void Engine::replace_lora(const std::string& name, const std::vector<WeightTensor>&) {
   fail("lora {}: this engine does not run adapters", name);
 }
 void Engine::remove_lora(const std::string& name) {

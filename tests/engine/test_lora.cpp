@@ -134,7 +134,7 @@ TEST(Lora, ReplacingTakesEffectAndNeverReusesStaleKeys) {
   const CompletionOutput before = run(*e, p, "x");
   // New factors from memory, as a training loop hands them over.
   const auto f = second.factors();
-  std::vector<NamedTensor> tensors;
+  std::vector<WeightTensor> tensors;
   for (const auto& [name, bits] : f)
     tensors.push_back({name, "BF16", second.shape_of_tensor(name), bits.data()});
   e->replace_lora("x", tensors);
@@ -157,16 +157,16 @@ TEST(Lora, BadAdaptersAndUsesAreOneLineErrors) {
   TinyAdapter good{.rank = 8};
   good.write(tmp / "good");
   auto e = engine(Quantization::None, 1);
-  const auto err = [&](const std::string& config, std::vector<NamedTensor> tensors) {
+  const auto err = [&](const std::string& config, std::vector<WeightTensor> tensors) {
     return error_of([&] { e->add_lora("bad", config, tensors); });
   };
   const auto f = good.factors();
-  std::vector<NamedTensor> all;
+  std::vector<WeightTensor> all;
   for (const auto& [name, bits] : f)
     all.push_back({name, "BF16", good.shape_of_tensor(name), bits.data()});
   const std::string cfg = good.config_json();
   // A wrong shape, a missing factor, an unknown tensor, a NaN, a bad dtype.
-  std::vector<NamedTensor> t = all;
+  std::vector<WeightTensor> t = all;
   t[0].shape = {4, 256};
   EXPECT_NE(err(cfg, t).find(t[0].name + ": shape [4, 256]"), std::string::npos) << err(cfg, t);
   t = all;
@@ -179,7 +179,7 @@ TEST(Lora, BadAdaptersAndUsesAreOneLineErrors) {
   std::vector<float> nan(8 * 256, 0.0f);
   nan[5] = NAN;
   t = all;
-  for (NamedTensor& x : t)
+  for (WeightTensor& x : t)
     if (x.name == "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight") {
       x.dtype = "F32";
       x.data = nan.data();

@@ -1,0 +1,21 @@
+# Finds cpp-httplib for the HTTP server and sets FP8LLM_HAVE_SERVER. Debian ships it as a compiled
+# library whose header only declares; its Cflags (TLS and compression support) change class
+# layouts, so they must come with it: pkg-config is the way to read them.
+set(FP8LLM_HAVE_SERVER OFF)
+if(FP8LLM_SERVER STREQUAL "OFF")
+  message(STATUS "fp8llm: HTTP server OFF")
+  return()
+endif()
+if(FP8LLM_SERVER STREQUAL "ON")
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+else()
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
+  endif()
+endif()
+if(HTTPLIB_FOUND)
+  set(FP8LLM_HAVE_SERVER ON)
+endif()
+message(STATUS "fp8llm: HTTP server ${FP8LLM_HAVE_SERVER}")
