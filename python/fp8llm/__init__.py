@@ -10,12 +10,14 @@ vLLM's offline ``LLM`` and the live weights a training loop needs (``state_dict`
 
 from ._core import Error, Tensor, cuda_available
 from .llm import LLM
+from .lora_request import LoRARequest
 from .outputs import CompletionOutput, Logprob, RequestOutput
 from .sampling_params import SamplingParams
 
 __all__ = [
     "LLM",
     "SamplingParams",
+    "LoRARequest",
     "RequestOutput",
     "CompletionOutput",
     "Logprob",

@@ -10,10 +10,12 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _core
 from ._progress import Progress
+from .lora_request import LoRARequest
 from .outputs import CompletionOutput, Logprob, RequestOutput
 from .sampling_params import SamplingParams
 
 PromptType = Union[str, Sequence[int], Dict[str, Any]]
+LoRAType = Union[None, str, LoRARequest]
 
 _request_ids = itertools.count()
 
@@ -32,6 +34,10 @@ class LLM:
     max_num_seqs, max_num_batched_tokens, enable_prefix_caching, enforce_eager (no CUDA graphs),
     block_size, kv_cache_dtype ("auto", "fp32", "bf16", "fp8"), fp8_gemm ("tensor-core", "fp32"):
         as the command line's flags of those names (README).
+    enable_lora, max_loras (adapters held at once; 1 when only enable_lora is given),
+    max_lora_rank (16): LoRA adapters on the FP8 base (add_lora, generate's lora_request).
+    tensor_parallel_size: ranks that each hold a shard of every layer (the CPU runs them as
+        threads; on CUDA it needs one GPU per rank).
     """
 
     def __init__(
@@ -52,6 +58,10 @@ class LLM:
         offline: bool = False,
         cache_dir: Optional[str] = None,
         registry: Optional[str] = None,
+        enable_lora: bool = False,
+        max_loras: Optional[int] = None,
+        max_lora_rank: int = 16,
+        tensor_parallel_size: int = 1,
     ):
         if device == "auto":
             device = "cuda" if _core.cuda_available() else "cpu"
@@ -59,24 +69,38 @@ class LLM:
             quantization_config = json.dumps(quantization_config)
         self.model = os.fspath(model)
         self.device = device
+        if max_loras is None:
+            max_loras = 1 if enable_lora else 0
+        elif max_loras > 0:
+            enable_lora = True
+        if enable_lora and max_loras < 1:
+            raise _core.Error(f"max_loras {max_loras} must be at least 1 with enable_lora")
         self._engine = _core.Engine(
-            model=self.model,
-            quantization=quantization,
-            device=device,
-            quantization_config=quantization_config or "",
-            kv_memory=float(kv_memory or 0),
-            max_context=int(max_context or 0),
-            max_num_seqs=int(max_num_seqs),
-            max_num_batched_tokens=int(max_num_batched_tokens or 0),
-            kv_cache_dtype=kv_cache_dtype,
-            block_size=int(block_size),
-            enable_prefix_caching=bool(enable_prefix_caching),
-            enforce_eager=bool(enforce_eager),
-            fp8_gemm=fp8_gemm,
-            offline=bool(offline),
-            cache_dir=cache_dir or "",
-            registry=registry or "",
+            dict(
+                model=self.model,
+                quantization=quantization,
+                device=device,
+                quantization_config=quantization_config or "",
+                kv_memory=kv_memory,
+                max_context=max_context,
+                max_num_seqs=max_num_seqs,
+                max_num_batched_tokens=max_num_batched_tokens,
+                kv_cache_dtype=kv_cache_dtype,
+                block_size=block_size,
+                enable_prefix_caching=enable_prefix_caching,
+                enforce_eager=enforce_eager,
+                fp8_gemm=fp8_gemm,
+                offline=offline,
+                cache_dir=cache_dir or "",
+                registry=registry or "",
+                max_loras=max_loras if enable_lora else 0,
+                max_lora_rank=max_lora_rank,
+                tensor_parallel_size=tensor_parallel_size,
+            )
         )
+        # Adapters added from a directory, by name: a LoRARequest naming another directory under
+        # the same name is an error rather than a silent use of the first.
+        self._lora_paths: Dict[str, Optional[str]] = {}
         #: What loading did: mode, seconds, bytes read and resident, peak memory, KV cache, steps.
         self.load_summary: Dict[str, Any] = self._engine.load_summary()
 
@@ -87,12 +111,15 @@ class LLM:
         prompts: Union[PromptType, Sequence[PromptType]],
         sampling_params: Optional[Union[SamplingParams, Sequence[SamplingParams]]] = None,
         use_tqdm: bool = True,
+        lora_request: Union[LoRAType, Sequence[LoRAType]] = None,
     ) -> List[RequestOutput]:
         """Runs every prompt through the batching engine to the end; outputs in prompt order.
 
         A prompt is text, a list of token ids, or a dict with "prompt" (text) or
         "prompt_token_ids"; `prompts` is one of them or a list of them. `sampling_params` is one
-        for all prompts, or one per prompt. use_tqdm shows a progress bar.
+        for all prompts, or one per prompt. use_tqdm shows a progress bar. lora_request: the
+        adapter of every prompt, or one per prompt (None: the base model), as a LoRARequest
+        (added from its lora_path the first time) or an adapter's name.
         """
         items = _prompt_list(prompts)
         texts, ids = [], []
@@ -100,7 +127,7 @@ class LLM:
             text, token_ids = self._tokens_of(p)
             texts.append(text)
             ids.append(token_ids)
-        return self._run(texts, ids, sampling_params, use_tqdm)
+        return self._run(texts, ids, sampling_params, use_tqdm, lora_request)
 
     def chat(
         self,
@@ -108,6 +135,7 @@ class LLM:
         sampling_params: Optional[Union[SamplingParams, Sequence[SamplingParams]]] = None,
         use_tqdm: bool = True,
         chat_template_kwargs: Optional[Dict[str, Any]] = None,
+        lora_request: Union[LoRAType, Sequence[LoRAType]] = None,
     ) -> List[RequestOutput]:
         """Generates replies to a conversation (a list of {"role", "content"} messages), or to each
         of a list of conversations, through the model's chat template."""
@@ -118,7 +146,7 @@ class LLM:
             token_ids = self._engine.encode_chat(json.dumps(conversation), variables)
             ids.append(token_ids)
             texts.append(self._engine.decode(token_ids, skip_special_tokens=False))
-        return self._run(texts, ids, sampling_params, use_tqdm)
+        return self._run(texts, ids, sampling_params, use_tqdm, lora_request)
 
     def logits(self, prompt_token_ids: Sequence[int]):
         """The logits of every position of `prompt_token_ids` as a fresh sequence: a float32
@@ -195,7 +223,83 @@ class LLM:
     def sleep_level(self) -> int:
         return self._engine.sleep_level
 
+    # --- LoRA adapters ---
+
+    def add_lora(
+        self,
+        lora: Union[str, LoRARequest],
+        tensors: Optional[Union[Dict[str, Any], Iterable[Tuple[str, Any]]]] = None,
+        config: Optional[Union[str, Dict[str, Any]]] = None,
+    ) -> bool:
+        """Adds an adapter: a LoRARequest with its lora_path (a PEFT directory), or a name with
+        `tensors` (PEFT names: `base_model.model.<module>.lora_A.weight` ...; BF16, F16 or F32)
+        and `config` (adapter_config.json as a dict or JSON: r, lora_alpha, target_modules,
+        use_rslora). Checked whole before anything changes. Returns True, as vLLM's does."""
+        name = lora.lora_name if isinstance(lora, LoRARequest) else lora
+        if tensors is None:
+            path = lora.path if isinstance(lora, LoRARequest) else None
+            if path is None:
+                raise _core.Error(f"lora {name}: give a LoRARequest with lora_path, or tensors")
+            self._engine.add_lora_dir(name, path)
+            self._lora_paths[name] = path
+            return True
+        if config is None:
+            raise _core.Error(f"lora {name}: tensors need their adapter config")
+        if isinstance(config, dict):
+            config = json.dumps(config)
+        self._engine.add_lora_tensors(name, config, _host_pairs(tensors))
+        self._lora_paths[name] = None
+        return True
+
+    def replace_lora(
+        self, name: str, tensors: Union[Dict[str, Any], Iterable[Tuple[str, Any]]]
+    ) -> None:
+        """New factors for an adapter already added, of the same modules and rank (a training
+        loop's per-step sync). Requests that use it, running ones too, see them from the next
+        engine step on; the prefix cache of the old factors is never reused."""
+        self._engine.replace_lora(name, _host_pairs(tensors))
+
+    def remove_lora(self, name: Union[str, LoRARequest]) -> bool:
+        """Removes an adapter (an error while unfinished requests use it). Returns True."""
+        name = name.lora_name if isinstance(name, LoRARequest) else name
+        self._engine.remove_lora(name)
+        self._lora_paths.pop(name, None)
+        return True
+
+    def list_loras(self) -> List[str]:
+        return list(self._engine.lora_names())
+
     # --- Internals ---
+
+    def _lora_names(self, lora_request, count: int) -> List[str]:
+        if lora_request is None:
+            return []
+        if isinstance(lora_request, (str, LoRARequest)):
+            requests = [lora_request] * count
+        else:
+            requests = list(lora_request)
+            if len(requests) != count:
+                raise _core.Error(
+                    f"{len(requests)} lora_request for {count} prompts (give one, or one per "
+                    "prompt)"
+                )
+        names = []
+        for r in requests:
+            if r is None:
+                names.append("")
+            elif isinstance(r, str):
+                names.append(r)
+            else:
+                if r.path is not None:
+                    known = self._lora_paths.get(r.lora_name, "")
+                    if r.lora_name not in self._engine.lora_names():
+                        self.add_lora(r)
+                    elif known is not None and known != "" and known != r.path:
+                        raise _core.Error(
+                            f"lora {r.lora_name}: already added from {known}, not {r.path}"
+                        )
+                names.append(r.lora_name)
+        return names
 
     def _tokens_of(self, prompt: PromptType) -> Tuple[Optional[str], List[int]]:
         if isinstance(prompt, str):
@@ -208,7 +312,7 @@ class LLM:
             raise _core.Error('a prompt dict needs "prompt" or "prompt_token_ids"')
         return None, [int(t) for t in prompt]
 
-    def _run(self, texts, ids, sampling_params, use_tqdm) -> List[RequestOutput]:
+    def _run(self, texts, ids, sampling_params, use_tqdm, lora_request=None) -> List[RequestOutput]:
         if sampling_params is None:
             sampling_params = SamplingParams()
         if isinstance(sampling_params, SamplingParams):
@@ -220,9 +324,10 @@ class LLM:
                     f"{len(params)} sampling_params for {len(ids)} prompts (give one, or one "
                     "per prompt)"
                 )
+        loras = self._lora_names(lora_request, len(ids))
         progress = Progress(len(ids)) if use_tqdm and ids else None
         try:
-            results = self._engine.generate(ids, [p.to_json() for p in params], progress)
+            results = self._engine.generate(ids, [p.to_json() for p in params], loras, progress)
         finally:
             if progress is not None:
                 progress.close()
@@ -262,6 +367,22 @@ class LLM:
             logprobs=logprobs,
             finish_reason=c["finish_reason"],
         )
+
+
+def _host_pairs(tensors) -> List[Tuple[str, Any]]:
+    """(name, tensor) pairs with each tensor in host memory: adapter factors are checked on the
+    host before any slot changes, so device tensors are copied there first."""
+    pairs = tensors.items() if isinstance(tensors, dict) else tensors
+    out = []
+    for name, tensor in pairs:
+        if not isinstance(tensor, _core.Tensor):
+            detach = getattr(tensor, "detach", None)
+            if callable(detach):
+                tensor = detach()
+            if getattr(tensor, "is_cuda", False):
+                tensor = tensor.cpu()
+        out.append((name, tensor))
+    return out
 
 
 def _prompt_list(prompts) -> List[PromptType]:

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "core/error.h"
 #include "fp8llm/engine.h"
@@ -71,31 +72,55 @@ struct ViewLease {
   std::shared_ptr<PyEngine> engine;
 };
 
-LoadOptions load_options(const std::string& model, const std::string& quantization,
-                         const std::string& device, const std::string& quantization_config,
-                         double kv_memory, int64_t max_context, int64_t max_num_seqs,
-                         int64_t max_num_batched_tokens, const std::string& kv_cache_dtype,
-                         int64_t block_size, bool enable_prefix_caching, bool enforce_eager,
-                         const std::string& fp8_gemm, bool offline, const std::string& cache_dir,
-                         const std::string& registry) {
+// The load options from LLM's keyword arguments, as a dict: a key this build does not know is an
+// Error (a misspelt option would otherwise be ignored).
+LoadOptions load_options(const py::dict& kw) {
   LoadOptions o;
-  o.model_dir = model;
-  o.quantization = parse_quantization(quantization, "quantization");
-  o.device = parse_device(device, "device");
-  o.quantization_config = quantization_config;
-  o.kv_memory_gib = kv_memory;
-  o.max_context = max_context;
-  o.max_seqs = max_num_seqs;
-  o.max_batch_tokens = max_num_batched_tokens;
-  o.kv_cache_dtype = parse_kv_cache_dtype(kv_cache_dtype, "kv_cache_dtype");
-  FP8LLM_CHECK(block_size >= 1, "block_size {} must be positive", block_size);
-  o.block_size = block_size;
-  o.prefix_caching = enable_prefix_caching;
-  o.cuda_graphs = !enforce_eager;
-  o.fp8_gemm = parse_fp8_gemm(fp8_gemm, "fp8_gemm");
-  o.offline = offline;
-  o.cache_dir = cache_dir;
-  o.registry = registry;
+  std::set<std::string> known;
+  const auto get = [&](const char* key) -> py::object {
+    known.insert(key);
+    return kw.contains(key) ? py::reinterpret_borrow<py::object>(kw[key]) : py::none();
+  };
+  const auto text = [&](const char* key, const std::string& fallback) {
+    const py::object v = get(key);
+    return v.is_none() ? fallback : v.cast<std::string>();
+  };
+  const auto integer = [&](const char* key, int64_t fallback) {
+    const py::object v = get(key);
+    return v.is_none() ? fallback : v.cast<int64_t>();
+  };
+  o.model_dir = text("model", "");
+  o.quantization = parse_quantization(text("quantization", "fp8-block"), "quantization");
+  o.device = parse_device(text("device", "cpu"), "device");
+  o.quantization_config = text("quantization_config", "");
+  const py::object kv_memory = get("kv_memory");
+  o.kv_memory_gib = kv_memory.is_none() ? 0.0 : kv_memory.cast<double>();
+  o.max_context = integer("max_context", 0);
+  o.max_seqs = integer("max_num_seqs", o.max_seqs);
+  o.max_batch_tokens = integer("max_num_batched_tokens", 0);
+  o.kv_cache_dtype = parse_kv_cache_dtype(text("kv_cache_dtype", "auto"), "kv_cache_dtype");
+  o.block_size = integer("block_size", o.block_size);
+  FP8LLM_CHECK(o.block_size >= 1, "block_size {} must be positive", o.block_size);
+  const py::object prefix = get("enable_prefix_caching");
+  o.prefix_caching = prefix.is_none() ? o.prefix_caching : prefix.cast<bool>();
+  const py::object eager = get("enforce_eager");
+  o.cuda_graphs = eager.is_none() ? o.cuda_graphs : !eager.cast<bool>();
+  o.fp8_gemm = parse_fp8_gemm(text("fp8_gemm", "tensor-core"), "fp8_gemm");
+  const py::object offline = get("offline");
+  o.offline = !offline.is_none() && offline.cast<bool>();
+  o.cache_dir = text("cache_dir", "");
+  o.registry = text("registry", "");
+  const int64_t tp = integer("tensor_parallel_size", 1);
+  FP8LLM_CHECK(tp >= 1 && tp <= 64, "tensor_parallel_size {} must be in [1, 64]", tp);
+  o.tensor_parallel = static_cast<int>(tp);
+  const int64_t max_loras = integer("max_loras", 0);
+  FP8LLM_CHECK(max_loras >= 0 && max_loras <= 1024, "max_loras {} must be in [0, 1024]", max_loras);
+  o.max_loras = static_cast<int>(max_loras);
+  o.max_lora_rank = integer("max_lora_rank", o.max_lora_rank);
+  for (const auto& [key, value] : kw) {
+    const std::string k = key.cast<std::string>();
+    FP8LLM_CHECK(known.count(k), "LLM: unknown option '{}'", k);
+  }
   return o;
 }
 
@@ -146,9 +171,12 @@ py::dict completion(int index, const std::vector<int32_t>& ids, py::object text,
 }
 
 py::list generate(PyEngine& self, const std::vector<std::vector<int32_t>>& prompts,
-                  const std::vector<std::string>& samplings, const py::object& progress) {
+                  const std::vector<std::string>& samplings, const std::vector<std::string>& loras,
+                  const py::object& progress) {
   FP8LLM_CHECK(prompts.size() == samplings.size(), "generate: {} prompts and {} sampling_params",
                prompts.size(), samplings.size());
+  FP8LLM_CHECK(loras.empty() || loras.size() == prompts.size(),
+               "generate: {} prompts and {} lora requests", prompts.size(), loras.size());
   std::vector<TextRequest> requests;
   for (size_t i = 0; i < prompts.size(); ++i) {
     nlohmann::json j;
@@ -157,7 +185,9 @@ py::list generate(PyEngine& self, const std::vector<std::vector<int32_t>>& promp
     } catch (const nlohmann::json::exception& e) {
       fail("sampling_params: {}", e.what());
     }
-    requests.push_back({prompts[i], parse_sampling(j, "sampling_params", SamplingParams{})});
+    TextRequest r{prompts[i], parse_sampling(j, "sampling_params", SamplingParams{})};
+    if (!loras.empty()) r.lora = loras[i];
+    requests.push_back(std::move(r));
   }
   // A failing progress callback must not leave requests in the engine: its error waits for the
   // end of the batch.
@@ -196,7 +226,7 @@ py::list generate(PyEngine& self, const std::vector<std::vector<int32_t>>& promp
   for (const TextRequest& r : requests) {
     FP8LLM_CHECK(r.sampling.stop.empty(),
                  "stop strings need the model's tokenizer, and this model directory has none");
-    plain.push_back({r.prompt, r.sampling.params});
+    plain.push_back({r.prompt, r.sampling.params, r.lora});
   }
   const std::vector<RequestOutput> results =
       self.locked([&](Engine& e) { return e.generate(plain, report); });
@@ -260,17 +290,43 @@ py::list state_dict_copies(PyEngine& self, const std::string& form) {
   return out;
 }
 
-py::dict update_weights(PyEngine& self, const py::iterable& named) {
-  std::vector<InputTensor> inputs;
+// (name, tensor) pairs as the engine takes them; `inputs` keeps their memory valid.
+std::vector<WeightTensor> named_inputs(const char* what, const py::iterable& named,
+                                       std::vector<InputTensor>& inputs) {
   for (const py::handle& item : named) {
     FP8LLM_CHECK(
         py::isinstance<py::sequence>(item) && !py::isinstance<py::str>(item) && py::len(item) == 2,
-        "update_weights: expected (name, tensor) pairs");
+        "{}: expected (name, tensor) pairs", what);
     const auto pair = py::reinterpret_borrow<py::sequence>(item);
     inputs.push_back(input_tensor(pair[0].cast<std::string>(), pair[1]));
   }
   std::vector<WeightTensor> tensors;
   for (const InputTensor& in : inputs) tensors.push_back(in.tensor);
+  return tensors;
+}
+
+void add_lora_tensors(PyEngine& self, const std::string& name, const std::string& config_json,
+                      const py::iterable& named) {
+  std::vector<InputTensor> inputs;
+  const std::vector<WeightTensor> tensors = named_inputs("add_lora", named, inputs);
+  self.locked([&](Engine& e) {
+    e.add_lora(name, config_json, tensors);
+    return 0;
+  });
+}
+
+void replace_lora(PyEngine& self, const std::string& name, const py::iterable& named) {
+  std::vector<InputTensor> inputs;
+  const std::vector<WeightTensor> tensors = named_inputs("replace_lora", named, inputs);
+  self.locked([&](Engine& e) {
+    e.replace_lora(name, tensors);
+    return 0;
+  });
+}
+
+py::dict update_weights(PyEngine& self, const py::iterable& named) {
+  std::vector<InputTensor> inputs;
+  const std::vector<WeightTensor> tensors = named_inputs("update_weights", named, inputs);
   const WeightUpdateReport r = self.locked([&](Engine& e) { return e.update_weights(tensors); });
   py::dict d;
   d["tensors"] = r.tensors;
@@ -317,23 +373,10 @@ void bind_engine(py::module_& m) {
   m.def("cuda_available", &cuda_device_available,
         "Whether this build has the CUDA backend and a CUDA device is present.");
   py::class_<PyEngine, std::shared_ptr<PyEngine>>(m, "Engine")
-      .def(py::init([](const std::string& model, const std::string& quantization,
-                       const std::string& device, const std::string& quantization_config,
-                       double kv_memory, int64_t max_context, int64_t max_num_seqs,
-                       int64_t max_num_batched_tokens, const std::string& kv_cache_dtype,
-                       int64_t block_size, bool enable_prefix_caching, bool enforce_eager,
-                       const std::string& fp8_gemm, bool offline, const std::string& cache_dir,
-                       const std::string& registry) {
-             return std::make_shared<PyEngine>(load_options(
-                 model, quantization, device, quantization_config, kv_memory, max_context,
-                 max_num_seqs, max_num_batched_tokens, kv_cache_dtype, block_size,
-                 enable_prefix_caching, enforce_eager, fp8_gemm, offline, cache_dir, registry));
+      .def(py::init([](const py::dict& options) {
+             return std::make_shared<PyEngine>(load_options(options));
            }),
-           py::arg("model"), py::arg("quantization"), py::arg("device"),
-           py::arg("quantization_config"), py::arg("kv_memory"), py::arg("max_context"),
-           py::arg("max_num_seqs"), py::arg("max_num_batched_tokens"), py::arg("kv_cache_dtype"),
-           py::arg("block_size"), py::arg("enable_prefix_caching"), py::arg("enforce_eager"),
-           py::arg("fp8_gemm"), py::arg("offline"), py::arg("cache_dir"), py::arg("registry"))
+           py::arg("options"))
       .def("load_summary", [](PyEngine& e) { return load_summary(e.engine().load_report()); })
       .def_property_readonly("vocab_size", [](PyEngine& e) { return e.engine().vocab_size(); })
       .def_property_readonly("max_context", [](PyEngine& e) { return e.engine().max_context(); })
@@ -362,7 +405,25 @@ void bind_engine(py::module_& m) {
           },
           py::arg("messages_json"), py::arg("variables_json") = "")
       .def("generate", &generate, py::arg("prompts"), py::arg("sampling_json"),
-           py::arg("progress") = py::none())
+           py::arg("loras") = std::vector<std::string>{}, py::arg("progress") = py::none())
+      .def("add_lora_dir",
+           [](PyEngine& e, const std::string& name, const std::string& dir) {
+             e.locked([&](Engine& x) {
+               x.add_lora(name, std::filesystem::path(dir));
+               return 0;
+             });
+           })
+      .def("add_lora_tensors", &add_lora_tensors, py::arg("name"), py::arg("config_json"),
+           py::arg("named_tensors"))
+      .def("replace_lora", &replace_lora, py::arg("name"), py::arg("named_tensors"))
+      .def("remove_lora",
+           [](PyEngine& e, const std::string& name) {
+             e.locked([&](Engine& x) {
+               x.remove_lora(name);
+               return 0;
+             });
+           })
+      .def("lora_names", [](PyEngine& e) { return e.engine().lora_names(); })
       .def("logits", &logits, py::arg("prompt_token_ids"))
       .def("state_dict_listing",
            [](PyEngine& e, const std::string& form) {
