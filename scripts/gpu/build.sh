@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
 # Configures (once) and builds fp8llm targets for Hopper in build-gpu, on a machine with the CUDA
-# toolkit (and the Python module where Python's headers and pybind11 are found). If .deps/usr
-# holds a private copy of the PCRE2 headers and static library (for machines without the system
-# package), the build uses it.
+# toolkit (and the Python module where Python's headers and pybind11 are found). Libraries the
+# machine lacks (PCRE2, utf8proc, OpenSSL's libcrypto) are taken from .deps/usr, a copy unpacked
+# from the Debian packages (git-ignored), where it holds them. WERROR=OFF keeps warnings from
+# failing the build.
 #
-#   scripts/gpu/build.sh TARGET...     (from the repository root)
+#   [WERROR=OFF] scripts/gpu/build.sh TARGET...     (from the repository root)
 set -euo pipefail
 BUILD=build-gpu
 if [[ ! -f $BUILD/build.ninja ]]; then
-  pcre2=()
-  if [[ -f .deps/usr/include/pcre2.h ]]; then
-    pcre2=(-DPCRE2_INCLUDE_DIR="$PWD/.deps/usr/include"
-           -DPCRE2_LIBRARY="$PWD/.deps/usr/lib/x86_64-linux-gnu/libpcre2-8.a")
+  deps=()
+  lib=$PWD/.deps/usr/lib/x86_64-linux-gnu
+  if [[ ! -f /usr/include/pcre2.h && -f .deps/usr/include/pcre2.h ]]; then
+    deps+=(-DPCRE2_INCLUDE_DIR="$PWD/.deps/usr/include" -DPCRE2_LIBRARY="$lib/libpcre2-8.a")
+  fi
+  if [[ ! -f /usr/include/utf8proc.h && -f .deps/usr/include/utf8proc.h ]]; then
+    deps+=(-DUTF8PROC_INCLUDE_DIR="$PWD/.deps/usr/include" -DUTF8PROC_LIBRARY="$lib/libutf8proc.a")
+  fi
+  if [[ ! -f /usr/include/openssl/evp.h && -f .deps/usr/include/openssl/evp.h ]]; then
+    # Debian puts configuration.h in the multiarch directory, which the compiler searches only
+    # under /usr.
+    deps+=(-DOPENSSL_ROOT_DIR="$PWD/.deps/usr" -DOPENSSL_USE_STATIC_LIBS=TRUE
+           -DOPENSSL_CRYPTO_LIBRARY="$lib/libcrypto.a"
+           -DCMAKE_CXX_FLAGS="-isystem $PWD/.deps/usr/include/x86_64-linux-gnu")
   fi
   # The Python module: the system's pybind11, else the headers PyTorch ships.
-  pybind=()
   if [[ ! -d /usr/include/pybind11 ]]; then
     torch_include=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))' 2>/dev/null || true)
-    [[ -n $torch_include && -d $torch_include/pybind11 ]] && pybind=(-DFP8LLM_PYBIND11_INCLUDE_DIR="$torch_include")
+    [[ -n $torch_include && -d $torch_include/pybind11 ]] && deps+=(-DFP8LLM_PYBIND11_INCLUDE_DIR="$torch_include")
   fi
-  cmake -S . -B "$BUILD" -G Ninja -DFP8LLM_BENCH=ON -DFP8LLM_CUDA=ON "${pcre2[@]}" "${pybind[@]}" \
-    -DFP8LLM_CUDA_GENCODE="-gencode=arch=compute_90a,code=sm_90a" >/dev/null
+  cmake -S . -B "$BUILD" -G Ninja -DFP8LLM_BENCH=ON -DFP8LLM_CUDA=ON -DFP8LLM_WERROR="${WERROR:-ON}" \
+    "${deps[@]}" -DFP8LLM_CUDA_GENCODE="-gencode=arch=compute_90a,code=sm_90a" >/dev/null
 fi
 ninja -C "$BUILD" -j"$(nproc)" "$@"

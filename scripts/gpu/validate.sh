@@ -19,16 +19,7 @@ stems="cuda_batching $(ls tests/cuda | sed -n 's/^test_\(.*\)\.cpp$/\1/p' | grep
 start=$SECONDS
 # Warnings are reported, not fatal, in this one pass: a newer compiler's new warning must not cost
 # the run.
-if [[ ! -f build-gpu/build.ninja ]]; then
-  pcre2=()
-  if [[ -f .deps/usr/include/pcre2.h ]]; then
-    pcre2=(-DPCRE2_INCLUDE_DIR="$PWD/.deps/usr/include"
-           -DPCRE2_LIBRARY="$PWD/.deps/usr/lib/x86_64-linux-gnu/libpcre2-8.a")
-  fi
-  cmake -S . -B build-gpu -G Ninja -DFP8LLM_BENCH=ON -DFP8LLM_CUDA=ON -DFP8LLM_WERROR=OFF \
-    "${pcre2[@]}" -DFP8LLM_CUDA_GENCODE="-gencode=arch=compute_90a,code=sm_90a" >"$LOG/cmake.log" 2>&1
-fi
-if ! scripts/gpu/build.sh fp8llm_cli $(for t in $stems; do echo "test_cuda_$t"; done) \
+if ! WERROR=OFF scripts/gpu/build.sh fp8llm_cli $(for t in $stems; do echo "test_cuda_$t"; done) \
     >"$LOG/build.log" 2>&1; then
   echo "BUILD FAILED" | tee -a "$LOG/summary.log"
   grep -E 'error|FAILED' "$LOG/build.log" | head -40 | tee -a "$LOG/summary.log"
@@ -46,17 +37,18 @@ if [[ -n $train ]]; then
   wait "$train"
   tail -12 "$LOG/train.log" | tee -a "$LOG/summary.log"
 fi
-if [[ -d models/kjv-6m && -x build-gpu/fp8llm ]]; then
-  tar -cf "$LOG/kjv-6m.tar" models/kjv-6m
+[[ -d models/kjv-6m ]] && tar -cf "$LOG/kjv-6m.tar" models/kjv-6m
+for m in kjv-3m kjv-6m; do
+  [[ -d models/$m && -x build-gpu/fp8llm ]] || continue
   for q in none fp8-row fp8-block; do
     for g in fp32 tensor-core; do
-      echo "== $q $g" >>"$LOG/quality.log"
-      timeout 60 build-gpu/fp8llm perplexity --model models/kjv-6m --file models/kjv-6m/heldout.txt \
+      echo "== $m $q $g" >>"$LOG/quality.log"
+      timeout 60 build-gpu/fp8llm perplexity --model models/$m --file models/$m/heldout.txt \
         --quantization "$q" --device cuda --fp8-gemm "$g" >>"$LOG/quality.log" 2>&1
     done
   done
-  grep -iE '^==|perplexity' "$LOG/quality.log" | head -30 | tee -a "$LOG/summary.log"
-fi
+done
+grep -iE '^==|perplexity' "$LOG/quality.log" 2>/dev/null | head -40 | tee -a "$LOG/summary.log"
 if [[ -x build-gpu/fp8llm && -n ${BENCH:-} ]]; then
   # Serving throughput on the Llama-3-8B shape (random weights), at TensorRT-LLM's published
   # lengths, and one stream.
