@@ -16,6 +16,11 @@ inline std::filesystem::path data_path(const std::string& rel = "") {
   return std::filesystem::path(FP8LLM_TEST_DATA_DIR) / rel;
 }
 
+// models/<rel>: the models shipped with the project.
+inline std::filesystem::path models_path(const std::string& rel = "") {
+  return std::filesystem::path(FP8LLM_MODELS_DIR) / rel;
+}
+
 // A parameterized case over a fixture model and a --quantization mode, and its gtest name
 // ("<model>_<mode>", dashes as underscores).
 struct ModelCase {
