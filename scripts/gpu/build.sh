@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Configures (once) and builds fp8llm targets for Hopper in build-gpu, on a machine with the CUDA
 # toolkit (and the Python module where Python's headers and pybind11 are found). Libraries the
-# machine lacks (PCRE2, utf8proc, OpenSSL's libcrypto) are taken from .deps/usr, a copy unpacked
-# from the Debian packages (git-ignored), where it holds them. WERROR=OFF keeps warnings from
-# failing the build.
+# machine lacks (PCRE2, utf8proc, OpenSSL's libcrypto, cpp-httplib with pkgconf to read its flags)
+# are taken from .deps/usr, a copy unpacked from the Debian packages (git-ignored), where it holds
+# them. WERROR=OFF keeps warnings from failing the build.
 #
 #   [WERROR=OFF] scripts/gpu/build.sh TARGET...     (from the repository root)
 set -euo pipefail
 BUILD=build-gpu
+lib=$PWD/.deps/usr/lib/x86_64-linux-gnu
+# cpp-httplib from .deps: its flags through pkgconf, looking at .deps alone (a re-configure during
+# the build needs the same environment, so it is set on every call).
+if [[ ! -f /usr/include/httplib.h && -f .deps/usr/include/httplib.h ]]; then
+  export PKG_CONFIG_LIBDIR=$lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$PWD/.deps
+  export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  command -v pkg-config >/dev/null || export PKG_CONFIG=$PWD/.deps/usr/bin/pkgconf
+fi
 if [[ ! -f $BUILD/build.ninja ]]; then
   deps=()
-  lib=$PWD/.deps/usr/lib/x86_64-linux-gnu
   if [[ ! -f /usr/include/pcre2.h && -f .deps/usr/include/pcre2.h ]]; then
     deps+=(-DPCRE2_INCLUDE_DIR="$PWD/.deps/usr/include" -DPCRE2_LIBRARY="$lib/libpcre2-8.a")
   fi

@@ -19,8 +19,14 @@ stems="cuda_batching $(ls tests/cuda | sed -n 's/^test_\(.*\)\.cpp$/\1/p' | grep
 start=$SECONDS
 # Warnings are reported, not fatal, in this one pass: a newer compiler's new warning must not cost
 # the run.
-if ! WERROR=OFF scripts/gpu/build.sh fp8llm_cli $(for t in $stems; do echo "test_cuda_$t"; done) \
-    >"$LOG/build.log" 2>&1; then
+# The Python module and the server's load test where this machine can build them.
+extra=()
+WERROR=OFF scripts/gpu/build.sh -t targets all >"$LOG/targets.log" 2>&1 || true
+for t in fp8llm_python test_server_load; do
+  grep -q "^$t:" "$LOG/targets.log" && extra+=("$t")
+done
+if ! WERROR=OFF scripts/gpu/build.sh fp8llm_cli "${extra[@]}" \
+    $(for t in $stems; do echo "test_cuda_$t"; done) >"$LOG/build.log" 2>&1; then
   echo "BUILD FAILED" | tee -a "$LOG/summary.log"
   grep -E 'error|FAILED' "$LOG/build.log" | head -40 | tee -a "$LOG/summary.log"
 fi
@@ -33,6 +39,13 @@ for t in $stems; do
   echo "test_cuda_$t exit $?" | tee -a "$LOG/summary.log"
 done
 grep -E '^\[  FAILED  \]' "$LOG/tests.log" | sort -u | tee -a "$LOG/summary.log"
+if [[ -d build-gpu/python/fp8llm ]]; then
+  for t in tests/python/test_cuda_*.py; do
+    (cd tests/python && PYTHONPATH=$OLDPWD/build-gpu/python FP8LLM_TEST_DATA=$OLDPWD/tests/data \
+      timeout "${TEST_SECONDS:-150}" python3 -m unittest "$(basename "$t" .py)") >>"$LOG/tests.log" 2>&1
+    echo "python $(basename "$t") exit $?" | tee -a "$LOG/summary.log"
+  done
+fi
 if [[ -n $train ]]; then
   wait "$train"
   tail -12 "$LOG/train.log" | tee -a "$LOG/summary.log"
@@ -60,4 +73,22 @@ if [[ -x build-gpu/fp8llm && -n ${BENCH:-} ]]; then
       --max-context 4096 --loads 1 --bandwidth-gbs 4260 $args >>"$LOG/bench.log" 2>&1
   done
   grep -E '^==|^throughput|^ttft|^itl|^step floor|^kv cache' "$LOG/bench.log" | tee -a "$LOG/summary.log"
+  # Served against offline (docs/PERFORMANCE.md): the server needs a tokenizer, the load test
+  # sends token ids.
+  if [[ -x build-gpu/tests/server/test_server_load ]]; then
+    cp tests/data/tiny-llama/tokenizer.json tests/data/tiny-llama/tokenizer_config.json /tmp/llama3-8b/
+    for clients in 256 1; do
+      echo "== served, $clients clients" >>"$LOG/bench.log"
+      FP8LLM_LOAD_MODEL=/tmp/llama3-8b FP8LLM_LOAD_SERVER_ARGS="--device cuda -q fp8-block" \
+        FP8LLM_LOAD_CLIENTS=$clients FP8LLM_LOAD_INPUT_LEN=128 FP8LLM_LOAD_OUTPUT_LEN=128 \
+        timeout 120 build-gpu/tests/server/test_server_load >>"$LOG/bench.log" 2>&1
+    done
+  fi
+  # The weight sync of a training loop: all 8B parameters from BF16 CUDA tensors.
+  if [[ -d build-gpu/python/fp8llm ]]; then
+    echo "== weight sync" >>"$LOG/bench.log"
+    PYTHONPATH=build-gpu/python timeout 150 python3 scripts/gpu/bench_weight_sync.py \
+      --model /tmp/llama3-8b --quantization fp8-block fp8-row --repeats 3 >>"$LOG/bench.log" 2>&1
+  fi
+  grep -E '^==|tokens/s|TTFT|sync|wake' "$LOG/bench.log" | tail -30 | tee -a "$LOG/summary.log"
 fi
