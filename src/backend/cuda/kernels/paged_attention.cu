@@ -4,7 +4,9 @@
 
 #include "backend/cuda/kernels/block_reduce.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
+#include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/paged_attention.h"
+#include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
 
 namespace fp8llm::cuda {
@@ -13,28 +15,9 @@ namespace {
 using detail::e4m3_to_float;
 using detail::fp8_quantize;
 using detail::fp8_weight_scale_from_amax;
+using detail::kv_load;
+using detail::kv_store;
 using detail::nan_max;
-
-// One element of a cached row, widened to fp32 as the CPU's KvRows widens it.
-__device__ __forceinline__ float kv_load(const float* p, int64_t i, float) {
-  return p[i];
-}
-__device__ __forceinline__ float kv_load(const __nv_bfloat16* p, int64_t i, float) {
-  return __bfloat162float(p[i]);
-}
-__device__ __forceinline__ float kv_load(const uint8_t* p, int64_t i, float scale) {
-  return __fmul_rn(e4m3_to_float(p[i]), scale);
-}
-
-__device__ __forceinline__ void kv_store(float* p, int64_t i, float x, float) {
-  p[i] = x;
-}
-__device__ __forceinline__ void kv_store(__nv_bfloat16* p, int64_t i, float x, float) {
-  p[i] = __float2bfloat16_rn(x);
-}
-__device__ __forceinline__ void kv_store(uint8_t* p, int64_t i, float x, float scale) {
-  p[i] = fp8_quantize(x, scale);
-}
 
 constexpr int kAppendThreads = 128;
 
@@ -261,9 +244,11 @@ void append_typed(float* q, float* k, const float* v, int64_t heads, int64_t kv_
   CUDA_CHECK_LAUNCH();
 }
 
+// The decode tokens on the split path; the rest, unless `prefill` is false (another kernel takes
+// them), one block per (token, head).
 template <typename T, int kPer>
 void attend_typed(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                  const PagedBatch& b, int64_t decode_tokens, const PagedKv& kv,
+                  const PagedBatch& b, int64_t decode_tokens, bool prefill, const PagedKv& kv,
                   const DecodeScratch& scratch, float* out, cudaStream_t stream) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const int threads = kAttnWarps * 32;
@@ -279,7 +264,7 @@ void attend_typed(const float* q, int64_t heads, int64_t kv_heads, int64_t head_
     CUDA_CHECK_LAUNCH();
   }
   const int64_t rest = b.tokens - decode_tokens;
-  if (rest > 0) {
+  if (prefill && rest > 0) {
     const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(rest), 1);
     paged_attention_kernel<T, kPer, false><<<grid, threads, 0, stream>>>(
         q, heads, kv_heads, head_dim, decode_tokens, b.positions, b.token_seq, b.block_tables,
@@ -290,14 +275,17 @@ void attend_typed(const float* q, int64_t heads, int64_t kv_heads, int64_t head_
 
 template <typename T>
 void attend_any(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                const PagedBatch& b, int64_t decode_tokens, const PagedKv& kv,
+                const PagedBatch& b, int64_t decode_tokens, bool prefill, const PagedKv& kv,
                 const DecodeScratch& scratch, float* out, cudaStream_t stream) {
   if (head_dim <= 64) {
-    attend_typed<T, 2>(q, heads, kv_heads, head_dim, b, decode_tokens, kv, scratch, out, stream);
+    attend_typed<T, 2>(q, heads, kv_heads, head_dim, b, decode_tokens, prefill, kv, scratch, out,
+                       stream);
   } else if (head_dim <= 128) {
-    attend_typed<T, 4>(q, heads, kv_heads, head_dim, b, decode_tokens, kv, scratch, out, stream);
+    attend_typed<T, 4>(q, heads, kv_heads, head_dim, b, decode_tokens, prefill, kv, scratch, out,
+                       stream);
   } else {
-    attend_typed<T, 8>(q, heads, kv_heads, head_dim, b, decode_tokens, kv, scratch, out, stream);
+    attend_typed<T, 8>(q, heads, kv_heads, head_dim, b, decode_tokens, prefill, kv, scratch, out,
+                       stream);
   }
 }
 
@@ -329,25 +317,33 @@ void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, in
 
 void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                             const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
-                            const DecodeScratch& scratch, float* out, cudaStream_t stream) {
+                            const DecodeScratch& scratch, float* out, cudaStream_t stream,
+                            PrefillAttention prefill) {
   if (batch.tokens <= 0) return;
   check_layout(heads, kv_heads, head_dim);
   if (decode_tokens > 0 && (scratch.partial == nullptr || scratch.counters == nullptr))
     throw std::invalid_argument("launch_paged_attention: decode tokens need scratch");
+  const bool tensor_cores =
+      prefill == PrefillAttention::TensorCores && prefill_attention_supported(head_dim);
+  const bool fp32_prefill = !tensor_cores;
   switch (kv.dtype) {
     case KvCacheDtype::F32:
-      return attend_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
-                               stream);
-    case KvCacheDtype::BF16:
-      return attend_any<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv,
-                                       scratch, out, stream);
-    case KvCacheDtype::Fp8:
-      return attend_any<uint8_t>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch,
-                                 out, stream);
-    case KvCacheDtype::Auto:
+      attend_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, fp32_prefill, kv,
+                        scratch, out, stream);
       break;
+    case KvCacheDtype::BF16:
+      attend_any<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, decode_tokens, fp32_prefill,
+                                kv, scratch, out, stream);
+      break;
+    case KvCacheDtype::Fp8:
+      attend_any<uint8_t>(q, heads, kv_heads, head_dim, batch, decode_tokens, fp32_prefill, kv,
+                          scratch, out, stream);
+      break;
+    case KvCacheDtype::Auto:
+      throw std::invalid_argument("launch_paged_attention: the KV element type is not settled");
   }
-  throw std::invalid_argument("launch_paged_attention: the KV element type is not settled");
+  if (tensor_cores)
+    launch_prefill_attention(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, out, stream);
 }
 
 }  // namespace fp8llm::cuda

@@ -51,12 +51,18 @@ struct DecodeScratch {
   float* partial = nullptr;  // tokens * heads * kDecodeMaxSplits * (head_dim + 2)
   int* counters = nullptr;   // tokens * heads, zero between launches (the kernel leaves them so)
 };
+// How the tokens after the decode tokens (prompts) are attended: the fp32 kernel (the CPU's
+// arithmetic), or on tensor cores with bf16 products (prefill_attention.h) where the head size
+// allows it.
+enum class PrefillAttention { Fp32, TensorCores };
 // Causal GQA attention, fp32 online softmax with scale 1/sqrt(head_dim): token t attends to the
 // positions 0 .. positions[t] of its sequence. The first `decode_tokens` tokens take the split
-// path (they must be decode tokens), the rest one block per (token, head).
+// path (they must be decode tokens), the rest one block per (token, head), or the tensor-core
+// kernel.
 void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                             const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
-                            const DecodeScratch& scratch, float* out, cudaStream_t stream);
+                            const DecodeScratch& scratch, float* out, cudaStream_t stream,
+                            PrefillAttention prefill = PrefillAttention::Fp32);
 
 inline constexpr int64_t kPagedMaxHeadDim = 256;
 
