@@ -223,7 +223,8 @@ template <typename T, int D>
 void launch_typed(const float* q, int64_t heads, int64_t kv_heads, const PagedBatch& b,
                   int64_t first_token, const PagedKv& kv, float* out, cudaStream_t stream) {
   const size_t bytes = Smem<D>::bytes;
-  // Above 48 KiB a kernel must opt in; once per instantiation (the attribute stays set).
+  // Above 48 KiB a kernel must opt in. The attribute belongs to the current device: once per
+  // instantiation holds while a process drives one GPU (ranks on several GPUs must set it on each).
   static const bool opted_in = [&] {
     CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_kernel<T, D>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
