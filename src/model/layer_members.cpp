@@ -11,6 +11,28 @@ static_assert([] {
   return true;
 }());
 
+WeightRole weight_role_of(LinearKind kind) {
+  switch (kind) {
+    case LinearKind::Q:
+      return WeightRole::QProj;
+    case LinearKind::K:
+      return WeightRole::KProj;
+    case LinearKind::V:
+      return WeightRole::VProj;
+    case LinearKind::O:
+      return WeightRole::OProj;
+    case LinearKind::Gate:
+      return WeightRole::GateProj;
+    case LinearKind::Up:
+      return WeightRole::UpProj;
+    case LinearKind::Down:
+      return WeightRole::DownProj;
+    case LinearKind::LmHead:
+      return WeightRole::LmHead;
+  }
+  fail("weight_role_of: unknown projection");
+}
+
 std::optional<LinearKind> linear_kind_of(WeightRole role) {
   switch (role) {
     case WeightRole::QProj:

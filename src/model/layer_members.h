@@ -25,6 +25,8 @@ inline constexpr std::array<NormKind, 4> kLayerNormKinds = {
 // The projection a tensor belongs to: its weight (QProj..DownProj, LmHead) or its bias
 // (QBias..DownBias). nullopt for the embedding and the norms.
 std::optional<LinearKind> linear_kind_of(WeightRole role);
+// The weight of a projection: QProj..DownProj, LmHead.
+WeightRole weight_role_of(LinearKind kind);
 // The norm a tensor is (FinalNorm: NormKind::Final); nullopt for every other role.
 std::optional<NormKind> norm_kind_of(WeightRole role);
 // QBias..DownBias.

@@ -5,6 +5,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
+#include "model/layer_members.h"
 #include "quant/region_quantizer.h"
 
 namespace fp8llm {
@@ -24,35 +25,11 @@ bool CpuBackend::partial_output(LinearKind kind) const {
 cpu::WeightShard CpuBackend::shard_of(LinearKind kind, int64_t in_features) const {
   const ShardPlan& plan = *rank_.plan;
   const ModelConfig& whole = plan.config();
-  WeightRole role = WeightRole::LmHead;
+  // o and down hold input columns: their full width is the whole model's.
   int64_t full_k = in_features;
-  switch (kind) {
-    case LinearKind::Q:
-      role = WeightRole::QProj;
-      break;
-    case LinearKind::K:
-      role = WeightRole::KProj;
-      break;
-    case LinearKind::V:
-      role = WeightRole::VProj;
-      break;
-    case LinearKind::O:
-      role = WeightRole::OProj;
-      full_k = whole.num_heads * whole.head_dim;
-      break;
-    case LinearKind::Gate:
-      role = WeightRole::GateProj;
-      break;
-    case LinearKind::Up:
-      role = WeightRole::UpProj;
-      break;
-    case LinearKind::Down:
-      role = WeightRole::DownProj;
-      full_k = whole.intermediate_size;
-      break;
-    case LinearKind::LmHead:
-      break;
-  }
+  if (kind == LinearKind::O) full_k = whole.num_heads * whole.head_dim;
+  if (kind == LinearKind::Down) full_k = whole.intermediate_size;
+  const WeightRole role = weight_role_of(kind);
   const TensorSlice s = plan.slice(role, rank_.rank);
   return {.row = s.row_begin, .col = s.col_begin, .full_k = full_k};
 }
