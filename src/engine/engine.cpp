@@ -90,9 +90,6 @@ LoadOptions settled(LoadOptions o) {
                "--tensor-parallel {}: several ranks run on --device cpu only; --device cuda runs "
                "one rank",
                o.tensor_parallel);
-  FP8LLM_CHECK(o.tensor_parallel == 1 || o.max_loras == 0,
-               "--max-loras {}: LoRA adapters do not run with --tensor-parallel {}", o.max_loras,
-               o.tensor_parallel);
   if (o.kv_cache_dtype == KvCacheDtype::Auto)
     o.kv_cache_dtype = o.device == Device::Cuda ? KvCacheDtype::BF16 : KvCacheDtype::F32;
   return o;
@@ -124,7 +121,8 @@ std::vector<KvStorage*> kv_caches(const DeviceModel& d) {
 
 ModelRunner runner_for(const LlamaModel& model, const DeviceModel& d, RunnerOptions options) {
   if (!d.shards) return ModelRunner(model, *d.backend, *d.workspace, *d.kv, std::move(options));
-  return ModelRunner(model, rank_parts(d), *d.threads, *d.collectives, std::move(options));
+  return ModelRunner(model, rank_parts(d), *d.shards, *d.threads, *d.collectives,
+                     std::move(options));
 }
 
 // The Engine over any device: the batching engine (llm_engine.h) for requests, and one
@@ -152,8 +150,7 @@ class BackendEngine final : public Engine {
                           .max_context = max_context_,
                           .eos_token_ids = eos_},
              &lora_) {
-    if (options.max_loras > 0)
-      device_.backend->reserve_lora(options.max_loras, options.max_lora_rank);
+    if (options.max_loras > 0) runner_.reserve_lora(options.max_loras, options.max_lora_rank);
   }
 
   void add_lora(const std::string& name, const std::filesystem::path& dir) override {

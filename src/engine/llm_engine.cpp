@@ -170,7 +170,8 @@ void LlmEngine::append(Sequence& seq, const SampledStep& step) {
 }
 
 std::vector<RequestOutput> LlmEngine::step() {
-  if (lora_ != nullptr) lora_->apply(runner_.backend());  // adapters changed since the last step
+  if (lora_ != nullptr)  // adapters changed since the last step
+    lora_->apply([this](int slot, const LoraAdapter* a) { runner_.set_lora(slot, a); });
   take_incoming();
   std::set<RequestState*> changed;
   const Schedule schedule = scheduler_.schedule();

@@ -112,15 +112,15 @@ void LoraSlots::release(int32_t slot) {
     --slots_[static_cast<size_t>(slot)].users;
 }
 
-void LoraSlots::apply(Backend& backend) {
+void LoraSlots::apply(const Sink& sink) {
   std::lock_guard lock(mutex_);
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     if (s.upload) {
-      backend.set_lora(static_cast<int>(i), &*s.upload);
+      sink(static_cast<int>(i), &*s.upload);
       s.upload.reset();
     } else if (s.clear) {
-      backend.set_lora(static_cast<int>(i), nullptr);
+      sink(static_cast<int>(i), nullptr);
     }
     s.clear = false;
   }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -40,8 +41,10 @@ class LoraSlots {
   Use acquire(const std::string& name);
   void release(int32_t slot);
 
-  // On the step thread, before a pass: pushes what changed to the backend.
-  void apply(Backend& backend);
+  // Where apply() puts an adapter: its slot and factors (nullptr empties the slot).
+  using Sink = std::function<void(int slot, const LoraAdapter* adapter)>;
+  // On the step thread, before a pass: pushes what changed to the backend(s).
+  void apply(const Sink& sink);
 
  private:
   struct Slot {

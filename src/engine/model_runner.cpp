@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/lora_shard.h"
 
 namespace fp8llm {
 
@@ -13,10 +14,12 @@ ModelRunner::ModelRunner(const LlamaModel& model, Backend& backend, Workspace& w
       block_size_(kv.view().spec.block_size),
       options_(std::move(options)) {}
 
-ModelRunner::ModelRunner(const LlamaModel& model, std::vector<RankPart> ranks, RankThreads& threads,
+ModelRunner::ModelRunner(const LlamaModel& model, std::vector<RankPart> ranks,
+                         const ShardPlan& shards, RankThreads& threads,
                          CollectiveGroup& collectives, RunnerOptions options)
     : model_(model),
       ranks_(std::move(ranks)),
+      shards_(&shards),
       threads_(&threads),
       collectives_(&collectives),
       block_size_(ranks_.at(0).kv->view().spec.block_size),
@@ -26,6 +29,21 @@ ModelRunner::ModelRunner(const LlamaModel& model, std::vector<RankPart> ranks, R
                    static_cast<int>(ranks_.size()) == model.dims().ranks,
                "model runner: {} ranks, {} threads, {} in the collectives, a model of {}",
                ranks_.size(), threads.ranks(), collectives.ranks(), model.dims().ranks);
+}
+
+void ModelRunner::reserve_lora(int slots, int64_t max_rank) {
+  for (RankPart& r : ranks_) r.backend->reserve_lora(slots, max_rank);
+}
+
+void ModelRunner::set_lora(int slot, const LoraAdapter* adapter) {
+  if (shards_ == nullptr || adapter == nullptr) {
+    for (RankPart& r : ranks_) r.backend->set_lora(slot, adapter);
+    return;
+  }
+  for (size_t r = 0; r < ranks_.size(); ++r) {
+    const LoraAdapter part = shard_lora(*adapter, *shards_, static_cast<int>(r));
+    ranks_[r].backend->set_lora(slot, &part);
+  }
 }
 
 Act ModelRunner::forward(int64_t key, const Batch& batch) {

@@ -13,6 +13,8 @@
 #include "model/collective.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
+#include "model/lora_weights.h"
+#include "model/shard_plan.h"
 #include "model/workspace.h"
 
 namespace fp8llm {
@@ -37,11 +39,11 @@ class ModelRunner {
  public:
   ModelRunner(const LlamaModel& model, Backend& backend, Workspace& workspace, KvStorage& kv,
               RunnerOptions options);
-  // Tensor parallel: every rank (rank 0 first) runs each batch over its shard, on `threads`;
-  // `collectives` is aborted when a rank fails, so that the others do not wait for it. The
-  // logits are rank 0's, and the KV block copies are made on every rank.
-  ModelRunner(const LlamaModel& model, std::vector<RankPart> ranks, RankThreads& threads,
-              CollectiveGroup& collectives, RunnerOptions options);
+  // Tensor parallel: every rank (rank 0 first) runs each batch over its shard of `shards`, on
+  // `threads`; `collectives` is aborted when a rank fails, so that the others do not wait for it.
+  // The logits are rank 0's, and the KV block copies are made on every rank.
+  ModelRunner(const LlamaModel& model, std::vector<RankPart> ranks, const ShardPlan& shards,
+              RankThreads& threads, CollectiveGroup& collectives, RunnerOptions options);
 
   struct Pass {
     Act logits;                // [rows, vocab] where the backend computed them
@@ -53,6 +55,10 @@ class ModelRunner {
   Act run(Batch& batch);
 
   Backend& backend() { return *ranks_[0].backend; }
+  // LoRA adapter slots on every rank (Backend::reserve_lora / set_lora), each rank given its cut
+  // of the adapter (model/lora_shard.h). Between passes.
+  void reserve_lora(int slots, int64_t max_rank);
+  void set_lora(int slot, const LoraAdapter* adapter);
   int64_t block_size() const { return block_size_; }
   // The KV caches to run over from now on, one per rank (null while the engine sleeps; nothing
   // runs then). A new cache may be elsewhere in memory, so what was recorded over the old one is
@@ -65,6 +71,7 @@ class ModelRunner {
 
   const LlamaModel& model_;
   std::vector<RankPart> ranks_;
+  const ShardPlan* shards_ = nullptr;  // tensor parallel only
   RankThreads* threads_ = nullptr;
   CollectiveGroup* collectives_ = nullptr;
   int64_t block_size_;

@@ -13,7 +13,6 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
   const bool split = d.ranks > 1;  // tensor parallel: the collectives below join the ranks
   const int64_t t = batch.num_tokens;
   FP8LLM_CHECK(t > 0, "forward: no tokens");
-  FP8LLM_CHECK(!(split && batch.lora), "LoRA adapters do not run with --tensor-parallel");
   const int64_t q_dim = d.heads * c.head_dim, kv_dim = d.kv_heads * c.head_dim;
 
   ws.reset(t);
@@ -48,8 +47,10 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     b.rope_append_kv(l, q, k, v, kv, batch);
     b.attention(l, q, kv, batch, attn);
     b.linear(attn, l, LinearKind::O, proj);
-    if (split) b.reduce_partial(proj, l, LinearKind::O);
+    // On a rank, the adapter's share (its columns of A) joins the partial sum before the ranks
+    // add theirs up (model/lora_shard.h).
     if (batch.lora) b.lora(attn, l, LinearKind::O, batch, proj);
+    if (split) b.reduce_partial(proj, l, LinearKind::O);
     b.add_rms_norm(x, proj, l, NormKind::PostAttention, h);
     b.linear_group(h, l, gate_up, std::array<Act, 2>{gate, up});
     if (batch.lora) {
@@ -58,8 +59,8 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     }
     b.silu_mul(gate, up, gate);
     b.linear(gate, l, LinearKind::Down, proj);
-    if (split) b.reduce_partial(proj, l, LinearKind::Down);
     if (batch.lora) b.lora(gate, l, LinearKind::Down, batch, proj);
+    if (split) b.reduce_partial(proj, l, LinearKind::Down);
   }
   // Only the rows whose logits are wanted go through lm_head.
   b.add_rms_norm(x, proj, -1, NormKind::Final, h);

@@ -195,11 +195,6 @@ TEST(TensorParallel, ConfigurationsThatDoNotDivide) {
             "--tensor-parallel 3: intermediate_size 200 is not a multiple of 3");
   EXPECT_EQ(err("tiny-llama", 8), "--tensor-parallel 8: more ranks than num_attention_heads (4)");
   EXPECT_EQ(err("tiny-llama", 0), "--tensor-parallel 0 must be at least 1");
-  EXPECT_EQ(
-      error_of([&] {
-        Engine::load({.model_dir = data_path("tiny-llama"), .tensor_parallel = 2, .max_loras = 1});
-      }),
-      "--max-loras 1: LoRA adapters do not run with --tensor-parallel 2");
 }
 
 }  // namespace
