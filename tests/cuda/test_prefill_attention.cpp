@@ -115,6 +115,8 @@ TEST_P(CudaPrefillAttention, MatchesTheFp32KernelWithinBf16Rounding) {
                          .token_seq = d_seq.as<int32_t>(),
                          .block_tables = d_tables.as<int32_t>(),
                          .max_blocks = max_blocks};
+  ASSERT_TRUE(prefill_attention_supported(D))
+      << "this device cannot hold the tiles of head size " << D;
   const bool fp8 = c.kv == KvCacheDtype::Fp8;
   const PagedKv kv{.dtype = c.kv,
                    .k = k_cache.data(),
@@ -163,6 +165,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(PrefillAttentionSupport, HeadSizes) {
+  if (!device_available()) GTEST_SKIP() << "no CUDA device";
   EXPECT_TRUE(prefill_attention_supported(64));
   EXPECT_TRUE(prefill_attention_supported(128));
   EXPECT_FALSE(prefill_attention_supported(96));

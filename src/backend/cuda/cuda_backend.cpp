@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/cuda/kernels/model_kernels.h"
+#include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/error.h"
 #include "model/layer_members.h"
@@ -63,6 +64,12 @@ CudaBackend::CudaBackend(const ModelConfig& config, DeviceWeights weights, CudaB
   FP8LLM_CHECK(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0,
                "--device cuda: {} heads do not group over {} key/value heads", c.num_heads,
                c.num_kv_heads);
+  // --fp8-gemm fp32 keeps every sum in fp32, attention's too; tensor-core puts prompts on tensor
+  // cores where the head size and the device's shared memory allow it.
+  prefill_attention_ =
+      limits_.fp8_gemm == Fp8Gemm::TensorCore && prefill_attention_supported(c.head_dim)
+          ? PrefillAttention::TensorCores
+          : PrefillAttention::Fp32;
   const RopeTable table(rope_params(c.rope), c.head_dim);
   inv_freq_ = to_device(table.inv_freq());
   // Every buffer a pass uses is sized for the limits now, so none moves once a pass is recorded.
@@ -252,10 +259,7 @@ void CudaBackend::attention(int64_t layer, Act q, const KvCacheView& kv, const B
   launch_paged_attention(f32(q), config_.num_heads, config_.num_kv_heads, config_.head_dim,
                          paged(batch), batch.num_decode_tokens, paged(kv, layer),
                          {decode_partial_.as<float>(), decode_counters_.as<int>()}, f32(out),
-                         stream_.get(),
-                         // --fp8-gemm fp32 keeps every sum in fp32, attention's too.
-                         limits_.fp8_gemm == Fp8Gemm::TensorCore ? PrefillAttention::TensorCores
-                                                                 : PrefillAttention::Fp32);
+                         stream_.get(), prefill_attention_);
 }
 
 void CudaBackend::silu_mul(Act gate, Act up, Act out) {

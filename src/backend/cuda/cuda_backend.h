@@ -80,6 +80,7 @@ class CudaBackend final : public Backend {
   Stream stream_;
   CublasLtGemm gemm_;
   Fp8Linear fp8_;
+  PrefillAttention prefill_attention_ = PrefillAttention::Fp32;  // how prompt tokens attend
   DeviceBuffer inv_freq_;    // RoPE inverse frequencies (fp32, bit for bit as the CPU's)
   DeviceBuffer bf16_input_;  // the bf16 copy of a bf16-weight projection's input
   // The batch arrays, at fixed device addresses, and their pinned staging copy.

@@ -323,8 +323,7 @@ void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int
   check_layout(heads, kv_heads, head_dim);
   if (decode_tokens > 0 && (scratch.partial == nullptr || scratch.counters == nullptr))
     throw std::invalid_argument("launch_paged_attention: decode tokens need scratch");
-  const bool tensor_cores =
-      prefill == PrefillAttention::TensorCores && prefill_attention_supported(head_dim);
+  const bool tensor_cores = prefill == PrefillAttention::TensorCores;
   const bool fp32_prefill = !tensor_cores;
   switch (kv.dtype) {
     case KvCacheDtype::F32:

@@ -52,8 +52,8 @@ struct DecodeScratch {
   int* counters = nullptr;   // tokens * heads, zero between launches (the kernel leaves them so)
 };
 // How the tokens after the decode tokens (prompts) are attended: the fp32 kernel (the CPU's
-// arithmetic), or on tensor cores with bf16 products (prefill_attention.h) where the head size
-// allows it.
+// arithmetic), or on tensor cores with bf16 products (prefill_attention.h; the caller checks
+// prefill_attention_supported first).
 enum class PrefillAttention { Fp32, TensorCores };
 // Causal GQA attention, fp32 online softmax with scale 1/sqrt(head_dim): token t attends to the
 // positions 0 .. positions[t] of its sequence. The first `decode_tokens` tokens take the split

@@ -33,9 +33,10 @@ struct Smem {
   static constexpr int kLdS = kKeys + kPadF32;   // S: fp32 [64][68]
   static constexpr int kLdO = D + kPadF32;       // O: fp32 [64][D + 4]
   static constexpr size_t q = 0;
-  static constexpr size_t k = q + sizeof(__nv_bfloat16) * kRows * kLdQ;
-  static constexpr size_t v = k + sizeof(__nv_bfloat16) * kKeys * kLdQ;
-  static constexpr size_t p = v + sizeof(__nv_bfloat16) * kKeys * kLdQ;
+  // K, then V of the same keys, in one buffer: it keeps a block within the 99 KiB that Ada
+  // (sm_89) grants at head size 128.
+  static constexpr size_t kv = q + sizeof(__nv_bfloat16) * kRows * kLdQ;
+  static constexpr size_t p = kv + sizeof(__nv_bfloat16) * kKeys * kLdQ;
   static constexpr size_t s = p + sizeof(__nv_bfloat16) * kRows * kLdP;
   static constexpr size_t o = s + sizeof(float) * kRows * kLdS;
   static constexpr size_t m = o + sizeof(float) * kRows * kLdO;  // running max per row
@@ -47,9 +48,22 @@ struct Smem {
   static constexpr size_t slot = pos + sizeof(int64_t) * kRows;   // int64 per key
   static constexpr size_t seq = slot + sizeof(int64_t) * kKeys;   // int32 per row
   static constexpr size_t bytes = seq + sizeof(int32_t) * kRows;
-  static_assert(k % 32 == 0 && v % 32 == 0 && p % 32 == 0 && s % 32 == 0 && o % 32 == 0,
+  static_assert(kv % 32 == 0 && p % 32 == 0 && s % 32 == 0 && o % 32 == 0,
                 "WMMA tiles must start 32-byte aligned");
 };
+
+// The 64 cached rows of one KV head at `slots` (-1: past the last key, zeros), widened to fp32 as
+// the fp32 kernel widens them and rounded to bf16 into `tile` [64][D + 8].
+template <typename T, int D>
+__device__ void load_rows(const T* __restrict__ cache, const int64_t* slots, const float* scales,
+                          int64_t kv_heads, int64_t kvh, __nv_bfloat16* tile) {
+  for (int i = threadIdx.x; i < kKeys * D; i += kThreads) {
+    const int j = i / D, d = i % D;
+    const int64_t slot = slots[j];
+    const float x = slot >= 0 ? kv_load(cache + (slot * kv_heads + kvh) * D, d, scales[j]) : 0.0f;
+    tile[j * Smem<D>::kLdQ + d] = __float2bfloat16_rn(x);
+  }
+}
 
 // grid (ceil(rows / 64), heads), 128 threads. See prefill_attention.h.
 template <typename T, int D>
@@ -62,8 +76,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
   using L = Smem<D>;
   extern __shared__ __align__(128) unsigned char smem[];
   auto* sq = reinterpret_cast<__nv_bfloat16*>(smem + L::q);
-  auto* sk = reinterpret_cast<__nv_bfloat16*>(smem + L::k);
-  auto* sv = reinterpret_cast<__nv_bfloat16*>(smem + L::v);
+  auto* skv = reinterpret_cast<__nv_bfloat16*>(smem + L::kv);
   auto* sp = reinterpret_cast<__nv_bfloat16*>(smem + L::p);
   auto* ss = reinterpret_cast<float*>(smem + L::s);
   auto* so = reinterpret_cast<float*>(smem + L::o);
@@ -109,8 +122,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
     const int64_t keys = spos[seg_end - 1] + 1;
     const int32_t* table = block_tables + static_cast<int64_t>(s_id) * max_blocks;
     for (int64_t kb = 0; kb < keys; kb += kKeys) {
-      // Keys kb .. kb + 63 of the sequence: slots and scales, then the rows widened to fp32 and
-      // rounded to bf16 (zeros past the last key).
+      // Keys kb .. kb + 63 of the sequence: slots and scales, then their K rows.
       for (int j = threadIdx.x; j < kKeys; j += kThreads) {
         const int64_t key = kb + j;
         int64_t slot = -1;
@@ -121,18 +133,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
         svs[j] = (slot >= 0 && v_scale != nullptr) ? v_scale[slot * kv_heads + kvh] : 1.0f;
       }
       __syncthreads();
-      for (int i = threadIdx.x; i < kKeys * D; i += kThreads) {
-        const int j = i / D, d = i % D;
-        const int64_t slot = sslot[j];
-        float kx = 0.0f, vx = 0.0f;
-        if (slot >= 0) {
-          const int64_t row = (slot * kv_heads + kvh) * D;
-          kx = kv_load(k_cache + row, d, sks[j]);
-          vx = kv_load(v_cache + row, d, svs[j]);
-        }
-        sk[j * L::kLdQ + d] = __float2bfloat16_rn(kx);
-        sv[j * L::kLdQ + d] = __float2bfloat16_rn(vx);
-      }
+      load_rows<T, D>(k_cache, sslot, sks, kv_heads, kvh, skv);
       __syncthreads();
 
       // S = Q Kᵀ for the warp's 16 rows: Kᵀ read as a column-major [D][64] view of K's rows.
@@ -146,12 +147,14 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
           wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
           wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
           wmma::load_matrix_sync(a, sq + r0 * L::kLdQ + c * 16, L::kLdQ);
-          wmma::load_matrix_sync(b, sk + (n * 16) * L::kLdQ + c * 16, L::kLdQ);
+          wmma::load_matrix_sync(b, skv + (n * 16) * L::kLdQ + c * 16, L::kLdQ);
           wmma::mma_sync(acc, a, b, acc);
         }
         wmma::store_matrix_sync(ss + r0 * L::kLdS + n * 16, acc, L::kLdS, wmma::mem_row_major);
       }
-      __syncwarp();
+      __syncthreads();  // every warp is done with K: V takes its place
+      load_rows<T, D>(v_cache, sslot, svs, kv_heads, kvh, skv);
+      __syncthreads();
 
       // The online softmax of the warp's rows: lanes 2i and 2i + 1 take row r0 + i, 32 keys each.
       {
@@ -202,12 +205,12 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
           wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
           wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b;
           wmma::load_matrix_sync(a, sp + r0 * L::kLdP + c * 16, L::kLdP);
-          wmma::load_matrix_sync(b, sv + (c * 16) * L::kLdQ + n * 16, L::kLdQ);
+          wmma::load_matrix_sync(b, skv + (c * 16) * L::kLdQ + n * 16, L::kLdQ);
           wmma::mma_sync(acc, a, b, acc);
         }
         wmma::store_matrix_sync(so + r0 * L::kLdO + n * 16, acc, L::kLdO, wmma::mem_row_major);
       }
-      __syncthreads();  // every warp is done with this step's K and V
+      __syncthreads();  // every warp is done with this step's V
     }
     seg = seg_end;
   }
@@ -254,7 +257,15 @@ void launch_dim(const float* q, int64_t heads, int64_t kv_heads, int64_t head_di
 }  // namespace
 
 bool prefill_attention_supported(int64_t head_dim) {
-  return head_dim == 64 || head_dim == 128;
+  if (head_dim != 64 && head_dim != 128) return false;
+  // The shared memory a block may opt into on this device (99 KiB on Ada, 227 KiB on Hopper).
+  int device = 0, limit = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
+          cudaSuccess)
+    return false;
+  const size_t need = head_dim == 64 ? Smem<64>::bytes : Smem<128>::bytes;
+  return need <= static_cast<size_t>(limit);
 }
 
 void launch_prefill_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,

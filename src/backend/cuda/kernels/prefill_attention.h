@@ -20,7 +20,8 @@
 
 namespace fp8llm::cuda {
 
-// Whether the tensor-core kernel takes this head size (others use the fp32 kernel).
+// Whether the tensor-core kernel takes this head size (64 or 128) on the current device (its
+// shared memory must hold a block's tiles); otherwise the fp32 kernel runs.
 bool prefill_attention_supported(int64_t head_dim);
 
 // Rows [first_token, batch.tokens) of q [tokens, heads, head_dim] into out (same layout).
