@@ -91,6 +91,13 @@ def parse_args(argv=None):
     return args
 
 
+def shown(path):
+    """A path as the files written record it: relative to the repository when inside it, so that
+    they do not name the machine they were made on."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
 def log(t0, lines, message):
     line = f"[{time.monotonic() - t0:7.1f} s] {message}"
     print(line, flush=True)
@@ -227,7 +234,7 @@ def main(argv=None):
 
     chapters = kjv.read_chapters(args.corpus)
     splits = kjv.split_chapters(chapters)
-    say(f"corpus {args.corpus}: " + ", ".join(f"{k} {len(v)} chapters" for k, v in splits.items()))
+    say(f"corpus {shown(args.corpus)}: " + ", ".join(f"{k} {len(v)} chapters" for k, v in splits.items()))
     tok = bpe.train([c.text() for c in splits["train"]], args.vocab, SPECIAL_TOKENS)
     vocab = len(SPECIAL_TOKENS) + len(tok.vocab)
     say(f"tokenizer: {vocab} tokens ({len(tok.merges)} merges)")
@@ -350,10 +357,10 @@ def main(argv=None):
                  "versions": {"python": sys.version.split()[0], "numpy": np.__version__}}
     (partial / "reference.json").write_text(json.dumps(reference, indent=2) + "\n")
     info = {
-        "corpus": str(args.corpus), "trainer": "scripts/train/train_cpu.py (numpy, CPU)",
+        "corpus": shown(args.corpus), "trainer": "scripts/train/train_cpu.py (numpy, CPU)",
         "splits": {k: len(v) for k, v in splits.items()}, "heldout_chapters": heldout_chapters,
         "tokens": {"train": len(train_ids), "validation": len(val_ids), "chat": len(chat)},
-        "parameters": n_params, "settings": {k: (str(v) if isinstance(v, Path) else v)
+        "parameters": n_params, "settings": {k: (shown(v) if isinstance(v, Path) else v)
                                              for k, v in vars(args).items()},
         "training": {"steps": step, "best_step": best["step"],
                      "best_validation_loss": best["loss"], "history": history},
