@@ -94,8 +94,10 @@ class Model:
         self.s = shape
         self.p = params
 
-    def loss_and_grads(self, x, y, want_grads=True):
-        """Mean cross entropy of next tokens y [B, T] given x [B, T], and its gradients."""
+    def _forward(self, x, caches=None):
+        """The decoder over token ids x [B, T]: the last hidden state h, the final norm's output
+        f and its inverse RMS rf, the RoPE tables and the score scale; with `caches` (a list),
+        each layer's intermediates for the backward pass are appended to it."""
         s, p = self.s, self.p
         B, T = x.shape
         H, KV, hd = s.heads, s.kv_heads, s.head_dim
@@ -104,7 +106,6 @@ class Model:
         scale = np.float32(1.0 / np.sqrt(hd))
         mask = np.triu(np.full((T, T), -np.inf, np.float32), k=1)
         h = p["model.embed_tokens.weight"][x]
-        caches = []
         for i in range(s.layers):
             n = layer_names(i)
             c = {"h_in": h}
@@ -130,8 +131,19 @@ class Model:
             act = g * sg * u
             h = h + act @ p[n["down"]].T
             c.update(m=m, g=g, u=u, sg=sg, act=act)
-            caches.append(c)
+            if caches is not None:
+                caches.append(c)
         f, rf = rms_norm(h, p["model.norm.weight"], s.eps)
+        return h, f, rf, cos, sin, scale
+
+    def loss_and_grads(self, x, y, want_grads=True):
+        """Mean cross entropy of next tokens y [B, T] given x [B, T], and its gradients."""
+        s, p = self.s, self.p
+        B, T = x.shape
+        H, KV, hd = s.heads, s.kv_heads, s.head_dim
+        G = H // KV
+        caches = []
+        h, f, rf, cos, sin, scale = self._forward(x, caches if want_grads else None)
         logits = f.reshape(B * T, -1) @ p["lm_head.weight"].T
         logits -= logits.max(axis=-1, keepdims=True)
         e = np.exp(logits)
@@ -190,37 +202,9 @@ class Model:
 
     def logits(self, ids):
         """Logits [len, vocab] of one fresh sequence."""
-        return _forward_logits(self, np.asarray(ids)[None])[0]
-
-
-def _forward_logits(model, x):
-    s, p = model.s, model.p
-    B, T = x.shape
-    H, KV, hd = s.heads, s.kv_heads, s.head_dim
-    G = H // KV
-    cos, sin = rope_tables(s, T)
-    scale = np.float32(1.0 / np.sqrt(hd))
-    mask = np.triu(np.full((T, T), -np.inf, np.float32), k=1)
-    h = p["model.embed_tokens.weight"][x]
-    for i in range(s.layers):
-        n = layer_names(i)
-        a, _ = rms_norm(h, p[n["ln1"]], s.eps)
-        q = (a @ p[n["q"]].T).reshape(B, T, KV, G, hd).transpose(0, 2, 3, 1, 4)
-        k = (a @ p[n["k"]].T).reshape(B, T, KV, hd).transpose(0, 2, 1, 3)
-        v = (a @ p[n["v"]].T).reshape(B, T, KV, hd).transpose(0, 2, 1, 3)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        scores = (q @ k[:, :, None].swapaxes(-1, -2)) * scale + mask
-        scores -= scores.max(axis=-1, keepdims=True)
-        probs = np.exp(scores)
-        probs /= probs.sum(axis=-1, keepdims=True)
-        o = (probs @ v[:, :, None]).transpose(0, 3, 1, 2, 4).reshape(B, T, H * hd)
-        h = h + o @ p[n["o"]].T
-        m, _ = rms_norm(h, p[n["ln2"]], s.eps)
-        g = m @ p[n["gate"]].T
-        h = h + (g * sigmoid(g) * (m @ p[n["up"]].T)) @ p[n["down"]].T
-    f, _ = rms_norm(h, p["model.norm.weight"], s.eps)
-    return f @ p["lm_head.weight"].T
+        ids = np.asarray(ids)
+        _, f, _, _, _, _ = self._forward(ids[None])
+        return f.reshape(len(ids), -1) @ self.p["lm_head.weight"].T
 
 
 def check_gradients(seed=0, samples=6):
