@@ -284,6 +284,7 @@ class LLM:
                     "prompt)"
                 )
         names = []
+        added = set(self._engine.lora_names())  # asked once, not once per prompt
         for r in requests:
             if r is None:
                 names.append("")
@@ -291,10 +292,11 @@ class LLM:
                 names.append(r)
             else:
                 if r.path is not None:
-                    known = self._lora_paths.get(r.lora_name, "")
-                    if r.lora_name not in self._engine.lora_names():
+                    known = self._lora_paths.get(r.lora_name)
+                    if r.lora_name not in added:
                         self.add_lora(r)
-                    elif known is not None and known != "" and known != r.path:
+                        added.add(r.lora_name)
+                    elif known is not None and known != r.path:
                         raise _core.Error(
                             f"lora {r.lora_name}: already added from {known}, not {r.path}"
                         )
