@@ -4,8 +4,10 @@
 // steps; sampled requests are reproducible; the GPU agrees with the CPU engine.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -135,12 +137,21 @@ TEST_F(CudaBatching, ChunksPreemptionPrefixCacheAndGraphsKeepTheTokens) {
   EXPECT_EQ(differences(alone, no_graphs->generate(requests), "no graphs"), 0);
 }
 
+// The same seeded requests twice give the same tokens. With fp32 sums always, whatever the
+// second run takes from the prefix cache; with tensor cores when the steps are the same (no
+// prefix cache), since a cached prefix changes the GEMMs' shapes and so how they sum, as in
+// other engines.
 TEST_F(CudaBatching, SampledRequestsAreReproducible) {
   const std::vector<GenerationRequest> requests = mixed(48, true, 3);
-  auto e = gpu({.quantization = Quantization::Fp8Row});
+  auto exact = gpu({.quantization = Quantization::Fp8Row, .fp8_gemm = Fp8Gemm::Fp32});
+  EXPECT_EQ(differences(exact->generate(requests), exact->generate(requests), "fp32 sampled twice"),
+            0);
+  EXPECT_GT(exact->stats().prefix_hit_tokens, 0);
+  exact.reset();
+  auto e = gpu({.quantization = Quantization::Fp8Row, .prefix_caching = false});
   const std::vector<RequestOutput> a = e->generate(requests);
   const std::vector<RequestOutput> b = e->generate(requests);
-  EXPECT_EQ(differences(a, b, "sampled twice"), 0);
+  EXPECT_EQ(differences(a, b, "tensor cores sampled twice"), 0);
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_EQ(a[i].outputs.size(), static_cast<size_t>(requests[i].params.n));
     for (const CompletionOutput& c : a[i].outputs) {
@@ -152,19 +163,42 @@ TEST_F(CudaBatching, SampledRequestsAreReproducible) {
   }
 }
 
-// The GPU engine (fp32 sums, fp32 KV) against the CPU engine on the same greedy batch: these
-// random-weight models amplify fp32 rounding differences, so the count that differ is reported;
-// most must agree.
+// The GPU engine (fp32 sums, fp32 KV) against the CPU engine on the same greedy batch. These
+// random-weight models have near ties and amplify fp32 rounding differences, so sequences may
+// part; where one does, both engines have seen the same tokens, and the two candidates must be
+// within the logits bound of the CPU's row (test_cuda_engine.cpp's kVsCpuBound, as a share of
+// the row's L2 norm): a larger gap is a real disagreement.
 TEST_F(CudaBatching, AgreesWithTheCpuEngine) {
+  constexpr double kVsCpuBound = 3e-2;
   const std::vector<GenerationRequest> requests = mixed(32, false, 4);
   auto g = gpu({.quantization = Quantization::Fp8Block,
                 .fp8_gemm = Fp8Gemm::Fp32,
                 .kv_cache_dtype = KvCacheDtype::F32});
   auto c =
       Engine::load({.model_dir = data_path("tiny-llama"), .quantization = Quantization::Fp8Block});
-  const int differ = differences(g->generate(requests), c->generate(requests), "gpu vs cpu");
+  const std::vector<RequestOutput> on_gpu = g->generate(requests);
+  const std::vector<RequestOutput> on_cpu = c->generate(requests);
+  const int differ = differences(on_gpu, on_cpu, "gpu vs cpu");
   std::printf("gpu vs cpu: %d of 32 greedy sequences differ\n", differ);
-  EXPECT_LE(differ, 8);
+  EXPECT_LE(differ, 16);
+  const auto vocab = static_cast<size_t>(c->vocab_size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto& x = on_gpu[i].outputs.at(0).token_ids;
+    const auto& y = on_cpu[i].outputs.at(0).token_ids;
+    size_t at = 0;
+    while (at < x.size() && at < y.size() && x[at] == y[at]) ++at;
+    if (at == x.size() || at == y.size()) continue;
+    std::vector<int32_t> seen = requests[i].prompt;
+    seen.insert(seen.end(), y.begin(), y.begin() + static_cast<std::ptrdiff_t>(at));
+    const std::vector<float> all = c->logits(seen);
+    const std::span<const float> row(all.data() + all.size() - vocab, vocab);
+    double norm = 0;
+    for (const float v : row) norm += static_cast<double>(v) * v;
+    const double gap = row[static_cast<size_t>(y[at])] - row[static_cast<size_t>(x[at])];
+    std::printf("request %zu: the CPU's token leads the GPU's by %.4f (%.2e of the row)\n", i, gap,
+                gap / std::sqrt(norm));
+    EXPECT_LE(gap, kVsCpuBound * std::sqrt(norm)) << "request " << i;
+  }
 }
 
 }  // namespace

@@ -50,6 +50,14 @@ constexpr double kIncrementalBound = 2e-2;  // token by token vs the full forwar
 // H100 and H200). The references bound still holds; the other two are looser by that much.
 constexpr double kTensorCoreVsCpuBound = 8e-2;
 constexpr double kTensorCoreIncrementalBound = 8e-2;
+// In that mode prompts also attend on tensor cores, with q, keys, values and softmax weights
+// rounded to bf16 (docs/FP8.md): against the references the fixtures then land 5.6e-2 to 7.0e-2
+// away (H200), so the references bound is the tensor-core one too.
+constexpr double kTensorCoreVsReferenceBound = 8e-2;
+// A bf16 or fp8 KV cache is rounded the same way on both engines, but a last-bit difference before
+// that rounding moves a key or value by a bf16 or fp8 step rather than an fp32 one: up to 3.3e-2
+// from the CPU engine with fp32 sums (H200).
+constexpr double kRoundedKvVsCpuBound = 4e-2;
 
 bool tensor_cores(const Case& c) {
   return c.quantization != "none" && c.fp8_gemm == "tensor-core";
@@ -95,7 +103,12 @@ TEST_P(CudaEngine, MatchesReferenceAndCpuOnEveryPrompt) {
                            .quantization = parse_quantization(c.quantization),
                            .kv_cache_dtype = parse_kv_cache_dtype(c.kv)});
   const std::string kind = reference_kind(c.quantization);
-  const double bound = c.quantization == "none" ? kNoneBound : kFp8Bound;
+  const double bound = c.quantization == "none" ? kNoneBound
+                       : tensor_cores(c)         ? kTensorCoreVsReferenceBound
+                                                 : kFp8Bound;
+  const double cpu_bound = tensor_cores(c) ? kTensorCoreVsCpuBound
+                           : c.kv == "fp32" ? kVsCpuBound
+                                            : kRoundedKvVsCpuBound;
   double worst_ref = 0, worst_cpu = 0;
   for (size_t p = 0; p < ref.prompts.size(); ++p) {
     const std::vector<float> got = gpu->logits(ref.prompts[p]);
@@ -112,7 +125,7 @@ TEST_P(CudaEngine, MatchesReferenceAndCpuOnEveryPrompt) {
     if (c.kv == "fp32") {
       EXPECT_LT(err_ref, bound) << "prompt " << p;
     }
-    EXPECT_LT(err_cpu, tensor_cores(c) ? kTensorCoreVsCpuBound : kVsCpuBound) << "prompt " << p;
+    EXPECT_LT(err_cpu, cpu_bound) << "prompt " << p;
   }
   std::printf("%s %s %s: max rel L2 vs %s %.3e, vs cpu %.3e\n", c.model.c_str(),
               c.quantization.c_str(), c.fp8_gemm.c_str(), kind.c_str(), worst_ref, worst_cpu);
@@ -276,7 +289,8 @@ TEST_F(CudaWeights, DeviceFp8WeightsEqualReferenceCheckpoints) {
 }
 
 // A checkpoint that is already FP8 (fine-grained, 128x128 blocks) runs on the GPU as the CPU runs
-// it: its codes are copied, its scales converted to the device layout.
+// it: its codes are copied, its scales converted to the device layout. Summed in fp32, so that
+// only rounding order separates the two.
 TEST_F(CudaWeights, PrequantizedCheckpointMatchesCpu) {
   const std::filesystem::path dir = data_path("tiny-llama-fp8-block");
   const Reference ref = Reference::load("tiny-llama");
@@ -288,6 +302,7 @@ TEST_F(CudaWeights, PrequantizedCheckpointMatchesCpu) {
   auto gpu = Engine::load({.model_dir = dir,
                            .quantization = Quantization::Fp8Block,
                            .device = Device::Cuda,
+                           .fp8_gemm = Fp8Gemm::Fp32,
                            .kv_cache_dtype = KvCacheDtype::F32});
   auto cpu = Engine::load({.model_dir = dir, .quantization = Quantization::Fp8Block});
   for (size_t p = 0; p < ref.prompts.size(); ++p) {
@@ -295,7 +310,7 @@ TEST_F(CudaWeights, PrequantizedCheckpointMatchesCpu) {
     const std::vector<float> got = gpu->logits(ids);
     const double err = rel_l2(got, cpu->logits(ids));
     std::printf("tiny-llama-fp8-block prompt %zu: rel L2 vs cpu %.3e\n", p, err);
-    EXPECT_LT(err, kFp8Bound) << "prompt " << p;
+    EXPECT_LT(err, kVsCpuBound) << "prompt " << p;
   }
 }
 

@@ -3,8 +3,8 @@
 // relative L2 error per prompt and as the share of positions whose top token agrees, for each
 // mode and --fp8-gemm setting; BF16 also against the trainer's own forward pass. On a trained
 // model these measure what the GPU's summation order and FP8 tensor cores do to real activations
-// (docs/QUALITY.md). The bounds are those the random fixture models needed (test_cuda_engine.cpp)
-// until a GPU run of this test measures this model; each case prints what it measured.
+// (docs/QUALITY.md). The bounds against the CPU are those the random fixture models need
+// (test_cuda_engine.cpp); each case prints what it measured.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,7 +29,10 @@ struct Case {
 constexpr double kVsCpuBound = 3e-2;            // fp32 sums on both sides
 constexpr double kTensorCoreVsCpuBound = 8e-2;  // FP8 tensor cores on the GPU
 constexpr double kTopAgreementMin = 0.9;        // positions whose top token is the CPU's
-constexpr double kVsTrainerBound = 1e-3;        // BF16, fp32 KV cache, against numpy's float32
+// BF16 weights and an fp32 KV cache against numpy's float32 forward: the GPU's BF16 tensor-core
+// products round their activations to bf16 (2^-9 relative), which the CPU does not; 1.59e-3
+// measured on an H200.
+constexpr double kVsTrainerBound = 4e-3;
 
 template <typename T>
 std::vector<T> tensor_values(const SafetensorsFile& f, const char* name) {
