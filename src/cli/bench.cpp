@@ -261,6 +261,11 @@ void add_bench_command(CLI::App& app) {
                   "Serving throughput instead: at most this many requests in flight (continuous "
                   "batching), with --num-prompts, --input-len, --output-len, --prefix-len")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", o->serving.warmup,
+                  "--concurrency: requests of --input-len tokens run first, not counted (first-use "
+                  "set-up: kernels loaded, GEMM algorithms chosen, decode steps recorded)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--num-prompts", o->serving.num_prompts, "--concurrency: requests")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "engine/warm_up.h"
 #include "formats/hf_config.h"
 
 namespace fp8llm::cli {
@@ -35,9 +36,9 @@ struct Flight {
 
 void run_serving_bench(Engine& engine, const ServingBench& b) {
   FP8LLM_CHECK(b.concurrency >= 1 && b.num_prompts >= 1 && b.input_len >= 1 && b.output_len >= 1 &&
-                   b.prefix_len >= 0 && b.prefix_len < b.input_len,
-               "bench: --concurrency, --num-prompts, --input-len and --output-len must be positive "
-               "and --prefix-len below --input-len");
+                   b.prefix_len >= 0 && b.prefix_len < b.input_len && b.warmup >= 0,
+               "bench: --concurrency, --num-prompts, --input-len and --output-len must be positive, "
+               "--prefix-len below --input-len and --warmup 0 or more");
   const ModelConfig& c = engine.config();
   std::mt19937_64 rng(b.seed);
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(c.vocab_size - 1));
@@ -53,6 +54,12 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
     requests.push_back(std::move(r));
   }
 
+  if (b.warmup > 0) {
+    const double seconds = warm_up(engine, b.warmup, b.input_len);
+    fmt::print("warm-up    {} request(s) of {} tokens in {:.3f} s (not counted)\n", b.warmup,
+               b.input_len, seconds);
+  }
+  const EngineStats before = engine.stats();
   std::vector<Flight> flights(requests.size());
   std::vector<double> ttft, itl;
   size_t next = 0, done = 0;
@@ -105,8 +112,8 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
   fmt::print(
       "kv cache   {} of {} blocks of {} used at most; prefix cache {} of {} prompt tokens; "
       "{} preemptions\n",
-      max_blocks, s.kv_blocks_total, s.block_size, s.prefix_hit_tokens, s.prefix_query_tokens,
-      s.preemptions);
+      max_blocks, s.kv_blocks_total, s.block_size, s.prefix_hit_tokens - before.prefix_hit_tokens,
+      s.prefix_query_tokens - before.prefix_query_tokens, s.preemptions - before.preemptions);
   if (load.peak_device_bytes == 0) return;  // the CPU: no device floor to compare with
   // A decode step at batch B reads every weight once and each sequence's keys and values, and
   // does 2 FLOPs per weight per token.

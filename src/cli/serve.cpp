@@ -17,6 +17,7 @@
 #include "cli/format.h"
 #include "cli/load_options.h"
 #include "core/error.h"
+#include "engine/warm_up.h"
 #include "server/server.h"
 #include "text/text_model.h"
 
@@ -73,6 +74,9 @@ void run_serve(Options o) {
 
   const TextModel text = TextModel::load(o.engine.model_dir);
   auto engine = load_engine(o.engine);
+  // The first request must not wait for the GPU's first-use set-up (engine/warm_up.h).
+  if (o.engine.device == "cuda")
+    log_status("warmed up in {:.0f} ms", 1000 * warm_up(*engine));
 
   server::ServerOptions so;
   so.host = o.host;

@@ -187,5 +187,20 @@ TEST(CliEdges, CpuBenchHasNoGpuFloor) {
   EXPECT_NE(r.out.find(" / 20 GB/s = "), std::string::npos) << r.out;
 }
 
+TEST(CliEdges, ServingBenchWarmsUpFirstUnlessToldNot) {
+  const std::string args = "bench --model " + model("tiny-llama") +
+                           " --concurrency 2 --num-prompts 3 --input-len 8 --output-len 3 --quiet";
+  CliResult r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("warm-up    1 request(s) of 8 tokens"), std::string::npos) << r.out;
+  // The warm-up's prompt is not among the counted ones: 3 x 7 (the prefix cache is asked about
+  // every prompt token but the last, which is always computed).
+  EXPECT_NE(r.out.find("of 21 prompt tokens"), std::string::npos) << r.out;
+  r = run_cli(args + " --warmup 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("warm-up"), std::string::npos) << r.out;
+  EXPECT_EQ(run_cli(args + " --warmup -1").exit_code, 2);
+}
+
 }  // namespace
 }  // namespace fp8llm::test

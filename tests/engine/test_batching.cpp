@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "engine/warm_up.h"
 #include "fp8llm/engine.h"
 #include "model/top_token.h"
 #include "test_util.h"
@@ -135,6 +136,21 @@ TEST(Batching, EverySequenceIsTheSameAloneOrInAnyBatch) {
 // Thousands of requests of random lengths, samples, stops and cancellations through a cache that
 // cannot hold many at once: every request ends exactly once, within its limits, and every block
 // comes back.
+// Warm-up requests run to the end and leave nothing behind but their counted tokens; a prompt
+// longer than the context is cut to fit.
+TEST(Batching, WarmUpRunsItsRequestsAndLeavesTheEngineIdle) {
+  auto e = load({.max_context = 64});
+  const EngineStats before = e->stats();
+  EXPECT_GT(warm_up(*e, 3, 500, 5), 0.0);
+  const EngineStats s = e->stats();
+  EXPECT_EQ(s.running, 0);
+  EXPECT_EQ(s.waiting, 0);
+  EXPECT_EQ(s.kv_blocks_used, 0);
+  EXPECT_FALSE(e->has_unfinished());
+  EXPECT_EQ(s.generated_tokens - before.generated_tokens, 3 * 5);
+  EXPECT_EQ(s.prompt_tokens - before.prompt_tokens, 3 * (64 - 5));
+}
+
 TEST(Batching, StressEndsWithEveryBlockFreeAndNoRequestLost) {
   auto engine = load({.quantization = Quantization::Fp8Row,
                       .kv_memory_gib = 16 * kTinyLlamaBlockGib,
