@@ -5,14 +5,17 @@
 # the load and the prompts to see decode steps. Writes OUT.csv (every launch) and OUT.txt (the
 # table, largest first).
 #
-#   scripts/gpu/profile_kernels.sh OUT SKIP COUNT FP8LLM bench ARGS...
+#   [KERNELS=REGEX] scripts/gpu/profile_kernels.sh OUT SKIP COUNT FP8LLM bench ARGS...
+#
+# KERNELS limits the profile (and SKIP and COUNT) to the kernels whose names match: a way past
+# the load's launches without counting them, e.g. KERNELS='nvjet|attention|act'.
 set -euo pipefail
 out=$1 skip=$2 count=$3
 shift 3
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 [[ -n $ncu ]] || { echo "profile_kernels: ncu not found" >&2; exit 2; }
 "$ncu" --clock-control none --metrics gpu__time_duration.sum --print-kernel-base function \
-  --launch-skip "$skip" \
+  ${KERNELS:+--kernel-name "regex:$KERNELS"} --launch-skip "$skip" \
   --launch-count "$count" --csv "$@" >"$out.raw" 2>"$out.log" || true
 # ncu's CSV (a header, then a row per launch and metric) follows the program's own output.
 grep -E '^"(ID|[0-9]+)"' "$out.raw" >"$out.csv" || true

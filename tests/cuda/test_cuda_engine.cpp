@@ -43,7 +43,10 @@ struct Case {
 constexpr double kNoneBound = 2e-2;         // vs bf16.pI
 constexpr double kFp8Bound = 6e-2;          // vs fp8_*.pI
 constexpr double kVsCpuBound = 3e-2;        // vs the CPU engine, same mode
-constexpr double kIncrementalBound = 2e-2;  // token by token vs the full forward
+// Token by token vs the full forward: decode tokens attend in decode_attention.h's kernel, whose
+// fp32 sums run in another order than the prompt kernel's (up to 7.1e-3 with an fp32 KV cache,
+// H200); with a rounded KV cache, kRoundedKvVsCpuBound.
+constexpr double kIncrementalBound = 2e-2;
 // With --fp8-gemm tensor-core, each GEMM of a prompt carries the tensor cores' summation error
 // (about 1.2e-4 relative, measured in test_gemm.cpp) while single tokens are summed in fp32; the
 // FP8 codes downstream then differ often enough that the logits move by 4e-2 to 5e-2 (measured on
@@ -56,7 +59,7 @@ constexpr double kTensorCoreIncrementalBound = 8e-2;
 constexpr double kTensorCoreVsReferenceBound = 8e-2;
 // A bf16 or fp8 KV cache is rounded the same way on both engines, but a last-bit difference before
 // that rounding moves a key or value by a bf16 or fp8 step rather than an fp32 one: up to 3.3e-2
-// from the CPU engine with fp32 sums (H200).
+// from the CPU engine with fp32 sums, and 2.7e-2 token by token against the full forward (H200).
 constexpr double kRoundedKvVsCpuBound = 4e-2;
 
 bool tensor_cores(const Case& c) {
@@ -152,7 +155,9 @@ TEST_P(CudaEngine, TokenByTokenEqualsFullForward) {
   const double err = rel_l2(stepwise, full);
   std::printf("%s %s %s: token-by-token vs full forward %.3e\n", c.model.c_str(),
               c.quantization.c_str(), c.fp8_gemm.c_str(), err);
-  EXPECT_LT(err, tensor_cores(c) ? kTensorCoreIncrementalBound : kIncrementalBound);
+  EXPECT_LT(err, tensor_cores(c)   ? kTensorCoreIncrementalBound
+                 : c.kv == "fp32" ? kIncrementalBound
+                                  : kRoundedKvVsCpuBound);
 }
 
 INSTANTIATE_TEST_SUITE_P(

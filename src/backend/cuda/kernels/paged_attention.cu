@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "backend/cuda/kernels/block_reduce.cuh"
+#include "backend/cuda/kernels/decode_attention.h"
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/paged_attention.h"
@@ -120,9 +121,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   const int64_t keys = positions[t] + 1;
   int64_t chunk = keys, splits = 1;
   if constexpr (kSplit) {
-    chunk = (keys + kDecodeMaxSplits - 1) / kDecodeMaxSplits;
-    chunk = chunk > kDecodeChunk ? chunk : kDecodeChunk;
-    chunk = (chunk + 31) / 32 * 32;
+    chunk = decode_chunk(keys);
     splits = (keys + chunk - 1) / chunk;
     if (static_cast<int64_t>(blockIdx.z) >= splits) return;
   }
@@ -244,17 +243,18 @@ void append_typed(float* q, float* k, const float* v, int64_t heads, int64_t kv_
   CUDA_CHECK_LAUNCH();
 }
 
-// The decode tokens on the split path; the rest, unless `prefill` is false (another kernel takes
-// them), one block per (token, head).
+// The decode tokens on the split path, unless `decode` is false; the rest, unless `prefill` is
+// false, one block per (token, head). Another kernel takes what this one does not.
 template <typename T, int kPer>
 void attend_typed(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                  const PagedBatch& b, int64_t decode_tokens, bool prefill, const PagedKv& kv,
-                  const DecodeScratch& scratch, float* out, cudaStream_t stream) {
+                  const PagedBatch& b, int64_t decode_tokens, bool decode, bool prefill,
+                  const PagedKv& kv, const DecodeScratch& scratch, float* out,
+                  cudaStream_t stream) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const int threads = kAttnWarps * 32;
   const auto* kc = static_cast<const T*>(kv.k);
   const auto* vc = static_cast<const T*>(kv.v);
-  if (decode_tokens > 0) {
+  if (decode && decode_tokens > 0) {
     const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(decode_tokens),
                     kDecodeMaxSplits);
     paged_attention_kernel<T, kPer, true><<<grid, threads, 0, stream>>>(
@@ -275,17 +275,18 @@ void attend_typed(const float* q, int64_t heads, int64_t kv_heads, int64_t head_
 
 template <typename T>
 void attend_any(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                const PagedBatch& b, int64_t decode_tokens, bool prefill, const PagedKv& kv,
-                const DecodeScratch& scratch, float* out, cudaStream_t stream) {
+                const PagedBatch& b, int64_t decode_tokens, bool decode, bool prefill,
+                const PagedKv& kv, const DecodeScratch& scratch, float* out,
+                cudaStream_t stream) {
   if (head_dim <= 64) {
-    attend_typed<T, 2>(q, heads, kv_heads, head_dim, b, decode_tokens, prefill, kv, scratch, out,
-                       stream);
+    attend_typed<T, 2>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv,
+                       scratch, out, stream);
   } else if (head_dim <= 128) {
-    attend_typed<T, 4>(q, heads, kv_heads, head_dim, b, decode_tokens, prefill, kv, scratch, out,
-                       stream);
+    attend_typed<T, 4>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv,
+                       scratch, out, stream);
   } else {
-    attend_typed<T, 8>(q, heads, kv_heads, head_dim, b, decode_tokens, prefill, kv, scratch, out,
-                       stream);
+    attend_typed<T, 8>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv,
+                       scratch, out, stream);
   }
 }
 
@@ -325,18 +326,22 @@ void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int
     throw std::invalid_argument("launch_paged_attention: decode tokens need scratch");
   const bool tensor_cores = prefill == PrefillAttention::TensorCores;
   const bool fp32_prefill = !tensor_cores;
+  const bool own_decode = !decode_attention_supported(kv.dtype, head_dim);
+  if (!own_decode)
+    launch_decode_attention(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
+                            stream);
   switch (kv.dtype) {
     case KvCacheDtype::F32:
-      attend_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, fp32_prefill, kv,
-                        scratch, out, stream);
+      attend_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, own_decode,
+                        fp32_prefill, kv, scratch, out, stream);
       break;
     case KvCacheDtype::BF16:
-      attend_any<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, decode_tokens, fp32_prefill,
-                                kv, scratch, out, stream);
+      attend_any<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, decode_tokens, own_decode,
+                                fp32_prefill, kv, scratch, out, stream);
       break;
     case KvCacheDtype::Fp8:
-      attend_any<uint8_t>(q, heads, kv_heads, head_dim, batch, decode_tokens, fp32_prefill, kv,
-                          scratch, out, stream);
+      attend_any<uint8_t>(q, heads, kv_heads, head_dim, batch, decode_tokens, own_decode,
+                          fp32_prefill, kv, scratch, out, stream);
       break;
     case KvCacheDtype::Auto:
       throw std::invalid_argument("launch_paged_attention: the KV element type is not settled");

@@ -44,9 +44,15 @@ void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, in
 // keys so that a small batch still fills the GPU: token t's keys are cut into splits_t =
 // ceil(keys / chunk) ranges with chunk = max(kDecodeChunk, ceil(keys / kDecodeMaxSplits)) rounded
 // up to 32, a function of the token's own length only (so a sequence's results do not depend on
-// its batch), merged in a fixed order by the last range to finish.
+// its batch), merged in a fixed order by the last range to finish. Decode tokens go to
+// decode_attention.h's kernel where it takes the layout, else to this file's.
 inline constexpr int kDecodeMaxSplits = 16;
-inline constexpr int64_t kDecodeChunk = 512;
+inline constexpr int64_t kDecodeChunk = 64;
+__host__ __device__ inline int64_t decode_chunk(int64_t keys) {
+  int64_t chunk = (keys + kDecodeMaxSplits - 1) / kDecodeMaxSplits;
+  chunk = chunk > kDecodeChunk ? chunk : kDecodeChunk;
+  return (chunk + 31) / 32 * 32;
+}
 struct DecodeScratch {
   float* partial = nullptr;  // tokens * heads * kDecodeMaxSplits * (head_dim + 2)
   int* counters = nullptr;   // tokens * heads, zero between launches (the kernel leaves them so)

@@ -1,0 +1,31 @@
+// Attention of decode tokens (the one new token of each sequence in a pass) over the paged KV
+// cache, in fp32: the kernel launch_paged_attention gives them where it applies. Decode is where
+// a batch of sequences reads its whole KV cache every step, so this kernel is laid out for
+// bandwidth: one block per (token, KV head, range of keys) attends for up to four of the query
+// heads that share that KV head, so each key and value row is read once for all of them; each
+// key row is read by a group of lanes in 16-byte loads (8 bf16, 16 e4m3 or 4 fp32 elements a
+// lane), several keys per warp at a time; the lane groups keep their own online softmax and are
+// merged in a fixed order. The key ranges are those of paged_attention.h (decode_chunk), a
+// function of the token's own length, so a sequence's results do not depend on its batch.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/kernels/paged_attention.h"
+#include "fp8llm/modes.h"
+
+namespace fp8llm::cuda {
+
+// Head sizes 64, 128 and 256 (not 256 with an fp32 cache, whose row is wider than a warp's
+// loads); the other layouts keep the general kernel of paged_attention.cu.
+bool decode_attention_supported(KvCacheDtype dtype, int64_t head_dim);
+
+// Tokens [0, decode_tokens) of q [tokens, heads, head_dim] into out (same layout): token t
+// attends to positions 0 .. positions[t] of its sequence, with scale 1/sqrt(head_dim).
+void launch_decode_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                             const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
+                             const DecodeScratch& scratch, float* out, cudaStream_t stream);
+
+}  // namespace fp8llm::cuda

@@ -1,0 +1,117 @@
+// The decode attention kernel (decode_attention.h) against the general fp32 kernel of
+// paged_attention.cu, which computes the same function with its sums in another order: one pass
+// of decode tokens whose sequences hold from one key to fourteen key ranges, for every KV element
+// type, head sizes 64, 128 and 256, and one to eight query heads per KV head (seven: a block of
+// four and one of three). Both sum in fp32, so they agree to fp32 rounding. A token alone gets
+// bit for bit what it gets in the batch, and a second launch the same bits (the last range of
+// each token resets its counter). Skipped without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/kernels/decode_attention.h"
+#include "backend/cuda/kernels/paged_attention.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "paged_attention_fixture.h"
+#include "test_util.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+struct Case {
+  int64_t heads, kv_heads, head_dim;
+  KvCacheDtype kv;
+};
+
+class CudaDecodeAttention : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (!device_available()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+TEST_P(CudaDecodeAttention, MatchesTheGeneralKernelAndIgnoresTheBatch) {
+  const Case c = GetParam();
+  const int64_t H = c.heads, D = c.head_dim;
+  ASSERT_TRUE(decode_attention_supported(c.kv, D));
+  // Keys 1, 5, 63, 64, 65, 101, 1001 and 2101: one range up to 64 keys, then 2, 16 (of 64) and
+  // 14 (of 160).
+  test::PagedAttentionFixture f(
+      H, c.kv_heads, D, c.kv,
+      {{0, 0}, {4, 4}, {62, 62}, {63, 63}, {64, 64}, {100, 100}, {1000, 1000}, {2100, 2100}},
+      42);
+  const size_t n = f.out_elems();
+  DeviceBuffer general(n * sizeof(float)), decode(n * sizeof(float));
+  launch_paged_attention(f.q.as<float>(), H, c.kv_heads, D, f.batch, /*decode_tokens=*/0, f.kv,
+                         f.scratch(), general.as<float>(), nullptr, PrefillAttention::Fp32);
+  launch_decode_attention(f.q.as<float>(), H, c.kv_heads, D, f.batch, f.tokens, f.kv, f.scratch(),
+                          decode.as<float>(), nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> want = to_host<float>(general, n);
+  const std::vector<float> got = to_host<float>(decode, n);
+  double worst = 0;
+  for (int64_t t = 0; t < f.tokens; ++t) {
+    for (int64_t h = 0; h < H; ++h) {
+      const size_t at = static_cast<size_t>((t * H + h) * D);
+      const double err = test::rel_l2(got.data() + at, want.data() + at, static_cast<size_t>(D));
+      worst = std::max(worst, err);
+      ASSERT_LT(err, 1e-5) << "token " << t << " (" << f.positions[t] + 1 << " keys) head " << h;
+    }
+  }
+  std::printf("heads %lld/%lld, head_dim %lld, kv %s: worst rel L2 %.3e\n",
+              static_cast<long long>(H), static_cast<long long>(c.kv_heads),
+              static_cast<long long>(D), std::string(to_string(c.kv)).c_str(), worst);
+
+  // Again: the counters were left at zero, so the ranges merge as before.
+  DeviceBuffer again(n * sizeof(float));
+  launch_decode_attention(f.q.as<float>(), H, c.kv_heads, D, f.batch, f.tokens, f.kv, f.scratch(),
+                          again.as<float>(), nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(std::memcmp(to_host<float>(again, n).data(), got.data(), n * sizeof(float)), 0);
+
+  // Each token alone: its q row, position and sequence as a batch of one.
+  const size_t row = static_cast<size_t>(H * D);
+  for (int64_t t = 0; t < f.tokens; ++t) {
+    PagedBatch one = f.batch;
+    one.tokens = 1;
+    one.positions += t;
+    one.slots += t;
+    one.token_seq += t;
+    DeviceBuffer alone(row * sizeof(float));
+    launch_decode_attention(f.q.as<float>() + t * H * D, H, c.kv_heads, D, one, 1, f.kv,
+                            f.scratch(), alone.as<float>(), nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(std::memcmp(to_host<float>(alone, row).data(), got.data() + t * row,
+                          row * sizeof(float)),
+              0)
+        << "token " << t << " alone";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, CudaDecodeAttention,
+    ::testing::Values(Case{8, 2, 64, KvCacheDtype::F32}, Case{8, 2, 64, KvCacheDtype::BF16},
+                      Case{8, 2, 64, KvCacheDtype::Fp8}, Case{32, 8, 128, KvCacheDtype::BF16},
+                      Case{28, 4, 128, KvCacheDtype::BF16}, Case{4, 4, 128, KvCacheDtype::F32},
+                      Case{8, 1, 128, KvCacheDtype::Fp8}, Case{16, 4, 256, KvCacheDtype::BF16},
+                      Case{8, 2, 256, KvCacheDtype::Fp8}),
+    [](const ::testing::TestParamInfo<Case>& param_info) {
+      const Case& c = param_info.param;
+      return "h" + std::to_string(c.heads) + "_kv" + std::to_string(c.kv_heads) + "_d" +
+             std::to_string(c.head_dim) + "_" + std::string(to_string(c.kv));
+    });
+
+TEST(DecodeAttentionSupport, Layouts) {
+  EXPECT_TRUE(decode_attention_supported(KvCacheDtype::BF16, 128));
+  EXPECT_TRUE(decode_attention_supported(KvCacheDtype::Fp8, 256));
+  EXPECT_FALSE(decode_attention_supported(KvCacheDtype::F32, 256));
+  EXPECT_FALSE(decode_attention_supported(KvCacheDtype::BF16, 96));
+}
+
+}  // namespace
+}  // namespace fp8llm::cuda
