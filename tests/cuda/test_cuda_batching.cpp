@@ -66,6 +66,13 @@ std::unique_ptr<Engine> gpu(LoadOptions o) {
   return Engine::load(o);
 }
 
+// Where two token lists first differ (the shorter one's length if one starts the other).
+size_t first_difference(const std::vector<int32_t>& x, const std::vector<int32_t>& y) {
+  size_t at = 0;
+  while (at < x.size() && at < y.size() && x[at] == y[at]) ++at;
+  return at;
+}
+
 // Sequences whose tokens differ, with where the first difference is.
 int differences(const std::vector<RequestOutput>& a, const std::vector<RequestOutput>& b,
                 const std::string& what) {
@@ -75,8 +82,7 @@ int differences(const std::vector<RequestOutput>& a, const std::vector<RequestOu
       const auto& x = a[i].outputs[s].token_ids;
       const auto& y = b.at(i).outputs.at(s).token_ids;
       if (x == y) continue;
-      size_t at = 0;
-      while (at < x.size() && at < y.size() && x[at] == y[at]) ++at;
+      const size_t at = first_difference(x, y);
       std::printf("%s: request %zu sample %zu differs at token %zu of %zu\n", what.c_str(), i, s,
                   at, x.size());
       ++differ;
@@ -185,8 +191,7 @@ TEST_F(CudaBatching, AgreesWithTheCpuEngine) {
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& x = on_gpu[i].outputs.at(0).token_ids;
     const auto& y = on_cpu[i].outputs.at(0).token_ids;
-    size_t at = 0;
-    while (at < x.size() && at < y.size() && x[at] == y[at]) ++at;
+    const size_t at = first_difference(x, y);
     if (at == x.size() || at == y.size()) continue;
     std::vector<int32_t> seen = requests[i].prompt;
     seen.insert(seen.end(), y.begin(), y.begin() + static_cast<std::ptrdiff_t>(at));

@@ -9,13 +9,13 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "backend/cuda/runtime/device.h"
 #include "formats/safetensors.h"
 #include "fp8llm/engine.h"
+#include "tensor_values.h"
 #include "test_util.h"
 
 namespace fp8llm::test {
@@ -33,14 +33,6 @@ constexpr double kTopAgreementMin = 0.9;        // positions whose top token is 
 // products round their activations to bf16 (2^-9 relative), which the CPU does not; 1.59e-3
 // measured on an H200.
 constexpr double kVsTrainerBound = 4e-3;
-
-template <typename T>
-std::vector<T> tensor_values(const SafetensorsFile& f, const char* name) {
-  const TensorView v = f.view(name);
-  std::vector<T> out(v.nbytes / sizeof(T));
-  std::memcpy(out.data(), v.data, v.nbytes);
-  return out;
-}
 
 double top_agreement(const std::vector<float>& a, const std::vector<float>& b, size_t vocab) {
   const size_t rows = a.size() / vocab;

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <ostream>
@@ -23,6 +22,7 @@
 
 #include "formats/safetensors.h"
 #include "fp8llm/engine.h"
+#include "tensor_values.h"
 #include "test_util.h"
 #include "text/text_model.h"
 
@@ -71,14 +71,6 @@ std::string read_file(const std::filesystem::path& p) {
 
 nlohmann::json reference(const std::filesystem::path& model) {
   return nlohmann::json::parse(read_file(model / "reference.json"));
-}
-
-template <typename T>
-std::vector<T> tensor_values(const SafetensorsFile& f, const char* name) {
-  const TensorView v = f.view(name);
-  std::vector<T> out(v.nbytes / sizeof(T));
-  std::memcpy(out.data(), v.data, v.nbytes);
-  return out;
 }
 
 nlohmann::json perplexity(const std::filesystem::path& model, const std::string& mode,
