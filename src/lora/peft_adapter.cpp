@@ -1,9 +1,11 @@
 #include "lora/peft_adapter.h"
 
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <regex>
 #include <set>
+#include <string_view>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -132,17 +134,44 @@ struct TensorName {
   char factor = 0;
 };
 
-std::optional<TensorName> parse_name(const std::string& name) {
-  static const std::regex re(
-      R"(^(?:base_model\.model\.)?model\.layers\.(\d+)\.(self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.lora_([AB])(?:\.[A-Za-z0-9_-]+)?\.weight$)");
-  std::smatch m;
-  if (!std::regex_match(name, m, re)) return std::nullopt;
+// Read by hand: a training loop replaces an adapter's hundreds of tensors every step, and a
+// regular expression per name would take longer than the copy.
+bool eat(std::string_view& s, std::string_view prefix) {
+  if (!s.starts_with(prefix)) return false;
+  s.remove_prefix(prefix.size());
+  return true;
+}
+
+std::optional<TensorName> parse_name(std::string_view s) {
+  eat(s, "base_model.model.");
+  if (!eat(s, "model.layers.")) return std::nullopt;
+  size_t digits = 0;
+  while (digits < s.size() && digits < 9 && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  if (digits == 0 || digits == 9) return std::nullopt;
   TensorName t;
-  t.layer = std::stoll(m[1].str());
-  for (const Target& target : kTargets)
-    if (m[3].str() == target.module && m[2].str() == target.parent) t.kind = target.kind;
-  if (m[3].str() != "q_proj" && t.kind == LinearKind::Q) return std::nullopt;  // wrong parent
-  t.factor = m[4].str()[0];
+  t.layer = std::stoll(std::string(s.substr(0, digits)));
+  s.remove_prefix(digits);
+  const Target* found = nullptr;
+  for (const Target& target : kTargets) {
+    std::string_view rest = s;
+    if (eat(rest, ".") && eat(rest, target.parent) && eat(rest, ".") && eat(rest, target.module) &&
+        eat(rest, ".lora_")) {
+      found = &target;
+      s = rest;
+      break;
+    }
+  }
+  if (found == nullptr || s.empty() || (s[0] != 'A' && s[0] != 'B')) return std::nullopt;
+  t.kind = found->kind;
+  t.factor = s[0];
+  s.remove_prefix(1);
+  if (eat(s, ".weight") && s.empty()) return t;
+  // An adapter name between the factor and ".weight", as in an in-memory PEFT state dict.
+  if (!eat(s, ".") || !s.ends_with(".weight")) return std::nullopt;
+  s.remove_suffix(7);
+  if (s.empty()) return std::nullopt;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return std::nullopt;
   return t;
 }
 
@@ -163,12 +192,14 @@ std::vector<uint16_t> to_bf16(const TensorView& v, const std::string& name,
 
 }  // namespace
 
-LoraAdapter parse_peft_adapter(const ModelConfig& config, const std::string& config_json,
-                               const std::vector<std::pair<std::string, TensorView>>& tensors,
-                               const std::string& source) {
+PeftLayout peft_layout(const ModelConfig& config, const std::string& config_json,
+                       const std::vector<std::pair<std::string, TensorView>>& tensors,
+                       const std::string& source) {
   const Settings s = read_config(config, config_json, source + ": adapter_config.json");
-  std::map<std::pair<int64_t, LinearKind>, LoraModule> modules;
-  for (const auto& [name, view] : tensors) {
+  std::map<std::pair<int64_t, LinearKind>, PeftModule> modules;
+  constexpr size_t kNone = PeftModule::kNone;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& [name, view] = tensors[i];
     const std::optional<TensorName> t = parse_name(name);
     FP8LLM_CHECK(t.has_value(), "{}: {}: not a LoRA factor of a q/k/v/o/gate/up/down projection",
                  source, name);
@@ -180,22 +211,42 @@ LoraAdapter parse_peft_adapter(const ModelConfig& config, const std::string& con
     const Shape want = t->factor == 'A' ? Shape{s.rank, p.in} : Shape{p.out, s.rank};
     FP8LLM_CHECK(view.shape == want, "{}: {}: shape {}, expected {} (r {}, the model's {} x {})",
                  source, name, shape_str(view.shape), shape_str(want), s.rank, p.out, p.in);
-    LoraModule& m = modules[{t->layer, t->kind}];
+    FP8LLM_CHECK(view.dtype == DType::BF16 || view.dtype == DType::F16 || view.dtype == DType::F32,
+                 "{}: {}: dtype {} (expected BF16, F16 or F32)", source, name,
+                 dtype_name(view.dtype));
+    PeftModule& m = modules[{t->layer, t->kind}];
     m.layer = t->layer;
     m.kind = t->kind;
-    std::vector<uint16_t>& dst = t->factor == 'A' ? m.a : m.b;
-    FP8LLM_CHECK(dst.empty(), "{}: {}: given twice", source, name);
-    dst = to_bf16(view, name, source);
+    size_t& at = t->factor == 'A' ? m.a : m.b;
+    FP8LLM_CHECK(at == kNone, "{}: {}: given twice", source, name);
+    at = i;
   }
-  LoraAdapter adapter;
-  adapter.rank = s.rank;
-  adapter.scale = s.scale;
+  PeftLayout layout;
+  layout.rank = s.rank;
+  layout.scale = s.scale;
   for (const auto& target : s.targets) {
     const auto it = modules.find(target);
-    FP8LLM_CHECK(it != modules.end() && !it->second.a.empty() && !it->second.b.empty(),
+    FP8LLM_CHECK(it != modules.end() && it->second.a != kNone && it->second.b != kNone,
                  "{}: {} is targeted but its lora_A and lora_B are not both given", source,
                  module_path(target.first, target_of(target.second)));
-    adapter.modules.push_back(std::move(it->second));
+    layout.modules.push_back(it->second);
+  }
+  return layout;
+}
+
+LoraAdapter parse_peft_adapter(const ModelConfig& config, const std::string& config_json,
+                               const std::vector<std::pair<std::string, TensorView>>& tensors,
+                               const std::string& source) {
+  const PeftLayout layout = peft_layout(config, config_json, tensors, source);
+  LoraAdapter adapter;
+  adapter.rank = layout.rank;
+  adapter.scale = layout.scale;
+  for (const PeftModule& pm : layout.modules) {
+    LoraModule& m = adapter.modules.emplace_back();
+    m.layer = pm.layer;
+    m.kind = pm.kind;
+    m.a = to_bf16(tensors[pm.a].second, tensors[pm.a].first, source);
+    m.b = to_bf16(tensors[pm.b].second, tensors[pm.b].first, source);
   }
   return adapter;
 }

@@ -19,6 +19,23 @@
 
 namespace fp8llm {
 
+// Where each targeted module's factors are among `tensors`, with every check parse_peft_adapter
+// makes except reading the values: for tensors in a device's memory, checked there.
+struct PeftModule {
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+  int64_t layer = 0;
+  LinearKind kind = LinearKind::Q;
+  size_t a = kNone, b = kNone;  // indices into the tensors
+};
+struct PeftLayout {
+  int64_t rank = 0;
+  float scale = 0;
+  std::vector<PeftModule> modules;  // in (layer, kind) order, as parse_peft_adapter's
+};
+PeftLayout peft_layout(const ModelConfig& config, const std::string& config_json,
+                       const std::vector<std::pair<std::string, TensorView>>& tensors,
+                       const std::string& source);
+
 // From the text of adapter_config.json and the named tensors; `source` names them in errors.
 // Factors in F32 or F16 are rounded to bf16 (round to nearest even).
 LoraAdapter parse_peft_adapter(const ModelConfig& config, const std::string& config_json,
