@@ -247,7 +247,7 @@ class LLM:
             raise _core.Error(f"lora {name}: tensors need their adapter config")
         if isinstance(config, dict):
             config = json.dumps(config)
-        self._engine.add_lora_tensors(name, config, _host_pairs(tensors))
+        self._engine.add_lora_tensors(name, config, _pairs(tensors, to_host=True))
         self._lora_paths[name] = None
         return True
 
@@ -256,8 +256,10 @@ class LLM:
     ) -> None:
         """New factors for an adapter already added, of the same modules and rank (a training
         loop's per-step sync). Requests that use it, running ones too, see them from the next
-        engine step on; the prefix cache of the old factors is never reused."""
-        self._engine.replace_lora(name, _host_pairs(tensors))
+        engine step on; the prefix cache of the old factors is never reused. CUDA tensors on the
+        engine's device are read there (checked and packed on the device, nothing copied to the
+        host); give them all on the device or all on the host."""
+        self._engine.replace_lora(name, _pairs(tensors, to_host=False))
 
     def remove_lora(self, name: Union[str, LoRARequest]) -> bool:
         """Removes an adapter (an error while unfinished requests use it). Returns True."""
@@ -371,9 +373,9 @@ class LLM:
         )
 
 
-def _host_pairs(tensors) -> List[Tuple[str, Any]]:
-    """(name, tensor) pairs with each tensor in host memory: adapter factors are checked on the
-    host before any slot changes, so device tensors are copied there first."""
+def _pairs(tensors, to_host: bool) -> List[Tuple[str, Any]]:
+    """(name, tensor) pairs, detached from autograd. With to_host, device tensors are copied to
+    host memory (add_lora checks a new adapter's factors on the host)."""
     pairs = tensors.items() if isinstance(tensors, dict) else tensors
     out = []
     for name, tensor in pairs:
@@ -381,7 +383,7 @@ def _host_pairs(tensors) -> List[Tuple[str, Any]]:
             detach = getattr(tensor, "detach", None)
             if callable(detach):
                 tensor = detach()
-            if getattr(tensor, "is_cuda", False):
+            if to_host and getattr(tensor, "is_cuda", False):
                 tensor = tensor.cpu()
         out.append((name, tensor))
     return out

@@ -1,6 +1,7 @@
 #include "cli/bench_serving.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -44,9 +45,12 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(c.vocab_size - 1));
   std::vector<int32_t> prefix(static_cast<size_t>(b.prefix_len));
   for (int32_t& id : prefix) id = pick(rng);
+  // With adapters loaded (--lora), the requests take them in turn: a batch mixes them all.
+  const std::vector<std::string> loras = engine.lora_names();
   std::vector<GenerationRequest> requests;
   for (int64_t i = 0; i < b.num_prompts; ++i) {
     GenerationRequest r;
+    if (!loras.empty()) r.lora = loras[static_cast<size_t>(i) % loras.size()];
     r.prompt = prefix;
     while (static_cast<int64_t>(r.prompt.size()) < b.input_len) r.prompt.push_back(pick(rng));
     r.params.max_tokens = static_cast<int>(b.output_len);
@@ -100,6 +104,8 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
   const double all_tokens = static_cast<double>(b.num_prompts * (b.input_len + b.output_len));
   fmt::print("serving    {} requests of {} in / {} out tokens (prefix {}), concurrency {}\n",
              b.num_prompts, b.input_len, b.output_len, b.prefix_len, b.concurrency);
+  if (!loras.empty())
+    fmt::print("lora       requests take the adapters in turn: {}\n", fmt::join(loras, ", "));
   fmt::print(
       "throughput {:.1f} output tok/s, {:.1f} total tok/s, {:.2f} requests/s ({:.2f} s, {} "
       "steps)\n",

@@ -1,6 +1,7 @@
 // `fp8llm synth --preset llama3-8b --out DIR`: writes a Llama-architecture BF16 checkpoint with
 // random weights (config.json + sharded safetensors + index), for load and speed benchmarks on
-// real model shapes without downloading a model.
+// real model shapes without downloading a model. With `--lora-rank R` it writes instead a PEFT
+// LoRA adapter of that shape (rank R on all seven projections), for the LoRA benchmarks.
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "loader/quantize_checkpoint.h"
+#include "model/lora_weights.h"
 #include "model/weights.h"
 
 namespace fp8llm::cli {
@@ -37,6 +39,7 @@ struct Options {
   bool layers_given = false;  // else the preset's
   uint64_t shard_bytes = 4ull << 30;
   uint64_t seed = 1;
+  int64_t lora_rank = 0;  // > 0: write an adapter
 };
 
 // The deepest Llama-family checkpoints have 126 layers (Llama 3.1 405B); far more is a typo, and
@@ -94,6 +97,53 @@ std::optional<uint64_t> free_bytes(const std::filesystem::path& dir) {
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
+// A PEFT adapter on every projection of every layer: A and B random (B is zero when PEFT starts
+// training, but then the adapter adds nothing and a benchmark would not see its arithmetic).
+void write_adapter(const Options& o, const ModelConfig& mc, const std::filesystem::path& dir) {
+  FP8LLM_CHECK(o.lora_rank >= 1 && o.lora_rank <= 512, "--lora-rank {}: must be in [1, 512]",
+               o.lora_rank);
+  check_output_directory(dir);
+  static constexpr std::pair<const char*, LinearKind> kModules[] = {
+      {"self_attn.q_proj", LinearKind::Q}, {"self_attn.k_proj", LinearKind::K},
+      {"self_attn.v_proj", LinearKind::V}, {"self_attn.o_proj", LinearKind::O},
+      {"mlp.gate_proj", LinearKind::Gate}, {"mlp.up_proj", LinearKind::Up},
+      {"mlp.down_proj", LinearKind::Down}};
+  build_directory_atomically(dir, [&](const std::filesystem::path& tmp) {
+    SafetensorsWriter w(tmp / "adapter_model.safetensors");
+    struct Item {
+      std::string name;
+      Shape shape;
+    };
+    std::vector<Item> items;
+    for (int64_t l = 0; l < mc.num_layers; ++l) {
+      for (const auto& [module, kind] : kModules) {
+        const ProjectionShape p = projection_shape(mc, kind);
+        const std::string base = fmt::format("base_model.model.model.layers.{}.{}", l, module);
+        items.push_back({base + ".lora_A.weight", {o.lora_rank, p.in}});
+        items.push_back({base + ".lora_B.weight", {p.out, o.lora_rank}});
+      }
+    }
+    for (const Item& it : items) w.declare(it.name, DType::BF16, it.shape);
+    std::vector<uint16_t> buffer;
+    uint64_t index = 0;
+    for (const Item& it : items) {
+      buffer.resize(static_cast<size_t>(num_elements(it.shape)));
+      fill_random(buffer, 0.0f, 0.02f, o.seed + index++);
+      w.write({reinterpret_cast<const std::byte*>(buffer.data()), buffer.size() * 2});
+    }
+    w.finish();
+    const nlohmann::json config = {
+        {"peft_type", "LORA"},
+        {"r", o.lora_rank},
+        {"lora_alpha", 2 * o.lora_rank},
+        {"target_modules",
+         {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}},
+        {"bias", "none"}};
+    write_text_file_atomically(tmp / "adapter_config.json", config.dump(2));
+  });
+  log_status("wrote a rank-{} LoRA adapter for {} to {}", o.lora_rank, o.preset, dir.string());
+}
+
 void run_synth(const Options& o) {
   FP8LLM_CHECK(!o.out.empty(), "--out is required");
   nlohmann::json config = preset_config(o.preset);
@@ -104,6 +154,7 @@ void run_synth(const Options& o) {
     config["num_hidden_layers"] = o.layers;
   }
   const ModelConfig mc = parse_model_config(config, o.preset);
+  if (o.lora_rank != 0) return write_adapter(o, mc, o.out);
   const std::vector<WeightSpec> specs = expected_weights(mc);
 
   const std::filesystem::path dir = o.out;
@@ -173,6 +224,9 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--shard-bytes", opts->shard_bytes, "Largest shard size in bytes")
       ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--lora-rank", opts->lora_rank,
+                  "Write a PEFT LoRA adapter of this rank on all seven projections of the preset's "
+                  "shape instead of a checkpoint");
   cmd->callback([opts] { run_synth(*opts); });
 }
 

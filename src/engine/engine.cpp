@@ -50,8 +50,10 @@ RunnerOptions with_lora(RunnerOptions r, const LoadOptions& o) {
   return r;
 }
 
-// Views of tensors handed over in memory, checked against their own description.
-std::vector<std::pair<std::string, TensorView>> views_of(const std::vector<WeightTensor>& tensors) {
+// Views of tensors handed over in memory, checked against their own description. With
+// `on_device`, every tensor is in the engine's device memory and its values are not read here.
+std::vector<std::pair<std::string, TensorView>> views_of(const std::vector<WeightTensor>& tensors,
+                                                         bool on_device = false) {
   std::vector<std::pair<std::string, TensorView>> out;
   for (const WeightTensor& t : tensors) {
     const std::optional<DType> dtype = dtype_from_name(t.dtype);
@@ -60,8 +62,15 @@ std::vector<std::pair<std::string, TensorView>> views_of(const std::vector<Weigh
     for (int64_t d : t.shape)
       FP8LLM_CHECK(d > 0, "{}: shape {} has an empty dimension", t.name, shape_str(t.shape));
     FP8LLM_CHECK(t.data != nullptr, "{}: no data", t.name);
-    // Adapter factors are parsed and checked on the host before any slot changes.
-    FP8LLM_CHECK(t.device == Device::Cpu, "{}: adapter factors must be in host memory", t.name);
+    if (on_device) {
+      FP8LLM_CHECK(t.device != Device::Cpu,
+                   "{}: in host memory, while the other factors are on the device", t.name);
+    } else {
+      FP8LLM_CHECK(t.device == Device::Cpu,
+                   "{}: adapter factors must be in host memory (replace_lora also takes them from "
+                   "the engine's device)",
+                   t.name);
+    }
     TensorView v;
     v.dtype = *dtype;
     v.shape = t.shape;
@@ -163,8 +172,34 @@ class BackendEngine final : public Engine {
               config_json);
   }
   void replace_lora(const std::string& name, const std::vector<WeightTensor>& tensors) override {
-    lora_.replace(name, parse_peft_adapter(config(), lora_.config_of(name), views_of(tensors),
-                                           "lora " + name));
+    const bool on_device = !tensors.empty() && tensors[0].device != Device::Cpu;
+    if (!on_device) {
+      lora_.replace(name, parse_peft_adapter(config(), lora_.config_of(name), views_of(tensors),
+                                             "lora " + name));
+      return;
+    }
+    // A training loop's factors, already on the device: checked and packed there, without a
+    // round trip through host memory.
+    const std::vector<std::pair<std::string, TensorView>> views = views_of(tensors, true);
+    FP8LLM_CHECK(tensors[0].device == device_kind_,
+                 "{}: on the {} device, but this engine runs on the {}", tensors[0].name,
+                 to_string(tensors[0].device), to_string(device_kind_));
+    const PeftLayout layout = peft_layout(config(), lora_.config_of(name), views, "lora " + name);
+    std::vector<LoraDeviceFactor> factors;
+    std::vector<std::pair<int64_t, LinearKind>> modules;
+    for (const PeftModule& m : layout.modules) {
+      modules.emplace_back(m.layer, m.kind);
+      for (const size_t i : {m.a, m.b}) {
+        factors.push_back({.layer = m.layer,
+                           .kind = m.kind,
+                           .is_b = i == m.b,
+                           .data = views[i].second.data,
+                           .dtype = views[i].second.dtype,
+                           .name = "lora " + name + ": " + views[i].first});
+      }
+    }
+    lora_.replace_staged(name, layout.rank, modules,
+                         [&](int slot) { runner_.stage_lora(slot, layout.rank, factors); });
   }
   void remove_lora(const std::string& name) override { lora_.remove(name); }
   std::vector<std::string> lora_names() const override { return lora_.names(); }

@@ -171,7 +171,8 @@ void LlmEngine::append(Sequence& seq, const SampledStep& step) {
 
 std::vector<RequestOutput> LlmEngine::step() {
   if (lora_ != nullptr)  // adapters changed since the last step
-    lora_->apply([this](int slot, const LoraAdapter* a) { runner_.set_lora(slot, a); });
+    lora_->apply([this](int slot, const LoraAdapter* a) { runner_.set_lora(slot, a); },
+                 [this](int slot) { runner_.commit_lora(slot); });
   take_incoming();
   std::set<RequestState*> changed;
   const Schedule schedule = scheduler_.schedule();

@@ -64,6 +64,21 @@ void LoraSlots::replace(const std::string& name, LoraAdapter adapter) {
                s->rank);
   s->version = next_version_++;
   s->upload = std::move(adapter);
+  s->staged = false;
+}
+
+void LoraSlots::replace_staged(const std::string& name, int64_t rank,
+                               const std::vector<std::pair<int64_t, LinearKind>>& modules,
+                               const std::function<void(int slot)>& stage) {
+  std::lock_guard lock(mutex_);
+  Slot* s = find(name);
+  FP8LLM_CHECK(s != nullptr, "lora {}: no adapter of that name is loaded", name);
+  FP8LLM_CHECK(rank == s->rank && modules == s->modules,
+               "lora {}: the new factors must have the adapter's rank ({}) and modules", name,
+               s->rank);
+  stage(static_cast<int>(s - slots_.data()));
+  s->version = next_version_++;
+  s->staged = true;  // a host upload still pending goes first (it sets the scale), then this
 }
 
 void LoraSlots::remove(const std::string& name) {
@@ -73,6 +88,7 @@ void LoraSlots::remove(const std::string& name) {
   FP8LLM_CHECK(s->users == 0, "lora {}: {} unfinished requests use it", name, s->users);
   s->name.clear();
   s->upload.reset();
+  s->staged = false;
   s->clear = true;
   s->modules.clear();
 }
@@ -112,13 +128,15 @@ void LoraSlots::release(int32_t slot) {
     --slots_[static_cast<size_t>(slot)].users;
 }
 
-void LoraSlots::apply(const Sink& sink) {
+void LoraSlots::apply(const Sink& sink, const Commit& commit) {
   std::lock_guard lock(mutex_);
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
-    if (s.upload) {
-      sink(static_cast<int>(i), &*s.upload);
+    if (s.upload || s.staged) {
+      if (s.upload) sink(static_cast<int>(i), &*s.upload);
+      if (s.staged) commit(static_cast<int>(i));
       s.upload.reset();
+      s.staged = false;
     } else if (s.clear) {
       sink(static_cast<int>(i), nullptr);
     }

@@ -28,6 +28,12 @@ class LoraSlots {
   void add(const std::string& name, LoraAdapter adapter, std::string config_json);
   // New factors of the same modules and rank; returns nothing until apply().
   void replace(const std::string& name, LoraAdapter adapter);
+  // The same from factors on the device: `stage` puts them aside on the backend (Backend::
+  // stage_lora, an Error leaving everything as it was), under the lock that apply() takes, so a
+  // staging never overlaps the commit of the one before.
+  void replace_staged(const std::string& name, int64_t rank,
+                      const std::vector<std::pair<int64_t, LinearKind>>& modules,
+                      const std::function<void(int slot)>& stage);
   void remove(const std::string& name);
   std::vector<std::string> names() const;
   // The adapter_config.json an adapter was added with (replace reads new factors against it).
@@ -41,10 +47,12 @@ class LoraSlots {
   Use acquire(const std::string& name);
   void release(int32_t slot);
 
-  // Where apply() puts an adapter: its slot and factors (nullptr empties the slot).
+  // Where apply() puts an adapter: its slot and factors (nullptr empties the slot); `commit`
+  // makes a slot's staged factors current (Backend::commit_lora).
   using Sink = std::function<void(int slot, const LoraAdapter* adapter)>;
+  using Commit = std::function<void(int slot)>;
   // On the step thread, before a pass: pushes what changed to the backend(s).
-  void apply(const Sink& sink);
+  void apply(const Sink& sink, const Commit& commit);
 
  private:
   struct Slot {
@@ -53,6 +61,7 @@ class LoraSlots {
     int users = 0;
     std::string config_json;
     std::optional<LoraAdapter> upload;  // factors not yet on the backend
+    bool staged = false;                // factors staged on the backend, not yet committed
     bool clear = false;                 // empty the backend's slot
     std::vector<std::pair<int64_t, LinearKind>> modules;
     int64_t rank = 0;

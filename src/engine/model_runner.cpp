@@ -46,6 +46,18 @@ void ModelRunner::set_lora(int slot, const LoraAdapter* adapter) {
   }
 }
 
+void ModelRunner::stage_lora(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors) {
+  FP8LLM_CHECK(ranks_.size() == 1,
+               "lora: factors on the device are taken by an engine of one rank (this one has {}); "
+               "hand them over in host memory",
+               ranks_.size());
+  ranks_[0].backend->stage_lora(slot, rank, factors);
+}
+
+void ModelRunner::commit_lora(int slot) {
+  for (RankPart& r : ranks_) r.backend->commit_lora(slot);
+}
+
 Act ModelRunner::forward(int64_t key, const Batch& batch) {
   std::vector<BatchView> views;
   for (const RankPart& r : ranks_) views.push_back(r.backend->prepare(batch));

@@ -59,6 +59,10 @@ class ModelRunner {
   // of the adapter (model/lora_shard.h). Between passes.
   void reserve_lora(int slots, int64_t max_rank);
   void set_lora(int slot, const LoraAdapter* adapter);
+  // Backend::stage_lora / commit_lora, for an engine of one rank (factors on its device are not
+  // cut into shards).
+  void stage_lora(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors);
+  void commit_lora(int slot);
   int64_t block_size() const { return block_size_; }
   // The KV caches to run over from now on, one per rank (null while the engine sleeps; nothing
   // runs then). A new cache may be elsewhere in memory, so what was recorded over the old one is

@@ -23,6 +23,7 @@ enum class LinearKind { Q, K, V, O, Gate, Up, Down, LmHead };
 enum class NormKind { Input, PostAttention, QNorm, KNorm, Final };
 
 struct LoraAdapter;
+struct LoraDeviceFactor;
 
 class Backend {
  public:
@@ -72,6 +73,23 @@ class Backend {
   virtual void reserve_lora(int slots, int64_t max_rank);
   virtual void set_lora(int slot, const LoraAdapter* adapter);
   virtual void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out);
+  // lora() for projections that share their input (q, k, v; gate, up).
+  virtual void lora_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                          const BatchView& batch, std::span<const Act> outs);
+  // lora_group in two halves around the group's base projection, so a backend can run the part
+  // that reads only `in` beside it: lora_shrink before linear/linear_group, lora_expand after
+  // (with the same arguments and the outputs). One group at a time. By default the shrink does
+  // nothing and the expand is lora_group.
+  virtual void lora_shrink(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                           const BatchView& batch);
+  virtual void lora_expand(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                           const BatchView& batch, std::span<const Act> outs);
+  // New factors for the adapter in `slot` from this backend's device memory (same rank and
+  // modules): stage_lora checks and copies them aside, an Error naming the tensor (and the slot
+  // unchanged) when a value is not finite; commit_lora then makes them the slot's, between
+  // passes. A backend that reads adapters only from host memory refuses.
+  virtual void stage_lora(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors);
+  virtual void commit_lora(int slot);
 
   // Tensor parallelism (model/shard_plan.h), on a backend holding one rank's shard; the model
   // calls these only when there are several ranks. There, linear() of a row-parallel projection

@@ -24,6 +24,7 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
   Act gate = ws.alloc(t, d.intermediate), up = ws.alloc(t, d.intermediate);
   const std::array<LinearKind, 3> qkv{LinearKind::Q, LinearKind::K, LinearKind::V};
   const std::array<LinearKind, 2> gate_up{LinearKind::Gate, LinearKind::Up};
+  const std::array<LinearKind, 1> o_kind{LinearKind::O}, down_kind{LinearKind::Down};
 
   b.embed(batch, x);
   if (split) b.all_reduce(x);
@@ -34,32 +35,29 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     } else {
       b.add_rms_norm(x, proj, l, NormKind::Input, h);
     }
+    if (batch.lora) b.lora_shrink(h, l, qkv, batch);
     b.linear_group(h, l, qkv, std::array<Act, 3>{q, k, v});
-    if (batch.lora) {
-      b.lora(h, l, LinearKind::Q, batch, q);
-      b.lora(h, l, LinearKind::K, batch, k);
-      b.lora(h, l, LinearKind::V, batch, v);
-    }
+    if (batch.lora) b.lora_expand(h, l, qkv, batch, std::array<Act, 3>{q, k, v});
     if (c.qk_norm) {
       b.rms_norm(q, l, NormKind::QNorm, q);
       b.rms_norm(k, l, NormKind::KNorm, k);
     }
     b.rope_append_kv(l, q, k, v, kv, batch);
     b.attention(l, q, kv, batch, attn);
+    if (batch.lora) b.lora_shrink(attn, l, o_kind, batch);
     b.linear(attn, l, LinearKind::O, proj);
     // On a rank, the adapter's share (its columns of A) joins the partial sum before the ranks
     // add theirs up (model/lora_shard.h).
-    if (batch.lora) b.lora(attn, l, LinearKind::O, batch, proj);
+    if (batch.lora) b.lora_expand(attn, l, o_kind, batch, std::array<Act, 1>{proj});
     if (split) b.reduce_partial(proj, l, LinearKind::O);
     b.add_rms_norm(x, proj, l, NormKind::PostAttention, h);
+    if (batch.lora) b.lora_shrink(h, l, gate_up, batch);
     b.linear_group(h, l, gate_up, std::array<Act, 2>{gate, up});
-    if (batch.lora) {
-      b.lora(h, l, LinearKind::Gate, batch, gate);
-      b.lora(h, l, LinearKind::Up, batch, up);
-    }
+    if (batch.lora) b.lora_expand(h, l, gate_up, batch, std::array<Act, 2>{gate, up});
     b.silu_mul(gate, up, gate);
+    if (batch.lora) b.lora_shrink(gate, l, down_kind, batch);
     b.linear(gate, l, LinearKind::Down, proj);
-    if (batch.lora) b.lora(gate, l, LinearKind::Down, batch, proj);
+    if (batch.lora) b.lora_expand(gate, l, down_kind, batch, std::array<Act, 1>{proj});
     if (split) b.reduce_partial(proj, l, LinearKind::Down);
   }
   // Only the rows whose logits are wanted go through lm_head.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "formats/hf_config.h"
 #include "model/backend.h"
 
@@ -27,6 +28,18 @@ struct LoraAdapter {
   int64_t rank = 0;
   float scale = 0;
   std::vector<LoraModule> modules;  // at most one per (layer, kind)
+};
+
+// One factor of an adapter in the memory of the device a backend runs on (a training loop's
+// tensors handed to replace_lora): the backend checks its values and converts them there, so
+// the factors never cross to the host.
+struct LoraDeviceFactor {
+  int64_t layer = 0;
+  LinearKind kind = LinearKind::Q;
+  bool is_b = false;  // B [out, rank], else A [rank, in]
+  const void* data = nullptr;
+  DType dtype = DType::BF16;  // BF16, F16 or F32
+  std::string name;           // for errors
 };
 
 // The input and output widths of a layer projection.

@@ -1,12 +1,15 @@
 // LoRA on the GPU: a batch of 64 requests over 4 adapters and the base model gives each request
 // the tokens it gets alone (--fp8-gemm fp32), and the GPU's log-probabilities stay within fp32
-// rounding of the CPU reference's.
+// rounding of the CPU reference's; an adapter replaced from tensors on the device behaves as one
+// replaced from host memory, and a bad device tensor changes nothing.
 #include <gtest/gtest.h>
 
 #include <random>
 
 #include "../engine/lora_fixture.h"
 #include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "core/dtype.h"
 #include "fp8llm/engine.h"
 #include "test_util.h"
 
@@ -74,6 +77,69 @@ TEST_F(CudaLora, MixedBatchEqualsAloneAndTracksTheCpu) {
   EXPECT_EQ(differ_alone, 0);
   EXPECT_LE(differ_cpu, 16);
   EXPECT_LT(worst_first, 5e-2);
+}
+
+CompletionOutput greedy(Engine& e, const std::string& lora) {
+  std::vector<int32_t> p;
+  for (int i = 0; i < 40; ++i) p.push_back(7 + 13 * i);
+  return e.generate({{p, {.max_tokens = 8, .ignore_eos = true, .logprobs = 20}, lora}})
+      .at(0)
+      .outputs.at(0);
+}
+
+TEST_F(CudaLora, ReplacingFromDeviceTensorsEqualsReplacingFromHostOnes) {
+  TempDir tmp;
+  const TinyAdapter first{.rank = 8, .seed = 30}, second{.rank = 8, .seed = 31};
+  first.write(tmp / "first");
+  auto from_host = load(Device::Cuda);
+  auto from_device = load(Device::Cuda);
+  from_host->add_lora("x", tmp / "first");
+  from_device->add_lora("x", tmp / "first");
+  const CompletionOutput before = greedy(*from_device, "x");
+
+  // The second adapter's factors: BF16 in host memory, and F32 on the device (rounded to bf16
+  // there, which gives the same bits).
+  std::vector<WeightTensor> host, device;
+  std::vector<cuda::DeviceBuffer> buffers;
+  const auto factors = second.factors();
+  for (const auto& [name, bits] : factors) {
+    host.push_back({name, "BF16", second.shape_of_tensor(name), bits.data()});
+    std::vector<float> f(bits.size());
+    for (size_t i = 0; i < bits.size(); ++i) f[i] = bf16_to_f32(bits[i]);
+    buffers.push_back(cuda::to_device(std::span<const float>(f)));
+    device.push_back(
+        {name, "F32", second.shape_of_tensor(name), buffers.back().data(), Device::Cuda});
+  }
+  from_host->replace_lora("x", host);
+  from_device->replace_lora("x", device);
+  const CompletionOutput want = greedy(*from_host, "x");
+  const CompletionOutput got = greedy(*from_device, "x");
+  EXPECT_EQ(got.token_ids, want.token_ids);
+  for (size_t t = 0; t < want.logprobs.size(); ++t)
+    EXPECT_EQ(got.logprobs[t].top, want.logprobs[t].top) << "step " << t;
+  EXPECT_NE(got.logprobs[0].top, before.logprobs[0].top);
+
+  // A NaN in one factor: refused with its name, and the adapter keeps the factors it had.
+  std::vector<float> poisoned(static_cast<size_t>(num_elements(device[5].shape)), 0.0f);
+  poisoned[17] = NAN;
+  cuda::DeviceBuffer bad = cuda::to_device(std::span<const float>(poisoned));
+  std::vector<WeightTensor> with_nan = device;
+  with_nan[5].data = bad.data();
+  const std::string error = error_of([&] { from_device->replace_lora("x", with_nan); });
+  EXPECT_NE(error.find(with_nan[5].name + ": holds a value that is not finite"), std::string::npos)
+      << error;
+  EXPECT_EQ(greedy(*from_device, "x").token_ids, want.token_ids);
+
+  // Back to the first factors, from the device: the first tokens again.
+  device.clear();
+  buffers.clear();
+  for (const auto& [name, bits] : first.factors()) {
+    buffers.push_back(cuda::to_device(std::span<const uint16_t>(bits)));
+    device.push_back(
+        {name, "BF16", first.shape_of_tensor(name), buffers.back().data(), Device::Cuda});
+  }
+  from_device->replace_lora("x", device);
+  EXPECT_EQ(greedy(*from_device, "x").logprobs[0].top, before.logprobs[0].top);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 // bad adapters and bad uses are one-line errors.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <random>
 
 #include "core/error.h"
@@ -205,6 +206,64 @@ TEST(Lora, ReplacingTakesEffectAndNeverReusesStaleKeys) {
   tensors.pop_back();
   EXPECT_NE(error_of([&] { e->replace_lora("x", tensors); }).find("lora x"), std::string::npos);
   EXPECT_EQ(run(*e, p, "x").token_ids, want.token_ids);
+  // Factors said to be on a CUDA device reach a CPU engine only as an error, as do factors split
+  // between host and device; neither changes the adapter.
+  tensors.clear();
+  for (const auto& [name, bits] : first.factors())
+    tensors.push_back({name, "BF16", first.shape_of_tensor(name), bits.data(), Device::Cuda});
+  EXPECT_NE(error_of([&] { e->replace_lora("x", tensors); })
+                .find("on the cuda device, but this engine runs on the cpu"),
+            std::string::npos)
+      << error_of([&] { e->replace_lora("x", tensors); });
+  tensors[3].device = Device::Cpu;
+  EXPECT_NE(error_of([&] { e->replace_lora("x", tensors); })
+                .find(tensors[3].name + ": in host memory, while the other factors are on the device"),
+            std::string::npos)
+      << error_of([&] { e->replace_lora("x", tensors); });
+  tensors[0].device = Device::Cpu;
+  EXPECT_NE(error_of([&] { e->replace_lora("x", tensors); })
+                .find(tensors[1].name + ": adapter factors must be in host memory"),
+            std::string::npos)
+      << error_of([&] { e->replace_lora("x", tensors); });
+  EXPECT_EQ(run(*e, p, "x").token_ids, want.token_ids);
+}
+
+TEST(Lora, FactorNamesFollowPeftsForms) {
+  // A saved adapter's names, an in-memory PEFT state dict's (adapter name before .weight, no
+  // base_model prefix); near misses are refused with the name.
+  const TinyAdapter a{.rank = 8, .targets = {"q_proj"}};
+  const auto f = a.factors();
+  const std::string cfg = a.config_json();
+  const auto rename = [&](auto&& fn) {
+    std::vector<WeightTensor> t;
+    std::vector<std::string> names;
+    for (const auto& [name, bits] : f) names.push_back(fn(name));
+    size_t i = 0;
+    for (const auto& [name, bits] : f)
+      t.push_back({names[i++], "BF16", a.shape_of_tensor(name), bits.data()});
+    return t;
+  };
+  const auto add = [&](const std::vector<WeightTensor>& t) {
+    auto e = engine(Quantization::None, 1);
+    return error_of([&] { e->add_lora("x", cfg, t); });
+  };
+  EXPECT_EQ(add(rename([](std::string n) { return n; })), "");
+  EXPECT_EQ(add(rename([](std::string n) { return n.substr(std::string("base_model.model.").size()); })),
+            "");
+  EXPECT_EQ(add(rename([](std::string n) {
+              return n.replace(n.size() - 7, 7, ".default.weight");
+            })),
+            "");
+  for (const auto& bad : std::vector<std::function<std::string(std::string)>>{
+           [](std::string n) { return n.replace(n.find("self_attn"), 9, "mlp"); },
+           [](std::string n) { return n.replace(n.size() - 7, 7, "..weight"); },
+           [](std::string n) { return n.replace(n.size() - 7, 7, ".a/b.weight"); },
+           [](std::string n) { return n.replace(n.find("lora_"), 6, "lora_C"); },
+           [](std::string n) { return n.replace(n.find("layers.") + 7, 1, "x"); },
+           [](std::string n) { return n + "s"; }}) {
+    const std::vector<WeightTensor> t = rename(bad);
+    EXPECT_NE(add(t).find("not a LoRA factor"), std::string::npos) << t[0].name << ": " << add(t);
+  }
 }
 
 TEST(Lora, BadAdaptersAndUsesAreOneLineErrors) {

@@ -27,7 +27,7 @@ float* f32(Act a) {
 // device), for batches within the limits.
 struct BatchLayout {
   size_t token_ids, positions, slots, token_seq, query_start, block_tables, logit_rows, token_lora,
-      bytes;
+      lora_order, bytes;
   explicit BatchLayout(const CudaBackendLimits& l) {
     const auto tokens = static_cast<size_t>(l.max_tokens);
     const auto seqs = static_cast<size_t>(l.max_seqs);
@@ -45,6 +45,7 @@ struct BatchLayout {
     block_tables = take(seqs * static_cast<size_t>(l.max_blocks) * sizeof(int32_t));
     logit_rows = take(tokens * sizeof(int32_t));
     token_lora = take(tokens * sizeof(int32_t));
+    lora_order = take(tokens * sizeof(int32_t));
     bytes = at;
   }
 };
@@ -79,6 +80,7 @@ CudaBackend::CudaBackend(const ModelConfig& config, DeviceWeights weights, CudaB
                               sizeof(__nv_bfloat16));
   const BatchLayout layout(limits_);
   batch_device_ = DeviceBuffer(layout.bytes);
+  lora_order_ = reinterpret_cast<const int32_t*>(batch_device_.as<std::byte>() + layout.lora_order);
   batch_host_ = PinnedBuffer(layout.bytes);
   const auto decode_rows = static_cast<size_t>(limits_.max_seqs * c.num_heads);
   decode_partial_ = DeviceBuffer(decode_rows * kDecodeMaxSplits *
@@ -118,6 +120,19 @@ BatchView CudaBackend::prepare(const Batch& b) {
   stage(layout.block_tables, b.block_tables);
   stage(layout.logit_rows, b.logit_rows);
   stage(layout.token_lora, b.token_lora);
+  if (b.lora) {
+    // The tokens grouped by adapter for the LoRA kernels (kernels/lora.h).
+    lora_order_host_.resize(b.token_lora.size());
+    for (size_t i = 0; i < lora_order_host_.size(); ++i) lora_order_host_[i] = static_cast<int32_t>(i);
+    std::stable_sort(lora_order_host_.begin(), lora_order_host_.end(), [&](int32_t x, int32_t y) {
+      const auto key = [&](int32_t t) {
+        const int32_t s = b.token_lora[static_cast<size_t>(t)];
+        return s < 0 ? INT32_MAX : s;
+      };
+      return key(x) < key(y);
+    });
+    stage(layout.lora_order, lora_order_host_);
+  }
   BatchView v = host_view(b);  // the sizes, computed on the host
   v.token_ids = reinterpret_cast<const int32_t*>(dev + layout.token_ids);
   v.positions = reinterpret_cast<const int64_t*>(dev + layout.positions);
@@ -297,11 +312,54 @@ void CudaBackend::set_lora(int slot, const LoraAdapter* adapter) {
 }
 
 void CudaBackend::lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) {
-  FP8LLM_CHECK(in.rows == batch.num_tokens && out.rows == in.rows,
-               "lora: [{}, {}] -> [{}, {}] for {} tokens", in.rows, in.cols, out.rows, out.cols,
-               batch.num_tokens);
-  lora_.apply(f32(in), in.cols, layer, kind, batch, f32(out), out.cols, stream_.get());
+  lora_group(in, layer, std::span<const LinearKind>(&kind, 1), batch, std::span<const Act>(&out, 1));
 }
+
+void CudaBackend::lora_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                             const BatchView& batch, std::span<const Act> outs) {
+  FP8LLM_CHECK(in.rows == batch.num_tokens, "lora: [{}, {}] for {} tokens", in.rows, in.cols,
+               batch.num_tokens);
+  lora_.shrink(f32(in), in.cols, layer, kinds, batch, lora_order_, stream_.get());
+  expand_lora(in, layer, kinds, batch, outs);
+}
+
+void CudaBackend::lora_shrink(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                              const BatchView& batch) {
+  FP8LLM_CHECK(in.rows == batch.num_tokens, "lora: [{}, {}] for {} tokens", in.rows, in.cols,
+               batch.num_tokens);
+  lora_fork_.record(stream_.get());
+  CUDA_CHECK(cudaStreamWaitEvent(lora_stream_.get(), lora_fork_.get()));
+  lora_.shrink(f32(in), in.cols, layer, kinds, batch, lora_order_, lora_stream_.get());
+  lora_join_.record(lora_stream_.get());
+}
+
+void CudaBackend::lora_expand(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                              const BatchView& batch, std::span<const Act> outs) {
+  CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), lora_join_.get()));
+  expand_lora(in, layer, kinds, batch, outs);
+}
+
+void CudaBackend::expand_lora(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                              const BatchView& batch, std::span<const Act> outs) {
+  FP8LLM_CHECK(kinds.size() == outs.size() && kinds.size() <= 3,
+               "lora: {} projections for {} outputs", kinds.size(), outs.size());
+  float* ys[3];
+  int64_t widths[3];
+  for (size_t i = 0; i < outs.size(); ++i) {
+    FP8LLM_CHECK(outs[i].rows == in.rows, "lora: [{}, {}] -> [{}, {}]", in.rows, in.cols,
+                 outs[i].rows, outs[i].cols);
+    ys[i] = f32(outs[i]);
+    widths[i] = outs[i].cols;
+  }
+  lora_.expand(in.cols, layer, kinds, batch, lora_order_, std::span<float* const>(ys, outs.size()),
+               std::span<const int64_t>(widths, outs.size()), stream_.get());
+}
+
+void CudaBackend::stage_lora(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors) {
+  lora_.stage(slot, rank, factors);
+}
+
+void CudaBackend::commit_lora(int slot) { lora_.commit(slot, stream_.get()); }
 
 void CudaBackend::run_pass(int64_t key, const std::function<void()>& pass) {
   if (key < 0) return pass();

@@ -14,6 +14,7 @@
 #include <map>
 
 #include "backend/cuda/cuda_lora.h"
+#include "backend/cuda/runtime/event.h"
 #include "backend/cuda/gemm/cublaslt_gemm.h"
 #include "backend/cuda/gemm/fp8_linear.h"
 #include "backend/cuda/kernels/paged_attention.h"
@@ -64,10 +65,20 @@ class CudaBackend final : public Backend {
   void reserve_lora(int slots, int64_t max_rank) override;
   void set_lora(int slot, const LoraAdapter* adapter) override;
   void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) override;
+  void lora_group(Act in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
+                  std::span<const Act> outs) override;
+  void lora_shrink(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                   const BatchView& batch) override;
+  void lora_expand(Act in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
+                   std::span<const Act> outs) override;
+  void stage_lora(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors) override;
+  void commit_lora(int slot) override;
   void run_pass(int64_t key, const std::function<void()>& pass) override;
   void forget_recorded_passes() override;
 
  private:
+  void expand_lora(Act in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
+                   std::span<const Act> outs);
   const DeviceLinear& linear_weights(int64_t layer, LinearKind kind) const;
   const __nv_bfloat16* norm_weights(int64_t layer, NormKind kind) const;
   int64_t norm_dim(NormKind kind) const;
@@ -93,6 +104,12 @@ class CudaBackend final : public Backend {
   std::map<int64_t, GraphExec> graphs_;
   std::map<int64_t, int> runs_;
   CudaLora lora_;
+  // The LoRA shrink runs on lora_stream_, beside the base projection: forked from stream_ at
+  // lora_fork_, joined back before the expand at lora_join_ (a recorded pass keeps both branches).
+  Stream lora_stream_;
+  Event lora_fork_, lora_join_;
+  const int32_t* lora_order_ = nullptr;  // device: the tokens grouped by adapter
+  std::vector<int32_t> lora_order_host_;
 };
 
 }  // namespace fp8llm::cuda

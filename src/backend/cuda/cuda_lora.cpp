@@ -2,14 +2,32 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
+#include <climits>
 #include <vector>
 
-#include "backend/cuda/kernels/lora.h"
+#include "backend/cuda/kernels/lora_pack.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/error.h"
 #include "model/layer_members.h"
 
 namespace fp8llm::cuda {
+namespace {
+
+PackSource pack_source(DType t, const std::string& name) {
+  switch (t) {
+    case DType::BF16:
+      return PackSource::BF16;
+    case DType::F16:
+      return PackSource::F16;
+    case DType::F32:
+      return PackSource::F32;
+    default:
+      fail("{}: dtype {} (expected BF16, F16 or F32)", name, dtype_name(t));
+  }
+}
+
+}  // namespace
 
 void CudaLora::reserve(const ModelConfig& config, int slots, int64_t max_rank, int64_t max_tokens) {
   FP8LLM_CHECK(slots > 0 && max_rank > 0, "lora: {} slots of rank {}", slots, max_rank);
@@ -20,10 +38,11 @@ void CudaLora::reserve(const ModelConfig& config, int slots, int64_t max_rank, i
     for (LinearKind kind : kLayerLinearKinds) {
       Offsets o;
       o.shape = projection_shape(config, kind);
+      // Each factor starts 16-byte aligned, for the kernels' vector loads.
       o.a = at;
-      at += static_cast<size_t>(max_rank * o.shape.in);
+      at = (at + static_cast<size_t>(max_rank * o.shape.in) + 7) / 8 * 8;
       o.b = at;
-      at += static_cast<size_t>(o.shape.out * max_rank);
+      at = (at + static_cast<size_t>(o.shape.out * max_rank) + 7) / 8 * 8;
       offsets_[{l, kind}] = o;
     }
   }
@@ -32,7 +51,20 @@ void CudaLora::reserve(const ModelConfig& config, int slots, int64_t max_rank, i
   factors_.fill_zero();
   scales_ = DeviceBuffer(static_cast<size_t>(slots) * sizeof(float));
   scales_.fill_zero();
-  u_ = DeviceBuffer(static_cast<size_t>(max_tokens * max_rank) * sizeof(float));
+  // The model's groups: q, k, v of the hidden state; o of the attention; gate, up; down.
+  const int64_t partial = std::max(
+      {lora_partial_floats(max_tokens, config.hidden_size, 3, max_rank),
+       lora_partial_floats(max_tokens, projection_shape(config, LinearKind::O).in, 1, max_rank),
+       lora_partial_floats(max_tokens, config.intermediate_size, 1, max_rank)});
+  partial_ = DeviceBuffer(static_cast<size_t>(partial) * sizeof(float));
+  staged_.clear();
+  staged_.resize(static_cast<size_t>(slots));
+  staged_ready_.assign(static_cast<size_t>(slots), false);
+  first_bad_ = DeviceBuffer(sizeof(int32_t));
+}
+
+__nv_bfloat16* CudaLora::slot_base(int slot) const {
+  return factors_.as<__nv_bfloat16>() + static_cast<size_t>(slot) * slot_elements_;
 }
 
 void CudaLora::set(int slot, const LoraAdapter* adapter, cudaStream_t stream) {
@@ -40,7 +72,7 @@ void CudaLora::set(int slot, const LoraAdapter* adapter, cudaStream_t stream) {
   FP8LLM_CHECK(adapter == nullptr || adapter->rank <= max_rank_,
                "lora: rank {} exceeds the engine's --max-lora-rank {}",
                adapter == nullptr ? 0 : adapter->rank, max_rank_);
-  auto* base = factors_.as<__nv_bfloat16>() + static_cast<size_t>(slot) * slot_elements_;
+  __nv_bfloat16* base = slot_base(slot);
   CUDA_CHECK(cudaMemsetAsync(base, 0, slot_elements_ * sizeof(__nv_bfloat16), stream));
   const float scale = adapter == nullptr ? 0.0f : adapter->scale;
   CUDA_CHECK(cudaMemcpyAsync(scales_.as<float>() + slot, &scale, sizeof(float),
@@ -62,25 +94,103 @@ void CudaLora::set(int slot, const LoraAdapter* adapter, cudaStream_t stream) {
   CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
-void CudaLora::apply(const float* x, int64_t in, int64_t layer, LinearKind kind,
-                     const BatchView& batch, float* y, int64_t out, cudaStream_t stream) const {
-  const Offsets& o = offsets_.at({layer, kind});
-  FP8LLM_CHECK(o.shape.in == in && o.shape.out == out, "lora: [{}, {}] for a {} x {} projection",
-               in, out, o.shape.out, o.shape.in);
-  const auto* base = factors_.as<__nv_bfloat16>();
-  launch_lora({.x = x,
-               .y = y,
+void CudaLora::stage(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors) {
+  FP8LLM_CHECK(slot >= 0 && slot < slots_, "lora: slot {} of {}", slot, slots_);
+  FP8LLM_CHECK(rank >= 1 && rank <= max_rank_, "lora: rank {} exceeds the engine's --max-lora-rank {}",
+               rank, max_rank_);
+  const auto s = static_cast<size_t>(slot);
+  const size_t bytes = slot_elements_ * sizeof(__nv_bfloat16);
+  if (staged_[s].empty()) staged_[s] = DeviceBuffer(bytes);
+  auto* base = staged_[s].as<__nv_bfloat16>();
+  std::vector<LoraPackItem> items;
+  items.reserve(factors.size());
+  for (const LoraDeviceFactor& f : factors) {
+    const Offsets& o = offsets_.at({f.layer, f.kind});
+    LoraPackItem it;
+    it.src = f.data;
+    it.dtype = pack_source(f.dtype, f.name);
+    if (f.is_b) {
+      it.rows = o.shape.out, it.cols = rank, it.dst = base + o.b, it.dst_ld = max_rank_;
+    } else {
+      it.rows = rank, it.cols = o.shape.in, it.dst = base + o.a, it.dst_ld = o.shape.in;
+    }
+    items.push_back(it);
+  }
+  cudaStream_t st = stage_stream_.get();
+  // The last commit may still be copying out of a staging region.
+  CUDA_CHECK(cudaStreamWaitEvent(st, committed_.get()));
+  staged_ready_[s] = false;
+  // Modules the adapter does not have, and columns beyond its rank, stay zero.
+  CUDA_CHECK(cudaMemsetAsync(base, 0, bytes, st));
+  pack_items_.reserve_discard(items.size() * sizeof(LoraPackItem));
+  CUDA_CHECK(cudaMemcpyAsync(pack_items_.data(), items.data(), items.size() * sizeof(LoraPackItem),
+                             cudaMemcpyHostToDevice, st));
+  int32_t bad = INT32_MAX;
+  CUDA_CHECK(cudaMemcpyAsync(first_bad_.data(), &bad, sizeof(bad), cudaMemcpyHostToDevice, st));
+  launch_lora_pack(pack_items_.as<LoraPackItem>(), static_cast<int>(items.size()),
+                   first_bad_.as<int32_t>(), st);
+  CUDA_CHECK(cudaMemcpyAsync(&bad, first_bad_.data(), sizeof(bad), cudaMemcpyDeviceToHost, st));
+  CUDA_CHECK(cudaStreamSynchronize(st));
+  FP8LLM_CHECK(bad == INT32_MAX, "{}: holds a value that is not finite (NaN or infinity)",
+               factors[static_cast<size_t>(bad)].name);
+  staged_ready_[s] = true;
+}
+
+void CudaLora::commit(int slot, cudaStream_t stream) {
+  FP8LLM_CHECK(slot >= 0 && slot < slots_ && staged_ready_[static_cast<size_t>(slot)],
+               "lora: slot {} has no staged factors", slot);
+  CUDA_CHECK(cudaMemcpyAsync(slot_base(slot), staged_[static_cast<size_t>(slot)].data(),
+                             slot_elements_ * sizeof(__nv_bfloat16), cudaMemcpyDeviceToDevice,
+                             stream));
+  committed_.record(stream);
+  staged_ready_[static_cast<size_t>(slot)] = false;
+}
+
+LoraLaunch CudaLora::launch_of(const float* x, int64_t in, int64_t layer,
+                               std::span<const LinearKind> kinds, const BatchView& batch,
+                               const int32_t* order) const {
+  FP8LLM_CHECK(!kinds.empty() && kinds.size() <= static_cast<size_t>(kLoraMaxGroup),
+               "lora: a group of {} projections", kinds.size());
+  LoraLaunch l{.x = x,
                .tokens = batch.num_tokens,
                .in = in,
-               .out = out,
                .max_rank = max_rank_,
-               .a = base + o.a,
-               .b = base + o.b,
+               .groups = static_cast<int>(kinds.size()),
                .slot_stride = static_cast<int64_t>(slot_elements_),
                .scales = scales_.as<float>(),
                .token_lora = batch.token_lora,
-               .u = u_.as<float>()},
-              stream);
+               .order = order,
+               .partial = partial_.as<float>()};
+  for (size_t g = 0; g < kinds.size(); ++g) {
+    const Offsets& o = offsets_.at({layer, kinds[g]});
+    FP8LLM_CHECK(o.shape.in == in, "lora: an input of {} for a {} x {} projection", in,
+                 o.shape.out, o.shape.in);
+    l.proj[g] = {.a = slot_base(0) + o.a, .b = slot_base(0) + o.b, .out = o.shape.out};
+  }
+  FP8LLM_CHECK(static_cast<size_t>(lora_partial_floats(l.tokens, in, l.groups, max_rank_)) *
+                       sizeof(float) <=
+                   partial_.size(),
+               "lora: {} tokens exceed the reserved scratch", l.tokens);
+  return l;
+}
+
+void CudaLora::shrink(const float* x, int64_t in, int64_t layer, std::span<const LinearKind> kinds,
+                      const BatchView& batch, const int32_t* order, cudaStream_t stream) const {
+  launch_lora_shrink(launch_of(x, in, layer, kinds, batch, order), stream);
+}
+
+void CudaLora::expand(int64_t in, int64_t layer, std::span<const LinearKind> kinds,
+                      const BatchView& batch, const int32_t* order, std::span<float* const> ys,
+                      std::span<const int64_t> outs, cudaStream_t stream) const {
+  LoraLaunch l = launch_of(nullptr, in, layer, kinds, batch, order);
+  FP8LLM_CHECK(ys.size() == kinds.size() && outs.size() == kinds.size(),
+               "lora: {} outputs for {} projections", ys.size(), kinds.size());
+  for (size_t g = 0; g < kinds.size(); ++g) {
+    FP8LLM_CHECK(outs[g] == l.proj[g].out, "lora: an output of {} for a projection of {}", outs[g],
+                 l.proj[g].out);
+    l.proj[g].y = ys[g];
+  }
+  launch_lora_expand(l, stream);
 }
 
 }  // namespace fp8llm::cuda

@@ -1,15 +1,23 @@
 // LoRA adapters on the device: one region per slot, every projection of every layer at the same
 // offset in each (A [max_rank, in] and B [out, max_rank], bf16, zero beyond an adapter's rank),
 // allocated once by reserve() so a recorded pass keeps the addresses; set() rewrites a slot in
-// place.
+// place from host memory. Factors already on the device (a training loop's) go through a staging
+// region of the slot: stage() packs and checks them there, on a stream of its own, while passes
+// may run; commit() copies the region over the slot's on the compute stream, between passes.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <map>
+#include <span>
 #include <utility>
+#include <vector>
 
+#include "backend/cuda/kernels/lora.h"
 #include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/event.h"
+#include "backend/cuda/runtime/stream.h"
 #include "formats/hf_config.h"
 #include "model/backend.h"
 #include "model/lora_weights.h"
@@ -20,21 +28,38 @@ class CudaLora {
  public:
   void reserve(const ModelConfig& config, int slots, int64_t max_rank, int64_t max_tokens);
   void set(int slot, const LoraAdapter* adapter, cudaStream_t stream);
-  void apply(const float* x, int64_t in, int64_t layer, LinearKind kind, const BatchView& batch,
-             float* y, int64_t out, cudaStream_t stream) const;
+  void stage(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors);
+  void commit(int slot, cudaStream_t stream);
+  // Each token's adapter contribution to projections `kinds` of `layer`, which all read x, in
+  // two halves (kernels/lora.h): shrink reads x, expand then adds to ys. One group at a time.
+  // `order`: the batch's tokens grouped by adapter (LoraLaunch::order), on the device.
+  void shrink(const float* x, int64_t in, int64_t layer, std::span<const LinearKind> kinds,
+              const BatchView& batch, const int32_t* order, cudaStream_t stream) const;
+  void expand(int64_t in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
+              const int32_t* order, std::span<float* const> ys, std::span<const int64_t> outs,
+              cudaStream_t stream) const;
 
  private:
   struct Offsets {
     size_t a = 0, b = 0;  // elements from the slot's start
     ProjectionShape shape;
   };
+  __nv_bfloat16* slot_base(int slot) const;
+  LoraLaunch launch_of(const float* x, int64_t in, int64_t layer, std::span<const LinearKind> kinds,
+                       const BatchView& batch, const int32_t* order) const;
+
   int slots_ = 0;
   int64_t max_rank_ = 0;
   size_t slot_elements_ = 0;
   std::map<std::pair<int64_t, LinearKind>, Offsets> offsets_;
   DeviceBuffer factors_;  // bf16, slots_ * slot_elements_
   DeviceBuffer scales_;   // float per slot
-  DeviceBuffer u_;        // float [max_tokens, max_rank]
+  DeviceBuffer partial_;  // float, the shrink's partial sums (kernels/lora.h)
+  std::vector<DeviceBuffer> staged_;  // per slot, allocated by its first stage()
+  std::vector<bool> staged_ready_;
+  Stream stage_stream_;
+  Event committed_;  // after the last commit's copy: stage() waits before overwriting
+  DeviceBuffer pack_items_, first_bad_;
 };
 
 }  // namespace fp8llm::cuda
