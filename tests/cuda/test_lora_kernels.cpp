@@ -52,14 +52,8 @@ struct Problem {
                                       const std::vector<int32_t>& token_lora,
                                       const std::vector<std::vector<float>>& y0) const {
     const auto tokens = static_cast<int64_t>(token_lora.size());
-    std::vector<int32_t> order(token_lora.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
-    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-      const auto key = [&](int32_t t) { return token_lora[t] < 0 ? 1 << 30 : token_lora[t]; };
-      return key(a) < key(b);
-    });
     const DeviceBuffer xd = to_device(x), fd = to_device(factors), sd = to_device(scales),
-                       ld = to_device(token_lora), od = to_device(order);
+                       ld = to_device(token_lora);
     const auto groups = static_cast<int>(outs.size());
     DeviceBuffer partial(static_cast<size_t>(lora_partial_floats(tokens, in, groups, max_rank)) *
                          sizeof(float));
@@ -72,7 +66,6 @@ struct Problem {
                  .slot_stride = static_cast<int64_t>(slot_elements),
                  .scales = sd.as<float>(),
                  .token_lora = ld.as<int32_t>(),
-                 .order = od.as<int32_t>(),
                  .partial = partial.as<float>()};
     const auto* base = fd.as<__nv_bfloat16>();
     for (int g = 0; g < groups; ++g) {

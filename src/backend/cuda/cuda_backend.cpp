@@ -27,7 +27,7 @@ float* f32(Act a) {
 // device), for batches within the limits.
 struct BatchLayout {
   size_t token_ids, positions, slots, token_seq, query_start, block_tables, logit_rows, token_lora,
-      lora_order, bytes;
+      bytes;
   explicit BatchLayout(const CudaBackendLimits& l) {
     const auto tokens = static_cast<size_t>(l.max_tokens);
     const auto seqs = static_cast<size_t>(l.max_seqs);
@@ -45,7 +45,6 @@ struct BatchLayout {
     block_tables = take(seqs * static_cast<size_t>(l.max_blocks) * sizeof(int32_t));
     logit_rows = take(tokens * sizeof(int32_t));
     token_lora = take(tokens * sizeof(int32_t));
-    lora_order = take(tokens * sizeof(int32_t));
     bytes = at;
   }
 };
@@ -80,7 +79,6 @@ CudaBackend::CudaBackend(const ModelConfig& config, DeviceWeights weights, CudaB
                               sizeof(__nv_bfloat16));
   const BatchLayout layout(limits_);
   batch_device_ = DeviceBuffer(layout.bytes);
-  lora_order_ = reinterpret_cast<const int32_t*>(batch_device_.as<std::byte>() + layout.lora_order);
   batch_host_ = PinnedBuffer(layout.bytes);
   const auto decode_rows = static_cast<size_t>(limits_.max_seqs * c.num_heads);
   decode_partial_ = DeviceBuffer(decode_rows * kDecodeMaxSplits *
@@ -120,19 +118,6 @@ BatchView CudaBackend::prepare(const Batch& b) {
   stage(layout.block_tables, b.block_tables);
   stage(layout.logit_rows, b.logit_rows);
   stage(layout.token_lora, b.token_lora);
-  if (b.lora) {
-    // The tokens grouped by adapter for the LoRA kernels (kernels/lora.h).
-    lora_order_host_.resize(b.token_lora.size());
-    for (size_t i = 0; i < lora_order_host_.size(); ++i) lora_order_host_[i] = static_cast<int32_t>(i);
-    std::stable_sort(lora_order_host_.begin(), lora_order_host_.end(), [&](int32_t x, int32_t y) {
-      const auto key = [&](int32_t t) {
-        const int32_t s = b.token_lora[static_cast<size_t>(t)];
-        return s < 0 ? INT32_MAX : s;
-      };
-      return key(x) < key(y);
-    });
-    stage(layout.lora_order, lora_order_host_);
-  }
   BatchView v = host_view(b);  // the sizes, computed on the host
   v.token_ids = reinterpret_cast<const int32_t*>(dev + layout.token_ids);
   v.positions = reinterpret_cast<const int64_t*>(dev + layout.positions);
@@ -319,7 +304,7 @@ void CudaBackend::lora_group(Act in, int64_t layer, std::span<const LinearKind> 
                              const BatchView& batch, std::span<const Act> outs) {
   FP8LLM_CHECK(in.rows == batch.num_tokens, "lora: [{}, {}] for {} tokens", in.rows, in.cols,
                batch.num_tokens);
-  lora_.shrink(f32(in), in.cols, layer, kinds, batch, lora_order_, stream_.get());
+  lora_.shrink(f32(in), in.cols, layer, kinds, batch, stream_.get());
   expand_lora(in, layer, kinds, batch, outs);
 }
 
@@ -329,7 +314,7 @@ void CudaBackend::lora_shrink(Act in, int64_t layer, std::span<const LinearKind>
                batch.num_tokens);
   lora_fork_.record(stream_.get());
   CUDA_CHECK(cudaStreamWaitEvent(lora_stream_.get(), lora_fork_.get()));
-  lora_.shrink(f32(in), in.cols, layer, kinds, batch, lora_order_, lora_stream_.get());
+  lora_.shrink(f32(in), in.cols, layer, kinds, batch, lora_stream_.get());
   lora_join_.record(lora_stream_.get());
 }
 
@@ -351,7 +336,7 @@ void CudaBackend::expand_lora(Act in, int64_t layer, std::span<const LinearKind>
     ys[i] = f32(outs[i]);
     widths[i] = outs[i].cols;
   }
-  lora_.expand(in.cols, layer, kinds, batch, lora_order_, std::span<float* const>(ys, outs.size()),
+  lora_.expand(in.cols, layer, kinds, batch, std::span<float* const>(ys, outs.size()),
                std::span<const int64_t>(widths, outs.size()), stream_.get());
 }
 

@@ -108,8 +108,6 @@ class CudaBackend final : public Backend {
   // lora_fork_, joined back before the expand at lora_join_ (a recorded pass keeps both branches).
   Stream lora_stream_;
   Event lora_fork_, lora_join_;
-  const int32_t* lora_order_ = nullptr;  // device: the tokens grouped by adapter
-  std::vector<int32_t> lora_order_host_;
 };
 
 }  // namespace fp8llm::cuda

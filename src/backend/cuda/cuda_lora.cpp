@@ -147,8 +147,7 @@ void CudaLora::commit(int slot, cudaStream_t stream) {
 }
 
 LoraLaunch CudaLora::launch_of(const float* x, int64_t in, int64_t layer,
-                               std::span<const LinearKind> kinds, const BatchView& batch,
-                               const int32_t* order) const {
+                               std::span<const LinearKind> kinds, const BatchView& batch) const {
   FP8LLM_CHECK(!kinds.empty() && kinds.size() <= static_cast<size_t>(kLoraMaxGroup),
                "lora: a group of {} projections", kinds.size());
   LoraLaunch l{.x = x,
@@ -159,7 +158,6 @@ LoraLaunch CudaLora::launch_of(const float* x, int64_t in, int64_t layer,
                .slot_stride = static_cast<int64_t>(slot_elements_),
                .scales = scales_.as<float>(),
                .token_lora = batch.token_lora,
-               .order = order,
                .partial = partial_.as<float>()};
   for (size_t g = 0; g < kinds.size(); ++g) {
     const Offsets& o = offsets_.at({layer, kinds[g]});
@@ -175,14 +173,14 @@ LoraLaunch CudaLora::launch_of(const float* x, int64_t in, int64_t layer,
 }
 
 void CudaLora::shrink(const float* x, int64_t in, int64_t layer, std::span<const LinearKind> kinds,
-                      const BatchView& batch, const int32_t* order, cudaStream_t stream) const {
-  launch_lora_shrink(launch_of(x, in, layer, kinds, batch, order), stream);
+                      const BatchView& batch, cudaStream_t stream) const {
+  launch_lora_shrink(launch_of(x, in, layer, kinds, batch), stream);
 }
 
 void CudaLora::expand(int64_t in, int64_t layer, std::span<const LinearKind> kinds,
-                      const BatchView& batch, const int32_t* order, std::span<float* const> ys,
+                      const BatchView& batch, std::span<float* const> ys,
                       std::span<const int64_t> outs, cudaStream_t stream) const {
-  LoraLaunch l = launch_of(nullptr, in, layer, kinds, batch, order);
+  LoraLaunch l = launch_of(nullptr, in, layer, kinds, batch);
   FP8LLM_CHECK(ys.size() == kinds.size() && outs.size() == kinds.size(),
                "lora: {} outputs for {} projections", ys.size(), kinds.size());
   for (size_t g = 0; g < kinds.size(); ++g) {

@@ -32,11 +32,10 @@ class CudaLora {
   void commit(int slot, cudaStream_t stream);
   // Each token's adapter contribution to projections `kinds` of `layer`, which all read x, in
   // two halves (kernels/lora.h): shrink reads x, expand then adds to ys. One group at a time.
-  // `order`: the batch's tokens grouped by adapter (LoraLaunch::order), on the device.
   void shrink(const float* x, int64_t in, int64_t layer, std::span<const LinearKind> kinds,
-              const BatchView& batch, const int32_t* order, cudaStream_t stream) const;
+              const BatchView& batch, cudaStream_t stream) const;
   void expand(int64_t in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
-              const int32_t* order, std::span<float* const> ys, std::span<const int64_t> outs,
+              std::span<float* const> ys, std::span<const int64_t> outs,
               cudaStream_t stream) const;
 
  private:
@@ -46,7 +45,7 @@ class CudaLora {
   };
   __nv_bfloat16* slot_base(int slot) const;
   LoraLaunch launch_of(const float* x, int64_t in, int64_t layer, std::span<const LinearKind> kinds,
-                       const BatchView& batch, const int32_t* order) const;
+                       const BatchView& batch) const;
 
   int slots_ = 0;
   int64_t max_rank_ = 0;

@@ -41,9 +41,6 @@ struct LoraLaunch {
   int64_t slot_stride = 0;  // elements from one slot's region to the next
   const float* scales = nullptr;  // per slot
   const int32_t* token_lora = nullptr;
-  // The tokens grouped by adapter (a stable order by slot, those without one last): blocks take
-  // consecutive runs of it, so the tokens of one block mostly read the same factors.
-  const int32_t* order = nullptr;
   float* partial = nullptr;  // scratch, lora_partial_floats(tokens, in, groups, max_rank)
 };
 
