@@ -1,5 +1,6 @@
 // --lora on the command line: one adapter for every request, named adapters picked by the
-// prompts file's lora field, and bad values as one-line errors before the load.
+// prompts file's lora field, adapters in bench, and bad values as one-line errors before the
+// load.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -45,6 +46,25 @@ TEST(LoraCli, AdaptersChangeWhatIsGeneratedAndTheFileNamesThem) {
   EXPECT_EQ(json::parse(first)["outputs"][0]["token_ids"],
             tokens_of(run_cli(base_cmd + " --lora " + (tmp / "a").string())));
   EXPECT_EQ(json::parse(second)["outputs"][0]["token_ids"], base);
+}
+
+TEST(LoraCli, BenchRunsTokensThroughTheAdapters) {
+  TempDir tmp;
+  TinyAdapter{.rank = 8, .seed = 3}.write(tmp / "a");
+  TinyAdapter{.rank = 16, .seed = 4}.write(tmp / "b");
+  const std::string model = " --model " + data_path("tiny-llama").string() + " -q fp8-row";
+  const CliResult one = run_cli("bench" + model + " --prompt-tokens 8 --decode-tokens 4 --lora " +
+                                (tmp / "a").string());
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_NE(one.out.find("decode "), std::string::npos) << one.out;
+  const CliResult many =
+      run_cli("bench" + model + " --concurrency 2 --num-prompts 4 --input-len 8 --output-len 4" +
+              " --lora a=" + (tmp / "a").string() + " --lora b=" + (tmp / "b").string());
+  ASSERT_EQ(many.exit_code, 0) << many.err;
+  EXPECT_NE(many.out.find("lora       requests take the adapters in turn: a, b\n"),
+            std::string::npos)
+      << many.out;
+  EXPECT_NE(many.out.find("throughput "), std::string::npos) << many.out;
 }
 
 TEST(LoraCli, BadValuesAreOneLineErrors) {

@@ -1,13 +1,19 @@
 // `fp8llm synth` writes a complete model directory or nothing: built under a temporary name and
-// renamed into place, never over an existing directory, with sizes checked before any work.
+// renamed into place, never over an existing directory, with sizes checked before any work; with
+// --lora-rank, a PEFT adapter of the preset's shape that the engine reads.
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fstream>
 
+#include "core/file_util.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
+#include "formats/safetensors.h"
+#include "lora/peft_adapter.h"
 #include "test_util.h"
 
 namespace fp8llm::test {
@@ -58,6 +64,38 @@ TEST(SynthCli, LayerCountsOutOfRangeAreErrors) {
                          "126)\n");
     EXPECT_FALSE(fs::exists(tmp / "out"));
   }
+}
+
+TEST(SynthCli, WritesALoraAdapterOfThePresetsShape) {
+  TempDir tmp;
+  const fs::path out = tmp / "adapter";
+  const CliResult r =
+      run_cli("synth --preset small --layers 2 --lora-rank 4 --seed 3 --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(entries(tmp.path()), 1u);
+  const auto file = SafetensorsFile::open(out / "adapter_model.safetensors");
+  EXPECT_EQ(file->tensors().size(), 2u * 7u * 2u);  // layers x projections x (A, B)
+  // The engine's reader takes it for the preset's shape: all seven projections, rank 4.
+  const ModelConfig small = parse_model_config(
+      nlohmann::json{{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
+                     {"hidden_size", 1024}, {"intermediate_size", 4096},
+                     {"num_hidden_layers", 2}, {"num_attention_heads", 16},
+                     {"num_key_value_heads", 4}, {"vocab_size", 32000},
+                     {"rms_norm_eps", 1e-5}, {"max_position_embeddings", 4096}},
+      "small");
+  const LoraAdapter a = load_peft_adapter(small, out);
+  EXPECT_EQ(a.rank, 4);
+  EXPECT_EQ(a.modules.size(), 14u);
+  EXPECT_FLOAT_EQ(a.scale, 2.0f);  // lora_alpha 2r
+  // Out of range ranks, and an existing directory, are errors that write nothing.
+  for (const char* rank : {"-1", "513"}) {
+    const CliResult bad = run_cli(std::string("synth --preset small --layers 2 --lora-rank ") +
+                                  rank + " --out " + (tmp / "bad").string());
+    EXPECT_EQ(bad.exit_code, 2) << rank;
+    EXPECT_EQ(bad.err, std::string("error: --lora-rank ") + rank + ": must be in [1, 512]\n");
+    EXPECT_FALSE(fs::exists(tmp / "bad"));
+  }
+  EXPECT_EQ(run_cli("synth --preset small --lora-rank 4 --out " + out.string()).exit_code, 2);
 }
 
 }  // namespace
