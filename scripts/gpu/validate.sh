@@ -3,8 +3,8 @@
 # there and models/kjv-6m is not), builds the CLI and the GPU tests, runs the tests with a time
 # limit each, then measures the trained model's perplexity in every mode. Logs go to LOG_DIR.
 #
-#   [BIN=DIR] [BUDGET=SECONDS] [TESTS="STEM..."] [QUALITY=0] [BENCH=1] [TEST_SECONDS=150] \
-#     scripts/gpu/validate.sh [LOG_DIR]
+#   [BIN=DIR] [BUDGET=SECONDS] [TESTS="STEM..."] [QUALITY=0] [BENCH=1] [LORA=1] \
+#     [TEST_SECONDS=150] scripts/gpu/validate.sh [LOG_DIR]
 #
 # From the repository root; LOG_DIR defaults to $OUT. BIN names a build directory made on another
 # machine for this GPU (fp8llm, tests/cuda/test_cuda_*, tests/server/test_server_load): those are
@@ -12,6 +12,7 @@
 # module is built here, beside the tests. BUDGET bounds the
 # whole pass: a step that would run past it is cut short or skipped, so that the logs come back.
 # TESTS names the tests/cuda/test_STEM.cpp to run (all by default); QUALITY=0 skips perplexity.
+# LORA=1 measures LoRA's cost against the base model and the adapter replace from CUDA tensors.
 set -uo pipefail
 LOG=${1:-${OUT:-build-gpu/logs}}
 mkdir -p "$LOG"
@@ -128,5 +129,15 @@ if [[ -x $bin/fp8llm && -n ${BENCH:-} ]]; then
       --model /tmp/llama3-8b --quantization fp8-block fp8-row --repeats 3 >>"$LOG/bench.log" 2>&1
   fi
   grep -E '^==|tokens/s|TTFT|sync|wake' "$LOG/bench.log" | tail -30 | tee -a "$LOG/summary.log"
+fi
+if [[ -x $bin/fp8llm && -n ${LORA:-} ]]; then
+  [[ -d /tmp/llama3-8b ]] ||
+    timeout 60 "${run[@]}" "$bin/fp8llm" synth --preset llama3-8b --out /tmp/llama3-8b >"$LOG/lora.log" 2>&1
+  timeout "$(limit 300)" "${run[@]}" scripts/gpu/bench_lora.sh "$bin/fp8llm" /tmp/llama3-8b >>"$LOG/lora.log" 2>&1
+  if [[ -d build-gpu/python/fp8llm ]]; then
+    PYTHONPATH=build-gpu/python timeout "$(limit 120)" python3 scripts/gpu/bench_lora_sync.py \
+      --model /tmp/llama3-8b --lora /tmp/llama3-8b-lora0 >>"$LOG/lora.log" 2>&1
+  fi
+  grep -E 'batch|replace|effect' "$LOG/lora.log" | tee -a "$LOG/summary.log"
 fi
 echo "validate $((SECONDS - start)) s" | tee -a "$LOG/summary.log"
