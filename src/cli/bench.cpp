@@ -168,7 +168,8 @@ void run_bench(const Options& o) {
   gen.max_tokens = o.decode_tokens + 1;  // the first comes from the prompt pass
   gen.sampling = o.sampling;
   gen.sampling.seed = o.seed;
-  gen.lora = default_lora(o.engine);  // one --lora PATH: every token through the adapter
+  // One --lora PATH: every token goes through the adapter.
+  gen.lora = default_lora(o.engine);
   Sampler{gen.sampling};  // rejects bad flags with their names
   const GenerationResult r = engine->generate(prompt, gen);
   FP8LLM_CHECK(static_cast<int>(r.tokens.size()) == gen.max_tokens,

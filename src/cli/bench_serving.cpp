@@ -36,10 +36,11 @@ struct Flight {
 }  // namespace
 
 void run_serving_bench(Engine& engine, const ServingBench& b) {
-  FP8LLM_CHECK(b.concurrency >= 1 && b.num_prompts >= 1 && b.input_len >= 1 && b.output_len >= 1 &&
-                   b.prefix_len >= 0 && b.prefix_len < b.input_len && b.warmup >= 0,
-               "bench: --concurrency, --num-prompts, --input-len and --output-len must be positive, "
-               "--prefix-len below --input-len and --warmup 0 or more");
+  FP8LLM_CHECK(
+      b.concurrency >= 1 && b.num_prompts >= 1 && b.input_len >= 1 && b.output_len >= 1 &&
+          b.prefix_len >= 0 && b.prefix_len < b.input_len && b.warmup >= 0,
+      "bench: --concurrency, --num-prompts, --input-len and --output-len must be positive, "
+      "--prefix-len below --input-len and --warmup 0 or more");
   const ModelConfig& c = engine.config();
   std::mt19937_64 rng(b.seed);
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(c.vocab_size - 1));

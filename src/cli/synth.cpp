@@ -58,17 +58,32 @@ nlohmann::json preset_config(const std::string& preset) {
                       {"bos_token_id", 1},
                       {"eos_token_id", 2}};
   if (preset == "llama3-8b") {
-    c.update({{"hidden_size", 4096}, {"intermediate_size", 14336}, {"num_hidden_layers", 32},
-              {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"vocab_size", 128256},
-              {"max_position_embeddings", 8192}, {"rope_theta", 500000.0}});
+    c.update({{"hidden_size", 4096},
+              {"intermediate_size", 14336},
+              {"num_hidden_layers", 32},
+              {"num_attention_heads", 32},
+              {"num_key_value_heads", 8},
+              {"vocab_size", 128256},
+              {"max_position_embeddings", 8192},
+              {"rope_theta", 500000.0}});
   } else if (preset == "llama3-1b") {
-    c.update({{"hidden_size", 2048}, {"intermediate_size", 8192}, {"num_hidden_layers", 16},
-              {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"vocab_size", 128256},
-              {"max_position_embeddings", 8192}, {"rope_theta", 500000.0}});
+    c.update({{"hidden_size", 2048},
+              {"intermediate_size", 8192},
+              {"num_hidden_layers", 16},
+              {"num_attention_heads", 32},
+              {"num_key_value_heads", 8},
+              {"vocab_size", 128256},
+              {"max_position_embeddings", 8192},
+              {"rope_theta", 500000.0}});
   } else if (preset == "small") {
-    c.update({{"hidden_size", 1024}, {"intermediate_size", 4096}, {"num_hidden_layers", 8},
-              {"num_attention_heads", 16}, {"num_key_value_heads", 4}, {"vocab_size", 32000},
-              {"max_position_embeddings", 4096}, {"rope_theta", 10000.0}});
+    c.update({{"hidden_size", 1024},
+              {"intermediate_size", 4096},
+              {"num_hidden_layers", 8},
+              {"num_attention_heads", 16},
+              {"num_key_value_heads", 4},
+              {"vocab_size", 32000},
+              {"max_position_embeddings", 4096},
+              {"rope_theta", 10000.0}});
   } else {
     fail("--preset '{}' is not known (known: llama3-8b, llama3-1b, small)", preset);
   }
@@ -83,8 +98,9 @@ void fill_random(std::vector<uint16_t>& out, float mean, float std, uint64_t see
     for (size_t i = begin; i < end; ++i) {
       const uint64_t r = rng();
       // Sum of four 16-bit uniforms: mean 2, variance 4/12; rescale to N(0,1)-ish.
-      const float u = static_cast<float>((r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) +
-                                         (r >> 48)) / 65536.0f;
+      const float u = static_cast<float>((r & 0xFFFF) + ((r >> 16) & 0xFFFF) +
+                                         ((r >> 32) & 0xFFFF) + (r >> 48)) /
+                      65536.0f;
       out[i] = f32_to_bf16(mean + std * (u - 2.0f) * 1.7320508f);
     }
   });

@@ -76,13 +76,18 @@ TEST(SynthCli, WritesALoraAdapterOfThePresetsShape) {
   const auto file = SafetensorsFile::open(out / "adapter_model.safetensors");
   EXPECT_EQ(file->tensors().size(), 2u * 7u * 2u);  // layers x projections x (A, B)
   // The engine's reader takes it for the preset's shape: all seven projections, rank 4.
-  const ModelConfig small = parse_model_config(
-      nlohmann::json{{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-                     {"hidden_size", 1024}, {"intermediate_size", 4096},
-                     {"num_hidden_layers", 2}, {"num_attention_heads", 16},
-                     {"num_key_value_heads", 4}, {"vocab_size", 32000},
-                     {"rms_norm_eps", 1e-5}, {"max_position_embeddings", 4096}},
-      "small");
+  const ModelConfig small =
+      parse_model_config(nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
+                                        {"model_type", "llama"},
+                                        {"hidden_size", 1024},
+                                        {"intermediate_size", 4096},
+                                        {"num_hidden_layers", 2},
+                                        {"num_attention_heads", 16},
+                                        {"num_key_value_heads", 4},
+                                        {"vocab_size", 32000},
+                                        {"rms_norm_eps", 1e-5},
+                                        {"max_position_embeddings", 4096}},
+                         "small");
   const LoraAdapter a = load_peft_adapter(small, out);
   EXPECT_EQ(a.rank, 4);
   EXPECT_EQ(a.modules.size(), 14u);

@@ -28,12 +28,13 @@ class CudaLoraKernels : public ::testing::TestWithParam<int64_t> {
 struct Problem {
   int64_t in = 0, max_rank = 16, slots = 3;
   std::vector<int64_t> outs;
-  std::vector<uint16_t> factors;  // per slot: A_g [max_rank, in] then B_g [out_g, max_rank]
+  std::vector<uint16_t> factors;   // per slot: A_g [max_rank, in] then B_g [out_g, max_rank]
   std::vector<size_t> a_at, b_at;  // offsets in a slot's region
   size_t slot_elements = 0;
   std::vector<float> scales;
 
-  Problem(int64_t in_, std::vector<int64_t> outs_, uint32_t seed) : in(in_), outs(std::move(outs_)) {
+  Problem(int64_t in_, std::vector<int64_t> outs_, uint32_t seed)
+      : in(in_), outs(std::move(outs_)) {
     for (int64_t out : outs) {
       a_at.push_back(slot_elements);
       slot_elements += static_cast<size_t>((max_rank * in + 7) / 8 * 8);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <optional>
 #include <random>
 
 #include "core/error.h"
@@ -211,21 +212,69 @@ TEST(Lora, ReplacingTakesEffectAndNeverReusesStaleKeys) {
   tensors.clear();
   for (const auto& [name, bits] : first.factors())
     tensors.push_back({name, "BF16", first.shape_of_tensor(name), bits.data(), Device::Cuda});
-  EXPECT_NE(error_of([&] { e->replace_lora("x", tensors); })
-                .find("on the cuda device, but this engine runs on the cpu"),
+  EXPECT_NE(error_of([&] {
+              e->replace_lora("x", tensors);
+            }).find("on the cuda device, but this engine runs on the cpu"),
             std::string::npos)
       << error_of([&] { e->replace_lora("x", tensors); });
   tensors[3].device = Device::Cpu;
-  EXPECT_NE(error_of([&] { e->replace_lora("x", tensors); })
-                .find(tensors[3].name + ": in host memory, while the other factors are on the device"),
-            std::string::npos)
+  EXPECT_NE(
+      error_of([&] {
+        e->replace_lora("x", tensors);
+      }).find(tensors[3].name + ": in host memory, while the other factors are on the device"),
+      std::string::npos)
       << error_of([&] { e->replace_lora("x", tensors); });
   tensors[0].device = Device::Cpu;
-  EXPECT_NE(error_of([&] { e->replace_lora("x", tensors); })
-                .find(tensors[1].name + ": adapter factors must be in host memory"),
+  EXPECT_NE(error_of([&] {
+              e->replace_lora("x", tensors);
+            }).find(tensors[1].name + ": adapter factors must be in host memory"),
             std::string::npos)
       << error_of([&] { e->replace_lora("x", tensors); });
   EXPECT_EQ(run(*e, p, "x").token_ids, want.token_ids);
+}
+
+// The documented rule for requests already running (engine/lora_slots.h): the new factors apply
+// from the next step on; the tokens before it, and the keys cached for them, stay as they were.
+TEST(Lora, ARunningRequestUsesReplacedFactorsFromTheNextStep) {
+  TempDir tmp;
+  const TinyAdapter first{.rank = 8, .spread = 0.2f, .seed = 30},
+      second{.rank = 8, .spread = 0.2f, .seed = 31};
+  first.write(tmp / "first");
+  const auto f = second.factors();
+  std::vector<WeightTensor> tensors;
+  for (const auto& [name, bits] : f)
+    tensors.push_back({name, "BF16", second.shape_of_tensor(name), bits.data()});
+  // Runs one request of 8 tokens; with `replace`, the adapter's factors change once 3 are out.
+  const auto run_with = [&](bool replace) {
+    auto e = engine(Quantization::Fp8Row);
+    e->add_lora("x", tmp / "first");
+    int produced = 0;
+    e->add_request({prompt_of(5), {.max_tokens = 8, .ignore_eos = true, .logprobs = 5}, "x"},
+                   [&](const TokenUpdate&) {
+                     ++produced;
+                     return true;
+                   });
+    std::optional<CompletionOutput> out;
+    bool replaced = false;
+    while (e->has_unfinished()) {
+      if (replace && !replaced && produced == 3) {
+        e->replace_lora("x", tensors);
+        replaced = true;
+      }
+      for (const RequestOutput& r : e->step())
+        if (r.finished) out = r.outputs.at(0);
+    }
+    EXPECT_EQ(replaced, replace);
+    return *out;
+  };
+  const CompletionOutput kept = run_with(false), switched = run_with(true);
+  ASSERT_EQ(kept.logprobs.size(), 8u);
+  ASSERT_EQ(switched.logprobs.size(), 8u);
+  for (size_t t = 0; t < 3; ++t) {
+    EXPECT_EQ(switched.token_ids[t], kept.token_ids[t]) << "token " << t;
+    EXPECT_EQ(switched.logprobs[t].top, kept.logprobs[t].top) << "token " << t;
+  }
+  EXPECT_NE(switched.logprobs[3].top, kept.logprobs[3].top);
 }
 
 TEST(Lora, FactorNamesFollowPeftsForms) {
@@ -248,12 +297,11 @@ TEST(Lora, FactorNamesFollowPeftsForms) {
     return error_of([&] { e->add_lora("x", cfg, t); });
   };
   EXPECT_EQ(add(rename([](std::string n) { return n; })), "");
-  EXPECT_EQ(add(rename([](std::string n) { return n.substr(std::string("base_model.model.").size()); })),
-            "");
-  EXPECT_EQ(add(rename([](std::string n) {
-              return n.replace(n.size() - 7, 7, ".default.weight");
-            })),
-            "");
+  EXPECT_EQ(
+      add(rename([](std::string n) { return n.substr(std::string("base_model.model.").size()); })),
+      "");
+  EXPECT_EQ(
+      add(rename([](std::string n) { return n.replace(n.size() - 7, 7, ".default.weight"); })), "");
   for (const auto& bad : std::vector<std::function<std::string(std::string)>>{
            [](std::string n) { return n.replace(n.find("self_attn"), 9, "mlp"); },
            [](std::string n) { return n.replace(n.size() - 7, 7, "..weight"); },

@@ -297,7 +297,8 @@ void CudaBackend::set_lora(int slot, const LoraAdapter* adapter) {
 }
 
 void CudaBackend::lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) {
-  lora_group(in, layer, std::span<const LinearKind>(&kind, 1), batch, std::span<const Act>(&out, 1));
+  lora_group(in, layer, std::span<const LinearKind>(&kind, 1), batch,
+             std::span<const Act>(&out, 1));
 }
 
 void CudaBackend::lora_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
@@ -344,7 +345,9 @@ void CudaBackend::stage_lora(int slot, int64_t rank, std::span<const LoraDeviceF
   lora_.stage(slot, rank, factors);
 }
 
-void CudaBackend::commit_lora(int slot) { lora_.commit(slot, stream_.get()); }
+void CudaBackend::commit_lora(int slot) {
+  lora_.commit(slot, stream_.get());
+}
 
 void CudaBackend::run_pass(int64_t key, const std::function<void()>& pass) {
   if (key < 0) return pass();

@@ -14,12 +14,12 @@
 #include <map>
 
 #include "backend/cuda/cuda_lora.h"
-#include "backend/cuda/runtime/event.h"
 #include "backend/cuda/gemm/cublaslt_gemm.h"
 #include "backend/cuda/gemm/fp8_linear.h"
 #include "backend/cuda/kernels/paged_attention.h"
 #include "backend/cuda/loading/device_weights.h"
 #include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/event.h"
 #include "backend/cuda/runtime/graph.h"
 #include "backend/cuda/runtime/pinned_buffer.h"
 #include "backend/cuda/runtime/stream.h"

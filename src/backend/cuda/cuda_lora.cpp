@@ -96,8 +96,8 @@ void CudaLora::set(int slot, const LoraAdapter* adapter, cudaStream_t stream) {
 
 void CudaLora::stage(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors) {
   FP8LLM_CHECK(slot >= 0 && slot < slots_, "lora: slot {} of {}", slot, slots_);
-  FP8LLM_CHECK(rank >= 1 && rank <= max_rank_, "lora: rank {} exceeds the engine's --max-lora-rank {}",
-               rank, max_rank_);
+  FP8LLM_CHECK(rank >= 1 && rank <= max_rank_,
+               "lora: rank {} exceeds the engine's --max-lora-rank {}", rank, max_rank_);
   const auto s = static_cast<size_t>(slot);
   const size_t bytes = slot_elements_ * sizeof(__nv_bfloat16);
   if (staged_[s].empty()) staged_[s] = DeviceBuffer(bytes);
@@ -161,14 +161,14 @@ LoraLaunch CudaLora::launch_of(const float* x, int64_t in, int64_t layer,
                .partial = partial_.as<float>()};
   for (size_t g = 0; g < kinds.size(); ++g) {
     const Offsets& o = offsets_.at({layer, kinds[g]});
-    FP8LLM_CHECK(o.shape.in == in, "lora: an input of {} for a {} x {} projection", in,
-                 o.shape.out, o.shape.in);
+    FP8LLM_CHECK(o.shape.in == in, "lora: an input of {} for a {} x {} projection", in, o.shape.out,
+                 o.shape.in);
     l.proj[g] = {.a = slot_base(0) + o.a, .b = slot_base(0) + o.b, .out = o.shape.out};
   }
-  FP8LLM_CHECK(static_cast<size_t>(lora_partial_floats(l.tokens, in, l.groups, max_rank_)) *
-                       sizeof(float) <=
-                   partial_.size(),
-               "lora: {} tokens exceed the reserved scratch", l.tokens);
+  FP8LLM_CHECK(
+      static_cast<size_t>(lora_partial_floats(l.tokens, in, l.groups, max_rank_)) * sizeof(float) <=
+          partial_.size(),
+      "lora: {} tokens exceed the reserved scratch", l.tokens);
   return l;
 }
 

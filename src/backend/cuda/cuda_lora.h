@@ -35,8 +35,7 @@ class CudaLora {
   void shrink(const float* x, int64_t in, int64_t layer, std::span<const LinearKind> kinds,
               const BatchView& batch, cudaStream_t stream) const;
   void expand(int64_t in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
-              std::span<float* const> ys, std::span<const int64_t> outs,
-              cudaStream_t stream) const;
+              std::span<float* const> ys, std::span<const int64_t> outs, cudaStream_t stream) const;
 
  private:
   struct Offsets {
@@ -51,9 +50,9 @@ class CudaLora {
   int64_t max_rank_ = 0;
   size_t slot_elements_ = 0;
   std::map<std::pair<int64_t, LinearKind>, Offsets> offsets_;
-  DeviceBuffer factors_;  // bf16, slots_ * slot_elements_
-  DeviceBuffer scales_;   // float per slot
-  DeviceBuffer partial_;  // float, the shrink's partial sums (kernels/lora.h)
+  DeviceBuffer factors_;              // bf16, slots_ * slot_elements_
+  DeviceBuffer scales_;               // float per slot
+  DeviceBuffer partial_;              // float, the shrink's partial sums (kernels/lora.h)
   std::vector<DeviceBuffer> staged_;  // per slot, allocated by its first stage()
   std::vector<bool> staged_ready_;
   Stream stage_stream_;

@@ -119,8 +119,7 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
 __global__ void __launch_bounds__(kExpandThreads)
     lora_expand_kernel(int64_t tokens, int64_t max_rank, int groups, Group group, int64_t pieces,
                        int64_t slot_stride, const float* __restrict__ scales,
-                       const int32_t* __restrict__ token_lora,
-                       const float* __restrict__ partial) {
+                       const int32_t* __restrict__ token_lora, const float* __restrict__ partial) {
   extern __shared__ float u[];  // [kExpandTokens, groups * max_rank]
   const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kExpandTokens;
   const int64_t rows = groups * max_rank;
@@ -154,8 +153,7 @@ __global__ void __launch_bounds__(kExpandThreads)
         const uint4 raw = *reinterpret_cast<const uint4*>(br + r);
         const auto* v = reinterpret_cast<const __nv_bfloat16*>(&raw);
 #pragma unroll
-        for (int i = 0; i < 8; ++i)
-          d = __fadd_rn(d, __fmul_rn(ug[r + i], __bfloat162float(v[i])));
+        for (int i = 0; i < 8; ++i) d = __fadd_rn(d, __fmul_rn(ug[r + i], __bfloat162float(v[i])));
       }
     } else {
       for (int64_t r = 0; r < max_rank; ++r)
@@ -189,13 +187,13 @@ void launch_lora_shrink(const LoraLaunch& l, cudaStream_t stream) {
   const Group group = group_of(l, &outs);
   const dim3 grid(static_cast<unsigned>(pieces.count), static_cast<unsigned>(l.tokens));
   if (l.in % 8 == 0) {
-    lora_shrink_kernel<true><<<grid, kShrinkWarps * 32, 0, stream>>>(
-        l.x, l.in, pieces.width, l.max_rank, l.groups, group, l.slot_stride, l.token_lora,
-        l.partial);
+    lora_shrink_kernel<true>
+        <<<grid, kShrinkWarps * 32, 0, stream>>>(l.x, l.in, pieces.width, l.max_rank, l.groups,
+                                                 group, l.slot_stride, l.token_lora, l.partial);
   } else {
-    lora_shrink_kernel<false><<<grid, kShrinkWarps * 32, 0, stream>>>(
-        l.x, l.in, pieces.width, l.max_rank, l.groups, group, l.slot_stride, l.token_lora,
-        l.partial);
+    lora_shrink_kernel<false>
+        <<<grid, kShrinkWarps * 32, 0, stream>>>(l.x, l.in, pieces.width, l.max_rank, l.groups,
+                                                 group, l.slot_stride, l.token_lora, l.partial);
   }
   CUDA_CHECK_LAUNCH();
 }
@@ -208,9 +206,9 @@ void launch_lora_expand(const LoraLaunch& l, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>((outs + kExpandThreads - 1) / kExpandThreads),
                   static_cast<unsigned>((l.tokens + kExpandTokens - 1) / kExpandTokens));
   const size_t shared = static_cast<size_t>(kExpandTokens * l.groups * l.max_rank) * sizeof(float);
-  lora_expand_kernel<<<grid, kExpandThreads, shared, stream>>>(
-      l.tokens, l.max_rank, l.groups, group, pieces.count, l.slot_stride,
-      l.scales, l.token_lora, l.partial);
+  lora_expand_kernel<<<grid, kExpandThreads, shared, stream>>>(l.tokens, l.max_rank, l.groups,
+                                                               group, pieces.count, l.slot_stride,
+                                                               l.scales, l.token_lora, l.partial);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -38,7 +38,7 @@ struct LoraLaunch {
   int64_t max_rank = 0;
   int groups = 0;
   LoraProjection proj[kLoraMaxGroup];
-  int64_t slot_stride = 0;  // elements from one slot's region to the next
+  int64_t slot_stride = 0;        // elements from one slot's region to the next
   const float* scales = nullptr;  // per slot
   const int32_t* token_lora = nullptr;
   float* partial = nullptr;  // scratch, lora_partial_floats(tokens, in, groups, max_rank)

@@ -34,7 +34,8 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t row = i / it.cols, col = i - row * it.cols;
     it.dst[row * it.dst_ld + col] = __float2bfloat16_rn(v);
   }
-  if (__syncthreads_or(bad) && threadIdx.x == 0) atomicMin(first_bad, static_cast<int32_t>(blockIdx.x));
+  if (__syncthreads_or(bad) && threadIdx.x == 0)
+    atomicMin(first_bad, static_cast<int32_t>(blockIdx.x));
 }
 
 }  // namespace
