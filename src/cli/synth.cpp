@@ -26,6 +26,8 @@
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "loader/quantize_checkpoint.h"
+#include "lora/peft_adapter.h"
+#include "model/layer_members.h"
 #include "model/lora_weights.h"
 #include "model/weights.h"
 
@@ -119,11 +121,6 @@ void write_adapter(const Options& o, const ModelConfig& mc, const std::filesyste
   FP8LLM_CHECK(o.lora_rank >= 1 && o.lora_rank <= 512, "--lora-rank {}: must be in [1, 512]",
                o.lora_rank);
   check_output_directory(dir);
-  static constexpr std::pair<const char*, LinearKind> kModules[] = {
-      {"self_attn.q_proj", LinearKind::Q}, {"self_attn.k_proj", LinearKind::K},
-      {"self_attn.v_proj", LinearKind::V}, {"self_attn.o_proj", LinearKind::O},
-      {"mlp.gate_proj", LinearKind::Gate}, {"mlp.up_proj", LinearKind::Up},
-      {"mlp.down_proj", LinearKind::Down}};
   build_directory_atomically(dir, [&](const std::filesystem::path& tmp) {
     SafetensorsWriter w(tmp / "adapter_model.safetensors");
     struct Item {
@@ -132,11 +129,10 @@ void write_adapter(const Options& o, const ModelConfig& mc, const std::filesyste
     };
     std::vector<Item> items;
     for (int64_t l = 0; l < mc.num_layers; ++l) {
-      for (const auto& [module, kind] : kModules) {
+      for (const LinearKind kind : kLayerLinearKinds) {
         const ProjectionShape p = projection_shape(mc, kind);
-        const std::string base = fmt::format("base_model.model.model.layers.{}.{}", l, module);
-        items.push_back({base + ".lora_A.weight", {o.lora_rank, p.in}});
-        items.push_back({base + ".lora_B.weight", {p.out, o.lora_rank}});
+        items.push_back({peft_factor_name(l, kind, 'A'), {o.lora_rank, p.in}});
+        items.push_back({peft_factor_name(l, kind, 'B'), {p.out, o.lora_rank}});
       }
     }
     for (const Item& it : items) w.declare(it.name, DType::BF16, it.shape);
@@ -148,13 +144,13 @@ void write_adapter(const Options& o, const ModelConfig& mc, const std::filesyste
       w.write({reinterpret_cast<const std::byte*>(buffer.data()), buffer.size() * 2});
     }
     w.finish();
-    const nlohmann::json config = {
-        {"peft_type", "LORA"},
-        {"r", o.lora_rank},
-        {"lora_alpha", 2 * o.lora_rank},
-        {"target_modules",
-         {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}},
-        {"bias", "none"}};
+    nlohmann::json targets = nlohmann::json::array();
+    for (const LinearKind kind : kLayerLinearKinds) targets.push_back(peft_module_name(kind));
+    const nlohmann::json config = {{"peft_type", "LORA"},
+                                   {"r", o.lora_rank},
+                                   {"lora_alpha", 2 * o.lora_rank},
+                                   {"target_modules", targets},
+                                   {"bias", "none"}};
     write_text_file_atomically(tmp / "adapter_config.json", config.dump(2));
   });
   log_status("wrote a rank-{} LoRA adapter for {} to {}", o.lora_rank, o.preset, dir.string());

@@ -192,6 +192,14 @@ std::vector<uint16_t> to_bf16(const TensorView& v, const std::string& name,
 
 }  // namespace
 
+const char* peft_module_name(LinearKind kind) {
+  return target_of(kind).module;
+}
+
+std::string peft_factor_name(int64_t layer, LinearKind kind, char factor) {
+  return "base_model.model." + module_path(layer, target_of(kind)) + ".lora_" + factor + ".weight";
+}
+
 PeftLayout peft_layout(const ModelConfig& config, const std::string& config_json,
                        const std::vector<std::pair<std::string, TensorView>>& tensors,
                        const std::string& source) {

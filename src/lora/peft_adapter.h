@@ -19,6 +19,11 @@
 
 namespace fp8llm {
 
+// PEFT's names: the module of a projection ("q_proj"), and the saved name of one of its factors
+// ("base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight"; factor 'A' or 'B').
+const char* peft_module_name(LinearKind kind);
+std::string peft_factor_name(int64_t layer, LinearKind kind, char factor);
+
 // Where each targeted module's factors are among `tensors`, with every check parse_peft_adapter
 // makes except reading the values: for tensors in a device's memory, checked there.
 struct PeftModule {

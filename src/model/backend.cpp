@@ -47,18 +47,13 @@ void Backend::lora(Act, int64_t, LinearKind, const BatchView&, Act) {
   fail("this backend does not run LoRA adapters");
 }
 
-void Backend::lora_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
-                         const BatchView& batch, std::span<const Act> outs) {
-  FP8LLM_CHECK(kinds.size() == outs.size(), "lora_group: {} projections for {} outputs",
-               kinds.size(), outs.size());
-  for (size_t i = 0; i < kinds.size(); ++i) lora(in, layer, kinds[i], batch, outs[i]);
-}
-
 void Backend::lora_shrink(Act, int64_t, std::span<const LinearKind>, const BatchView&) {}
 
 void Backend::lora_expand(Act in, int64_t layer, std::span<const LinearKind> kinds,
                           const BatchView& batch, std::span<const Act> outs) {
-  lora_group(in, layer, kinds, batch, outs);
+  FP8LLM_CHECK(kinds.size() == outs.size(), "lora: {} projections for {} outputs", kinds.size(),
+               outs.size());
+  for (size_t i = 0; i < kinds.size(); ++i) lora(in, layer, kinds[i], batch, outs[i]);
 }
 
 void Backend::stage_lora(int /*slot*/, int64_t /*rank*/,

@@ -73,13 +73,11 @@ class Backend {
   virtual void reserve_lora(int slots, int64_t max_rank);
   virtual void set_lora(int slot, const LoraAdapter* adapter);
   virtual void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out);
-  // lora() for projections that share their input (q, k, v; gate, up).
-  virtual void lora_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
-                          const BatchView& batch, std::span<const Act> outs);
-  // lora_group in two halves around the group's base projection, so a backend can run the part
-  // that reads only `in` beside it: lora_shrink before linear/linear_group, lora_expand after
-  // (with the same arguments and the outputs). One group at a time. By default the shrink does
-  // nothing and the expand is lora_group.
+  // lora() for projections that share their input (q, k, v; gate, up), in two halves around the
+  // group's base projection, so a backend can run the part that reads only `in` beside it:
+  // lora_shrink before linear/linear_group, lora_expand after (with the same arguments and the
+  // outputs). One group at a time. By default the shrink does nothing and the expand calls lora()
+  // for each projection.
   virtual void lora_shrink(Act in, int64_t layer, std::span<const LinearKind> kinds,
                            const BatchView& batch);
   virtual void lora_expand(Act in, int64_t layer, std::span<const LinearKind> kinds,

@@ -297,16 +297,12 @@ void CudaBackend::set_lora(int slot, const LoraAdapter* adapter) {
 }
 
 void CudaBackend::lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) {
-  lora_group(in, layer, std::span<const LinearKind>(&kind, 1), batch,
-             std::span<const Act>(&out, 1));
-}
-
-void CudaBackend::lora_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
-                             const BatchView& batch, std::span<const Act> outs) {
+  // Both halves on the compute stream.
   FP8LLM_CHECK(in.rows == batch.num_tokens, "lora: [{}, {}] for {} tokens", in.rows, in.cols,
                batch.num_tokens);
+  const std::span<const LinearKind> kinds(&kind, 1);
   lora_.shrink(f32(in), in.cols, layer, kinds, batch, stream_.get());
-  expand_lora(in, layer, kinds, batch, outs);
+  expand_lora(in, layer, kinds, batch, std::span<const Act>(&out, 1));
 }
 
 void CudaBackend::lora_shrink(Act in, int64_t layer, std::span<const LinearKind> kinds,

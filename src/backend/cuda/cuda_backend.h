@@ -65,8 +65,6 @@ class CudaBackend final : public Backend {
   void reserve_lora(int slots, int64_t max_rank) override;
   void set_lora(int slot, const LoraAdapter* adapter) override;
   void lora(Act in, int64_t layer, LinearKind kind, const BatchView& batch, Act out) override;
-  void lora_group(Act in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
-                  std::span<const Act> outs) override;
   void lora_shrink(Act in, int64_t layer, std::span<const LinearKind> kinds,
                    const BatchView& batch) override;
   void lora_expand(Act in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
