@@ -1,7 +1,8 @@
 // LoRA on the GPU: a batch of 64 requests over 4 adapters and the base model gives each request
 // the tokens it gets alone (--fp8-gemm fp32), and the GPU's log-probabilities stay within fp32
 // rounding of the CPU reference's; an adapter replaced from tensors on the device behaves as one
-// replaced from host memory, and a bad device tensor changes nothing.
+// replaced from host memory, and a bad device tensor changes nothing (not even a replacement
+// still waiting for the next step).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -130,15 +131,17 @@ TEST_F(CudaLora, ReplacingFromDeviceTensorsEqualsReplacingFromHostOnes) {
       << error;
   EXPECT_EQ(greedy(*from_device, "x").token_ids, want.token_ids);
 
-  // Back to the first factors, from the device: the first tokens again.
-  device.clear();
-  buffers.clear();
+  // Back to the first factors, from the device, and before the next step a refused replacement:
+  // the pending one stays, and the next step gives the first tokens again.
+  std::vector<WeightTensor> back;
+  std::vector<cuda::DeviceBuffer> back_buffers;
   for (const auto& [name, bits] : first.factors()) {
-    buffers.push_back(cuda::to_device(std::span<const uint16_t>(bits)));
-    device.push_back(
-        {name, "BF16", first.shape_of_tensor(name), buffers.back().data(), Device::Cuda});
+    back_buffers.push_back(cuda::to_device(std::span<const uint16_t>(bits)));
+    back.push_back(
+        {name, "BF16", first.shape_of_tensor(name), back_buffers.back().data(), Device::Cuda});
   }
-  from_device->replace_lora("x", device);
+  from_device->replace_lora("x", back);
+  EXPECT_NE(error_of([&] { from_device->replace_lora("x", with_nan); }), "");
   EXPECT_EQ(greedy(*from_device, "x").logprobs[0].top, before.logprobs[0].top);
 }
 

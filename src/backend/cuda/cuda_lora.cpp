@@ -117,22 +117,26 @@ void CudaLora::stage(int slot, int64_t rank, std::span<const LoraDeviceFactor> f
     items.push_back(it);
   }
   cudaStream_t st = stage_stream_.get();
-  // The last commit may still be copying out of a staging region.
-  CUDA_CHECK(cudaStreamWaitEvent(st, committed_.get()));
-  staged_ready_[s] = false;
-  // Modules the adapter does not have, and columns beyond its rank, stay zero.
-  CUDA_CHECK(cudaMemsetAsync(base, 0, bytes, st));
   pack_items_.reserve_discard(items.size() * sizeof(LoraPackItem));
   CUDA_CHECK(cudaMemcpyAsync(pack_items_.data(), items.data(), items.size() * sizeof(LoraPackItem),
                              cudaMemcpyHostToDevice, st));
+  // The values are checked before the staging copy is touched: it may hold a replacement not yet
+  // committed, which a refused one must leave as it is.
   int32_t bad = INT32_MAX;
   CUDA_CHECK(cudaMemcpyAsync(first_bad_.data(), &bad, sizeof(bad), cudaMemcpyHostToDevice, st));
-  launch_lora_pack(pack_items_.as<LoraPackItem>(), static_cast<int>(items.size()),
+  launch_lora_pack(pack_items_.as<LoraPackItem>(), static_cast<int>(items.size()), false,
                    first_bad_.as<int32_t>(), st);
   CUDA_CHECK(cudaMemcpyAsync(&bad, first_bad_.data(), sizeof(bad), cudaMemcpyDeviceToHost, st));
   CUDA_CHECK(cudaStreamSynchronize(st));
   FP8LLM_CHECK(bad == INT32_MAX, "{}: holds a value that is not finite (NaN or infinity)",
                factors[static_cast<size_t>(bad)].name);
+  // The last commit may still be copying out of a staging region.
+  CUDA_CHECK(cudaStreamWaitEvent(st, committed_.get()));
+  // Modules the adapter does not have, and columns beyond its rank, stay zero.
+  CUDA_CHECK(cudaMemsetAsync(base, 0, bytes, st));
+  launch_lora_pack(pack_items_.as<LoraPackItem>(), static_cast<int>(items.size()), true,
+                   first_bad_.as<int32_t>(), st);
+  CUDA_CHECK(cudaStreamSynchronize(st));
   staged_ready_[s] = true;
 }
 

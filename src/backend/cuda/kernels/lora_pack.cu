@@ -12,7 +12,8 @@ constexpr unsigned kBlocksPerItem = 16;
 
 // grid (items, kBlocksPerItem): the blocks of an item stride over its elements.
 __global__ void __launch_bounds__(kThreads)
-    lora_pack_kernel(const LoraPackItem* __restrict__ items, int32_t* __restrict__ first_bad) {
+    lora_pack_kernel(const LoraPackItem* __restrict__ items, bool write,
+                     int32_t* __restrict__ first_bad) {
   const LoraPackItem it = items[blockIdx.x];
   const int64_t n = it.rows * it.cols;
   bool bad = false;
@@ -31,6 +32,7 @@ __global__ void __launch_bounds__(kThreads)
         break;
     }
     bad |= !isfinite(v);
+    if (!write) continue;
     const int64_t row = i / it.cols, col = i - row * it.cols;
     it.dst[row * it.dst_ld + col] = __float2bfloat16_rn(v);
   }
@@ -40,11 +42,11 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-void launch_lora_pack(const LoraPackItem* items, int count, int32_t* first_bad,
+void launch_lora_pack(const LoraPackItem* items, int count, bool write, int32_t* first_bad,
                       cudaStream_t stream) {
   if (count <= 0) return;
   lora_pack_kernel<<<dim3(static_cast<unsigned>(count), kBlocksPerItem), kThreads, 0, stream>>>(
-      items, first_bad);
+      items, write, first_bad);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -21,8 +21,8 @@ struct LoraPackItem {
 };
 
 // `items` is in device memory; `first_bad` (device, set to INT32_MAX beforehand) receives the
-// lowest index of an item holding a value that is not finite.
-void launch_lora_pack(const LoraPackItem* items, int count, int32_t* first_bad,
+// lowest index of an item holding a value that is not finite. Without `write`, only that check.
+void launch_lora_pack(const LoraPackItem* items, int count, bool write, int32_t* first_bad,
                       cudaStream_t stream);
 
 }  // namespace fp8llm::cuda
