@@ -22,10 +22,24 @@ namespace fp8llm::cuda {
 // loads); the other layouts keep the general kernel of paged_attention.cu.
 bool decode_attention_supported(KvCacheDtype dtype, int64_t head_dim);
 
+// How a block reads its key and value rows. Measured: each round's rows when the round comes, q
+// and the sums in registers (the kernel the engine runs). Pipelined: requested with cp.async
+// several rounds ahead, q in shared memory (decode_attention_pipelined.cu: fewer registers, more
+// bytes in flight; not yet timed, so not yet the engine's). Both cut the keys the same way.
+enum class DecodeKvLoads { Measured, Pipelined };
+
 // Tokens [0, decode_tokens) of q [tokens, heads, head_dim] into out (same layout): token t
 // attends to positions 0 .. positions[t] of its sequence, with scale 1/sqrt(head_dim).
 void launch_decode_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                              const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
-                             const DecodeScratch& scratch, float* out, cudaStream_t stream);
+                             const DecodeScratch& scratch, float* out, cudaStream_t stream,
+                             DecodeKvLoads loads = DecodeKvLoads::Measured);
+
+// The pipelined kernel alone, for launch_decode_attention (which checks the layout first).
+void launch_decode_attention_pipelined(const float* q, int64_t heads, int64_t kv_heads,
+                                       int64_t head_dim, const PagedBatch& batch,
+                                       int64_t decode_tokens, const PagedKv& kv,
+                                       const DecodeScratch& scratch, float* out,
+                                       cudaStream_t stream);
 
 }  // namespace fp8llm::cuda

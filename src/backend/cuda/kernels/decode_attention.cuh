@@ -1,0 +1,189 @@
+// Device pieces shared by the decode attention kernels (decode_attention.cu, the measured one;
+// decode_attention_pipelined.cu, which requests its rows rounds ahead): the block's shape, a
+// cached row widened 16 bytes at a time, and the merge of the lane groups' and key ranges'
+// online softmaxes, so that both kernels cut and merge the same way.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "backend/cuda/kernels/fp8_device.cuh"
+#include "backend/cuda/kernels/paged_attention.h"
+
+namespace fp8llm::cuda::detail {
+
+inline constexpr int kDecodeThreads = 128;
+inline constexpr int kDecodeWarps = kDecodeThreads / 32;
+inline constexpr int kDecodeHeadsPerBlock = 4;  // query heads of one KV head attended by a block
+
+// 16 bytes of a cached K or V row widened to fp32, element by element as kv_load widens one
+// (kv_elements.cuh): fp32 as is, bf16 exactly, e4m3 times its row's scale.
+template <typename T>
+struct Row16;
+template <>
+struct Row16<float> {
+  static constexpr int kElems = 4;
+  __device__ static void widen(const uint4 r, float, float* out) {
+    out[0] = __uint_as_float(r.x);
+    out[1] = __uint_as_float(r.y);
+    out[2] = __uint_as_float(r.z);
+    out[3] = __uint_as_float(r.w);
+  }
+};
+template <>
+struct Row16<__nv_bfloat16> {
+  static constexpr int kElems = 8;
+  __device__ static void widen(const uint4 r, float, float* out) {
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      out[2 * i] = __uint_as_float(w[i] << 16);  // the lower address holds the first element
+      out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  }
+};
+template <>
+struct Row16<uint8_t> {
+  static constexpr int kElems = 16;
+  __device__ static void widen(const uint4 r, float scale, float* out) {
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int b = 0; b < 4; ++b)
+        out[4 * i + b] = __fmul_rn(e4m3_to_float(static_cast<uint8_t>(w[i] >> (8 * b))), scale);
+    }
+  }
+};
+
+// The lane layout of a block for element type T and head size D: kLanes lanes read one key row
+// (kElems elements each), a warp reads kKeysPerWarp rows at a time, the block kGroups.
+template <typename T, int kHeadDim>
+struct DecodeLayout {
+  static constexpr int kE = Row16<T>::kElems;
+  static constexpr int kLanes = kHeadDim / kE;
+  static_assert(kLanes >= 2 && kLanes <= 32 && 32 % kLanes == 0, "a key row per lane group");
+  static constexpr int kKeysPerWarp = 32 / kLanes;
+  static constexpr int kGroups = kDecodeWarps * kKeysPerWarp;
+};
+
+// Which (token, KV head, query heads, key range) a block attends, from its grid coordinates:
+// grid (kv_heads x ceil(group / kDecodeHeadsPerBlock), decode tokens, kDecodeMaxSplits).
+struct DecodeItem {
+  int64_t t, kvh, h0, keys, chunk, splits, z;
+  int nh;  // query heads of this block (the last block of a KV head may have fewer than four)
+  __device__ DecodeItem(int64_t heads, int64_t kv_heads, const int64_t* positions) {
+    constexpr int G = kDecodeHeadsPerBlock;
+    t = blockIdx.y;
+    const int64_t per_kv = heads / kv_heads;
+    const int64_t head_blocks = (per_kv + G - 1) / G;
+    kvh = blockIdx.x / head_blocks;
+    const int64_t first = static_cast<int64_t>(blockIdx.x % head_blocks) * G;
+    nh = static_cast<int>(per_kv - first < G ? per_kv - first : G);
+    h0 = kvh * per_kv + first;
+    keys = positions[t] + 1;
+    chunk = decode_chunk(keys);
+    splits = (keys + chunk - 1) / chunk;
+    z = blockIdx.z;
+  }
+};
+
+// What the merge keeps in shared memory besides the groups' sums.
+template <int kGroups>
+struct DecodeMergeShared {
+  static constexpr int G = kDecodeHeadsPerBlock;
+  float m[kGroups][G];
+  float l[kGroups][G];
+  float w[kGroups][G];
+  float big[G];
+  float total[G];
+  float range_w[kDecodeMaxSplits][G];
+  float inv[G];
+  bool last;
+};
+
+// After each lane group has stored its sums `acc`, maximum and total into shared memory (and the
+// block has synchronized): merges the groups in group order into the range's result; with one
+// range it is the output, else the range's partial, and the last range to finish (counted in
+// `counters` at the block's first head, which it resets) merges the ranges in range order.
+template <int kGroups, int kHeadDim>
+__device__ void merge_decode_groups(const float (*acc)[kDecodeHeadsPerBlock][kHeadDim],
+                                    DecodeMergeShared<kGroups>& s, const DecodeItem& it,
+                                    int64_t heads, float* __restrict__ out,
+                                    float* __restrict__ partial, int* __restrict__ counters) {
+  constexpr int kThreads = kDecodeThreads;
+  constexpr int64_t kStride = kHeadDim + 2;  // a range's partial: max, sum, weighted values
+  const int nh = it.nh;
+  const int64_t t = it.t, h0 = it.h0, splits = it.splits;
+  // Each head's weights of the groups against the largest group max (a group that saw no key
+  // has max -inf and weight 0; group 0 always sees the range's first key).
+  if (threadIdx.x < nh) {
+    const int g = threadIdx.x;
+    float big = -INFINITY;
+    for (int x = 0; x < kGroups; ++x) big = fmaxf(big, s.m[x][g]);
+    float total = 0.0f;
+    for (int x = 0; x < kGroups; ++x) {
+      const float w = s.m[x][g] == -INFINITY ? 0.0f : expf(s.m[x][g] - big);
+      s.w[x][g] = w;
+      total += s.l[x][g] * w;
+    }
+    s.big[g] = big;
+    s.total[g] = total;
+  }
+  __syncthreads();
+  if (splits == 1) {
+    for (int i = threadIdx.x; i < nh * kHeadDim; i += kThreads) {
+      const int g = i / kHeadDim, d = i % kHeadDim;
+      float sum = 0.0f;
+      for (int x = 0; x < kGroups; ++x) sum += acc[x][g][d] * s.w[x][g];
+      out[(t * heads + h0 + g) * kHeadDim + d] = sum * (1.0f / s.total[g]);
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < nh * kHeadDim; i += kThreads) {
+    const int g = i / kHeadDim, d = i % kHeadDim;
+    float sum = 0.0f;
+    for (int x = 0; x < kGroups; ++x) sum += acc[x][g][d] * s.w[x][g];
+    partial[((t * heads + h0 + g) * kDecodeMaxSplits + it.z) * kStride + 2 + d] = sum;
+  }
+  if (threadIdx.x < nh) {
+    float* mine = partial + ((t * heads + h0 + threadIdx.x) * kDecodeMaxSplits + it.z) * kStride;
+    mine[0] = s.big[threadIdx.x];
+    mine[1] = s.total[threadIdx.x];
+  }
+  __threadfence();  // this block's partials are visible before it is counted
+  __syncthreads();
+  int* counter = counters + t * heads + h0;
+  if (threadIdx.x == 0) s.last = atomicAdd(counter, 1) == splits - 1;
+  __syncthreads();
+  if (!s.last) return;
+  __threadfence();
+  if (threadIdx.x < nh) {
+    const int g = threadIdx.x;
+    const float* parts = partial + (t * heads + h0 + g) * kDecodeMaxSplits * kStride;
+    float top = -INFINITY;
+    for (int64_t r = 0; r < splits; ++r) top = fmaxf(top, __ldcg(parts + r * kStride));
+    float denominator = 0.0f;
+    for (int64_t r = 0; r < splits; ++r) {
+      const float mr = __ldcg(parts + r * kStride);
+      const float w = mr == -INFINITY ? 0.0f : expf(mr - top);
+      s.range_w[r][g] = w;
+      denominator += __ldcg(parts + r * kStride + 1) * w;
+    }
+    s.inv[g] = 1.0f / denominator;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < nh * kHeadDim; i += kThreads) {
+    const int g = i / kHeadDim, d = i % kHeadDim;
+    const float* parts = partial + (t * heads + h0 + g) * kDecodeMaxSplits * kStride;
+    float sum = 0.0f;
+    for (int64_t r = 0; r < splits; ++r)
+      sum += __ldcg(parts + r * kStride + 2 + d) * s.range_w[r][g];
+    out[(t * heads + h0 + g) * kHeadDim + d] = sum * s.inv[g];
+  }
+  if (threadIdx.x == 0) *counter = 0;
+}
+
+}  // namespace fp8llm::cuda::detail
