@@ -30,9 +30,15 @@
 #include "backend/cuda/runtime/device_buffer.h"
 #include "backend/cuda/runtime/event.h"
 #include "backend/cuda/runtime/stream.h"
+#include "cuda_timing.h"
 
 namespace fp8llm::cuda {
 namespace {
+
+using bench::device_copy_gbps;
+using bench::median;
+using bench::time_calls;
+using bench::Timing;
 
 // Ceilings used for the floors: H100 SXM FP8 dense nominal (1979 TFLOP/s; the datasheet's 3958 is
 // with sparsity); BF16 as measured through PyTorch on this kind of card (8192^3, random data).
@@ -45,64 +51,6 @@ struct Shape {
   int64_t n;
   int64_t k;
 };
-
-struct Timing {
-  double us = 0;
-  bool ok = false;
-  std::string error;
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Runs fn(i) repeatedly on `stream`: warm-up, then `batches` event-timed batches sized to about
-// 2 ms each. Returns the median time of one call.
-Timing time_calls(const std::function<void(int)>& fn, cudaStream_t stream, int batches) {
-  Timing t;
-  try {
-    Event a;
-    Event b;
-    for (int i = 0; i < 3; ++i) fn(i);
-    a.record(stream);
-    for (int i = 0; i < 3; ++i) fn(i);
-    b.record(stream);
-    b.synchronize();
-    const double one_ms = std::max(1e-4, static_cast<double>(b.elapsed_ms_since(a)) / 3.0);
-    const int iters = static_cast<int>(std::clamp(2.0 / one_ms, 1.0, 500.0));
-    std::vector<double> per_call;
-    int call = 0;
-    for (int r = 0; r < batches; ++r) {
-      a.record(stream);
-      for (int i = 0; i < iters; ++i) fn(call++);
-      b.record(stream);
-      b.synchronize();
-      per_call.push_back(static_cast<double>(b.elapsed_ms_since(a)) * 1000.0 / iters);
-    }
-    t.us = median(per_call);
-    t.ok = true;
-  } catch (const std::exception& e) {
-    t.error = e.what();
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-  }
-  return t;
-}
-
-double device_copy_gbps(cudaStream_t stream) {
-  const size_t bytes = size_t{1} << 30;
-  DeviceBuffer src(bytes);
-  DeviceBuffer dst(bytes);
-  launch_fill_uniform_bf16(src.as<__nv_bfloat16>(), static_cast<int64_t>(bytes / 2), 1, 1.0f,
-                           stream);
-  const Timing t = time_calls(
-      [&](int) {
-        CUDA_CHECK(
-            cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, stream));
-      },
-      stream, 11);
-  return 2.0 * static_cast<double>(bytes) / (t.us * 1e-6) / 1e9;  // read + write
-}
 
 struct Weights {
   int copies = 0;

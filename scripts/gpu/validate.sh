@@ -3,7 +3,7 @@
 # there and models/kjv-6m is not), builds the CLI and the GPU tests, runs the tests with a time
 # limit each, then measures the trained model's perplexity in every mode. Logs go to LOG_DIR.
 #
-#   [BIN=DIR] [BUDGET=SECONDS] [TESTS="STEM..."] [QUALITY=0] [BENCH=1] [LORA=1] \
+#   [BIN=DIR] [BUDGET=SECONDS] [TESTS="STEM..."] [QUALITY=0] [BENCH=1] [LORA=1] [KERNELS=1] \
 #     [TEST_SECONDS=150] scripts/gpu/validate.sh [LOG_DIR]
 #
 # From the repository root; LOG_DIR defaults to $OUT. BIN names a build directory made on another
@@ -13,6 +13,7 @@
 # whole pass: a step that would run past it is cut short or skipped, so that the logs come back.
 # TESTS names the tests/cuda/test_STEM.cpp to run (all by default); QUALITY=0 skips perplexity.
 # LORA=1 measures LoRA's cost against the base model and the adapter replace from CUDA tensors.
+# KERNELS=1 times the decode attention kernels against their floor (bench/bench_attention).
 set -uo pipefail
 LOG=${1:-${OUT:-build-gpu/logs}}
 mkdir -p "$LOG"
@@ -54,6 +55,7 @@ else
   bin=build-gpu
   extra=()
   for t in fp8llm_python test_server_load; do has_target "$t" && extra+=("$t"); done
+  [[ -n ${KERNELS:-} ]] && has_target bench_attention && extra+=(bench_attention)
   if ! WERROR=OFF scripts/gpu/build.sh fp8llm_cli "${extra[@]}" \
       $(for t in $stems; do echo "test_cuda_$t"; done) >"$LOG/build.log" 2>&1; then
     echo "BUILD FAILED" | tee -a "$LOG/summary.log"
@@ -139,5 +141,10 @@ if [[ -x $bin/fp8llm && -n ${LORA:-} ]]; then
       --model /tmp/llama3-8b --lora /tmp/llama3-8b-lora0 >>"$LOG/lora.log" 2>&1
   fi
   grep -E 'batch|replace|effect' "$LOG/lora.log" | tee -a "$LOG/summary.log"
+fi
+if [[ -n ${KERNELS:-} && -x $bin/bench/bench_attention ]]; then
+  timeout "$(limit 180)" "${run[@]}" "$bin/bench/bench_attention" >"$LOG/attention.log" 2>&1
+  echo "bench_attention exit $?" | tee -a "$LOG/summary.log"
+  tee -a "$LOG/summary.log" <"$LOG/attention.log"
 fi
 echo "validate $((SECONDS - start)) s" | tee -a "$LOG/summary.log"

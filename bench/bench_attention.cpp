@@ -1,0 +1,195 @@
+// Decode attention on the CUDA device: the measured kernel and the pipelined one
+// (decode_attention.h) over a paged KV cache of the Llama-3-8B layout (32 query heads, 8 KV
+// heads, head size 128, blocks of 16), at the batches and lengths the engine's benchmarks run,
+// and one sequence of 32k keys. Prints each kernel's time a layer and the floor: the keys' and
+// values' bytes (and e4m3 scales) at the device's own copy bandwidth, measured first.
+//
+//   bench_attention [--dtype bf16|fp8|both] [--quick]
+//
+// The cache holds random values, its blocks shuffled over the pool as a running engine leaves
+// them; positions and block tables are the only inputs the kernels read besides q, K and V.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/kernels/decode_attention.h"
+#include "backend/cuda/kernels/elementwise.h"
+#include "backend/cuda/kernels/fp8_quant.h"
+#include "backend/cuda/kernels/paged_attention.h"
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "backend/cuda/runtime/stream.h"
+#include "cuda_timing.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+constexpr int64_t kHeads = 32, kKvHeads = 8, kHeadDim = 128, kBlock = 16;
+
+struct Workload {
+  int64_t batch;
+  int64_t keys;  // every sequence's keys (its position + 1)
+};
+
+// One decode pass: `batch` sequences of `keys` keys in a random cache of that many blocks.
+struct Pass {
+  DeviceBuffer k, v, k_scale, v_scale, q, out, positions, seqs, tables, partial, counters;
+  PagedBatch batch;
+  PagedKv kv;
+  double bytes = 0;  // K, V and scales a pass reads
+
+  Pass(const Workload& w, KvCacheDtype dtype, cudaStream_t stream) {
+    const int64_t blocks_per_seq = (w.keys + kBlock - 1) / kBlock;
+    const int64_t blocks = blocks_per_seq * w.batch;
+    const int64_t rows = blocks * kBlock * kKvHeads;
+    const int64_t elems = rows * kHeadDim;
+    const bool fp8 = dtype == KvCacheDtype::Fp8;
+    DeviceBuffer staging(static_cast<size_t>(elems) * sizeof(__nv_bfloat16));
+    for (int which = 0; which < 2; ++which) {
+      DeviceBuffer& cache = which == 0 ? k : v;
+      launch_fill_uniform_bf16(staging.as<__nv_bfloat16>(), elems, 11 + which, 2.0f, stream);
+      if (fp8) {
+        DeviceBuffer& scales = which == 0 ? k_scale : v_scale;
+        cache = DeviceBuffer(static_cast<size_t>(elems));
+        scales = DeviceBuffer(static_cast<size_t>(rows) * sizeof(float));
+        launch_quantize_activations(Fp8Scheme::Row, staging.as<__nv_bfloat16>(), rows, kHeadDim,
+                                    cache.as<uint8_t>(), scales.as<float>(), stream);
+      } else {
+        cache = DeviceBuffer(staging.size());
+        CUDA_CHECK(cudaMemcpyAsync(cache.data(), staging.data(), staging.size(),
+                                   cudaMemcpyDeviceToDevice, stream));
+      }
+    }
+    const int64_t q_elems = w.batch * kHeads * kHeadDim;
+    std::vector<float> q_host(static_cast<size_t>(q_elems));
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& x : q_host) x = normal(rng);
+    q = to_device(q_host);
+    out = DeviceBuffer(static_cast<size_t>(q_elems) * sizeof(float));
+
+    std::vector<int32_t> order(static_cast<size_t>(blocks));
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), std::mt19937(5));
+    positions = to_device(std::vector<int64_t>(static_cast<size_t>(w.batch), w.keys - 1));
+    std::vector<int32_t> seq_of(static_cast<size_t>(w.batch));
+    std::iota(seq_of.begin(), seq_of.end(), 0);
+    seqs = to_device(seq_of);
+    tables = to_device(order);  // sequence s owns blocks [s * blocks_per_seq, ...) of `order`
+    partial = DeviceBuffer(static_cast<size_t>(w.batch * kHeads * kDecodeMaxSplits *
+                                               (kHeadDim + 2)) *
+                           sizeof(float));
+    counters = DeviceBuffer(static_cast<size_t>(w.batch * kHeads) * sizeof(int));
+    counters.fill_zero();
+    batch = PagedBatch{.tokens = w.batch,
+                       .positions = positions.as<int64_t>(),
+                       .slots = nullptr,
+                       .token_seq = seqs.as<int32_t>(),
+                       .block_tables = tables.as<int32_t>(),
+                       .max_blocks = blocks_per_seq};
+    kv = PagedKv{.dtype = dtype,
+                 .k = k.data(),
+                 .v = v.data(),
+                 .k_scale = fp8 ? k_scale.as<float>() : nullptr,
+                 .v_scale = fp8 ? v_scale.as<float>() : nullptr,
+                 .block_size = kBlock};
+    const double row_bytes = kHeadDim * (fp8 ? 1.0 : 2.0) + (fp8 ? 4.0 : 0.0);
+    bytes = 2.0 * static_cast<double>(w.batch * w.keys * kKvHeads) * row_bytes;
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+
+};
+
+const char* name_of(DecodeKvLoads loads) {
+  return loads == DecodeKvLoads::Pipelined ? "pipelined" : "measured";
+}
+
+int run(int argc, char** argv) {
+  std::string dtypes = "both";
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else if (std::strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
+      dtypes = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: bench_attention [--dtype bf16|fp8|both] [--quick]\n");
+      return 2;
+    }
+  }
+  if (dtypes != "bf16" && dtypes != "fp8" && dtypes != "both") {
+    std::fprintf(stderr, "bench_attention: --dtype must be bf16, fp8 or both, not '%s'\n",
+                 dtypes.c_str());
+    return 2;
+  }
+  if (!device_available()) {
+    std::fprintf(stderr, "bench_attention: no CUDA device\n");
+    return 1;
+  }
+  Stream stream;
+  const double gbps = bench::device_copy_gbps(stream.get());
+  std::printf("device copy bandwidth: %.0f GB/s (read + write of 1 GiB)\n", gbps);
+  std::printf("layout: %lld heads, %lld KV heads, head size %lld, blocks of %lld\n",
+              static_cast<long long>(kHeads), static_cast<long long>(kKvHeads),
+              static_cast<long long>(kHeadDim), static_cast<long long>(kBlock));
+  // The engine's benchmark shapes (128/128 and 1000/1000 at 256 at once, their middle lengths;
+  // batch 64; batch 1 short and at 32k keys).
+  std::vector<Workload> workloads = {{1, 192},   {1, 4096},   {1, 32768},  {64, 1024},
+                                     {256, 192}, {256, 1000}, {256, 2000}};
+  if (quick) workloads = {{1, 4096}, {256, 192}};
+  std::vector<KvCacheDtype> kinds;
+  if (dtypes != "fp8") kinds.push_back(KvCacheDtype::BF16);
+  if (dtypes != "bf16") kinds.push_back(KvCacheDtype::Fp8);
+  std::printf("%-5s %6s %6s %10s %10s %10s %10s %8s\n", "kv", "batch", "keys", "MB read",
+              "floor us", "kernel", "us", "of floor");
+  for (const KvCacheDtype dtype : kinds) {
+    for (const Workload& w : workloads) {
+      Pass pass(w, dtype, stream.get());
+      const double floor_us = pass.bytes / (gbps * 1e3);
+      for (const DecodeKvLoads loads : {DecodeKvLoads::Measured, DecodeKvLoads::Pipelined}) {
+        const bench::Timing t = bench::time_calls(
+            [&](int) {
+              launch_decode_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
+                                      w.batch, pass.kv,
+                                      DecodeScratch{pass.partial.as<float>(),
+                                                    pass.counters.as<int>()},
+                                      pass.out.as<float>(), stream.get(), loads);
+            },
+            stream.get(), quick ? 5 : 11);
+        if (!t.ok) {
+          std::printf("%-5s %6lld %6lld %s: %s\n", std::string(to_string(dtype)).c_str(),
+                      static_cast<long long>(w.batch), static_cast<long long>(w.keys),
+                      name_of(loads), t.error.c_str());
+          continue;
+        }
+        std::printf("%-5s %6lld %6lld %10.1f %10.1f %10s %10.1f %7.0f%%\n",
+                    std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
+                    static_cast<long long>(w.keys), pass.bytes / 1e6, floor_us, name_of(loads),
+                    t.us, 100.0 * floor_us / t.us);
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace fp8llm::cuda
+
+int main(int argc, char** argv) {
+  try {
+    return fp8llm::cuda::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_attention: %s\n", e.what());
+    return 1;
+  }
+}
