@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-30}"
 targets=(safetensors_header model_config tokenizer chat_template quantization_config
-  openai_request)
+  openai_request peft_adapter)
 corpus_of() { [ "$1" = safetensors_header ] && echo safetensors || echo "$1"; }
 
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
