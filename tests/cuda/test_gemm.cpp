@@ -536,42 +536,46 @@ TEST_F(CudaGemm, Fp32OutputsKeepAccumulatorPrecision) {
   EXPECT_LT(rel_l2_f32(y, want), kBound);
 }
 
-// One token through q, k, v (or gate, up) as one launch gives exactly what three launches give:
-// the group kernel sums each row in the same order.
-TEST_F(CudaGemm, GroupedOneTokenEqualsSeparateCalls) {
+// Rows through q, k, v (or gate, up) as one group give exactly what three calls give: one token
+// in one launch (the group kernel sums each row in the same order), several rows quantized once
+// for all three (the same bytes each call makes), on cuBLASLt and the small-M kernel alike.
+TEST_F(CudaGemm, GroupedRowsEqualSeparateCalls) {
   CublasLtGemm gemm;
   Fp8Linear linear(gemm);
   const int64_t k = 384;
   for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
-    SCOPED_TRACE(name_of(scheme));
     const auto bias = random_bf16(1, 512, 61, 0.5f);
     const Weight a = make_weight(scheme, random_bf16(512, k, 62, 0.02f), 512, k, bias);
     const Weight b = make_weight(scheme, random_bf16(128, k, 63, 0.02f), 128, k);
     const Weight c = make_weight(scheme, random_bf16(200, k, 64, 0.02f), 200, k);
-    std::vector<float> x(static_cast<size_t>(k));
-    std::mt19937 rng(65);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (float& v : x) v = normal(rng);
-    DeviceBuffer dx = to_device(x);
-    const Weight* weights[] = {&a, &b, &c};
-    std::vector<DeviceBuffer> separate, grouped;
-    std::vector<Fp8DeviceWeight> views;
-    std::vector<float*> outs;
-    for (const Weight* w : weights) {
-      separate.push_back(poisoned_output_f32(1, w->n));
-      grouped.push_back(poisoned_output_f32(1, w->n));
-      linear.forward(w->view(), dx.as<float>(), 1, separate.back().as<float>(), nullptr);
-      views.push_back(w->view());
-      outs.push_back(grouped.back().as<float>());
-    }
-    const Fp8DeviceWeight* view_ptrs[] = {&views[0], &views[1], &views[2]};
-    linear.forward_group(view_ptrs, dx.as<float>(), outs, nullptr);
-    CUDA_CHECK(cudaDeviceSynchronize());
-    for (size_t i = 0; i < 3; ++i) {
-      const auto want = to_host<float>(separate[i], static_cast<size_t>(weights[i]->n));
-      const auto got = to_host<float>(grouped[i], static_cast<size_t>(weights[i]->n));
-      EXPECT_EQ(got, want) << "weight " << i;
-      EXPECT_FALSE(std::isnan(got[0]));
+    for (const int64_t m : {1, 2, 3, 6, 64}) {
+      SCOPED_TRACE(std::string(name_of(scheme)) + ", m " + std::to_string(m));
+      std::vector<float> x(static_cast<size_t>(m * k));
+      std::mt19937 rng(65);
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      for (float& v : x) v = normal(rng);
+      DeviceBuffer dx = to_device(x);
+      const Weight* weights[] = {&a, &b, &c};
+      std::vector<DeviceBuffer> separate, grouped;
+      std::vector<Fp8DeviceWeight> views;
+      std::vector<float*> outs;
+      for (const Weight* w : weights) {
+        separate.push_back(poisoned_output_f32(m, w->n));
+        grouped.push_back(poisoned_output_f32(m, w->n));
+        linear.forward(w->view(), dx.as<float>(), m, separate.back().as<float>(), nullptr);
+        views.push_back(w->view());
+        outs.push_back(grouped.back().as<float>());
+      }
+      const Fp8DeviceWeight* view_ptrs[] = {&views[0], &views[1], &views[2]};
+      linear.forward_group(view_ptrs, dx.as<float>(), m, outs, nullptr);
+      CUDA_CHECK(cudaDeviceSynchronize());
+      for (size_t i = 0; i < 3; ++i) {
+        const auto size = static_cast<size_t>(m * weights[i]->n);
+        const auto want = to_host<float>(separate[i], size);
+        const auto got = to_host<float>(grouped[i], size);
+        EXPECT_EQ(got, want) << "weight " << i;
+        EXPECT_FALSE(std::isnan(got[0]));
+      }
     }
   }
 }

@@ -195,7 +195,7 @@ void CudaBackend::linear_group(Act in, int64_t layer, std::span<const LinearKind
                "linear_group: {} weights for {} outputs", kinds.size(), outs.size());
   std::vector<const Fp8DeviceWeight*> ws;
   std::vector<float*> ys;
-  bool fp8 = in.rows == 1;
+  bool fp8 = true;
   for (size_t i = 0; i < kinds.size(); ++i) {
     const DeviceLinear& w = linear_weights(layer, kinds[i]);
     FP8LLM_CHECK(in.cols == w.k && outs[i].cols == w.n && outs[i].rows == in.rows,
@@ -204,8 +204,8 @@ void CudaBackend::linear_group(Act in, int64_t layer, std::span<const LinearKind
     ws.push_back(&w.fp8);
     ys.push_back(f32(outs[i]));
   }
-  // One token: one quantization of the input and one kernel for every output.
-  if (fp8) return fp8_.forward_group(ws, f32(in), ys, stream_.get());
+  // One quantization of the input for every output (and one kernel for all of them at one token).
+  if (fp8) return fp8_.forward_group(ws, f32(in), in.rows, ys, stream_.get());
   Backend::linear_group(in, layer, kinds, outs);
 }
 

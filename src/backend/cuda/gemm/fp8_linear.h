@@ -54,10 +54,12 @@ class Fp8Linear {
                cudaStream_t stream);
   void forward(const Fp8DeviceWeight& w, const float* x, int64_t m, float* y, cudaStream_t stream);
 
-  // One token through several weights that share its input (q, k and v; gate and up): x is
-  // quantized once and one kernel computes every output (fp8_gemv.h). Falls back to forward() per
-  // weight where the group kernel does not apply (see group_supports).
-  void forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x,
+  // Rows x[m, k] through several weights that share them (q, k and v; gate and up), each output
+  // what forward() gives. One row: x is quantized once and one kernel computes every output
+  // (fp8_gemv.h), where group_supports allows. Several: x is quantized once for all the weights
+  // (the same bytes forward() would make for each), where they share the scheme, K and the split
+  // between cuBLASLt and the small-M kernel. Otherwise forward() per weight.
+  void forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x, int64_t m,
                      std::span<float* const> ys, cudaStream_t stream);
   static bool group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeight& w);
 
@@ -69,6 +71,22 @@ class Fp8Linear {
   void reserve(int64_t rows, int64_t k);
 
  private:
+  // Activations quantized for a call: rows [0, m_lt) for cuBLASLt with scales s1, the rest for
+  // the small-M kernel with scales s2 (each part in the layout its kernel reads).
+  struct QuantizedRows {
+    const uint8_t* q = nullptr;
+    const float* s1 = nullptr;
+    const float* s2 = nullptr;
+    int64_t m = 0, m_lt = 0, k = 0;
+  };
+  int64_t gemm_rows(const Fp8DeviceWeight& w, int64_t m) const;
+  template <typename T>
+  QuantizedRows quantize_rows(Fp8Scheme scheme, const T* x, int64_t m, int64_t k, int64_t m_lt,
+                              cudaStream_t stream);
+  template <typename T>
+  void multiply(const Fp8DeviceWeight& w, const QuantizedRows& in, T* y, cudaStream_t stream);
+  void forward_rows_group(std::span<const Fp8DeviceWeight* const> ws, const float* x, int64_t m,
+                          std::span<float* const> ys, cudaStream_t stream);
   template <typename T>
   void forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T* y, cudaStream_t stream);
 
