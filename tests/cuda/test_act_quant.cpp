@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/kernels/fp8_quant.h"
@@ -139,18 +140,22 @@ TEST_F(CudaActQuant, Bf16MatchesHostDefinition) {
   }
 }
 
+// fp32 rows of 300 (the vector row kernel: K % 4 == 0), 14336 (its widest form), 4100 and 301
+// (the scalar kernel): the same bytes and scales as the definition.
 TEST_F(CudaActQuant, Fp32MatchesHostDefinition) {
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  const int64_t t = 9;
-  const int64_t k = 300;
-  std::vector<float> x(static_cast<size_t>(t * k));
-  for (auto& v : x) v = normal(rng);
-  x[5] = 1e-42f;  // denormal input
-  x[7] = -3e38f;  // huge: scale near float max
-  for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
-    for (const Fp8ScaleRule rule : {Fp8ScaleRule::MultiplyByReciprocal, Fp8ScaleRule::Divide}) {
-      expect_same(device_quantize(scheme, x, t, k, rule), host_quantize(scheme, x, t, k, rule));
+  for (const auto& [t, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {9, 300}, {2, 14336}, {3, 4100}, {4, 301}}) {
+    SCOPED_TRACE("t " + std::to_string(t) + ", k " + std::to_string(k));
+    std::vector<float> x(static_cast<size_t>(t * k));
+    for (auto& v : x) v = normal(rng);
+    x[5] = 1e-42f;  // denormal input
+    x[7] = -3e38f;  // huge: scale near float max
+    for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+      for (const Fp8ScaleRule rule : {Fp8ScaleRule::MultiplyByReciprocal, Fp8ScaleRule::Divide}) {
+        expect_same(device_quantize(scheme, x, t, k, rule), host_quantize(scheme, x, t, k, rule));
+      }
     }
   }
 }

@@ -1,8 +1,8 @@
 // Activation quantization kernels: per token (one block per row) and per token per 128 columns
-// (one warp per 128-column group), from bf16 or fp32 activations. The bf16 kernels have vector
-// forms (16-byte loads holding the row in registers between the amax and the quantization pass;
-// 8-byte loads per lane for groups) used when the row length and pointers allow; they compute the
-// same values as the scalar forms. Every kernel is built for both scale rules (kDivide).
+// (one warp per 128-column group), from bf16 or fp32 activations. The bf16 kernels, and the fp32
+// row kernel, have vector forms (16-byte loads holding the row in registers between the amax and
+// the quantization pass; 8-byte loads per lane for bf16 groups) used when the row length and
+// pointers allow; they compute the same values as the scalar forms. Every kernel is built for both scale rules (kDivide).
 #include <stdexcept>
 
 #include "backend/cuda/kernels/fp8_device.cuh"
@@ -125,6 +125,41 @@ __global__ void __launch_bounds__(kRowThreads)
   }
 }
 
+// The row kernel for fp32, K % 4 == 0: thread i holds float4s i, i + 256, ... (kVecs of them).
+template <int kVecs, bool kDivide>
+__global__ void __launch_bounds__(kRowThreads)
+    quantize_act_row_vec_f32_kernel(const float* __restrict__ x, int64_t k,
+                                    uint8_t* __restrict__ q, float* __restrict__ scales) {
+  const int64_t row = blockIdx.x;
+  const int64_t nvec = k / 4;
+  const auto* xr = reinterpret_cast<const float4*>(x + row * k);
+  auto* qr = reinterpret_cast<uint32_t*>(q + row * k);
+  float4 v[kVecs];
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t idx = threadIdx.x + int64_t{i} * kRowThreads;
+    if (idx < nvec) {
+      v[i] = xr[idx];
+      amax = nan_max(amax, fabsf(v[i].x));
+      amax = nan_max(amax, fabsf(v[i].y));
+      amax = nan_max(amax, fabsf(v[i].z));
+      amax = nan_max(amax, fabsf(v[i].w));
+    }
+  }
+  amax = block_max<kRowThreads, true>(amax);
+  const float s = fp8_scale_from_amax<kDivide>(amax);
+  if (threadIdx.x == 0) scales[row] = s;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t idx = threadIdx.x + int64_t{i} * kRowThreads;
+    if (idx < nvec) {
+      qr[idx] = pack4(fp8_quantize(v[i].x, s), fp8_quantize(v[i].y, s), fp8_quantize(v[i].z, s),
+                      fp8_quantize(v[i].w, s));
+    }
+  }
+}
+
 // Group kernel, K % 4 == 0: lane l of a group's warp handles columns c0 + 4l .. c0 + 4l + 3.
 template <bool kDivide>
 __global__ void __launch_bounds__(kGroupThreads)
@@ -192,9 +227,24 @@ bool launch_vec(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k, 
   quantize_act_group_vec_kernel<kDivide><<<grid, kGroupThreads, 0, stream>>>(x, t, k, q, scales);
   return true;
 }
+// fp32 rows (the engine's activations) in 16-byte loads, held in registers between the amax and
+// the quantization; groups keep the scalar kernel, whose warp reads each value once.
 template <bool kDivide>
-bool launch_vec(Fp8Scheme, const float*, int64_t, int64_t, uint8_t*, float*, cudaStream_t) {
-  return false;
+bool launch_vec(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, uint8_t* q, float* scales,
+                cudaStream_t stream) {
+  if (scheme != Fp8Scheme::Row || k % 4 != 0 || !aligned(x, 16) || !aligned(q, 4)) return false;
+  const int64_t per_thread = (k / 4 + kRowThreads - 1) / kRowThreads;
+  const auto grid = static_cast<unsigned>(t);
+  if (per_thread <= 4) {
+    quantize_act_row_vec_f32_kernel<4, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
+  } else if (per_thread <= 8) {
+    quantize_act_row_vec_f32_kernel<8, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
+  } else if (per_thread <= 16) {
+    quantize_act_row_vec_f32_kernel<16, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
+  } else {
+    return false;  // rows longer than 16384: the scalar kernel re-reads instead
+  }
+  return true;
 }
 
 template <bool kDivide, typename T>
