@@ -8,6 +8,7 @@
 
 #include "backend/cuda/kernels/block_reduce.cuh"
 #include "backend/cuda/kernels/model_kernels.h"
+#include "backend/cuda/kernels/row_ops.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
 
 namespace fp8llm::cuda {
@@ -29,46 +30,14 @@ __global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
 }
 
 // One block per row, each thread holding up to kPer elements of it in registers (dim <=
-// kBlockThreads * kPer), so that the row is read once and all its loads are in flight together.
-// With `residual` set, x += residual first (written back) and the sum is normalized: the residual
-// add fused with the norm after it. out may alias x: every element is read before the barrier in
-// block_sum_double and written by the same thread after it. The squares are summed in double, as
-// the CPU backend sums them, which keeps the two backends within fp32 rounding.
+// kBlockThreads * kPer), so that the row is read once and all its loads are in flight together:
+// detail::rms_norm_row, which the fused form that also quantizes shares (fused_quant.cu).
 template <int kBlockThreads, int kPer>
 __global__ void __launch_bounds__(kBlockThreads)
     rms_norm_kernel(float* x, const float* __restrict__ residual, int64_t dim,
                     const __nv_bfloat16* __restrict__ w, float eps, float* out) {
-  const int64_t row = blockIdx.x;
-  float* xr = x + row * dim;
-  float v[kPer];
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) {
-    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kBlockThreads;
-    v[j] = i < dim ? xr[i] : 0.0f;
-  }
-  if (residual != nullptr) {
-    const float* rr = residual + row * dim;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kBlockThreads;
-      if (i < dim) {
-        v[j] = __fadd_rn(v[j], rr[i]);
-        xr[i] = v[j];
-      }
-    }
-  }
-  double ss = 0.0;
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) ss += __fmul_rn(v[j], v[j]);
-  ss = block_sum_double<kBlockThreads>(ss);
-  const float variance = static_cast<float>(ss / static_cast<double>(dim));
-  const float inv_rms = static_cast<float>(1.0 / sqrt(static_cast<double>(variance + eps)));
-  float* yr = out + row * dim;
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) {
-    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kBlockThreads;
-    if (i < dim) yr[i] = __fmul_rn(__bfloat162float(w[i]), __fmul_rn(v[j], inv_rms));
-  }
+  float y[kPer];
+  detail::rms_norm_row<kBlockThreads, kPer>(x, residual, blockIdx.x, dim, w, eps, out, y);
 }
 
 // grid (heads, tokens); thread i < head_dim/2 rotates the pair (i, i + half).
@@ -233,9 +202,7 @@ __global__ void gather_rows_kernel(const float* __restrict__ in, int64_t cols,
 __global__ void silu_mul_kernel(const float* gate, const float* up, int64_t count, float* out) {
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < count;
        i += int64_t{gridDim.x} * kThreads) {
-    const float g = gate[i];
-    const float silu = __fdiv_rn(g, 1.0f + expf(-g));
-    out[i] = __fmul_rn(silu, up[i]);
+    out[i] = detail::silu_times(gate[i], up[i]);
   }
 }
 
