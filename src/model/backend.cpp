@@ -9,6 +9,18 @@ void Backend::add_rms_norm(Act x, Act y, int64_t layer, NormKind norm, Act out) 
   rms_norm(x, layer, norm, out);
 }
 
+void Backend::rms_norm_for(Act in, int64_t layer, NormKind norm, Act out, NextLinear) {
+  rms_norm(in, layer, norm, out);
+}
+
+void Backend::add_rms_norm_for(Act x, Act y, int64_t layer, NormKind norm, Act out, NextLinear) {
+  add_rms_norm(x, y, layer, norm, out);
+}
+
+void Backend::silu_mul_for(Act gate, Act up, Act out, NextLinear) {
+  silu_mul(gate, up, out);
+}
+
 void Backend::linear_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
                            std::span<const Act> outs) {
   FP8LLM_CHECK(kinds.size() == outs.size(), "linear_group: {} weights for {} outputs", kinds.size(),

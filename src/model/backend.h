@@ -4,8 +4,9 @@
 // (workspace.h), token picking (token_picker.h) and reading the weights (weight_store.h) are
 // separate objects, and which tokens run is the scheduler's business (src/engine/).
 //
-// Fused ops are named: the model calls add_rms_norm, linear_group and rope_append_kv, and a
-// backend that does not fuse them gets the plain sequence of ops from the defaults below.
+// Fused ops are named: the model calls add_rms_norm, linear_group, rope_append_kv and the *_for
+// forms of the norms and the gating, and a backend that does not fuse them gets the plain
+// sequence of ops from the defaults below.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,13 @@ enum class NormKind { Input, PostAttention, QNorm, KNorm, Final };
 struct LoraAdapter;
 struct LoraDeviceFactor;
 
+// The projections an activation feeds next: `kinds` of `layer`, through linear_group (or linear
+// for one kind).
+struct NextLinear {
+  int64_t layer = 0;
+  std::span<const LinearKind> kinds;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -40,6 +48,14 @@ class Backend {
   virtual void rms_norm(Act in, int64_t layer, NormKind norm, Act out) = 0;
   // x += y; out = RMSNorm(x). The residual add and the norm after it (out may not alias x).
   virtual void add_rms_norm(Act x, Act y, int64_t layer, NormKind norm, Act out);
+  // rms_norm, add_rms_norm and silu_mul whose `out` feeds the projections `next`: a backend may
+  // prepare `out` for them in the same kernel (CUDA: quantized for their FP8 weights); the next
+  // linear or linear_group over `out` with next's layer and kinds uses what was prepared, and
+  // computes what it computes from `out` itself. By default the plain ops.
+  virtual void rms_norm_for(Act in, int64_t layer, NormKind norm, Act out, NextLinear next);
+  virtual void add_rms_norm_for(Act x, Act y, int64_t layer, NormKind norm, Act out,
+                                NextLinear next);
+  virtual void silu_mul_for(Act gate, Act up, Act out, NextLinear next);
   // out = in · W^T (+ bias); the weight is FP8 (activations quantized on the fly) or BF16.
   virtual void linear(Act in, int64_t layer, LinearKind kind, Act out) = 0;
   // Several projections of one input (q, k, v; gate, up), each as linear() computes it.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cuda/kernels/fused_quant.h"
 #include "backend/cuda/kernels/model_kernels.h"
 #include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -21,6 +22,10 @@ size_t align_up(size_t v) {
 
 float* f32(Act a) {
   return static_cast<float*>(a.data);
+}
+
+Fp8QuantizedOut quantized_out(const Fp8Linear::QuantizedInput& in) {
+  return {in.scheme, in.q, in.s1, in.s2, in.m_lt};
 }
 
 // Where each batch array lives in the staging buffers (the same offsets on the host and the
@@ -88,6 +93,7 @@ CudaBackend::CudaBackend(const ModelConfig& config, DeviceWeights weights, CudaB
 }
 
 BatchView CudaBackend::prepare(const Batch& b) {
+  prepared_.reset();  // what a pass prepared is for that pass
   const int64_t tokens = b.num_tokens(), seqs = b.num_seqs();
   FP8LLM_CHECK(tokens <= limits_.max_tokens && seqs <= limits_.max_seqs &&
                    b.max_blocks <= limits_.max_blocks,
@@ -166,6 +172,75 @@ void CudaBackend::add_rms_norm(Act x, Act y, int64_t layer, NormKind kind, Act o
                       f32(out), stream_.get());
 }
 
+void CudaBackend::rms_norm_for(Act in, int64_t layer, NormKind kind, Act out, NextLinear next) {
+  const std::optional<Fp8Linear::QuantizedInput> q = prepare_input(out, next);
+  if (!q || in.cols != norm_dim(kind)) {
+    prepared_.reset();
+    return rms_norm(in, layer, kind, out);
+  }
+  launch_rms_norm_quantize(f32(in), nullptr, in.rows, in.cols, norm_weights(layer, kind),
+                           static_cast<float>(config_.rms_norm_eps), f32(out), quantized_out(*q),
+                           stream_.get());
+}
+
+void CudaBackend::add_rms_norm_for(Act x, Act y, int64_t layer, NormKind kind, Act out,
+                                   NextLinear next) {
+  const std::optional<Fp8Linear::QuantizedInput> q = prepare_input(out, next);
+  if (!q || x.cols != norm_dim(kind) || y.rows != x.rows || y.cols != x.cols ||
+      out.data == x.data) {
+    prepared_.reset();
+    return add_rms_norm(x, y, layer, kind, out);
+  }
+  launch_rms_norm_quantize(f32(x), f32(y), x.rows, x.cols, norm_weights(layer, kind),
+                           static_cast<float>(config_.rms_norm_eps), f32(out), quantized_out(*q),
+                           stream_.get());
+}
+
+void CudaBackend::silu_mul_for(Act gate, Act up, Act out, NextLinear next) {
+  const std::optional<Fp8Linear::QuantizedInput> q = prepare_input(out, next);
+  if (!q || up.rows != gate.rows || up.cols != gate.cols || out.rows != gate.rows ||
+      out.cols != gate.cols) {
+    prepared_.reset();
+    return silu_mul(gate, up, out);
+  }
+  launch_silu_mul_quantize(f32(gate), f32(up), gate.rows, gate.cols, f32(out), quantized_out(*q),
+                           stream_.get());
+}
+
+std::vector<const Fp8DeviceWeight*> CudaBackend::fp8_weights(
+    int64_t layer, std::span<const LinearKind> kinds) const {
+  std::vector<const Fp8DeviceWeight*> ws;
+  for (const LinearKind kind : kinds) {
+    const DeviceLinear& w = linear_weights(layer, kind);
+    if (!w.is_fp8()) return {};
+    ws.push_back(&w.fp8);
+  }
+  return ws;
+}
+
+std::optional<Fp8Linear::QuantizedInput> CudaBackend::prepare_input(Act out, NextLinear next) {
+  prepared_.reset();
+  if (next.kinds.empty() || !fused_quant_supports(out.cols)) return std::nullopt;
+  const std::vector<const Fp8DeviceWeight*> ws = fp8_weights(next.layer, next.kinds);
+  if (ws.empty() || ws[0]->k != out.cols) return std::nullopt;
+  std::optional<Fp8Linear::QuantizedInput> q = fp8_.reserve_group_input(ws, out.rows);
+  if (!q) return std::nullopt;
+  prepared_ = PreparedInput{out.data, out.rows, out.cols, next.layer,
+                            std::vector<LinearKind>(next.kinds.begin(), next.kinds.end()), *q};
+  return q;
+}
+
+std::optional<Fp8Linear::QuantizedInput> CudaBackend::take_prepared(
+    Act in, int64_t layer, std::span<const LinearKind> kinds) {
+  if (!prepared_) return std::nullopt;
+  const PreparedInput p = std::move(*prepared_);
+  prepared_.reset();
+  if (p.data != in.data || p.rows != in.rows || p.cols != in.cols || p.layer != layer ||
+      !std::equal(p.kinds.begin(), p.kinds.end(), kinds.begin(), kinds.end()))
+    return std::nullopt;
+  return p.input;
+}
+
 const DeviceLinear& CudaBackend::linear_weights(int64_t layer, LinearKind kind) const {
   if (kind == LinearKind::LmHead) return weights_.lm_head();
   return layer_linear(weights_.layer(layer), kind);
@@ -177,6 +252,11 @@ void CudaBackend::linear(Act in, int64_t layer, LinearKind kind, Act out) {
                "linear: shapes [{}, {}] x [{}, {}]^T -> [{}, {}] do not agree", in.rows, in.cols,
                w.n, w.k, out.rows, out.cols);
   if (w.is_fp8()) {
+    if (const auto q = take_prepared(in, layer, std::span<const LinearKind>(&kind, 1))) {
+      const Fp8DeviceWeight* ws[] = {&w.fp8};
+      float* ys[] = {f32(out)};
+      return fp8_.forward_group_quantized(ws, *q, ys, stream_.get());
+    }
     fp8_.forward(w.fp8, f32(in), in.rows, f32(out), stream_.get());
     return;
   }
@@ -204,8 +284,13 @@ void CudaBackend::linear_group(Act in, int64_t layer, std::span<const LinearKind
     ws.push_back(&w.fp8);
     ys.push_back(f32(outs[i]));
   }
-  // One quantization of the input for every output (and one kernel for all of them at one token).
-  if (fp8) return fp8_.forward_group(ws, f32(in), in.rows, ys, stream_.get());
+  // One quantization of the input for every output (and one kernel for all of them at one token);
+  // none where the op that wrote the input quantized it.
+  if (fp8) {
+    if (const auto q = take_prepared(in, layer, kinds))
+      return fp8_.forward_group_quantized(ws, *q, ys, stream_.get());
+    return fp8_.forward_group(ws, f32(in), in.rows, ys, stream_.get());
+  }
   Backend::linear_group(in, layer, kinds, outs);
 }
 

@@ -4,14 +4,19 @@
 // and bf16 rounding upstream of that flips FP8 codes (docs/FP8.md), so the two backends agree to
 // within fp32 rounding.
 //
-// Fused ops: add_rms_norm (one kernel), linear_group (one quantization and one grouped kernel for
-// one-token passes), rope_append_kv (RoPE of q and k and the paged KV write in one kernel). Every
+// Fused ops: add_rms_norm (one kernel), linear_group (one quantization of the input for all its
+// projections, and one grouped kernel for one-token passes), the *_for norms and gating (their
+// output quantized for the FP8 projections after them in the same kernel: fused_quant.h),
+// rope_append_kv (RoPE of q and k and the paged KV write in one kernel). Every
 // op only launches work on the backend's stream; the batch arrays are copied to fixed device
 // buffers by prepare(), so run_pass() can record a decode step as a CUDA graph and replay it.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <span>
+#include <vector>
 
 #include "backend/cuda/cuda_lora.h"
 #include "backend/cuda/gemm/cublaslt_gemm.h"
@@ -48,6 +53,10 @@ class CudaBackend final : public Backend {
   void embed(const BatchView& batch, Act out) override;
   void rms_norm(Act in, int64_t layer, NormKind norm, Act out) override;
   void add_rms_norm(Act x, Act y, int64_t layer, NormKind norm, Act out) override;
+  void rms_norm_for(Act in, int64_t layer, NormKind norm, Act out, NextLinear next) override;
+  void add_rms_norm_for(Act x, Act y, int64_t layer, NormKind norm, Act out,
+                        NextLinear next) override;
+  void silu_mul_for(Act gate, Act up, Act out, NextLinear next) override;
   void linear(Act in, int64_t layer, LinearKind kind, Act out) override;
   void linear_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
                     std::span<const Act> outs) override;
@@ -78,6 +87,15 @@ class CudaBackend final : public Backend {
   void expand_lora(Act in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
                    std::span<const Act> outs);
   const DeviceLinear& linear_weights(int64_t layer, LinearKind kind) const;
+  // The FP8 weights of `kinds`, or empty where one of them is not FP8.
+  std::vector<const Fp8DeviceWeight*> fp8_weights(int64_t layer,
+                                                  std::span<const LinearKind> kinds) const;
+  // Room in Fp8Linear's scratch for `out` quantized for `next`, remembered as prepared_; nothing
+  // where the fused kernels or a shared quantization do not apply.
+  std::optional<Fp8Linear::QuantizedInput> prepare_input(Act out, NextLinear next);
+  // What was prepared for `in` and these projections (and forgets it), or nothing.
+  std::optional<Fp8Linear::QuantizedInput> take_prepared(Act in, int64_t layer,
+                                                         std::span<const LinearKind> kinds);
   const __nv_bfloat16* norm_weights(int64_t layer, NormKind kind) const;
   int64_t norm_dim(NormKind kind) const;
   PagedBatch paged(const BatchView& batch) const;
@@ -98,6 +116,14 @@ class CudaBackend final : public Backend {
   BatchView view_;
   int64_t decode_tokens_ = 0;  // leading tokens that are the one token of their sequence
   DeviceBuffer decode_partial_, decode_counters_;
+  // The activation a *_for op quantized as it wrote it, for the projections it named.
+  struct PreparedInput {
+    const void* data = nullptr;
+    int64_t rows = 0, cols = 0, layer = 0;
+    std::vector<LinearKind> kinds;
+    Fp8Linear::QuantizedInput input;
+  };
+  std::optional<PreparedInput> prepared_;
   // Recorded passes by key (Backend::run_pass), and whether each was run once eagerly first.
   std::map<int64_t, GraphExec> graphs_;
   std::map<int64_t, int> runs_;

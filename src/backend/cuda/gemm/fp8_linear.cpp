@@ -1,6 +1,7 @@
 #include "backend/cuda/gemm/fp8_linear.h"
 
 #include <algorithm>
+#include <optional>
 #include <cstdint>
 #include <stdexcept>
 #include <type_traits>
@@ -48,30 +49,55 @@ bool Fp8Linear::group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeig
          (reinterpret_cast<uintptr_t>(w.q) & 15u) == 0;
 }
 
+bool Fp8Linear::gemv_groups(std::span<const Fp8DeviceWeight* const> ws, int64_t m) {
+  if (m != 1 || ws.size() > static_cast<size_t>(kFp8GemvMaxGroup)) return false;
+  for (const Fp8DeviceWeight* w : ws) {
+    if (!group_supports(*ws[0], *w)) return false;
+  }
+  return true;
+}
+
+std::optional<Fp8Linear::QuantizedInput> Fp8Linear::reserve_group_input(
+    std::span<const Fp8DeviceWeight* const> ws, int64_t m) {
+  if (ws.empty() || m <= 0) return std::nullopt;
+  const Fp8DeviceWeight& first = *ws[0];
+  const int64_t m_lt = gemm_rows(first, m);
+  for (const Fp8DeviceWeight* w : ws) {
+    if (w->scheme != first.scheme || w->k != first.k || w->n <= 0 || w->k <= 0 ||
+        gemm_rows(*w, m) != m_lt)
+      return std::nullopt;
+  }
+  return reserve_input(first.scheme, m, first.k, m_lt);
+}
+
 void Fp8Linear::forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x,
                               int64_t m, std::span<float* const> ys, cudaStream_t stream) {
   if (ws.size() != ys.size() || ws.empty()) throw std::invalid_argument("forward_group: sizes");
   if (m <= 0) return;
-  if (m > 1) return forward_rows_group(ws, x, m, ys, stream);
-  bool grouped = ws.size() <= static_cast<size_t>(kFp8GemvMaxGroup);
-  for (const Fp8DeviceWeight* w : ws) grouped = grouped && group_supports(*ws[0], *w);
-  if (!grouped) {
-    for (size_t i = 0; i < ws.size(); ++i) forward(*ws[i], x, 1, ys[i], stream);
+  const std::optional<QuantizedInput> in = reserve_group_input(ws, m);
+  if (!in) {
+    for (size_t i = 0; i < ws.size(); ++i) forward(*ws[i], x, m, ys[i], stream);
     return;
   }
-  const Fp8DeviceWeight& first = *ws[0];
-  const int64_t k = first.k;
-  const int64_t q_bytes = round_up(k, 256);
-  scratch_.reserve_discard(
-      static_cast<size_t>(q_bytes + round_up(activation_scale_elems(first.scheme, 1, k) * 4, 256)));
-  auto* q = scratch_.as<uint8_t>();
-  auto* s = reinterpret_cast<float*>(q + q_bytes);
-  launch_quantize_activations(first.scheme, x, 1, k, q, s, stream);
+  quantize_into(*in, x, stream);
+  forward_group_quantized(ws, *in, ys, stream);
+}
+
+void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> ws,
+                                        const QuantizedInput& in, std::span<float* const> ys,
+                                        cudaStream_t stream) {
+  if (ws.size() != ys.size() || ws.empty())
+    throw std::invalid_argument("forward_group_quantized: sizes");
+  if (!gemv_groups(ws, in.m)) {
+    for (size_t i = 0; i < ws.size(); ++i) multiply(*ws[i], in, ys[i], stream);
+    return;
+  }
+  // One token: one kernel computes every output.
   Fp8GemvGroupArgs a;
-  a.scheme = first.scheme;
-  a.xq = q;
-  a.xs = s;
-  a.k = k;
+  a.scheme = in.scheme;
+  a.xq = in.q;
+  a.xs = in.s2;
+  a.k = in.k;
   a.count = static_cast<int>(ws.size());
   for (size_t i = 0; i < ws.size(); ++i) {
     const Fp8DeviceWeight& w = *ws[i];
@@ -84,26 +110,8 @@ int64_t Fp8Linear::gemm_rows(const Fp8DeviceWeight& w, int64_t m) const {
   return accumulation_ == Fp8Accumulation::Fp32 ? 0 : cublaslt_rows(w, m);
 }
 
-void Fp8Linear::forward_rows_group(std::span<const Fp8DeviceWeight* const> ws, const float* x,
-                                   int64_t m, std::span<float* const> ys, cudaStream_t stream) {
-  const Fp8DeviceWeight& first = *ws[0];
-  const int64_t m_lt = gemm_rows(first, m);
-  bool shared = first.n > 0 && first.k > 0;
-  for (const Fp8DeviceWeight* w : ws) {
-    shared = shared && w->scheme == first.scheme && w->k == first.k && w->n > 0 &&
-             gemm_rows(*w, m) == m_lt;
-  }
-  if (!shared) {
-    for (size_t i = 0; i < ws.size(); ++i) forward(*ws[i], x, m, ys[i], stream);
-    return;
-  }
-  const QuantizedRows in = quantize_rows(first.scheme, x, m, first.k, m_lt, stream);
-  for (size_t i = 0; i < ws.size(); ++i) multiply(*ws[i], in, ys[i], stream);
-}
-
-template <typename T>
-Fp8Linear::QuantizedRows Fp8Linear::quantize_rows(Fp8Scheme scheme, const T* x, int64_t m,
-                                                  int64_t k, int64_t m_lt, cudaStream_t stream) {
+Fp8Linear::QuantizedInput Fp8Linear::reserve_input(Fp8Scheme scheme, int64_t m, int64_t k,
+                                                   int64_t m_lt) {
   const int64_t m_tail = m - m_lt;
   // scratch: q[m, k] | scales of rows [0, m_lt) | scales of rows [m_lt, m), each 256-byte aligned
   const int64_t q_bytes = round_up(m * k, 256);
@@ -111,15 +119,27 @@ Fp8Linear::QuantizedRows Fp8Linear::quantize_rows(Fp8Scheme scheme, const T* x, 
   const int64_t s2_bytes = round_up(activation_scale_elems(scheme, m_tail, k) * 4, 256);
   scratch_.reserve_discard(static_cast<size_t>(q_bytes + s1_bytes + s2_bytes));
   auto* q = scratch_.as<uint8_t>();
-  auto* s1 = reinterpret_cast<float*>(q + q_bytes);
-  auto* s2 = reinterpret_cast<float*>(q + q_bytes + s1_bytes);
-  if (m_lt > 0) launch_quantize_activations(scheme, x, m_lt, k, q, s1, stream);
-  if (m_tail > 0) launch_quantize_activations(scheme, x + m_lt * k, m_tail, k, q + m_lt * k, s2, stream);
-  return {q, s1, s2, m, m_lt, k};
+  return {scheme,
+          q,
+          reinterpret_cast<float*>(q + q_bytes),
+          reinterpret_cast<float*>(q + q_bytes + s1_bytes),
+          m,
+          m_lt,
+          k};
 }
 
 template <typename T>
-void Fp8Linear::multiply(const Fp8DeviceWeight& w, const QuantizedRows& in, T* y,
+void Fp8Linear::quantize_into(const QuantizedInput& in, const T* x, cudaStream_t stream) {
+  const int64_t m_tail = in.m - in.m_lt;
+  if (in.m_lt > 0) launch_quantize_activations(in.scheme, x, in.m_lt, in.k, in.q, in.s1, stream);
+  if (m_tail > 0) {
+    launch_quantize_activations(in.scheme, x + in.m_lt * in.k, m_tail, in.k, in.q + in.m_lt * in.k,
+                                in.s2, stream);
+  }
+}
+
+template <typename T>
+void Fp8Linear::multiply(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y,
                          cudaStream_t stream) {
   const int64_t k = in.k;
   if (in.m_lt > 0) {
@@ -156,7 +176,8 @@ void Fp8Linear::forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T*
                              cudaStream_t stream) {
   if (m <= 0) return;
   if (w.n <= 0 || w.k <= 0) throw std::invalid_argument("Fp8Linear: empty weight");
-  const QuantizedRows in = quantize_rows(w.scheme, x, m, w.k, gemm_rows(w, m), stream);
+  const QuantizedInput in = reserve_input(w.scheme, m, w.k, gemm_rows(w, m));
+  quantize_into(in, x, stream);
   multiply(w, in, y, stream);
 }
 

@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "backend/cuda/gemm/cublaslt_gemm.h"
@@ -70,23 +71,34 @@ class Fp8Linear {
   // recorded pass (graph.h) keeps its address.
   void reserve(int64_t rows, int64_t k);
 
- private:
-  // Activations quantized for a call: rows [0, m_lt) for cuBLASLt with scales s1, the rest for
-  // the small-M kernel with scales s2 (each part in the layout its kernel reads).
-  struct QuantizedRows {
-    const uint8_t* q = nullptr;
-    const float* s1 = nullptr;
-    const float* s2 = nullptr;
+ // Activations quantized for a call, in Fp8Linear's scratch: codes q[m, k]; rows [0, m_lt) go to
+  // cuBLASLt with scales s1, the rest to the small-M kernel with scales s2 (each part in the
+  // layout its kernel reads: fp8_quant.h, with that part's row count).
+  struct QuantizedInput {
+    Fp8Scheme scheme = Fp8Scheme::Row;
+    uint8_t* q = nullptr;
+    float* s1 = nullptr;
+    float* s2 = nullptr;
     int64_t m = 0, m_lt = 0, k = 0;
   };
+  // Room for m rows quantized once for every weight of `ws`, or nothing where they do not share
+  // the scheme, K and the split. A producer that quantizes as it computes (a fused norm,
+  // fused_quant.h) writes there; forward_group_quantized then multiplies, until the next call
+  // that uses the scratch.
+  std::optional<QuantizedInput> reserve_group_input(std::span<const Fp8DeviceWeight* const> ws,
+                                                    int64_t m);
+  void forward_group_quantized(std::span<const Fp8DeviceWeight* const> ws,
+                               const QuantizedInput& in, std::span<float* const> ys,
+                               cudaStream_t stream);
+
+ private:
   int64_t gemm_rows(const Fp8DeviceWeight& w, int64_t m) const;
+  static bool gemv_groups(std::span<const Fp8DeviceWeight* const> ws, int64_t m);
+  QuantizedInput reserve_input(Fp8Scheme scheme, int64_t m, int64_t k, int64_t m_lt);
   template <typename T>
-  QuantizedRows quantize_rows(Fp8Scheme scheme, const T* x, int64_t m, int64_t k, int64_t m_lt,
-                              cudaStream_t stream);
+  void quantize_into(const QuantizedInput& in, const T* x, cudaStream_t stream);
   template <typename T>
-  void multiply(const Fp8DeviceWeight& w, const QuantizedRows& in, T* y, cudaStream_t stream);
-  void forward_rows_group(std::span<const Fp8DeviceWeight* const> ws, const float* x, int64_t m,
-                          std::span<float* const> ys, cudaStream_t stream);
+  void multiply(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y, cudaStream_t stream);
   template <typename T>
   void forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T* y, cudaStream_t stream);
 

@@ -10,6 +10,8 @@
 #include <cstdint>
 
 #include "backend/cuda/kernels/block_reduce.cuh"
+#include "backend/cuda/kernels/fp8_device.cuh"
+#include "backend/cuda/kernels/fp8_quant.h"
 
 namespace fp8llm::cuda::detail {
 
@@ -57,6 +59,73 @@ __device__ __forceinline__ void rms_norm_row(float* x, const float* __restrict__
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
     y[j] = i < dim ? __fmul_rn(__bfloat162float(w[i]), __fmul_rn(v[j], inv_rms)) : 0.0f;
     if (i < dim) yr[i] = y[j];
+  }
+}
+
+// Where a fused kernel puts the quantized rows: the layout Fp8Linear's quantized input has
+// (fp8_linear.h): codes q[rows, dim]; rows [0, rows_lt) with their scales in s1 (row: [rows_lt];
+// block: [groups][rows_lt]), the rest in s2 (the same with rows - rows_lt).
+struct Fp8RowsOut {
+  Fp8Scheme scheme = Fp8Scheme::Row;
+  uint8_t* q = nullptr;
+  float* s1 = nullptr;
+  float* s2 = nullptr;
+  int64_t rows_lt = 0;
+  int64_t rows = 0;
+};
+
+__device__ __forceinline__ float* scale_slot(const Fp8RowsOut& o, int64_t row, int64_t group) {
+  return row < o.rows_lt ? o.s1 + group * o.rows_lt + row
+                         : o.s2 + group * (o.rows - o.rows_lt) + (row - o.rows_lt);
+}
+
+// Quantizes row `row`'s values y (laid out as above) into o exactly as the activation quantizer
+// (fp8_act_quant.cu) quantizes the same values read from memory, with the module's scale rule
+// (amax * float32(1/448)): per row, or per 128 consecutive columns. A block-scheme group is
+// 128 consecutive threads at one j (kThreads is a multiple of 128), four whole warps.
+template <int kThreads, int kPer>
+__device__ __forceinline__ void quantize_row(const float (&y)[kPer], int64_t row, int64_t dim,
+                                             const Fp8RowsOut& o) {
+  static_assert(kThreads % kQuantBlock == 0, "a group is whole warps of one j");
+  constexpr int kWarpsPerGroup = kQuantBlock / 32;
+  uint8_t* qr = o.q + row * dim;
+  if (o.scheme == Fp8Scheme::Row) {
+    float amax = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
+      if (i < dim) amax = nan_max(amax, fabsf(y[j]));
+    }
+    amax = block_max<kThreads, true>(amax);
+    const float s = fp8_scale_from_amax<false>(amax);
+    if (threadIdx.x == 0) *scale_slot(o, row, 0) = s;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
+      if (i < dim) qr[i] = fp8_quantize(y[j], s);
+    }
+    return;
+  }
+  __shared__ float s_amax[kPer][kThreads / 32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
+    const float a = warp_max<true>(i < dim ? fabsf(y[j]) : 0.0f);
+    if (lane == 0) s_amax[j][warp] = a;
+  }
+  __syncthreads();
+  const int first_warp = warp / kWarpsPerGroup * kWarpsPerGroup;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
+    if (i >= dim) continue;
+    float amax = 0.0f;
+#pragma unroll
+    for (int x = 0; x < kWarpsPerGroup; ++x) amax = nan_max(amax, s_amax[j][first_warp + x]);
+    const float s = fp8_scale_from_amax<false>(amax);
+    if (i % kQuantBlock == 0) *scale_slot(o, row, i / kQuantBlock) = s;
+    qr[i] = fp8_quantize(y[j], s);
   }
 }
 

@@ -1,0 +1,159 @@
+// The fused norm and gating kernels (fused_quant.h) against the plain kernels followed by the
+// activation quantizer: the same fp32 outputs (and residual stream), codes and scales, bit for
+// bit, for both FP8 schemes, every thread layout the row kernels use (rows of 256, 300, 4096 and
+// 14336), and rows split between cuBLASLt's part (rows_lt) and the small-M kernel's. Skipped
+// without a GPU.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/kernels/fp8_quant.h"
+#include "backend/cuda/kernels/fused_quant.h"
+#include "backend/cuda/kernels/model_kernels.h"
+#include "backend/cuda/runtime/device.h"
+#include "backend/cuda/runtime/device_buffer.h"
+#include "core/dtype.h"
+#include "test_util.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+struct Case {
+  int64_t rows, dim, rows_lt;
+};
+
+class CudaFusedQuant : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (!device_available()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+std::vector<float> normal_values(size_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// Codes and both parts' scales, as the plain path makes them: the quantizer on rows
+// [0, rows_lt) and on the rest, each part with its own scales (Fp8Linear's layout).
+struct Quantized {
+  DeviceBuffer q, s1, s2;
+  Quantized(Fp8Scheme scheme, const Case& c)
+      : q(static_cast<size_t>(c.rows * c.dim)),
+        s1(static_cast<size_t>(activation_scale_elems(scheme, c.rows_lt, c.dim) + 1) * 4),
+        s2(static_cast<size_t>(activation_scale_elems(scheme, c.rows - c.rows_lt, c.dim) + 1) *
+           4) {}
+  Fp8QuantizedOut out(Fp8Scheme scheme, const Case& c) {
+    return {scheme, q.as<uint8_t>(), s1.as<float>(), s2.as<float>(), c.rows_lt};
+  }
+  void quantize(Fp8Scheme scheme, const Case& c, const float* x) {
+    launch_quantize_activations(scheme, x, c.rows_lt, c.dim, q.as<uint8_t>(), s1.as<float>(),
+                                nullptr);
+    launch_quantize_activations(scheme, x + c.rows_lt * c.dim, c.rows - c.rows_lt, c.dim,
+                                q.as<uint8_t>() + c.rows_lt * c.dim, s2.as<float>(), nullptr);
+  }
+};
+
+void expect_same_bytes(const DeviceBuffer& got, const DeviceBuffer& want, size_t bytes,
+                       const std::string& what) {
+  const std::vector<uint8_t> g = to_host<uint8_t>(got, bytes);
+  const std::vector<uint8_t> w = to_host<uint8_t>(want, bytes);
+  EXPECT_EQ(std::memcmp(g.data(), w.data(), bytes), 0) << what;
+}
+
+void expect_same_quantized(Quantized& got, Quantized& want, Fp8Scheme scheme, const Case& c) {
+  expect_same_bytes(got.q, want.q, static_cast<size_t>(c.rows * c.dim), "codes");
+  expect_same_bytes(got.s1, want.s1,
+                    static_cast<size_t>(activation_scale_elems(scheme, c.rows_lt, c.dim)) * 4,
+                    "scales of the cuBLASLt rows");
+  expect_same_bytes(got.s2, want.s2,
+                    static_cast<size_t>(activation_scale_elems(scheme, c.rows - c.rows_lt, c.dim)) *
+                        4,
+                    "scales of the small-M rows");
+}
+
+TEST_P(CudaFusedQuant, NormThenQuantizeEqualsThePlainKernels) {
+  const Case c = GetParam();
+  const auto n = static_cast<size_t>(c.rows * c.dim);
+  const std::vector<float> x0 = normal_values(n, 1, 1.0f);
+  const std::vector<float> residual = normal_values(n, 2, 0.5f);
+  std::vector<uint16_t> w(static_cast<size_t>(c.dim));
+  const std::vector<float> wf = normal_values(w.size(), 3, 0.2f);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_bf16(1.0f + wf[i]);
+  const DeviceBuffer dw = to_device(w);
+  const auto* wp = dw.as<__nv_bfloat16>();
+  for (const bool add : {false, true}) {
+    for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+      SCOPED_TRACE(std::string(add ? "add_rms_norm" : "rms_norm") +
+                   (scheme == Fp8Scheme::Row ? ", row" : ", block"));
+      DeviceBuffer x_plain = to_device(x0), x_fused = to_device(x0);
+      const DeviceBuffer r = to_device(residual);
+      DeviceBuffer out_plain(n * 4), out_fused(n * 4);
+      Quantized want(scheme, c), got(scheme, c);
+      if (add) {
+        launch_add_rms_norm(x_plain.as<float>(), r.as<float>(), c.rows, c.dim, wp, 1e-5f,
+                            out_plain.as<float>(), nullptr);
+      } else {
+        launch_rms_norm(x_plain.as<float>(), c.rows, c.dim, wp, 1e-5f, out_plain.as<float>(),
+                        nullptr);
+      }
+      want.quantize(scheme, c, out_plain.as<float>());
+      launch_rms_norm_quantize(x_fused.as<float>(), add ? r.as<float>() : nullptr, c.rows, c.dim,
+                               wp, 1e-5f, out_fused.as<float>(), got.out(scheme, c), nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      expect_same_bytes(out_fused, out_plain, n * 4, "normalized rows");
+      expect_same_bytes(x_fused, x_plain, n * 4, "residual stream");
+      expect_same_quantized(got, want, scheme, c);
+    }
+  }
+}
+
+TEST_P(CudaFusedQuant, GatingThenQuantizeEqualsThePlainKernels) {
+  const Case c = GetParam();
+  const auto n = static_cast<size_t>(c.rows * c.dim);
+  std::vector<float> gate = normal_values(n, 4, 2.0f);
+  gate[0] = 0.0f;  // a zero in the first group
+  const std::vector<float> up = normal_values(n, 5, 1.0f);
+  for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+    SCOPED_TRACE(scheme == Fp8Scheme::Row ? "row" : "block");
+    const DeviceBuffer g = to_device(gate), u = to_device(up);
+    DeviceBuffer out_plain(n * 4);
+    DeviceBuffer in_place = to_device(gate);  // the model writes the gating over gate
+    Quantized want(scheme, c), got(scheme, c);
+    launch_silu_mul(g.as<float>(), u.as<float>(), static_cast<int64_t>(n), out_plain.as<float>(),
+                    nullptr);
+    want.quantize(scheme, c, out_plain.as<float>());
+    launch_silu_mul_quantize(in_place.as<float>(), u.as<float>(), c.rows, c.dim,
+                             in_place.as<float>(), got.out(scheme, c), nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    expect_same_bytes(in_place, out_plain, n * 4, "gated rows");
+    expect_same_quantized(got, want, scheme, c);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Rows, CudaFusedQuant,
+                         ::testing::Values(Case{1, 4096, 0}, Case{1, 14336, 0}, Case{3, 256, 0},
+                                           Case{6, 300, 4}, Case{9, 4096, 8},
+                                           Case{5, 14336, 5}),
+                         [](const ::testing::TestParamInfo<Case>& param_info) {
+                           const Case& c = param_info.param;
+                           return "rows" + std::to_string(c.rows) + "_dim" +
+                                  std::to_string(c.dim) + "_lt" + std::to_string(c.rows_lt);
+                         });
+
+TEST(FusedQuantSupport, RowLengths) {
+  EXPECT_TRUE(fused_quant_supports(4096));
+  EXPECT_TRUE(fused_quant_supports(16384));
+  EXPECT_FALSE(fused_quant_supports(16385));
+  EXPECT_FALSE(fused_quant_supports(0));
+}
+
+}  // namespace
+}  // namespace fp8llm::cuda
