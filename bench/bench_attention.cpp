@@ -1,10 +1,11 @@
-// Decode attention on the CUDA device: the measured kernel and the pipelined one
-// (decode_attention.h) over a paged KV cache of the Llama-3-8B layout (32 query heads, 8 KV
-// heads, head size 128, blocks of 16), at the batches and lengths the engine's benchmarks run,
-// and one sequence of 32k keys. Prints each kernel's time a layer and the floor: the keys' and
-// values' bytes (and e4m3 scales) at the device's own copy bandwidth, measured first.
+// Attention on the CUDA device over a paged KV cache of the Llama-3-8B layout (32 query heads, 8
+// KV heads, head size 128, blocks of 16). Decode: the measured kernel and the pipelined one
+// (decode_attention.h) at the batches and lengths the engine's benchmarks run and at 32k keys,
+// each against its floor, the keys' and values' bytes (and e4m3 scales) at the device's own copy
+// bandwidth, measured first. Prompts: the tensor-core kernel (prefill_attention.h) against the
+// bf16 tensor peak.
 //
-//   bench_attention [--dtype bf16|fp8|both] [--quick]
+//   bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick]
 //
 // The cache holds random values, its blocks shuffled over the pool as a running engine leaves
 // them; positions and block tables are the only inputs the kernels read besides q, K and V.
@@ -12,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +27,7 @@
 #include "backend/cuda/kernels/elementwise.h"
 #include "backend/cuda/kernels/fp8_quant.h"
 #include "backend/cuda/kernels/paged_attention.h"
+#include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "backend/cuda/runtime/device.h"
 #include "backend/cuda/runtime/device_buffer.h"
@@ -37,8 +40,9 @@ namespace {
 constexpr int64_t kHeads = 32, kKvHeads = 8, kHeadDim = 128, kBlock = 16;
 
 struct Workload {
-  int64_t batch;
-  int64_t keys;  // every sequence's keys (its position + 1)
+  int64_t batch;     // sequences
+  int64_t keys;      // every sequence's keys (its last position + 1)
+  int64_t rows = 1;  // this pass's tokens of each sequence (the last ones): 1 decodes
 };
 
 // One decode pass: `batch` sequences of `keys` keys in a random cache of that many blocks.
@@ -47,6 +51,7 @@ struct Pass {
   PagedBatch batch;
   PagedKv kv;
   double bytes = 0;  // K, V and scales a pass reads
+  double flops = 0;  // of q·k and p·v for every row and head
 
   Pass(const Workload& w, KvCacheDtype dtype, cudaStream_t stream) {
     const int64_t blocks_per_seq = (w.keys + kBlock - 1) / kBlock;
@@ -70,7 +75,8 @@ struct Pass {
                                    cudaMemcpyDeviceToDevice, stream));
       }
     }
-    const int64_t q_elems = w.batch * kHeads * kHeadDim;
+    const int64_t tokens = w.batch * w.rows;
+    const int64_t q_elems = tokens * kHeads * kHeadDim;
     std::vector<float> q_host(static_cast<size_t>(q_elems));
     std::mt19937 rng(3);
     std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -81,17 +87,25 @@ struct Pass {
     std::vector<int32_t> order(static_cast<size_t>(blocks));
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), std::mt19937(5));
-    positions = to_device(std::vector<int64_t>(static_cast<size_t>(w.batch), w.keys - 1));
-    std::vector<int32_t> seq_of(static_cast<size_t>(w.batch));
-    std::iota(seq_of.begin(), seq_of.end(), 0);
+    std::vector<int64_t> position_of;
+    std::vector<int32_t> seq_of;
+    for (int64_t s = 0; s < w.batch; ++s) {
+      for (int64_t r = 0; r < w.rows; ++r) {
+        position_of.push_back(w.keys - w.rows + r);
+        seq_of.push_back(static_cast<int32_t>(s));
+        // Causal: the row at position p attends to p + 1 keys, 4 FLOPs a head dimension each.
+        flops += 4.0 * static_cast<double>(w.keys - w.rows + r + 1) * kHeads * kHeadDim;
+      }
+    }
+    positions = to_device(position_of);
     seqs = to_device(seq_of);
     tables = to_device(order);  // sequence s owns blocks [s * blocks_per_seq, ...) of `order`
-    partial = DeviceBuffer(static_cast<size_t>(w.batch * kHeads * kDecodeMaxSplits *
+    partial = DeviceBuffer(static_cast<size_t>(tokens * kHeads * kDecodeMaxSplits *
                                                (kHeadDim + 2)) *
                            sizeof(float));
-    counters = DeviceBuffer(static_cast<size_t>(w.batch * kHeads) * sizeof(int));
+    counters = DeviceBuffer(static_cast<size_t>(tokens * kHeads) * sizeof(int));
     counters.fill_zero();
-    batch = PagedBatch{.tokens = w.batch,
+    batch = PagedBatch{.tokens = tokens,
                        .positions = positions.as<int64_t>(),
                        .slots = nullptr,
                        .token_seq = seqs.as<int32_t>(),
@@ -117,15 +131,23 @@ const char* name_of(DecodeKvLoads loads) {
 int run(int argc, char** argv) {
   std::string dtypes = "both";
   bool quick = false;
+  double peak_tflops = 989.0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
       dtypes = argv[++i];
+    } else if (std::strcmp(argv[i], "--peak-tflops") == 0 && i + 1 < argc) {
+      peak_tflops = std::atof(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_attention [--dtype bf16|fp8|both] [--quick]\n");
+      std::fprintf(stderr,
+                   "usage: bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick]\n");
       return 2;
     }
+  }
+  if (!(peak_tflops > 0)) {
+    std::fprintf(stderr, "bench_attention: --peak-tflops must be positive\n");
+    return 2;
   }
   if (dtypes != "bf16" && dtypes != "fp8" && dtypes != "both") {
     std::fprintf(stderr, "bench_attention: --dtype must be bf16, fp8 or both, not '%s'\n",
@@ -177,6 +199,34 @@ int run(int argc, char** argv) {
                     static_cast<long long>(w.keys), pass.bytes / 1e6, floor_us, name_of(loads),
                     t.us, 100.0 * floor_us / t.us);
       }
+    }
+  }
+  // Prompt attention on tensor cores (prefill_attention.h): one 2,048-token prompt, four (a step
+  // of the 2048/128 benchmark), and the last 8,192-token chunk of a 32k prompt; against the bf16
+  // tensor peak given (nominal dense: 989 TFLOP/s on H100 and H200).
+  std::vector<Workload> prompts = {{1, 2048, 2048}, {4, 2048, 2048}, {1, 32768, 8192}};
+  if (quick) prompts = {{1, 2048, 2048}};
+  std::printf("\n%-5s %6s %6s %6s %10s %10s %10s %8s\n", "kv", "seqs", "keys", "rows", "TFLOP",
+              "floor us", "us", "TFLOP/s");
+  for (const KvCacheDtype dtype : kinds) {
+    for (const Workload& w : prompts) {
+      Pass pass(w, dtype, stream.get());
+      const double floor_us = pass.flops / (peak_tflops * 1e6);
+      const bench::Timing t = bench::time_calls(
+          [&](int) {
+            launch_prefill_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
+                                     /*first_token=*/0, pass.kv, pass.out.as<float>(),
+                                     stream.get());
+          },
+          stream.get(), quick ? 3 : 5);
+      if (!t.ok) {
+        std::printf("%-5s prompt: %s\n", std::string(to_string(dtype)).c_str(), t.error.c_str());
+        continue;
+      }
+      std::printf("%-5s %6lld %6lld %6lld %10.2f %10.1f %10.1f %8.1f\n",
+                  std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
+                  static_cast<long long>(w.keys), static_cast<long long>(w.rows),
+                  pass.flops / 1e12, floor_us, t.us, pass.flops / (t.us * 1e6));
     }
   }
   return 0;

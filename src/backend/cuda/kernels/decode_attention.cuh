@@ -1,7 +1,7 @@
 // Device pieces shared by the decode attention kernels (decode_attention.cu, the measured one;
-// decode_attention_pipelined.cu, which requests its rows rounds ahead): the block's shape, a
-// cached row widened 16 bytes at a time, and the merge of the lane groups' and key ranges'
-// online softmaxes, so that both kernels cut and merge the same way.
+// decode_attention_pipelined.cu, which requests its rows rounds ahead): the block's shape and the
+// merge of the lane groups' and key ranges' online softmaxes, so that both kernels cut and merge
+// the same way.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "backend/cuda/kernels/fp8_device.cuh"
+#include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/paged_attention.h"
 
 namespace fp8llm::cuda::detail {
@@ -17,46 +18,6 @@ namespace fp8llm::cuda::detail {
 inline constexpr int kDecodeThreads = 128;
 inline constexpr int kDecodeWarps = kDecodeThreads / 32;
 inline constexpr int kDecodeHeadsPerBlock = 4;  // query heads of one KV head attended by a block
-
-// 16 bytes of a cached K or V row widened to fp32, element by element as kv_load widens one
-// (kv_elements.cuh): fp32 as is, bf16 exactly, e4m3 times its row's scale.
-template <typename T>
-struct Row16;
-template <>
-struct Row16<float> {
-  static constexpr int kElems = 4;
-  __device__ static void widen(const uint4 r, float, float* out) {
-    out[0] = __uint_as_float(r.x);
-    out[1] = __uint_as_float(r.y);
-    out[2] = __uint_as_float(r.z);
-    out[3] = __uint_as_float(r.w);
-  }
-};
-template <>
-struct Row16<__nv_bfloat16> {
-  static constexpr int kElems = 8;
-  __device__ static void widen(const uint4 r, float, float* out) {
-    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      out[2 * i] = __uint_as_float(w[i] << 16);  // the lower address holds the first element
-      out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
-  }
-};
-template <>
-struct Row16<uint8_t> {
-  static constexpr int kElems = 16;
-  __device__ static void widen(const uint4 r, float scale, float* out) {
-    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-#pragma unroll
-      for (int b = 0; b < 4; ++b)
-        out[4 * i + b] = __fmul_rn(e4m3_to_float(static_cast<uint8_t>(w[i] >> (8 * b))), scale);
-    }
-  }
-};
 
 // The lane layout of a block for element type T and head size D: kLanes lanes read one key row
 // (kElems elements each), a warp reads kKeysPerWarp rows at a time, the block kGroups.

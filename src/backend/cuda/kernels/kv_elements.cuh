@@ -1,6 +1,7 @@
 // One element of a cached K or V row, widened to fp32 as the CPU's KvRows widens it (fp32 as is,
-// bf16 exactly, e4m3 times its row's scale), and written back in the cache's element type. Shared
-// by the attention kernels and the KV append.
+// bf16 exactly, e4m3 times its row's scale), and written back in the cache's element type; and 16
+// bytes of a row widened the same way, for kernels that read rows in vector loads. Shared by the
+// attention kernels and the KV append.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -30,5 +31,44 @@ __device__ __forceinline__ void kv_store(__nv_bfloat16* p, int64_t i, float x, f
 __device__ __forceinline__ void kv_store(uint8_t* p, int64_t i, float x, float scale) {
   p[i] = fp8_quantize(x, scale);
 }
+
+// 16 bytes of a cached K or V row widened to fp32, element by element as kv_load widens one.
+template <typename T>
+struct Row16;
+template <>
+struct Row16<float> {
+  static constexpr int kElems = 4;
+  __device__ static void widen(const uint4 r, float, float* out) {
+    out[0] = __uint_as_float(r.x);
+    out[1] = __uint_as_float(r.y);
+    out[2] = __uint_as_float(r.z);
+    out[3] = __uint_as_float(r.w);
+  }
+};
+template <>
+struct Row16<__nv_bfloat16> {
+  static constexpr int kElems = 8;
+  __device__ static void widen(const uint4 r, float, float* out) {
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      out[2 * i] = __uint_as_float(w[i] << 16);  // the lower address holds the first element
+      out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  }
+};
+template <>
+struct Row16<uint8_t> {
+  static constexpr int kElems = 16;
+  __device__ static void widen(const uint4 r, float scale, float* out) {
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int b = 0; b < 4; ++b)
+        out[4 * i + b] = __fmul_rn(e4m3_to_float(static_cast<uint8_t>(w[i] >> (8 * b))), scale);
+    }
+  }
+};
 
 }  // namespace fp8llm::cuda::detail

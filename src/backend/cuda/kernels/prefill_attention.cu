@@ -13,7 +13,7 @@ namespace fp8llm::cuda {
 namespace {
 
 namespace wmma = nvcuda::wmma;
-using detail::kv_load;
+using detail::Row16;
 
 constexpr int kRows = 64;  // query rows of a tile: 16 per warp
 constexpr int kKeys = 64;  // keys per step
@@ -53,15 +53,29 @@ struct Smem {
 };
 
 // The 64 cached rows of one KV head at `slots` (-1: past the last key, zeros), widened to fp32 as
-// the fp32 kernel widens them and rounded to bf16 into `tile` [64][D + 8].
+// the fp32 kernel widens them and rounded to bf16 into `tile` [64][D + 8], 16 bytes of a row a
+// load (the rows start 16-byte aligned: D elements of at least a byte each, D a multiple of 64).
 template <typename T, int D>
 __device__ void load_rows(const T* __restrict__ cache, const int64_t* slots, const float* scales,
                           int64_t kv_heads, int64_t kvh, __nv_bfloat16* tile) {
-  for (int i = threadIdx.x; i < kKeys * D; i += kThreads) {
-    const int j = i / D, d = i % D;
+  constexpr int kE = Row16<T>::kElems;  // elements in 16 bytes: 4, 8 or 16
+  constexpr int kPieces = D / kE;
+  for (int i = threadIdx.x; i < kKeys * kPieces; i += kThreads) {
+    const int j = i / kPieces, piece = i % kPieces;
     const int64_t slot = slots[j];
-    const float x = slot >= 0 ? kv_load(cache + (slot * kv_heads + kvh) * D, d, scales[j]) : 0.0f;
-    tile[j * Smem<D>::kLdQ + d] = __float2bfloat16_rn(x);
+    float f[kE];
+    if (slot >= 0) {
+      Row16<T>::widen(
+          *reinterpret_cast<const uint4*>(cache + (slot * kv_heads + kvh) * D + piece * kE),
+          scales[j], f);
+    } else {
+#pragma unroll
+      for (int e = 0; e < kE; ++e) f[e] = 0.0f;
+    }
+    __nv_bfloat162* dst =
+        reinterpret_cast<__nv_bfloat162*>(tile + j * Smem<D>::kLdQ + piece * kE);
+#pragma unroll
+    for (int e = 0; e < kE; e += 2) dst[e / 2] = __floats2bfloat162_rn(f[e], f[e + 1]);
   }
 }
 
