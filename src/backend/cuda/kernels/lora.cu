@@ -20,7 +20,10 @@ constexpr int kRowsAtOnce = 4;
 // partial sums for the expand to add up.
 constexpr int64_t kPreferredPieces = 16;
 constexpr int kExpandThreads = 256;
-constexpr int kExpandTokens = 8;  // tokens a block of the expand serves
+// Tokens a block of the expand serves. A thread takes them one after another, each a dependent
+// round trip (B's row, then y), so fewer tokens a block and more blocks keep more of them in
+// flight: at batch 64, eight gave 192 blocks for q/k/v, fewer than two an SM (16.4 us a call).
+constexpr int kExpandTokens = 2;
 
 struct Pieces {
   int64_t count = 0, width = 0;
