@@ -13,9 +13,9 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <numeric>
@@ -100,9 +100,8 @@ struct Pass {
     positions = to_device(position_of);
     seqs = to_device(seq_of);
     tables = to_device(order);  // sequence s owns blocks [s * blocks_per_seq, ...) of `order`
-    partial = DeviceBuffer(static_cast<size_t>(tokens * kHeads * kDecodeMaxSplits *
-                                               (kHeadDim + 2)) *
-                           sizeof(float));
+    partial = DeviceBuffer(
+        static_cast<size_t>(tokens * kHeads * kDecodeMaxSplits * (kHeadDim + 2)) * sizeof(float));
     counters = DeviceBuffer(static_cast<size_t>(tokens * kHeads) * sizeof(int));
     counters.fill_zero();
     batch = PagedBatch{.tokens = tokens,
@@ -121,7 +120,6 @@ struct Pass {
     bytes = 2.0 * static_cast<double>(w.batch * w.keys * kKvHeads) * row_bytes;
     CUDA_CHECK(cudaStreamSynchronize(stream));
   }
-
 };
 
 const char* name_of(DecodeKvLoads loads) {
@@ -166,7 +164,7 @@ int run(int argc, char** argv) {
               static_cast<long long>(kHeadDim), static_cast<long long>(kBlock));
   // The engine's benchmark shapes (128/128 and 1000/1000 at 256 at once, their middle lengths;
   // batch 64; batch 1 short and at 32k keys).
-  std::vector<Workload> workloads = {{1, 192},   {1, 4096},   {1, 32768},  {64, 1024},
+  std::vector<Workload> workloads = {{1, 192},   {1, 4096},   {1, 32768}, {64, 1024},
                                      {256, 192}, {256, 1000}, {256, 2000}};
   if (quick) workloads = {{1, 4096}, {256, 192}};
   std::vector<KvCacheDtype> kinds;
@@ -181,11 +179,10 @@ int run(int argc, char** argv) {
       for (const DecodeKvLoads loads : {DecodeKvLoads::Measured, DecodeKvLoads::Pipelined}) {
         const bench::Timing t = bench::time_calls(
             [&](int) {
-              launch_decode_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
-                                      w.batch, pass.kv,
-                                      DecodeScratch{pass.partial.as<float>(),
-                                                    pass.counters.as<int>()},
-                                      pass.out.as<float>(), stream.get(), loads);
+              launch_decode_attention(
+                  pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
+                  DecodeScratch{pass.partial.as<float>(), pass.counters.as<int>()},
+                  pass.out.as<float>(), stream.get(), loads);
             },
             stream.get(), quick ? 5 : 11);
         if (!t.ok) {
@@ -225,8 +222,8 @@ int run(int argc, char** argv) {
       }
       std::printf("%-5s %6lld %6lld %6lld %10.2f %10.1f %10.1f %8.1f\n",
                   std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
-                  static_cast<long long>(w.keys), static_cast<long long>(w.rows),
-                  pass.flops / 1e12, floor_us, t.us, pass.flops / (t.us * 1e6));
+                  static_cast<long long>(w.keys), static_cast<long long>(w.rows), pass.flops / 1e12,
+                  floor_us, t.us, pass.flops / (t.us * 1e6));
     }
   }
   return 0;

@@ -269,10 +269,9 @@ int run(int argc, char** argv) {
           add(
               tag + " act quant f32", static_cast<double>(m * s.k) * 5, kFp8PeakTflops,
               [&](int) {
-                launch_quantize_activations(scheme, x_f32.as<float>(), m, s.k,
-                                            row ? xq.as<uint8_t>() : xq_b.as<uint8_t>(),
-                                            row ? xs_row.as<float>() : xs_block.as<float>(),
-                                            stream);
+                launch_quantize_activations(
+                    scheme, x_f32.as<float>(), m, s.k, row ? xq.as<uint8_t>() : xq_b.as<uint8_t>(),
+                    row ? xs_row.as<float>() : xs_block.as<float>(), stream);
               },
               0.0);
         }

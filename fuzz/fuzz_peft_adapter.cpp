@@ -141,8 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool finite = true;
   for (const auto& [name, t] : p.tensors) {
     views.emplace_back(name, t.view());
-    if (!t.bytes.empty() && (t.dtype == DType::F32 || t.dtype == DType::BF16 ||
-                             t.dtype == DType::F16)) {
+    if (!t.bytes.empty() &&
+        (t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16)) {
       // Every element of a tensor shares its fill; the first says which.
       const TensorView v = t.view();
       const float first = v.dtype == DType::F32    ? v.as<float>()[0]

@@ -145,8 +145,8 @@ TEST_F(CudaActQuant, Bf16MatchesHostDefinition) {
 TEST_F(CudaActQuant, Fp32MatchesHostDefinition) {
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const auto& [t, k] : std::vector<std::pair<int64_t, int64_t>>{
-           {9, 300}, {2, 14336}, {3, 4100}, {4, 301}}) {
+  for (const auto& [t, k] :
+       std::vector<std::pair<int64_t, int64_t>>{{9, 300}, {2, 14336}, {3, 4100}, {4, 301}}) {
     SCOPED_TRACE("t " + std::to_string(t) + ", k " + std::to_string(k));
     std::vector<float> x(static_cast<size_t>(t * k));
     for (auto& v : x) v = normal(rng);

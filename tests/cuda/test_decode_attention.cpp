@@ -43,8 +43,7 @@ void check_against_general_kernel(const Case& c, DecodeKvLoads loads) {
   // 14 (of 160).
   test::PagedAttentionFixture f(
       H, c.kv_heads, D, c.kv,
-      {{0, 0}, {4, 4}, {62, 62}, {63, 63}, {64, 64}, {100, 100}, {1000, 1000}, {2100, 2100}},
-      42);
+      {{0, 0}, {4, 4}, {62, 62}, {63, 63}, {64, 64}, {100, 100}, {1000, 1000}, {2100, 2100}}, 42);
   const size_t n = f.out_elems();
   DeviceBuffer general(n * sizeof(float)), decode(n * sizeof(float));
   launch_paged_attention(f.q.as<float>(), H, c.kv_heads, D, f.batch, /*decode_tokens=*/0, f.kv,
@@ -87,9 +86,9 @@ void check_against_general_kernel(const Case& c, DecodeKvLoads loads) {
     launch_decode_attention(f.q.as<float>() + t * H * D, H, c.kv_heads, D, one, 1, f.kv,
                             f.scratch(), alone.as<float>(), nullptr, loads);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(std::memcmp(to_host<float>(alone, row).data(), got.data() + t * row,
-                          row * sizeof(float)),
-              0)
+    EXPECT_EQ(
+        std::memcmp(to_host<float>(alone, row).data(), got.data() + t * row, row * sizeof(float)),
+        0)
         << "token " << t << " alone";
   }
 }
@@ -141,8 +140,8 @@ TEST(CudaDecodeAttentionBatch, BothKernelsMatchTheGeneralKernelAtBatch256) {
     for (int64_t r = 0; r < f.tokens * H; ++r) {
       const size_t at = static_cast<size_t>(r * D);
       ASSERT_LT(test::rel_l2(got.data() + at, want.data() + at, static_cast<size_t>(D)), 1e-5)
-          << (loads == DecodeKvLoads::Pipelined ? "pipelined" : "measured") << ", token "
-          << r / H << " head " << r % H;
+          << (loads == DecodeKvLoads::Pipelined ? "pipelined" : "measured") << ", token " << r / H
+          << " head " << r % H;
     }
   }
 }

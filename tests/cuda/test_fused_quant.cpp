@@ -48,8 +48,8 @@ struct Quantized {
   Quantized(Fp8Scheme scheme, const Case& c)
       : q(static_cast<size_t>(c.rows * c.dim)),
         s1(static_cast<size_t>(activation_scale_elems(scheme, c.rows_lt, c.dim) + 1) * 4),
-        s2(static_cast<size_t>(activation_scale_elems(scheme, c.rows - c.rows_lt, c.dim) + 1) *
-           4) {}
+        s2(static_cast<size_t>(activation_scale_elems(scheme, c.rows - c.rows_lt, c.dim) + 1) * 4) {
+  }
   Fp8QuantizedOut out(Fp8Scheme scheme, const Case& c) {
     return {scheme, q.as<uint8_t>(), s1.as<float>(), s2.as<float>(), c.rows_lt};
   }
@@ -73,10 +73,10 @@ void expect_same_quantized(Quantized& got, Quantized& want, Fp8Scheme scheme, co
   expect_same_bytes(got.s1, want.s1,
                     static_cast<size_t>(activation_scale_elems(scheme, c.rows_lt, c.dim)) * 4,
                     "scales of the cuBLASLt rows");
-  expect_same_bytes(got.s2, want.s2,
-                    static_cast<size_t>(activation_scale_elems(scheme, c.rows - c.rows_lt, c.dim)) *
-                        4,
-                    "scales of the small-M rows");
+  expect_same_bytes(
+      got.s2, want.s2,
+      static_cast<size_t>(activation_scale_elems(scheme, c.rows - c.rows_lt, c.dim)) * 4,
+      "scales of the small-M rows");
 }
 
 TEST_P(CudaFusedQuant, NormThenQuantizeEqualsThePlainKernels) {
@@ -140,12 +140,11 @@ TEST_P(CudaFusedQuant, GatingThenQuantizeEqualsThePlainKernels) {
 
 INSTANTIATE_TEST_SUITE_P(Rows, CudaFusedQuant,
                          ::testing::Values(Case{1, 4096, 0}, Case{1, 14336, 0}, Case{3, 256, 0},
-                                           Case{6, 300, 4}, Case{9, 4096, 8},
-                                           Case{5, 14336, 5}),
+                                           Case{6, 300, 4}, Case{9, 4096, 8}, Case{5, 14336, 5}),
                          [](const ::testing::TestParamInfo<Case>& param_info) {
                            const Case& c = param_info.param;
-                           return "rows" + std::to_string(c.rows) + "_dim" +
-                                  std::to_string(c.dim) + "_lt" + std::to_string(c.rows_lt);
+                           return "rows" + std::to_string(c.rows) + "_dim" + std::to_string(c.dim) +
+                                  "_lt" + std::to_string(c.rows_lt);
                          });
 
 TEST(FusedQuantSupport, RowLengths) {

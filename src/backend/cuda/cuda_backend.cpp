@@ -225,8 +225,12 @@ std::optional<Fp8Linear::QuantizedInput> CudaBackend::prepare_input(Act out, Nex
   if (ws.empty() || ws[0]->k != out.cols) return std::nullopt;
   std::optional<Fp8Linear::QuantizedInput> q = fp8_.reserve_group_input(ws, out.rows);
   if (!q) return std::nullopt;
-  prepared_ = PreparedInput{out.data, out.rows, out.cols, next.layer,
-                            std::vector<LinearKind>(next.kinds.begin(), next.kinds.end()), *q};
+  prepared_ = PreparedInput{out.data,
+                            out.rows,
+                            out.cols,
+                            next.layer,
+                            std::vector<LinearKind>(next.kinds.begin(), next.kinds.end()),
+                            *q};
   return q;
 }
 

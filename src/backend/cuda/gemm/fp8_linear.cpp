@@ -1,8 +1,8 @@
 #include "backend/cuda/gemm/fp8_linear.h"
 
 #include <algorithm>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 
@@ -70,8 +70,8 @@ std::optional<Fp8Linear::QuantizedInput> Fp8Linear::reserve_group_input(
   return reserve_input(first.scheme, m, first.k, m_lt);
 }
 
-void Fp8Linear::forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x,
-                              int64_t m, std::span<float* const> ys, cudaStream_t stream) {
+void Fp8Linear::forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x, int64_t m,
+                              std::span<float* const> ys, cudaStream_t stream) {
   if (ws.size() != ys.size() || ws.empty()) throw std::invalid_argument("forward_group: sizes");
   if (m <= 0) return;
   const std::optional<QuantizedInput> in = reserve_group_input(ws, m);

@@ -71,7 +71,7 @@ class Fp8Linear {
   // recorded pass (graph.h) keeps its address.
   void reserve(int64_t rows, int64_t k);
 
- // Activations quantized for a call, in Fp8Linear's scratch: codes q[m, k]; rows [0, m_lt) go to
+  // Activations quantized for a call, in Fp8Linear's scratch: codes q[m, k]; rows [0, m_lt) go to
   // cuBLASLt with scales s1, the rest to the small-M kernel with scales s2 (each part in the
   // layout its kernel reads: fp8_quant.h, with that part's row count).
   struct QuantizedInput {
@@ -87,9 +87,8 @@ class Fp8Linear {
   // that uses the scratch.
   std::optional<QuantizedInput> reserve_group_input(std::span<const Fp8DeviceWeight* const> ws,
                                                     int64_t m);
-  void forward_group_quantized(std::span<const Fp8DeviceWeight* const> ws,
-                               const QuantizedInput& in, std::span<float* const> ys,
-                               cudaStream_t stream);
+  void forward_group_quantized(std::span<const Fp8DeviceWeight* const> ws, const QuantizedInput& in,
+                               std::span<float* const> ys, cudaStream_t stream);
 
  private:
   int64_t gemm_rows(const Fp8DeviceWeight& w, int64_t m) const;

@@ -34,9 +34,8 @@ __global__ void __launch_bounds__(kThreads)
                             const int32_t* __restrict__ block_tables, int64_t max_blocks,
                             int64_t block_size, const T* __restrict__ k_cache,
                             const T* __restrict__ v_cache, const float* __restrict__ k_scale,
-                            const float* __restrict__ v_scale, float scale,
-                            float* __restrict__ out, float* __restrict__ partial,
-                            int* __restrict__ counters) {
+                            const float* __restrict__ v_scale, float scale, float* __restrict__ out,
+                            float* __restrict__ partial, int* __restrict__ counters) {
   using L = DecodeLayout<T, kHeadDim>;
   constexpr int kE = L::kE, kLanes = L::kLanes, kKeysPerWarp = L::kKeysPerWarp;
   constexpr int kGroups = L::kGroups;
@@ -117,8 +116,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   __syncthreads();
-  detail::merge_decode_groups<kGroups, kHeadDim>(s_acc, s_merge, it, heads, out, partial,
-                                                 counters);
+  detail::merge_decode_groups<kGroups, kHeadDim>(s_acc, s_merge, it, heads, out, partial, counters);
 }
 
 template <typename T, int kHeadDim>
@@ -131,8 +129,8 @@ void launch_typed(const float* q, int64_t heads, int64_t kv_heads, const PagedBa
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   decode_attention_kernel<T, kHeadDim><<<grid, kThreads, 0, stream>>>(
       q, heads, kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks, kv.block_size,
-      static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale, kv.v_scale, scale,
-      out, scratch.partial, scratch.counters);
+      static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale, kv.v_scale, scale, out,
+      scratch.partial, scratch.counters);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -164,12 +162,12 @@ void launch_decode_attention(const float* q, int64_t heads, int64_t kv_heads, in
   if (!decode_attention_supported(kv.dtype, head_dim) || kv_heads <= 0 || heads % kv_heads != 0)
     throw std::invalid_argument("decode attention: unsupported head layout");
   if (loads == DecodeKvLoads::Pipelined)
-    return launch_decode_attention_pipelined(q, heads, kv_heads, head_dim, batch, decode_tokens,
-                                             kv, scratch, out, stream);
+    return launch_decode_attention_pipelined(q, heads, kv_heads, head_dim, batch, decode_tokens, kv,
+                                             scratch, out, stream);
   switch (kv.dtype) {
     case KvCacheDtype::F32:
-      return launch_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch,
-                               out, stream);
+      return launch_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
+                               stream);
     case KvCacheDtype::BF16:
       return launch_any<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv,
                                        scratch, out, stream);

@@ -40,7 +40,9 @@ __device__ inline void cp_async4(void* smem, const void* gmem) {
   const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem) : "memory");
 }
-__device__ inline void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ inline void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
 template <int kPending>
 __device__ inline void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
@@ -58,14 +60,13 @@ union PipelinedShared {
 };
 
 template <typename T, int kHeadDim>
-__global__ void __launch_bounds__(kThreads)
-    decode_attention_pipelined_kernel(
-        const float* __restrict__ q, int64_t heads, int64_t kv_heads,
-        const int64_t* __restrict__ positions, const int32_t* __restrict__ token_seq,
-        const int32_t* __restrict__ block_tables, int64_t max_blocks, int64_t block_size,
-        const T* __restrict__ k_cache, const T* __restrict__ v_cache,
-        const float* __restrict__ k_scale, const float* __restrict__ v_scale, float scale,
-        float* __restrict__ out, float* __restrict__ partial, int* __restrict__ counters) {
+__global__ void __launch_bounds__(kThreads) decode_attention_pipelined_kernel(
+    const float* __restrict__ q, int64_t heads, int64_t kv_heads,
+    const int64_t* __restrict__ positions, const int32_t* __restrict__ token_seq,
+    const int32_t* __restrict__ block_tables, int64_t max_blocks, int64_t block_size,
+    const T* __restrict__ k_cache, const T* __restrict__ v_cache, const float* __restrict__ k_scale,
+    const float* __restrict__ v_scale, float scale, float* __restrict__ out,
+    float* __restrict__ partial, int* __restrict__ counters) {
   using L = DecodeLayout<T, kHeadDim>;
   constexpr int kE = L::kE, kLanes = L::kLanes, kKeysPerWarp = L::kKeysPerWarp;
   constexpr int kGroups = L::kGroups;
@@ -211,8 +212,8 @@ void launch_typed(const float* q, int64_t heads, int64_t kv_heads, const PagedBa
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   decode_attention_pipelined_kernel<T, kHeadDim><<<grid, kThreads, 0, stream>>>(
       q, heads, kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks, kv.block_size,
-      static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale, kv.v_scale, scale,
-      out, scratch.partial, scratch.counters);
+      static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale, kv.v_scale, scale, out,
+      scratch.partial, scratch.counters);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -238,8 +239,8 @@ void launch_decode_attention_pipelined(const float* q, int64_t heads, int64_t kv
                                        cudaStream_t stream) {
   switch (kv.dtype) {
     case KvCacheDtype::F32:
-      return launch_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch,
-                               out, stream);
+      return launch_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
+                               stream);
     case KvCacheDtype::BF16:
       return launch_any<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv,
                                        scratch, out, stream);

@@ -2,7 +2,8 @@
 // (one warp per 128-column group), from bf16 or fp32 activations. The bf16 kernels, and the fp32
 // row kernel, have vector forms (16-byte loads holding the row in registers between the amax and
 // the quantization pass; 8-byte loads per lane for bf16 groups) used when the row length and
-// pointers allow; they compute the same values as the scalar forms. Every kernel is built for both scale rules (kDivide).
+// pointers allow; they compute the same values as the scalar forms. Every kernel is built for both
+// scale rules (kDivide).
 #include <stdexcept>
 
 #include "backend/cuda/kernels/fp8_device.cuh"
@@ -128,8 +129,8 @@ __global__ void __launch_bounds__(kRowThreads)
 // The row kernel for fp32, K % 4 == 0: thread i holds float4s i, i + 256, ... (kVecs of them).
 template <int kVecs, bool kDivide>
 __global__ void __launch_bounds__(kRowThreads)
-    quantize_act_row_vec_f32_kernel(const float* __restrict__ x, int64_t k,
-                                    uint8_t* __restrict__ q, float* __restrict__ scales) {
+    quantize_act_row_vec_f32_kernel(const float* __restrict__ x, int64_t k, uint8_t* __restrict__ q,
+                                    float* __restrict__ scales) {
   const int64_t row = blockIdx.x;
   const int64_t nvec = k / 4;
   const auto* xr = reinterpret_cast<const float4*>(x + row * k);

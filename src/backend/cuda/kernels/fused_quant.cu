@@ -56,8 +56,8 @@ void by_width(int64_t dim, Launch&& launch) {
 }
 
 void check(int64_t rows, const Fp8QuantizedOut& q) {
-  if (q.q == nullptr || q.rows_lt < 0 || q.rows_lt > rows ||
-      (q.rows_lt > 0 && q.s1 == nullptr) || (q.rows_lt < rows && q.s2 == nullptr))
+  if (q.q == nullptr || q.rows_lt < 0 || q.rows_lt > rows || (q.rows_lt > 0 && q.s1 == nullptr) ||
+      (q.rows_lt < rows && q.s2 == nullptr))
     throw std::invalid_argument("fused quantization: no room for the codes or scales");
   if (rows > 0x7fffffff) throw std::invalid_argument("fused quantization: too many rows");
 }
@@ -75,8 +75,8 @@ void launch_rms_norm_quantize(float* x, const float* residual, int64_t rows, int
   check(rows, quantized);
   const Fp8RowsOut o = rows_out(quantized, rows);
   by_width(dim, [&]<int kThreads, int kPer>() {
-    rms_norm_quantize_kernel<kThreads, kPer><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        x, residual, dim, w, eps, out, o);
+    rms_norm_quantize_kernel<kThreads, kPer>
+        <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, residual, dim, w, eps, out, o);
   });
   CUDA_CHECK_LAUNCH();
 }
@@ -87,8 +87,8 @@ void launch_silu_mul_quantize(const float* gate, const float* up, int64_t rows, 
   check(rows, quantized);
   const Fp8RowsOut o = rows_out(quantized, rows);
   by_width(dim, [&]<int kThreads, int kPer>() {
-    silu_mul_quantize_kernel<kThreads, kPer><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        gate, up, dim, out, o);
+    silu_mul_quantize_kernel<kThreads, kPer>
+        <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(gate, up, dim, out, o);
   });
   CUDA_CHECK_LAUNCH();
 }

@@ -72,8 +72,7 @@ __device__ void load_rows(const T* __restrict__ cache, const int64_t* slots, con
 #pragma unroll
       for (int e = 0; e < kE; ++e) f[e] = 0.0f;
     }
-    __nv_bfloat162* dst =
-        reinterpret_cast<__nv_bfloat162*>(tile + j * Smem<D>::kLdQ + piece * kE);
+    __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(tile + j * Smem<D>::kLdQ + piece * kE);
 #pragma unroll
     for (int e = 0; e < kE; e += 2) dst[e / 2] = __floats2bfloat162_rn(f[e], f[e + 1]);
   }
