@@ -6,12 +6,17 @@
 
 #include <cuda_bf16.h>
 
+#include <cuda_runtime.h>
+
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <type_traits>
 
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/paged_attention.h"
+#include "fp8llm/modes.h"
 
 namespace fp8llm::cuda::detail {
 
@@ -50,6 +55,57 @@ struct DecodeItem {
     z = blockIdx.z;
   }
 };
+
+// The grid of a decode launch: (kv_heads x blocks of up to four of its query heads, tokens,
+// kDecodeMaxSplits).
+inline dim3 decode_grid(int64_t heads, int64_t kv_heads, int64_t decode_tokens) {
+  const int64_t head_blocks = (heads / kv_heads + kDecodeHeadsPerBlock - 1) / kDecodeHeadsPerBlock;
+  return dim3(static_cast<unsigned>(kv_heads * head_blocks), static_cast<unsigned>(decode_tokens),
+              kDecodeMaxSplits);
+}
+
+// Calls launch.template operator()<T, kHeadDim>() for the cache's element type and a head size
+// decode_attention_supported takes (the caller checked).
+template <typename Launch>
+void for_decode_layout(KvCacheDtype dtype, int64_t head_dim, Launch&& launch) {
+  const auto by_size = [&]<typename T>() {
+    if (head_dim == 64) {
+      launch.template operator()<T, 64>();
+    } else if (head_dim == 128) {
+      launch.template operator()<T, 128>();
+    } else if constexpr (!std::is_same_v<T, float>) {
+      launch.template operator()<T, 256>();
+    }
+  };
+  switch (dtype) {
+    case KvCacheDtype::F32:
+      return by_size.template operator()<float>();
+    case KvCacheDtype::BF16:
+      return by_size.template operator()<__nv_bfloat16>();
+    case KvCacheDtype::Fp8:
+      return by_size.template operator()<uint8_t>();
+    case KvCacheDtype::Auto:
+      break;
+  }
+  throw std::invalid_argument("decode attention: the KV element type is not settled");
+}
+
+// Launches the decode kernel kernel_of.template operator()<T, kHeadDim>() returns (both kernels
+// take these parameters) for the cache's element type and head size, scale 1/sqrt(head_dim).
+template <typename KernelOf>
+void launch_decode_kernel(KernelOf&& kernel_of, const float* q, int64_t heads, int64_t kv_heads,
+                          int64_t head_dim, const PagedBatch& b, int64_t decode_tokens,
+                          const PagedKv& kv, const DecodeScratch& scratch, float* out,
+                          cudaStream_t stream) {
+  for_decode_layout(kv.dtype, head_dim, [&]<typename T, int kHeadDim>() {
+    const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+    const auto kernel = kernel_of.template operator()<T, kHeadDim>();
+    kernel<<<decode_grid(heads, kv_heads, decode_tokens), kDecodeThreads, 0, stream>>>(
+        q, heads, kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks, kv.block_size,
+        static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale, kv.v_scale, scale,
+        out, scratch.partial, scratch.counters);
+  });
+}
 
 // What the merge keeps in shared memory besides the groups' sums.
 template <int kGroups>

@@ -202,34 +202,6 @@ __global__ void __launch_bounds__(kThreads) decode_attention_pipelined_kernel(
                                                  counters);
 }
 
-template <typename T, int kHeadDim>
-void launch_typed(const float* q, int64_t heads, int64_t kv_heads, const PagedBatch& b,
-                  int64_t decode_tokens, const PagedKv& kv, const DecodeScratch& scratch,
-                  float* out, cudaStream_t stream) {
-  const int64_t head_blocks = (heads / kv_heads + kHeadsPerBlock - 1) / kHeadsPerBlock;
-  const dim3 grid(static_cast<unsigned>(kv_heads * head_blocks),
-                  static_cast<unsigned>(decode_tokens), kDecodeMaxSplits);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
-  decode_attention_pipelined_kernel<T, kHeadDim><<<grid, kThreads, 0, stream>>>(
-      q, heads, kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks, kv.block_size,
-      static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale, kv.v_scale, scale, out,
-      scratch.partial, scratch.counters);
-  CUDA_CHECK_LAUNCH();
-}
-
-template <typename T>
-void launch_any(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                const PagedBatch& b, int64_t decode_tokens, const PagedKv& kv,
-                const DecodeScratch& scratch, float* out, cudaStream_t stream) {
-  if (head_dim == 64) {
-    launch_typed<T, 64>(q, heads, kv_heads, b, decode_tokens, kv, scratch, out, stream);
-  } else if (head_dim == 128) {
-    launch_typed<T, 128>(q, heads, kv_heads, b, decode_tokens, kv, scratch, out, stream);
-  } else if constexpr (!std::is_same_v<T, float>) {
-    launch_typed<T, 256>(q, heads, kv_heads, b, decode_tokens, kv, scratch, out, stream);
-  }
-}
-
 }  // namespace
 
 void launch_decode_attention_pipelined(const float* q, int64_t heads, int64_t kv_heads,
@@ -237,20 +209,10 @@ void launch_decode_attention_pipelined(const float* q, int64_t heads, int64_t kv
                                        int64_t decode_tokens, const PagedKv& kv,
                                        const DecodeScratch& scratch, float* out,
                                        cudaStream_t stream) {
-  switch (kv.dtype) {
-    case KvCacheDtype::F32:
-      return launch_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
-                               stream);
-    case KvCacheDtype::BF16:
-      return launch_any<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv,
-                                       scratch, out, stream);
-    case KvCacheDtype::Fp8:
-      return launch_any<uint8_t>(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch,
-                                 out, stream);
-    case KvCacheDtype::Auto:
-      break;
-  }
-  throw std::invalid_argument("launch_decode_attention: the KV element type is not settled");
+  detail::launch_decode_kernel(
+      [&]<typename T, int kHeadDim>() { return &decode_attention_pipelined_kernel<T, kHeadDim>; },
+      q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out, stream);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace fp8llm::cuda

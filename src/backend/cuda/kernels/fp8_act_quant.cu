@@ -85,15 +85,45 @@ __device__ __forceinline__ uint32_t pack4(uint8_t a, uint8_t b, uint8_t c, uint8
   return uint32_t{a} | (uint32_t{b} << 8) | (uint32_t{c} << 16) | (uint32_t{d} << 24);
 }
 
-// Row kernel, K % 8 == 0: thread i holds vectors i, i + 256, ... (kVecs of them) in registers.
-template <int kVecs, bool kDivide>
+// 16 bytes of a row for the vector row kernel: 8 bf16 or 4 fp32 values, widened, and their codes.
+struct Bf16x8 {
+  using Elem = __nv_bfloat16;
+  using Codes = uint2;
+  static constexpr int kElems = 8;
+  __device__ static void widen(const uint4& v, float f[8]) { bf16x8_to_float(v, f); }
+  __device__ static Codes encode(const float f[8], float s) {
+    return {pack4(fp8_quantize(f[0], s), fp8_quantize(f[1], s), fp8_quantize(f[2], s),
+                  fp8_quantize(f[3], s)),
+            pack4(fp8_quantize(f[4], s), fp8_quantize(f[5], s), fp8_quantize(f[6], s),
+                  fp8_quantize(f[7], s))};
+  }
+};
+struct F32x4 {
+  using Elem = float;
+  using Codes = uint32_t;
+  static constexpr int kElems = 4;
+  __device__ static void widen(const uint4& v, float f[4]) {
+    f[0] = __uint_as_float(v.x);
+    f[1] = __uint_as_float(v.y);
+    f[2] = __uint_as_float(v.z);
+    f[3] = __uint_as_float(v.w);
+  }
+  __device__ static Codes encode(const float f[4], float s) {
+    return pack4(fp8_quantize(f[0], s), fp8_quantize(f[1], s), fp8_quantize(f[2], s),
+                 fp8_quantize(f[3], s));
+  }
+};
+
+// Row kernel, K a multiple of V::kElems: thread i holds the 16-byte vectors i, i + 256, ...
+// (kVecs of them) in registers between the amax and the quantization.
+template <typename V, int kVecs, bool kDivide>
 __global__ void __launch_bounds__(kRowThreads)
-    quantize_act_row_vec_kernel(const __nv_bfloat16* __restrict__ x, int64_t k,
+    quantize_act_row_vec_kernel(const typename V::Elem* __restrict__ x, int64_t k,
                                 uint8_t* __restrict__ q, float* __restrict__ scales) {
   const int64_t row = blockIdx.x;
-  const int64_t nvec = k / 8;
+  const int64_t nvec = k / V::kElems;
   const auto* xr = reinterpret_cast<const uint4*>(x + row * k);
-  auto* qr = reinterpret_cast<uint2*>(q + row * k);
+  auto* qr = reinterpret_cast<typename V::Codes*>(q + row * k);
   uint4 v[kVecs];
   float amax = 0.0f;
 #pragma unroll
@@ -101,10 +131,10 @@ __global__ void __launch_bounds__(kRowThreads)
     const int64_t idx = threadIdx.x + int64_t{i} * kRowThreads;
     if (idx < nvec) {
       v[i] = xr[idx];
-      float f[8];
-      bf16x8_to_float(v[i], f);
+      float f[V::kElems];
+      V::widen(v[i], f);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) amax = nan_max(amax, fabsf(f[j]));
+      for (int j = 0; j < V::kElems; ++j) amax = nan_max(amax, fabsf(f[j]));
     }
   }
   amax = block_max<kRowThreads, true>(amax);
@@ -114,49 +144,9 @@ __global__ void __launch_bounds__(kRowThreads)
   for (int i = 0; i < kVecs; ++i) {
     const int64_t idx = threadIdx.x + int64_t{i} * kRowThreads;
     if (idx < nvec) {
-      float f[8];
-      bf16x8_to_float(v[i], f);
-      uint2 out;
-      out.x = pack4(fp8_quantize(f[0], s), fp8_quantize(f[1], s), fp8_quantize(f[2], s),
-                    fp8_quantize(f[3], s));
-      out.y = pack4(fp8_quantize(f[4], s), fp8_quantize(f[5], s), fp8_quantize(f[6], s),
-                    fp8_quantize(f[7], s));
-      qr[idx] = out;
-    }
-  }
-}
-
-// The row kernel for fp32, K % 4 == 0: thread i holds float4s i, i + 256, ... (kVecs of them).
-template <int kVecs, bool kDivide>
-__global__ void __launch_bounds__(kRowThreads)
-    quantize_act_row_vec_f32_kernel(const float* __restrict__ x, int64_t k, uint8_t* __restrict__ q,
-                                    float* __restrict__ scales) {
-  const int64_t row = blockIdx.x;
-  const int64_t nvec = k / 4;
-  const auto* xr = reinterpret_cast<const float4*>(x + row * k);
-  auto* qr = reinterpret_cast<uint32_t*>(q + row * k);
-  float4 v[kVecs];
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kVecs; ++i) {
-    const int64_t idx = threadIdx.x + int64_t{i} * kRowThreads;
-    if (idx < nvec) {
-      v[i] = xr[idx];
-      amax = nan_max(amax, fabsf(v[i].x));
-      amax = nan_max(amax, fabsf(v[i].y));
-      amax = nan_max(amax, fabsf(v[i].z));
-      amax = nan_max(amax, fabsf(v[i].w));
-    }
-  }
-  amax = block_max<kRowThreads, true>(amax);
-  const float s = fp8_scale_from_amax<kDivide>(amax);
-  if (threadIdx.x == 0) scales[row] = s;
-#pragma unroll
-  for (int i = 0; i < kVecs; ++i) {
-    const int64_t idx = threadIdx.x + int64_t{i} * kRowThreads;
-    if (idx < nvec) {
-      qr[idx] = pack4(fp8_quantize(v[i].x, s), fp8_quantize(v[i].y, s), fp8_quantize(v[i].z, s),
-                      fp8_quantize(v[i].w, s));
+      float f[V::kElems];
+      V::widen(v[i], f);
+      qr[idx] = V::encode(f, s);
     }
   }
 }
@@ -200,6 +190,22 @@ bool aligned(const void* p, uintptr_t bytes) {
   return (reinterpret_cast<uintptr_t>(p) % bytes) == 0;
 }
 
+// Calls launch.template operator()<kVecs>() with the first of kVecs, 2 kVecs, ... (up to kMax)
+// that holds per_thread vectors a thread; false where even kMax does not (rows longer than the
+// registers hold: the scalar kernel re-reads instead).
+template <int kVecs, int kMax, typename Launch>
+bool launch_with_vecs(int64_t per_thread, Launch&& launch) {
+  if (per_thread <= kVecs) {
+    launch.template operator()<kVecs>();
+    return true;
+  }
+  if constexpr (kVecs * 2 <= kMax) {
+    return launch_with_vecs<kVecs * 2, kMax>(per_thread, launch);
+  } else {
+    return false;
+  }
+}
+
 // The vector forms for bf16; false when the shape or alignment needs the scalar kernels.
 template <bool kDivide>
 bool launch_vec(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k, uint8_t* q,
@@ -207,19 +213,10 @@ bool launch_vec(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k, 
   if (scheme == Fp8Scheme::Row) {
     if (k % 8 != 0 || !aligned(x, 16) || !aligned(q, 8)) return false;
     const int64_t per_thread = (k / 8 + kRowThreads - 1) / kRowThreads;
-    const auto grid = static_cast<unsigned>(t);
-    if (per_thread <= 1) {
-      quantize_act_row_vec_kernel<1, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
-    } else if (per_thread <= 2) {
-      quantize_act_row_vec_kernel<2, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
-    } else if (per_thread <= 4) {
-      quantize_act_row_vec_kernel<4, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
-    } else if (per_thread <= 8) {
-      quantize_act_row_vec_kernel<8, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
-    } else {
-      return false;  // rows longer than 16384: the scalar kernel re-reads instead
-    }
-    return true;
+    return launch_with_vecs<1, 8>(per_thread, [&]<int kVecs>() {
+      quantize_act_row_vec_kernel<Bf16x8, kVecs, kDivide>
+          <<<static_cast<unsigned>(t), kRowThreads, 0, stream>>>(x, k, q, scales);
+    });
   }
   if (k % 4 != 0 || !aligned(x, 8) || !aligned(q, 4)) return false;
   const int64_t groups = fp8_block_count(k);
@@ -228,6 +225,7 @@ bool launch_vec(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k, 
   quantize_act_group_vec_kernel<kDivide><<<grid, kGroupThreads, 0, stream>>>(x, t, k, q, scales);
   return true;
 }
+
 // fp32 rows (the engine's activations) in 16-byte loads, held in registers between the amax and
 // the quantization; groups keep the scalar kernel, whose warp reads each value once.
 template <bool kDivide>
@@ -235,17 +233,10 @@ bool launch_vec(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, uint8_t*
                 cudaStream_t stream) {
   if (scheme != Fp8Scheme::Row || k % 4 != 0 || !aligned(x, 16) || !aligned(q, 4)) return false;
   const int64_t per_thread = (k / 4 + kRowThreads - 1) / kRowThreads;
-  const auto grid = static_cast<unsigned>(t);
-  if (per_thread <= 4) {
-    quantize_act_row_vec_f32_kernel<4, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
-  } else if (per_thread <= 8) {
-    quantize_act_row_vec_f32_kernel<8, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
-  } else if (per_thread <= 16) {
-    quantize_act_row_vec_f32_kernel<16, kDivide><<<grid, kRowThreads, 0, stream>>>(x, k, q, scales);
-  } else {
-    return false;  // rows longer than 16384: the scalar kernel re-reads instead
-  }
-  return true;
+  return launch_with_vecs<4, 16>(per_thread, [&]<int kVecs>() {
+    quantize_act_row_vec_kernel<F32x4, kVecs, kDivide>
+        <<<static_cast<unsigned>(t), kRowThreads, 0, stream>>>(x, k, q, scales);
+  });
 }
 
 template <bool kDivide, typename T>

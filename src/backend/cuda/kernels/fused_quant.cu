@@ -10,22 +10,20 @@
 namespace fp8llm::cuda {
 namespace {
 
-using detail::Fp8RowsOut;
-
 template <int kThreads, int kPer>
 __global__ void __launch_bounds__(kThreads)
     rms_norm_quantize_kernel(float* x, const float* __restrict__ residual, int64_t dim,
                              const __nv_bfloat16* __restrict__ w, float eps, float* out,
-                             Fp8RowsOut o) {
+                             Fp8QuantizedOut o) {
   float y[kPer];
   detail::rms_norm_row<kThreads, kPer>(x, residual, blockIdx.x, dim, w, eps, out, y);
-  detail::quantize_row<kThreads, kPer>(y, blockIdx.x, dim, o);
+  detail::quantize_row<kThreads, kPer>(y, blockIdx.x, gridDim.x, dim, o);
 }
 
 template <int kThreads, int kPer>
 __global__ void __launch_bounds__(kThreads)
     silu_mul_quantize_kernel(const float* gate, const float* __restrict__ up, int64_t dim,
-                             float* out, Fp8RowsOut o) {
+                             float* out, Fp8QuantizedOut o) {
   const int64_t row = blockIdx.x;
   float y[kPer];
 #pragma unroll
@@ -34,11 +32,7 @@ __global__ void __launch_bounds__(kThreads)
     y[j] = i < dim ? detail::silu_times(gate[row * dim + i], up[row * dim + i]) : 0.0f;
     if (i < dim) out[row * dim + i] = y[j];
   }
-  detail::quantize_row<kThreads, kPer>(y, row, dim, o);
-}
-
-Fp8RowsOut rows_out(const Fp8QuantizedOut& q, int64_t rows) {
-  return {q.scheme, q.q, q.s1, q.s2, q.rows_lt, rows};
+  detail::quantize_row<kThreads, kPer>(y, row, gridDim.x, dim, o);
 }
 
 // The plain kernels' thread counts for each row length.
@@ -73,10 +67,9 @@ void launch_rms_norm_quantize(float* x, const float* residual, int64_t rows, int
                               const Fp8QuantizedOut& quantized, cudaStream_t stream) {
   if (rows <= 0) return;
   check(rows, quantized);
-  const Fp8RowsOut o = rows_out(quantized, rows);
   by_width(dim, [&]<int kThreads, int kPer>() {
-    rms_norm_quantize_kernel<kThreads, kPer>
-        <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, residual, dim, w, eps, out, o);
+    rms_norm_quantize_kernel<kThreads, kPer><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+        x, residual, dim, w, eps, out, quantized);
   });
   CUDA_CHECK_LAUNCH();
 }
@@ -85,10 +78,9 @@ void launch_silu_mul_quantize(const float* gate, const float* up, int64_t rows, 
                               float* out, const Fp8QuantizedOut& quantized, cudaStream_t stream) {
   if (rows <= 0) return;
   check(rows, quantized);
-  const Fp8RowsOut o = rows_out(quantized, rows);
   by_width(dim, [&]<int kThreads, int kPer>() {
     silu_mul_quantize_kernel<kThreads, kPer>
-        <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(gate, up, dim, out, o);
+        <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(gate, up, dim, out, quantized);
   });
   CUDA_CHECK_LAUNCH();
 }

@@ -12,6 +12,7 @@
 #include "backend/cuda/kernels/block_reduce.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/fp8_quant.h"
+#include "backend/cuda/kernels/fused_quant.h"
 
 namespace fp8llm::cuda::detail {
 
@@ -62,30 +63,21 @@ __device__ __forceinline__ void rms_norm_row(float* x, const float* __restrict__
   }
 }
 
-// Where a fused kernel puts the quantized rows: the layout Fp8Linear's quantized input has
-// (fp8_linear.h): codes q[rows, dim]; rows [0, rows_lt) with their scales in s1 (row: [rows_lt];
-// block: [groups][rows_lt]), the rest in s2 (the same with rows - rows_lt).
-struct Fp8RowsOut {
-  Fp8Scheme scheme = Fp8Scheme::Row;
-  uint8_t* q = nullptr;
-  float* s1 = nullptr;
-  float* s2 = nullptr;
-  int64_t rows_lt = 0;
-  int64_t rows = 0;
-};
-
-__device__ __forceinline__ float* scale_slot(const Fp8RowsOut& o, int64_t row, int64_t group) {
+// Where the scale of `group` (0 for the row scheme) of row `row` of `rows` goes (fused_quant.h).
+__device__ __forceinline__ float* scale_slot(const Fp8QuantizedOut& o, int64_t rows, int64_t row,
+                                             int64_t group) {
   return row < o.rows_lt ? o.s1 + group * o.rows_lt + row
-                         : o.s2 + group * (o.rows - o.rows_lt) + (row - o.rows_lt);
+                         : o.s2 + group * (rows - o.rows_lt) + (row - o.rows_lt);
 }
 
-// Quantizes row `row`'s values y (laid out as above) into o exactly as the activation quantizer
-// (fp8_act_quant.cu) quantizes the same values read from memory, with the module's scale rule
-// (amax * float32(1/448)): per row, or per 128 consecutive columns. A block-scheme group is
-// 128 consecutive threads at one j (kThreads is a multiple of 128), four whole warps.
+// Quantizes the values y of row `row` (of `rows`; element i = threadIdx.x + j * kThreads) into o
+// exactly as the activation quantizer (fp8_act_quant.cu) quantizes the same values read from
+// memory, with the module's scale rule (amax * float32(1/448)): per row, or per 128 consecutive
+// columns. A block-scheme group is 128 consecutive threads at one j (kThreads is a multiple of
+// 128), four whole warps.
 template <int kThreads, int kPer>
-__device__ __forceinline__ void quantize_row(const float (&y)[kPer], int64_t row, int64_t dim,
-                                             const Fp8RowsOut& o) {
+__device__ __forceinline__ void quantize_row(const float (&y)[kPer], int64_t row, int64_t rows,
+                                             int64_t dim, const Fp8QuantizedOut& o) {
   static_assert(kThreads % kQuantBlock == 0, "a group is whole warps of one j");
   constexpr int kWarpsPerGroup = kQuantBlock / 32;
   uint8_t* qr = o.q + row * dim;
@@ -98,7 +90,7 @@ __device__ __forceinline__ void quantize_row(const float (&y)[kPer], int64_t row
     }
     amax = block_max<kThreads, true>(amax);
     const float s = fp8_scale_from_amax<false>(amax);
-    if (threadIdx.x == 0) *scale_slot(o, row, 0) = s;
+    if (threadIdx.x == 0) *scale_slot(o, rows, row, 0) = s;
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
       const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
@@ -124,7 +116,7 @@ __device__ __forceinline__ void quantize_row(const float (&y)[kPer], int64_t row
 #pragma unroll
     for (int x = 0; x < kWarpsPerGroup; ++x) amax = nan_max(amax, s_amax[j][first_warp + x]);
     const float s = fp8_scale_from_amax<false>(amax);
-    if (i % kQuantBlock == 0) *scale_slot(o, row, i / kQuantBlock) = s;
+    if (i % kQuantBlock == 0) *scale_slot(o, rows, row, i / kQuantBlock) = s;
     qr[i] = fp8_quantize(y[j], s);
   }
 }
