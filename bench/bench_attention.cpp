@@ -2,8 +2,8 @@
 // KV heads, head size 128, blocks of 16). Decode: the measured kernel and the pipelined one
 // (decode_attention.h) at the batches and lengths the engine's benchmarks run and at 32k keys,
 // each against its floor, the keys' and values' bytes (and e4m3 scales) at the device's own copy
-// bandwidth, measured first. Prompts: the tensor-core kernel (prefill_attention.h) against the
-// bf16 tensor peak.
+// bandwidth, measured first. Prompts: the tensor-core kernels (prefill_attention.h: WMMA, the
+// engine's, and mma.sync) against the bf16 tensor peak.
 //
 //   bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick]
 //
@@ -203,27 +203,31 @@ int run(int argc, char** argv) {
   // tensor peak given (nominal dense: 989 TFLOP/s on H100 and H200).
   std::vector<Workload> prompts = {{1, 2048, 2048}, {4, 2048, 2048}, {1, 32768, 8192}};
   if (quick) prompts = {{1, 2048, 2048}};
-  std::printf("\n%-5s %6s %6s %6s %10s %10s %10s %8s\n", "kv", "seqs", "keys", "rows", "TFLOP",
-              "floor us", "us", "TFLOP/s");
+  std::printf("\n%-5s %6s %6s %6s %10s %10s %10s %10s %8s\n", "kv", "seqs", "keys", "rows", "TFLOP",
+              "floor us", "kernel", "us", "TFLOP/s");
   for (const KvCacheDtype dtype : kinds) {
     for (const Workload& w : prompts) {
       Pass pass(w, dtype, stream.get());
       const double floor_us = pass.flops / (peak_tflops * 1e6);
-      const bench::Timing t = bench::time_calls(
-          [&](int) {
-            launch_prefill_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
-                                     /*first_token=*/0, pass.kv, pass.out.as<float>(),
-                                     stream.get());
-          },
-          stream.get(), quick ? 3 : 5);
-      if (!t.ok) {
-        std::printf("%-5s prompt: %s\n", std::string(to_string(dtype)).c_str(), t.error.c_str());
-        continue;
+      for (const PrefillKernel kernel : {PrefillKernel::Wmma, PrefillKernel::Mma}) {
+        const char* name = kernel == PrefillKernel::Mma ? "mma" : "wmma";
+        const bench::Timing t = bench::time_calls(
+            [&](int) {
+              launch_prefill_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
+                                       /*first_token=*/0, pass.kv, pass.out.as<float>(),
+                                       stream.get(), kernel);
+            },
+            stream.get(), quick ? 3 : 5);
+        if (!t.ok) {
+          std::printf("%-5s prompt, %s: %s\n", std::string(to_string(dtype)).c_str(), name,
+                      t.error.c_str());
+          continue;
+        }
+        std::printf("%-5s %6lld %6lld %6lld %10.2f %10.1f %10s %10.1f %8.1f\n",
+                    std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
+                    static_cast<long long>(w.keys), static_cast<long long>(w.rows),
+                    pass.flops / 1e12, floor_us, name, t.us, pass.flops / (t.us * 1e6));
       }
-      std::printf("%-5s %6lld %6lld %6lld %10.2f %10.1f %10.1f %8.1f\n",
-                  std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
-                  static_cast<long long>(w.keys), static_cast<long long>(w.rows), pass.flops / 1e12,
-                  floor_us, t.us, pass.flops / (t.us * 1e6));
     }
   }
   return 0;

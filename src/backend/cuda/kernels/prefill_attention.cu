@@ -2,6 +2,7 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -277,16 +278,20 @@ bool prefill_attention_supported(int64_t head_dim) {
       cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
           cudaSuccess)
     return false;
-  const size_t need = head_dim == 64 ? Smem<64>::bytes : Smem<128>::bytes;
+  const size_t need = std::max(head_dim == 64 ? Smem<64>::bytes : Smem<128>::bytes,
+                               prefill_attention_mma_shared_bytes(head_dim));
   return need <= static_cast<size_t>(limit);
 }
 
 void launch_prefill_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                               const PagedBatch& batch, int64_t first_token, const PagedKv& kv,
-                              float* out, cudaStream_t stream) {
+                              float* out, cudaStream_t stream, PrefillKernel kernel) {
   if (batch.tokens <= first_token) return;
   if (!prefill_attention_supported(head_dim) || kv_heads <= 0 || heads % kv_heads != 0)
     throw std::invalid_argument("launch_prefill_attention: unsupported head layout");
+  if (kernel == PrefillKernel::Mma)
+    return launch_prefill_attention_mma(q, heads, kv_heads, head_dim, batch, first_token, kv, out,
+                                        stream);
   switch (kv.dtype) {
     case KvCacheDtype::F32:
       return launch_dim<float>(q, heads, kv_heads, head_dim, batch, first_token, kv, out, stream);

@@ -14,19 +14,34 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backend/cuda/kernels/paged_attention.h"
 
 namespace fp8llm::cuda {
 
-// Whether the tensor-core kernel takes this head size (64 or 128) on the current device (its
+// Which kernel computes it. Wmma: the one the engine runs (prefill_attention.cu). Mma:
+// FlashAttention-2's layout on mma.sync, with Q, the scores and the output in registers and the
+// next keys requested while the current ones are multiplied (prefill_attention_mma.cu); the same
+// numerics, written to replace the first and not yet timed.
+enum class PrefillKernel { Wmma, Mma };
+
+// Whether the tensor-core kernels take this head size (64 or 128) on the current device (its
 // shared memory must hold a block's tiles); otherwise the fp32 kernel runs.
 bool prefill_attention_supported(int64_t head_dim);
 
 // Rows [first_token, batch.tokens) of q [tokens, heads, head_dim] into out (same layout).
 void launch_prefill_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                               const PagedBatch& batch, int64_t first_token, const PagedKv& kv,
-                              float* out, cudaStream_t stream);
+                              float* out, cudaStream_t stream,
+                              PrefillKernel kernel = PrefillKernel::Wmma);
+
+// The Mma kernel alone, for launch_prefill_attention (which checks the layout first), and the
+// shared memory a block of it takes.
+void launch_prefill_attention_mma(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                  const PagedBatch& batch, int64_t first_token, const PagedKv& kv,
+                                  float* out, cudaStream_t stream);
+size_t prefill_attention_mma_shared_bytes(int64_t head_dim);
 
 }  // namespace fp8llm::cuda

@@ -1,0 +1,370 @@
+// The prompt attention of prefill_attention.h written for Hopper's and Ada's mma.sync
+// (PrefillKernel::Mma). The WMMA kernel (prefill_attention.cu) keeps the output and the scores in
+// shared memory, loads each key tile only after the previous one is done, and rescales the
+// output through shared memory at every step. Here, as FlashAttention-2 does, a warp keeps its 16
+// rows of Q (as A fragments), of the scores and of the output in registers; the scores become
+// the A fragments of P V without leaving them; and the next 64 keys' K and V rows are requested
+// (cp.async for a bf16 cache) while the current ones are multiplied. The numerics are the WMMA
+// kernel's: Q (scaled by 1/sqrt(head_dim)), K, V and P rounded to bf16, products summed in fp32,
+// the softmax online in fp32 per row (its sums added in another order).
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <type_traits>
+
+#include "backend/cuda/kernels/kv_elements.cuh"
+#include "backend/cuda/kernels/prefill_attention.h"
+#include "backend/cuda/runtime/cuda_check.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+using detail::Row16;
+
+constexpr int kRows = 64;  // query rows of a tile: 16 per warp
+constexpr int kKeys = 64;  // keys per step
+constexpr int kWarps = kRows / 16;
+constexpr int kThreads = kWarps * 32;
+constexpr int kPad = 8;  // bf16 elements of row padding: ldmatrix rows fall on distinct banks
+
+template <int D>
+struct Layout {
+  static constexpr int kLd = D + kPad;
+  static constexpr size_t kTile = sizeof(__nv_bfloat16) * kKeys * kLd;  // one K or V tile
+  static constexpr size_t q = 0;                                        // [64][D + 8]
+  static constexpr size_t k = q + sizeof(__nv_bfloat16) * kRows * kLd;  // [2][64][D + 8]
+  static constexpr size_t v = k + 2 * kTile;                            // [2][64][D + 8]
+  static constexpr size_t pos = v + 2 * kTile;                          // int64 per row
+  static constexpr size_t seq = pos + sizeof(int64_t) * kRows;          // int32 per row
+  static constexpr size_t bytes = seq + sizeof(int32_t) * kRows;
+  static_assert(k % 128 == 0 && v % 128 == 0 && kTile % 16 == 0, "16-byte aligned rows");
+};
+
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes from global memory into shared memory, or zeros where `bytes` is 0.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(smem)),
+               "l"(gmem), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(smem)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(smem)));
+}
+
+// d += a (16x16, row-major) * b (16x8, column-major), bf16 products summed in fp32.
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t bf16_pair(__nv_bfloat16 lo, __nv_bfloat16 hi) {
+  return static_cast<uint32_t>(__bfloat16_as_ushort(lo)) |
+         (static_cast<uint32_t>(__bfloat16_as_ushort(hi)) << 16);
+}
+
+// Requests keys key0 .. key0 + 63 of one KV head of a sequence into `tile` [64][D + 8] as bf16:
+// a bf16 cache with cp.async (rows past `keys` zero-filled), the others widened as the fp32
+// kernel widens them (Row16) and rounded to bf16 here.
+template <typename T, int D>
+__device__ __forceinline__ void request_tile(const T* __restrict__ cache,
+                                             const float* __restrict__ scales,
+                                             const int32_t* __restrict__ table, int64_t block_size,
+                                             int64_t key0, int64_t keys, int64_t kv_heads,
+                                             int64_t kvh, __nv_bfloat16* tile) {
+  constexpr int kE = Row16<T>::kElems;
+  constexpr int kPieces = D / kE;
+  for (int i = threadIdx.x; i < kKeys * kPieces; i += kThreads) {
+    const int j = i / kPieces, piece = i % kPieces;
+    const int64_t key = key0 + j;
+    int64_t at = 0;  // the key's row of this KV head, in slots * kv_heads + kvh
+    if (key < keys) {
+      at = (static_cast<int64_t>(table[key / block_size]) * block_size + key % block_size) *
+               kv_heads +
+           kvh;
+    }
+    __nv_bfloat16* dst = tile + j * Layout<D>::kLd + piece * kE;
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      cp_async16(dst, cache + at * D + piece * kE, key < keys ? 16 : 0);
+    } else {
+      float f[kE];
+      if (key < keys) {
+        Row16<T>::widen(*reinterpret_cast<const uint4*>(cache + at * D + piece * kE),
+                        scales != nullptr ? scales[at] : 1.0f, f);
+      } else {
+#pragma unroll
+        for (int e = 0; e < kE; ++e) f[e] = 0.0f;
+      }
+      auto* pairs = reinterpret_cast<__nv_bfloat162*>(dst);
+#pragma unroll
+      for (int e = 0; e < kE; e += 2) pairs[e / 2] = __floats2bfloat162_rn(f[e], f[e + 1]);
+    }
+  }
+}
+
+// grid (ceil(rows / 64), heads), 128 threads. Warp w owns rows 16w .. 16w + 15 of the tile;
+// lane l holds, of each 16x8 accumulator, rows g = l / 4 and g + 8, columns 2 (l % 4) and
+// 2 (l % 4) + 1 (mma.sync's layout).
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
+    const float* __restrict__ q, int64_t heads, int64_t kv_heads, int64_t first_token,
+    int64_t tokens, const int64_t* __restrict__ positions, const int32_t* __restrict__ token_seq,
+    const int32_t* __restrict__ block_tables, int64_t max_blocks, int64_t block_size,
+    const T* __restrict__ k_cache, const T* __restrict__ v_cache, const float* __restrict__ k_scale,
+    const float* __restrict__ v_scale, float scale, float* __restrict__ out) {
+  using L = Layout<D>;
+  constexpr int kChunks = D / 16;  // 16-wide slices of the head dimension
+  constexpr int kKeyTiles = kKeys / 8;
+  constexpr int kDimTiles = D / 8;
+  extern __shared__ __align__(128) unsigned char smem[];
+  auto* sq = reinterpret_cast<__nv_bfloat16*>(smem + L::q);
+  auto* sk = reinterpret_cast<__nv_bfloat16*>(smem + L::k);
+  auto* sv = reinterpret_cast<__nv_bfloat16*>(smem + L::v);
+  auto* spos = reinterpret_cast<int64_t*>(smem + L::pos);
+  auto* sseq = reinterpret_cast<int32_t*>(smem + L::seq);
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, tq = lane & 3;
+  const int r0 = warp * 16;
+  const int64_t h = blockIdx.y;
+  const int64_t kvh = h / (heads / kv_heads);
+  const int64_t t0 = first_token + static_cast<int64_t>(blockIdx.x) * kRows;
+
+  for (int i = threadIdx.x; i < kRows; i += kThreads) {
+    const int64_t t = t0 + i;
+    sseq[i] = t < tokens ? token_seq[t] : -1;
+    spos[i] = t < tokens ? positions[t] : -1;
+  }
+  for (int i = threadIdx.x; i < kRows * D / 2; i += kThreads) {
+    const int r = i / (D / 2), d = 2 * (i % (D / 2));
+    const int64_t t = t0 + r;
+    float x0 = 0.0f, x1 = 0.0f;
+    if (t < tokens) {
+      x0 = q[(t * heads + h) * D + d] * scale;
+      x1 = q[(t * heads + h) * D + d + 1] * scale;
+    }
+    *reinterpret_cast<__nv_bfloat162*>(sq + r * L::kLd + d) = __floats2bfloat162_rn(x0, x1);
+  }
+  __syncthreads();
+
+  // The warp's rows of Q as A fragments, one per 16-wide slice of the head.
+  uint32_t qa[kChunks][4];
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int row = r0 + (lane & 7) + ((lane >> 3) & 1) * 8;
+    ldmatrix_x4(qa[c], sq + row * L::kLd + c * 16 + (lane >> 4) * 8);
+  }
+  float o[kDimTiles][4];
+#pragma unroll
+  for (int n = 0; n < kDimTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8
+
+  // One pass over the keys of each sequence present in the tile (its rows are consecutive, at
+  // consecutive positions); the tile's other rows see no key of it.
+  for (int seg = 0; seg < kRows && sseq[seg] >= 0;) {
+    const int32_t s_id = sseq[seg];
+    int seg_end = seg + 1;
+    while (seg_end < kRows && sseq[seg_end] == s_id) ++seg_end;
+    const int64_t keys = spos[seg_end - 1] + 1;
+    const int32_t* table = block_tables + static_cast<int64_t>(s_id) * max_blocks;
+    int64_t limit[2];  // the last key rows g and g + 8 see (-1: none of this sequence's)
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      const int r = r0 + g + 8 * x;
+      limit[x] = r >= seg && r < seg_end ? spos[r] : -1;
+    }
+    const int64_t steps = (keys + kKeys - 1) / kKeys;
+    request_tile<T, D>(k_cache, k_scale, table, block_size, 0, keys, kv_heads, kvh, sk);
+    request_tile<T, D>(v_cache, v_scale, table, block_size, 0, keys, kv_heads, kvh, sv);
+    cp_async_commit();
+    for (int64_t step = 0; step < steps; ++step) {
+      const int cur = static_cast<int>(step & 1);
+      if (step + 1 < steps) {
+        const size_t next = (cur ^ 1) * L::kTile / sizeof(__nv_bfloat16);
+        request_tile<T, D>(k_cache, k_scale, table, block_size, (step + 1) * kKeys, keys, kv_heads,
+                           kvh, sk + next);
+        request_tile<T, D>(v_cache, v_scale, table, block_size, (step + 1) * kKeys, keys, kv_heads,
+                           kvh, sv + next);
+      }
+      cp_async_commit();
+      cp_async_wait<1>();  // this step's tiles (this thread's part of them) have landed
+      __syncthreads();     // and every thread's part
+      const __nv_bfloat16* kt = sk + cur * L::kTile / sizeof(__nv_bfloat16);
+      const __nv_bfloat16* vt = sv + cur * L::kTile / sizeof(__nv_bfloat16);
+
+      // S = Q Kᵀ: key tile j holds keys 8j .. 8j + 7 of the step.
+      float s[kKeyTiles][4];
+#pragma unroll
+      for (int j = 0; j < kKeyTiles; ++j) {
+        s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < kChunks; c += 2) {
+          uint32_t b[4];  // slices c and c + 1 of keys 8j .. 8j + 7
+          ldmatrix_x4(b, kt + (8 * j + (lane & 7)) * L::kLd + c * 16 + (lane >> 3) * 8);
+          mma_bf16(s[j], qa[c], b[0], b[1]);
+          mma_bf16(s[j], qa[c + 1], b[2], b[3]);
+        }
+      }
+
+      // The online softmax of rows g and g + 8 over this step's keys.
+      const int64_t key0 = step * kKeys;
+      float alpha[2];
+#pragma unroll
+      for (int x = 0; x < 2; ++x) {
+        float top = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            if (key0 + 8 * j + 2 * tq + e <= limit[x]) top = fmaxf(top, s[j][2 * x + e]);
+          }
+        }
+        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
+        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
+        const float m_new = fmaxf(m[x], top);
+        // No key of this row yet (or the row is not this sequence's): nothing to rescale.
+        alpha[x] = m_new == -INFINITY ? 1.0f : expf(m[x] - m_new);
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float p = 0.0f;
+            if (key0 + 8 * j + 2 * tq + e <= limit[x]) p = expf(s[j][2 * x + e] - m_new);
+            const float rounded = __bfloat162float(__float2bfloat16_rn(p));
+            s[j][2 * x + e] = rounded;  // the weight P V uses
+            sum += rounded;
+          }
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (limit[x] >= 0) {
+          m[x] = m_new;
+          l[x] = l[x] * alpha[x] + sum;
+        } else {
+          alpha[x] = 1.0f;
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < kDimTiles; ++n) {
+        o[n][0] *= alpha[0];
+        o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1];
+        o[n][3] *= alpha[1];
+      }
+
+      // O += P V: P's 16-key slices are A fragments made from two key tiles of S.
+#pragma unroll
+      for (int kc = 0; kc < kKeys / 16; ++kc) {
+        uint32_t pa[4];
+        pa[0] = bf16_pair(__float2bfloat16_rn(s[2 * kc][0]), __float2bfloat16_rn(s[2 * kc][1]));
+        pa[1] = bf16_pair(__float2bfloat16_rn(s[2 * kc][2]), __float2bfloat16_rn(s[2 * kc][3]));
+        pa[2] =
+            bf16_pair(__float2bfloat16_rn(s[2 * kc + 1][0]), __float2bfloat16_rn(s[2 * kc + 1][1]));
+        pa[3] =
+            bf16_pair(__float2bfloat16_rn(s[2 * kc + 1][2]), __float2bfloat16_rn(s[2 * kc + 1][3]));
+#pragma unroll
+        for (int n = 0; n < kDimTiles; n += 2) {
+          uint32_t b[4];  // dims 8n .. 8n + 15 of keys 16kc .. 16kc + 15
+          const int key = 16 * kc + (lane & 7) + ((lane >> 3) & 1) * 8;
+          ldmatrix_x4_trans(b, vt + key * L::kLd + 8 * n + (lane >> 4) * 8);
+          mma_bf16(o[n], pa, b[0], b[1]);
+          mma_bf16(o[n + 1], pa, b[2], b[3]);
+        }
+      }
+      __syncthreads();  // every warp is done with this step's tiles before they are refilled
+    }
+    seg = seg_end;
+  }
+
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    const int64_t t = t0 + r0 + g + 8 * x;
+    if (t >= tokens) continue;
+    float* row = out + (t * heads + h) * D;
+#pragma unroll
+    for (int n = 0; n < kDimTiles; ++n) {
+      *reinterpret_cast<float2*>(row + 8 * n + 2 * tq) =
+          make_float2(o[n][2 * x] / l[x], o[n][2 * x + 1] / l[x]);
+    }
+  }
+}
+
+template <typename T, int D>
+void launch_typed(const float* q, int64_t heads, int64_t kv_heads, const PagedBatch& b,
+                  int64_t first_token, const PagedKv& kv, float* out, cudaStream_t stream) {
+  const size_t bytes = Layout<D>::bytes;
+  // Above 48 KiB a kernel must opt in (per device: see prefill_attention.cu).
+  static const bool opted_in = [&] {
+    CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_mma_kernel<T, D>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(bytes)));
+    return true;
+  }();
+  (void)opted_in;
+  const int64_t rows = b.tokens - first_token;
+  const dim3 grid(static_cast<unsigned>((rows + kRows - 1) / kRows), static_cast<unsigned>(heads));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  prefill_attention_mma_kernel<T, D><<<grid, kThreads, bytes, stream>>>(
+      q, heads, kv_heads, first_token, b.tokens, b.positions, b.token_seq, b.block_tables,
+      b.max_blocks, kv.block_size, static_cast<const T*>(kv.k), static_cast<const T*>(kv.v),
+      kv.k_scale, kv.v_scale, scale, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void launch_dim(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                const PagedBatch& b, int64_t first_token, const PagedKv& kv, float* out,
+                cudaStream_t stream) {
+  if (head_dim == 64)
+    return launch_typed<T, 64>(q, heads, kv_heads, b, first_token, kv, out, stream);
+  return launch_typed<T, 128>(q, heads, kv_heads, b, first_token, kv, out, stream);
+}
+
+}  // namespace
+
+size_t prefill_attention_mma_shared_bytes(int64_t head_dim) {
+  return head_dim == 64 ? Layout<64>::bytes : Layout<128>::bytes;
+}
+
+void launch_prefill_attention_mma(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                  const PagedBatch& batch, int64_t first_token, const PagedKv& kv,
+                                  float* out, cudaStream_t stream) {
+  switch (kv.dtype) {
+    case KvCacheDtype::F32:
+      return launch_dim<float>(q, heads, kv_heads, head_dim, batch, first_token, kv, out, stream);
+    case KvCacheDtype::BF16:
+      return launch_dim<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, first_token, kv, out,
+                                       stream);
+    case KvCacheDtype::Fp8:
+      return launch_dim<uint8_t>(q, heads, kv_heads, head_dim, batch, first_token, kv, out, stream);
+    case KvCacheDtype::Auto:
+      break;
+  }
+  throw std::invalid_argument("launch_prefill_attention: the KV element type is not settled");
+}
+
+}  // namespace fp8llm::cuda
