@@ -103,11 +103,12 @@ for m in kjv-3m kjv-6m; do
 done
 grep -iE '^==|perplexity' "$LOG/quality.log" 2>/dev/null | head -40 | tee -a "$LOG/summary.log"
 if [[ -x $bin/fp8llm && -n ${BENCH:-} ]]; then
-  # Serving throughput on the Llama-3-8B shape (random weights), at TensorRT-LLM's published
-  # lengths, and one stream.
+  # Serving throughput on the Llama-3-8B shape (random weights), at two of TensorRT-LLM's
+  # published lengths, and one stream.
   timeout 60 "${run[@]}" "$bin/fp8llm" synth --preset llama3-8b --out /tmp/llama3-8b >"$LOG/bench.log" 2>&1
   for args in "--concurrency 256 --num-prompts 1000 --input-len 128 --output-len 128" \
-              "--concurrency 1 --num-prompts 2 --input-len 128 --output-len 256"; do
+              "--concurrency 1 --num-prompts 2 --input-len 128 --output-len 256" \
+              "--concurrency 256 --num-prompts 256 --input-len 2048 --output-len 128"; do
     echo "== $args" >>"$LOG/bench.log"
     timeout "$(limit 100)" "${run[@]}" "$bin/fp8llm" bench --model /tmp/llama3-8b --device cuda -q fp8-block \
       --max-context 4096 --loads 1 --bandwidth-gbs 4260 $args >>"$LOG/bench.log" 2>&1
