@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/attention_kernels.h"
 #include "backend/cuda/kernels/paged_attention.h"
 #include "fp8llm/modes.h"
 
@@ -21,12 +22,6 @@ namespace fp8llm::cuda {
 // Head sizes 64, 128 and 256 (not 256 with an fp32 cache, whose row is wider than a warp's
 // loads); the other layouts keep the general kernel of paged_attention.cu.
 bool decode_attention_supported(KvCacheDtype dtype, int64_t head_dim);
-
-// How a block reads its key and value rows. Measured: each round's rows when the round comes, q
-// and the sums in registers (the kernel the engine runs). Pipelined: requested with cp.async
-// several rounds ahead, q in shared memory (decode_attention_pipelined.cu: fewer registers, more
-// bytes in flight; not yet timed, so not yet the engine's). Both cut the keys the same way.
-enum class DecodeKvLoads { Measured, Pipelined };
 
 // Tokens [0, decode_tokens) of q [tokens, heads, head_dim] into out (same layout): token t
 // attends to positions 0 .. positions[t] of its sequence, with scale 1/sqrt(head_dim).

@@ -276,17 +276,16 @@ void attend_typed(const float* q, int64_t heads, int64_t kv_heads, int64_t head_
 template <typename T>
 void attend_any(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                 const PagedBatch& b, int64_t decode_tokens, bool decode, bool prefill,
-                const PagedKv& kv, const DecodeScratch& scratch, float* out,
-                cudaStream_t stream) {
+                const PagedKv& kv, const DecodeScratch& scratch, float* out, cudaStream_t stream) {
   if (head_dim <= 64) {
-    attend_typed<T, 2>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv,
-                       scratch, out, stream);
+    attend_typed<T, 2>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv, scratch,
+                       out, stream);
   } else if (head_dim <= 128) {
-    attend_typed<T, 4>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv,
-                       scratch, out, stream);
+    attend_typed<T, 4>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv, scratch,
+                       out, stream);
   } else {
-    attend_typed<T, 8>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv,
-                       scratch, out, stream);
+    attend_typed<T, 8>(q, heads, kv_heads, head_dim, b, decode_tokens, decode, prefill, kv, scratch,
+                       out, stream);
   }
 }
 
@@ -319,7 +318,7 @@ void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, in
 void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                             const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
                             const DecodeScratch& scratch, float* out, cudaStream_t stream,
-                            PrefillAttention prefill) {
+                            PrefillAttention prefill, const AttentionKernels& kernels) {
   if (batch.tokens <= 0) return;
   check_layout(heads, kv_heads, head_dim);
   if (decode_tokens > 0 && (scratch.partial == nullptr || scratch.counters == nullptr))
@@ -329,7 +328,7 @@ void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int
   const bool own_decode = !decode_attention_supported(kv.dtype, head_dim);
   if (!own_decode)
     launch_decode_attention(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
-                            stream);
+                            stream, kernels.decode);
   switch (kv.dtype) {
     case KvCacheDtype::F32:
       attend_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, own_decode,
@@ -347,7 +346,8 @@ void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int
       throw std::invalid_argument("launch_paged_attention: the KV element type is not settled");
   }
   if (tensor_cores)
-    launch_prefill_attention(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, out, stream);
+    launch_prefill_attention(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, out, stream,
+                             kernels.prefill);
 }
 
 }  // namespace fp8llm::cuda

@@ -17,15 +17,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cuda/kernels/attention_kernels.h"
 #include "backend/cuda/kernels/paged_attention.h"
 
 namespace fp8llm::cuda {
-
-// Which kernel computes it. Wmma: the one the engine runs (prefill_attention.cu). Mma:
-// FlashAttention-2's layout on mma.sync, with Q, the scores and the output in registers and the
-// next keys requested while the current ones are multiplied (prefill_attention_mma.cu); the same
-// numerics, written to replace the first and not yet timed.
-enum class PrefillKernel { Wmma, Mma };
 
 // Whether the tensor-core kernels take this head size (64 or 128) on the current device (its
 // shared memory must hold a block's tiles); otherwise the fp32 kernel runs.
