@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "server/api_error.h"
+#include "server/request_fields.h"
 #include "serving/sampling_json.h"
 
 namespace fp8llm::server {
@@ -22,58 +23,46 @@ enum class Use { Read, Ignored, OffOnly };
 
 using FieldTable = std::map<std::string, Use, std::less<>>;
 
+// An endpoint's own fields and those both endpoints take, sampling's among them (an endpoint's
+// own entry wins where a name is in both).
+FieldTable with_shared_fields(FieldTable t) {
+  const FieldTable shared{{"model", Use::Read},
+                          {"stream", Use::Read},
+                          {"stream_options", Use::Read},
+                          {"return_tokens_as_token_ids", Use::Read},
+                          {"return_token_ids", Use::Read},
+                          {"user", Use::Ignored},
+                          {"metadata", Use::Ignored},
+                          {"store", Use::Ignored},
+                          {"service_tier", Use::Ignored},
+                          {"logit_bias", Use::OffOnly},
+                          {"min_tokens", Use::OffOnly},
+                          {"include_stop_str_in_output", Use::OffOnly}};
+  t.insert(shared.begin(), shared.end());
+  for (const std::string& f : sampling_fields()) t.emplace(f, Use::Read);
+  return t;
+}
+
 const FieldTable& fields_of(Endpoint e) {
-  static const FieldTable completions = [] {
-    FieldTable t{{"model", Use::Read},
-                 {"prompt", Use::Read},
-                 {"stream", Use::Read},
-                 {"stream_options", Use::Read},
-                 {"echo", Use::Read},
-                 {"add_special_tokens", Use::Read},
-                 {"return_tokens_as_token_ids", Use::Read},
-                 {"return_token_ids", Use::Read},
-                 {"user", Use::Ignored},
-                 {"metadata", Use::Ignored},
-                 {"store", Use::Ignored},
-                 {"service_tier", Use::Ignored},
-                 {"suffix", Use::OffOnly},
-                 {"best_of", Use::OffOnly},
-                 {"logit_bias", Use::OffOnly},
-                 {"min_tokens", Use::OffOnly},
-                 {"include_stop_str_in_output", Use::OffOnly}};
-    for (const std::string& f : sampling_fields()) t.emplace(f, Use::Read);
-    return t;
-  }();
-  static const FieldTable chat = [] {
-    FieldTable t{{"model", Use::Read},
-                 {"messages", Use::Read},
-                 {"stream", Use::Read},
-                 {"stream_options", Use::Read},
-                 {"max_completion_tokens", Use::Read},
-                 {"top_logprobs", Use::Read},
-                 {"chat_template_kwargs", Use::Read},
-                 {"add_generation_prompt", Use::Read},
-                 {"return_tokens_as_token_ids", Use::Read},
-                 {"return_token_ids", Use::Read},
-                 {"user", Use::Ignored},
-                 {"metadata", Use::Ignored},
-                 {"store", Use::Ignored},
-                 {"service_tier", Use::Ignored},
-                 {"parallel_tool_calls", Use::Ignored},
-                 {"logit_bias", Use::OffOnly},
-                 {"tools", Use::OffOnly},
-                 {"tool_choice", Use::OffOnly},
-                 {"functions", Use::OffOnly},
-                 {"function_call", Use::OffOnly},
-                 {"response_format", Use::OffOnly},
-                 {"modalities", Use::OffOnly},
-                 {"echo", Use::OffOnly},
-                 {"continue_final_message", Use::OffOnly},
-                 {"min_tokens", Use::OffOnly},
-                 {"include_stop_str_in_output", Use::OffOnly}};
-    for (const std::string& f : sampling_fields()) t.emplace(f, Use::Read);
-    return t;
-  }();
+  static const FieldTable completions = with_shared_fields({{"prompt", Use::Read},
+                                                            {"echo", Use::Read},
+                                                            {"add_special_tokens", Use::Read},
+                                                            {"suffix", Use::OffOnly},
+                                                            {"best_of", Use::OffOnly}});
+  static const FieldTable chat = with_shared_fields({{"messages", Use::Read},
+                                                     {"max_completion_tokens", Use::Read},
+                                                     {"top_logprobs", Use::Read},
+                                                     {"chat_template_kwargs", Use::Read},
+                                                     {"add_generation_prompt", Use::Read},
+                                                     {"parallel_tool_calls", Use::Ignored},
+                                                     {"tools", Use::OffOnly},
+                                                     {"tool_choice", Use::OffOnly},
+                                                     {"functions", Use::OffOnly},
+                                                     {"function_call", Use::OffOnly},
+                                                     {"response_format", Use::OffOnly},
+                                                     {"modalities", Use::OffOnly},
+                                                     {"echo", Use::OffOnly},
+                                                     {"continue_final_message", Use::OffOnly}});
   return e == Endpoint::Completions ? completions : chat;
 }
 
@@ -128,13 +117,6 @@ void check_fields(Endpoint e, const ojson& body) {
 const ojson* field(const ojson& body, const char* name) {
   const auto it = body.find(name);
   return it == body.end() || it->is_null() ? nullptr : &*it;
-}
-
-bool flag(const ojson& body, const char* name, bool fallback) {
-  const ojson* v = field(body, name);
-  if (v == nullptr) return fallback;
-  if (!v->is_boolean()) bad_request(name, "{}: expected true or false, got {}", name, v->dump());
-  return v->get<bool>();
 }
 
 int64_t whole_number(const ojson& v, const char* name, int64_t lo, int64_t hi) {

@@ -3,24 +3,12 @@
 #include <set>
 
 #include "server/api_error.h"
+#include "server/request_fields.h"
 
 namespace fp8llm::server {
 namespace {
 
 using ojson = nlohmann::ordered_json;
-
-void check_fields(const ojson& body, const std::set<std::string, std::less<>>& known,
-                  std::string_view path) {
-  for (const auto& [key, value] : body.items())
-    if (!known.contains(key)) bad_request(key, "{}: not a field of {} requests", key, path);
-}
-
-bool flag(const ojson& body, const char* name, bool fallback) {
-  const auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) bad_request(name, "{}: expected true or false, got {}", name, it->dump());
-  return it->get<bool>();
-}
 
 std::string dump(const ojson& j) {
   return j.dump(-1, ' ', false, ojson::error_handler_t::replace);
@@ -30,10 +18,10 @@ std::string dump(const ojson& j) {
 
 std::string tokenize_response(const ojson& body, const ServedModel& model) {
   (void)check_model(body, model);  // an adapter tokenizes as its base model
-  check_fields(body,
-               {"model", "prompt", "add_special_tokens", "messages", "add_generation_prompt",
-                "chat_template_kwargs", "return_token_strs"},
-               "/tokenize");
+  check_known_fields(body,
+                     {"model", "prompt", "add_special_tokens", "messages", "add_generation_prompt",
+                      "chat_template_kwargs", "return_token_strs"},
+                     "/tokenize");
   const bool has_prompt = body.contains("prompt") && !body["prompt"].is_null();
   const bool has_messages = body.contains("messages") && !body["messages"].is_null();
   if (has_prompt == has_messages) bad_request("prompt", "prompt: give one of prompt and messages");
@@ -64,7 +52,7 @@ std::string tokenize_response(const ojson& body, const ServedModel& model) {
 
 std::string detokenize_response(const ojson& body, const ServedModel& model) {
   (void)check_model(body, model);
-  check_fields(body, {"model", "tokens"}, "/detokenize");
+  check_known_fields(body, {"model", "tokens"}, "/detokenize");
   const auto tokens = body.find("tokens");
   if (tokens == body.end() || !tokens->is_array())
     bad_request("tokens", "tokens: expected a list of token ids");
