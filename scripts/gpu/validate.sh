@@ -4,7 +4,7 @@
 # limit each, then measures the trained model's perplexity in every mode. Logs go to LOG_DIR.
 #
 #   [BIN=DIR] [BUDGET=SECONDS] [TESTS="STEM..."] [QUALITY=0] [BENCH=1] [LORA=1] [KERNELS=1] \
-#     [TEST_SECONDS=150] scripts/gpu/validate.sh [LOG_DIR]
+#     [LONG=1] [TEST_SECONDS=150] scripts/gpu/validate.sh [LOG_DIR]
 #
 # From the repository root; LOG_DIR defaults to $OUT. BIN names a build directory made on another
 # machine for this GPU (fp8llm, tests/cuda/test_cuda_*, tests/server/test_server_load): those are
@@ -13,7 +13,8 @@
 # whole pass: a step that would run past it is cut short or skipped, so that the logs come back.
 # TESTS names the tests/cuda/test_STEM.cpp to run (all by default); QUALITY=0 skips perplexity.
 # LORA=1 measures LoRA's cost against the base model and the adapter replace from CUDA tensors.
-# KERNELS=1 times the decode attention kernels against their floor (bench/bench_attention).
+# KERNELS=1 times the attention kernels against their floors (bench/bench_attention). LONG=1 runs
+# a 32k-token prompt and decodes at that context (scripts/gpu/bench_long_context.sh).
 set -uo pipefail
 LOG=${1:-${OUT:-build-gpu/logs}}
 mkdir -p "$LOG"
@@ -147,5 +148,11 @@ if [[ -n ${KERNELS:-} && -x $bin/bench/bench_attention ]]; then
   timeout "$(limit 180)" "${run[@]}" "$bin/bench/bench_attention" >"$LOG/attention.log" 2>&1
   echo "bench_attention exit $?" | tee -a "$LOG/summary.log"
   tee -a "$LOG/summary.log" <"$LOG/attention.log"
+fi
+if [[ -x $bin/fp8llm && -n ${LONG:-} ]]; then
+  timeout "$(limit 400)" "${run[@]}" scripts/gpu/bench_long_context.sh "$bin/fp8llm" /tmp/llama3-8b \
+    >"$LOG/long.log" 2>&1
+  echo "bench_long_context exit $?" | tee -a "$LOG/summary.log"
+  grep -E '^==|^prefill|^decode' "$LOG/long.log" | tee -a "$LOG/summary.log"
 fi
 echo "validate $((SECONDS - start)) s" | tee -a "$LOG/summary.log"

@@ -1,7 +1,8 @@
 // `fp8llm bench --model DIR [--device cpu|cuda]`: how fast the model loads (seconds, GB/s of
 // checkpoint bytes, resident and peak memory), how fast one prefill of --prompt-tokens random ids
 // runs, and how fast greedy decoding runs, each beside its floor: decoding reads every resident
-// weight byte once per token, so (bytes read per token) / (memory bandwidth) bounds a step.
+// weight byte and its sequence's keys and values once per token, so (bytes read per token) /
+// (memory bandwidth) bounds a step (at 32k keys of context the keys and values are a third).
 //
 // `--stream-only` (CUDA builds) times the disk -> device path alone (loading/stream_only.h), so the
 // loader's throughput can be measured without the backend.
@@ -184,7 +185,16 @@ void run_bench(const Options& o) {
                                    ? 0
                                    : static_cast<uint64_t>(config.vocab_size) *
                                          static_cast<uint64_t>(config.hidden_size) * 2;
-  const uint64_t per_token = load.resident_bytes - std::min(load.resident_bytes, embed_bytes);
+  const uint64_t weight_bytes = load.resident_bytes - std::min(load.resident_bytes, embed_bytes);
+  // And its sequence's keys and values, every layer's: the decode steps feed positions
+  // prompt_tokens .. prompt_tokens + decode_tokens - 1, each attending to its position + 1 keys.
+  const double kv_per_position = load.kv_blocks > 0 && load.kv_block_size > 0
+                                     ? static_cast<double>(load.kv_bytes) /
+                                           static_cast<double>(load.kv_blocks * load.kv_block_size)
+                                     : 0.0;
+  const double mean_keys = static_cast<double>(o.prompt_tokens) + (o.decode_tokens + 1) / 2.0;
+  const auto kv_bytes = static_cast<uint64_t>(kv_per_position * mean_keys);
+  const uint64_t per_token = weight_bytes + kv_bytes;
   const double bandwidth_gbs =
       o.bandwidth_gbs > 0 ? o.bandwidth_gbs : (o.engine.device == "cuda" ? kH100GBs : 0.0);
   const double floor_ms =
@@ -209,17 +219,21 @@ void run_bench(const Options& o) {
              o.prompt_tokens > 0 ? prefill_s * 1e3 / o.prompt_tokens : 0.0);
   fmt::print("{:<10} {:>8} {:>10.3f} {:>12.1f} {:>10.3f}\n", "decode", o.decode_tokens, decode_s,
              decode_s > 0 ? o.decode_tokens / decode_s : 0.0, decode_ms);
+  const std::string read = fmt::format(
+      "{} read per token ({} of weights, {} of keys and values "
+      "at {:.0f} keys on average)",
+      human_bytes(per_token), human_bytes(weight_bytes), human_bytes(kv_bytes), mean_keys);
   if (bandwidth_gbs == 0) {
     fmt::print(
-        "decode floor: {} read per token; no floor for the CPU without --bandwidth-gbs (this "
-        "machine's memory bandwidth)\n",
-        human_bytes(per_token));
+        "decode floor: {}; no floor for the CPU without --bandwidth-gbs (this machine's memory "
+        "bandwidth)\n",
+        read);
     return;
   }
   fmt::print(
-      "decode floor: {} read per token / {:.0f} GB/s = {:.3f} ms/token ({:.0f} tokens/s); "
-      "measured is {:.1f}x the floor\n",
-      human_bytes(per_token), bandwidth_gbs, floor_ms, floor_ms > 0 ? 1e3 / floor_ms : 0.0,
+      "decode floor: {} / {:.0f} GB/s = {:.3f} ms/token ({:.0f} tokens/s); measured is {:.1f}x "
+      "the floor\n",
+      read, bandwidth_gbs, floor_ms, floor_ms > 0 ? 1e3 / floor_ms : 0.0,
       floor_ms > 0 ? decode_ms / floor_ms : 0.0);
 }
 

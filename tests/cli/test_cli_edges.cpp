@@ -187,6 +187,17 @@ TEST(CliEdges, CpuBenchHasNoGpuFloor) {
   EXPECT_NE(r.out.find(" / 20 GB/s = "), std::string::npos) << r.out;
 }
 
+// A decode step also reads its sequence's keys and values: tiny-llama's fp32 cache holds 2 KiB a
+// position (2 layers x K and V x 2 KV heads x 64 x 4 bytes), and the steps after a 100-token
+// prompt attend to 101 .. 104 keys, 102.5 on average: 205 KiB.
+TEST(CliEdges, BenchFloorCountsTheKeysAndValuesRead) {
+  const CliResult r = run_cli("bench --model " + model("tiny-llama") +
+                              " --prompt-tokens 100 --decode-tokens 4 --loads 1 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("205.0 KiB of keys and values at 102 keys on average"), std::string::npos)
+      << r.out;
+}
+
 TEST(CliEdges, ServingBenchWarmsUpFirstUnlessToldNot) {
   const std::string args = "bench --model " + model("tiny-llama") +
                            " --concurrency 2 --num-prompts 3 --input-len 8 --output-len 3 --quiet";
