@@ -1,6 +1,7 @@
 #include "server/openai_request.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
@@ -120,16 +121,21 @@ const ojson* field(const ojson& body, const char* name) {
 }
 
 int64_t whole_number(const ojson& v, const char* name, int64_t lo, int64_t hi) {
-  const bool whole =
-      v.is_number_integer() ||
-      (v.is_number_float() &&
-       v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())));
-  if (!whole) bad_request(name, "{}: expected an integer, got {}", name, v.dump());
+  // A float must be whole and inside [lo, hi] before it is converted: converting one beyond
+  // int64's range is undefined.
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || d != std::trunc(d))
+      bad_request(name, "{}: expected an integer, got {}", name, v.dump());
+    if (d < static_cast<double>(lo) || !(d < static_cast<double>(hi) + 1.0))
+      bad_request(name, "{}: {} is out of range [{}, {}]", name, v.dump(), lo, hi);
+    return static_cast<int64_t>(d);
+  }
+  if (!v.is_number_integer()) bad_request(name, "{}: expected an integer, got {}", name, v.dump());
   if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
     bad_request(name, "{}: {} is out of range [{}, {}]", name, v.dump(), lo, hi);
-  const auto x = v.is_number_unsigned()  ? static_cast<int64_t>(v.get<uint64_t>())
-                 : v.is_number_integer() ? v.get<int64_t>()
-                                         : static_cast<int64_t>(v.get<double>());
+  const auto x =
+      v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
   if (x < lo || x > hi)
     bad_request(name, "{}: {} is out of range [{}, {}]", name, v.dump(), lo, hi);
   return x;

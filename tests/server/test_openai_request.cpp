@@ -167,6 +167,13 @@ TEST_F(OpenAiRequest, BadFieldsAre400sNamingThem) {
        "expected true or false"},
       {kChat, R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -1})",
        "max_completion_tokens", "out of range"},
+      // Floats beyond int64's range (found by fuzz_openai_request: converting them was undefined).
+      {kChat,
+       R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 9.3e61})",
+       "max_completion_tokens", "out of range"},
+      {kCompletions, R"({"prompt": "a", "max_tokens": -9.3e61})", "max_tokens", "out of range"},
+      {kCompletions, R"({"prompt": "a", "logprobs": 1e19})", "logprobs", "out of range"},
+      {kCompletions, R"({"prompt": "a", "max_tokens": 2.5})", "max_tokens", "expected an integer"},
       {kChat,
        R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})",
        "tools", "not supported"},
