@@ -8,6 +8,7 @@
 
 #include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/prefill_attention.h"
+#include "backend/cuda/kernels/prefill_launch.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
 
 namespace fp8llm::cuda {
@@ -16,10 +17,9 @@ namespace {
 namespace wmma = nvcuda::wmma;
 using detail::Row16;
 
-constexpr int kRows = 64;  // query rows of a tile: 16 per warp
-constexpr int kKeys = 64;  // keys per step
-constexpr int kWarps = kRows / 16;
-constexpr int kThreads = kWarps * 32;
+constexpr int kRows = detail::kPrefillRows;  // query rows of a tile: 16 per warp
+constexpr int kKeys = 64;                    // keys per step
+constexpr int kThreads = detail::kPrefillThreads;
 // Row padding of the shared tiles (elements): keeps every 16-row fragment 32-byte aligned and
 // spreads a column's rows over the banks.
 constexpr int kPadBf16 = 8;
@@ -236,38 +236,6 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
   }
 }
 
-template <typename T, int D>
-void launch_typed(const float* q, int64_t heads, int64_t kv_heads, const PagedBatch& b,
-                  int64_t first_token, const PagedKv& kv, float* out, cudaStream_t stream) {
-  const size_t bytes = Smem<D>::bytes;
-  // Above 48 KiB a kernel must opt in. The attribute belongs to the current device: once per
-  // instantiation holds while a process drives one GPU (ranks on several GPUs must set it on each).
-  static const bool opted_in = [&] {
-    CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_kernel<T, D>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(bytes)));
-    return true;
-  }();
-  (void)opted_in;
-  const int64_t rows = b.tokens - first_token;
-  const dim3 grid(static_cast<unsigned>((rows + kRows - 1) / kRows), static_cast<unsigned>(heads));
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  prefill_attention_kernel<T, D><<<grid, kThreads, bytes, stream>>>(
-      q, heads, kv_heads, first_token, b.tokens, b.positions, b.token_seq, b.block_tables,
-      b.max_blocks, kv.block_size, static_cast<const T*>(kv.k), static_cast<const T*>(kv.v),
-      kv.k_scale, kv.v_scale, scale, out);
-  CUDA_CHECK_LAUNCH();
-}
-
-template <typename T>
-void launch_dim(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
-                const PagedBatch& b, int64_t first_token, const PagedKv& kv, float* out,
-                cudaStream_t stream) {
-  if (head_dim == 64)
-    return launch_typed<T, 64>(q, heads, kv_heads, b, first_token, kv, out, stream);
-  return launch_typed<T, 128>(q, heads, kv_heads, b, first_token, kv, out, stream);
-}
-
 }  // namespace
 
 bool prefill_attention_supported(int64_t head_dim) {
@@ -292,18 +260,10 @@ void launch_prefill_attention(const float* q, int64_t heads, int64_t kv_heads, i
   if (kernel == PrefillKernel::Mma)
     return launch_prefill_attention_mma(q, heads, kv_heads, head_dim, batch, first_token, kv, out,
                                         stream);
-  switch (kv.dtype) {
-    case KvCacheDtype::F32:
-      return launch_dim<float>(q, heads, kv_heads, head_dim, batch, first_token, kv, out, stream);
-    case KvCacheDtype::BF16:
-      return launch_dim<__nv_bfloat16>(q, heads, kv_heads, head_dim, batch, first_token, kv, out,
-                                       stream);
-    case KvCacheDtype::Fp8:
-      return launch_dim<uint8_t>(q, heads, kv_heads, head_dim, batch, first_token, kv, out, stream);
-    case KvCacheDtype::Auto:
-      break;
-  }
-  throw std::invalid_argument("launch_prefill_attention: the KV element type is not settled");
+  detail::launch_prefill_kernel(
+      [&]<typename T, int D>() { return &prefill_attention_kernel<T, D>; },
+      [&]<int D>() { return Smem<D>::bytes; }, q, heads, kv_heads, head_dim, batch, first_token, kv,
+      out, stream);
 }
 
 }  // namespace fp8llm::cuda
