@@ -71,4 +71,22 @@ struct Row16<uint8_t> {
   }
 };
 
+// 16 bytes of a cached row at `src` (zeros where src is null: a key past the sequence's last),
+// widened as Row16 widens them and rounded to bf16 at dst (4-byte aligned): the tiles the
+// tensor-core attention kernels multiply.
+template <typename T>
+__device__ __forceinline__ void widen_row16_to_bf16(const T* src, float scale, __nv_bfloat16* dst) {
+  constexpr int kE = Row16<T>::kElems;
+  float f[kE];
+  if (src != nullptr) {
+    Row16<T>::widen(*reinterpret_cast<const uint4*>(src), scale, f);
+  } else {
+#pragma unroll
+    for (int e = 0; e < kE; ++e) f[e] = 0.0f;
+  }
+  auto* pairs = reinterpret_cast<__nv_bfloat162*>(dst);
+#pragma unroll
+  for (int e = 0; e < kE; e += 2) pairs[e / 2] = __floats2bfloat162_rn(f[e], f[e + 1]);
+}
+
 }  // namespace fp8llm::cuda::detail

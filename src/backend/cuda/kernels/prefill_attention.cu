@@ -64,18 +64,9 @@ __device__ void load_rows(const T* __restrict__ cache, const int64_t* slots, con
   for (int i = threadIdx.x; i < kKeys * kPieces; i += kThreads) {
     const int j = i / kPieces, piece = i % kPieces;
     const int64_t slot = slots[j];
-    float f[kE];
-    if (slot >= 0) {
-      Row16<T>::widen(
-          *reinterpret_cast<const uint4*>(cache + (slot * kv_heads + kvh) * D + piece * kE),
-          scales[j], f);
-    } else {
-#pragma unroll
-      for (int e = 0; e < kE; ++e) f[e] = 0.0f;
-    }
-    __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(tile + j * Smem<D>::kLdQ + piece * kE);
-#pragma unroll
-    for (int e = 0; e < kE; e += 2) dst[e / 2] = __floats2bfloat162_rn(f[e], f[e + 1]);
+    detail::widen_row16_to_bf16(
+        slot >= 0 ? cache + (slot * kv_heads + kvh) * D + piece * kE : nullptr, scales[j],
+        tile + j * Smem<D>::kLdQ + piece * kE);
   }
 }
 

@@ -110,17 +110,8 @@ __device__ __forceinline__ void request_tile(const T* __restrict__ cache,
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       cp_async16(dst, cache + at * D + piece * kE, key < keys ? 16 : 0);
     } else {
-      float f[kE];
-      if (key < keys) {
-        Row16<T>::widen(*reinterpret_cast<const uint4*>(cache + at * D + piece * kE),
-                        scales != nullptr ? scales[at] : 1.0f, f);
-      } else {
-#pragma unroll
-        for (int e = 0; e < kE; ++e) f[e] = 0.0f;
-      }
-      auto* pairs = reinterpret_cast<__nv_bfloat162*>(dst);
-#pragma unroll
-      for (int e = 0; e < kE; e += 2) pairs[e / 2] = __floats2bfloat162_rn(f[e], f[e + 1]);
+      detail::widen_row16_to_bf16(key < keys ? cache + at * D + piece * kE : nullptr,
+                                  scales != nullptr && key < keys ? scales[at] : 1.0f, dst);
     }
   }
 }
