@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 #include "fp8llm/engine.h"
 #include "serving/sampling_json.h"
 #include "serving/text_generation.h"
@@ -185,6 +186,7 @@ py::list generate(PyEngine& self, const std::vector<std::vector<int32_t>>& promp
     } catch (const nlohmann::json::exception& e) {
       fail("sampling_params: {}", e.what());
     }
+    check_json_depth(j, "sampling_params");
     TextRequest r{prompts[i], parse_sampling(j, "sampling_params", SamplingParams{})};
     if (!loras.empty()) r.lora = loras[i];
     requests.push_back(std::move(r));
@@ -401,6 +403,8 @@ void bind_engine(py::module_& m) {
             } catch (const nlohmann::json::exception& x) {
               fail("chat: the messages are not JSON: {}", x.what());
             }
+            check_json_depth(conversation, "chat: messages");
+            check_json_depth(extra, "chat: variables");
             return e.text().encode_chat(conversation, extra);
           },
           py::arg("messages_json"), py::arg("variables_json") = "")

@@ -10,6 +10,7 @@
 #include "cli/progress.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "serving/text_generation.h"
 
 namespace fp8llm::cli {
@@ -33,6 +34,7 @@ std::vector<Line> read_lines(const std::string& path) {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     json j = json::parse(text, nullptr, false);
     FP8LLM_CHECK(!j.is_discarded(), "{}:{}: not valid JSON", path, number);
+    check_json_depth(j, fmt::format("{}:{}", path, number));
     FP8LLM_CHECK(j.is_object(), "{}:{}: expected a JSON object", path, number);
     lines.push_back({number, std::move(j)});
   }

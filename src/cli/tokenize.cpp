@@ -10,6 +10,7 @@
 #include "cli/text_session.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 
 namespace fp8llm::cli {
 namespace {
@@ -49,8 +50,10 @@ void run_tokenize(const Options& o) {
     } catch (const nlohmann::json::exception& e) {  // a number out of range
       fail("{}: invalid JSON: {}", o.chat_json, e.what());
     }
+    check_json_depth(doc, o.chat_json);
     // A list of messages, or an object with "messages" (an OpenAI-style request).
-    const nlohmann::ordered_json messages = doc.is_object() && doc.contains("messages") ? doc["messages"] : doc;
+    const nlohmann::ordered_json messages =
+        doc.is_object() && doc.contains("messages") ? doc["messages"] : doc;
     FP8LLM_CHECK(messages.is_array(), "{}: expected a list of messages or {{\"messages\": [...]}}",
                  o.chat_json);
     const std::string text = session.render_chat(messages, !o.no_generation_prompt,
@@ -76,7 +79,8 @@ void add_tokenize_command(CLI::App& app) {
                   "A JSON file of messages to render through the chat template first");
   cmd->add_flag("--no-generation-prompt", opts->no_generation_prompt,
                 "With --chat-json: do not append the assistant prompt");
-  cmd->add_flag("--show-text", opts->show_text, "With --chat-json: print the rendered text to stderr");
+  cmd->add_flag("--show-text", opts->show_text,
+                "With --chat-json: print the rendered text to stderr");
   cmd->add_option("--template-var", opts->template_vars,
                   "With --chat-json: a template variable KEY=VALUE (repeatable), e.g. "
                   "date_string='26 Jul 2024'");

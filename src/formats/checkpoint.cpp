@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 
 namespace fp8llm {
 namespace {
@@ -41,6 +42,7 @@ std::map<std::string, std::string> read_weight_map(const std::filesystem::path& 
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON: {}", label, e.what());
   }
+  check_json_depth(index, label);
   if (!index.is_object()) fail("{}: is a JSON {}, expected an object", label, index.type_name());
   const auto it = index.find("weight_map");
   if (it == index.end()) fail("{}: no 'weight_map'", label);

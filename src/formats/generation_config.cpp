@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "formats/hf_config.h"
 
 namespace fp8llm {
@@ -61,6 +62,7 @@ GenerationConfig parse_generation_config(std::string_view text, const std::strin
   } catch (const nlohmann::json::exception& e) {  // a number out of range
     fail("{}: invalid JSON: {}", file, e.what());
   }
+  check_json_depth(j, file);
   FP8LLM_CHECK(j.is_object(), "{}: expected a JSON object", file);
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
     const auto& e = j["eos_token_id"];

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "core/json_view.h"
 
 namespace fp8llm {
@@ -448,6 +449,7 @@ ModelConfig parse_model_config_text(std::string_view text, const std::string& so
     }
     fail("{}: invalid JSON: {}", source, detail);
   }
+  check_json_depth(config, source);
   return parse_model_config(config, source);
 }
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 #include "core/json_view.h"
 #include "loader/load_plan.h"
 
@@ -425,7 +426,9 @@ QuantizationRequest parse_hf_quantization_config(const JsonView& j) {
 // `where` names the text in errors.
 json parse_json(std::string_view text, const JsonView& where) {
   try {
-    return json::parse(text);
+    json doc = json::parse(text);
+    check_json_depth(doc, where.where());
+    return doc;
   } catch (const json::exception& e) {
     where.fail("not valid JSON ({})", e.what());
   }

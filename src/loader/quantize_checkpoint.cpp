@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "core/log.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
@@ -139,6 +140,7 @@ void write_model_directory(const fs::path& source_dir, const fs::path& out_dir,
                            const std::function<void(const fs::path&)>& write_weights) {
   // Read before anything is written, so that a bad source fails with nothing to clean up.
   nlohmann::json config_json = nlohmann::json::parse(read_text_file(source_dir / "config.json"));
+  check_json_depth(config_json, (source_dir / "config.json").string());
   if (quantization_config.is_null()) {
     config_json.erase("quantization_config");
   } else {

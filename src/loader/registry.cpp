@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "core/log.h"
 #include "loader/sha256.h"
 
@@ -22,6 +23,7 @@ json read_registry(const fs::path& registry) {
   } catch (const json::exception& e) {
     fail("{}: not valid JSON ({})", registry.string(), e.what());
   }
+  check_json_depth(j, registry.string());
   FP8LLM_CHECK(j.is_object() && j.contains("models") && j["models"].is_array(),
                "{}: expected an object with a \"models\" list", registry.string());
   for (const auto& m : j["models"]) {

@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "core/json_view.h"
 #include "formats/safetensors.h"
 
@@ -47,6 +48,7 @@ struct Settings {
 Settings read_config(const ModelConfig& c, const std::string& text, const std::string& file) {
   const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
   FP8LLM_CHECK(!doc.is_discarded(), "{}: not valid JSON", file);
+  check_json_depth(doc, file);
   const JsonView root(doc, file);
   FP8LLM_CHECK(doc.is_object(), "{}: expected a JSON object", file);
   if (root.has("peft_type"))

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "text/jinja/eval_error.h"
 
 namespace fp8llm {
@@ -85,6 +86,7 @@ ChatTemplate ChatTemplate::from_tokenizer_config(const std::filesystem::path& mo
     } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number out of range
       fail("{}: invalid JSON: {}", config_path.string(), e.what());
     }
+    check_json_depth(config, config_path.string());
     if (!config.is_object()) fail("{}: expected a JSON object", config_path.string());
   }
   std::string source;

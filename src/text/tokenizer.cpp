@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "core/json_view.h"
 #include "text/added_tokens.h"
 #include "text/bpe_model.h"
@@ -45,6 +46,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, const std::strin
   } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number out of range
     fail("{}: invalid JSON: {}", name, e.what());
   }
+  check_json_depth(doc, name);
   const JsonView root(doc, name);
   root.as_object();
   // Optional parts may be null or left out.

@@ -1,6 +1,7 @@
 #include "text/tokenizer_config.h"
 
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "core/json_view.h"
 
 namespace fp8llm {
@@ -12,6 +13,7 @@ TokenizerConfig TokenizerConfig::parse(std::string_view json_text, const std::st
   } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number out of range
     fail("{}: invalid JSON: {}", name, e.what());
   }
+  check_json_depth(doc, name);
   const JsonView root(doc, name);
   root.as_object();
   TokenizerConfig c;
