@@ -77,17 +77,7 @@ void for_decode_layout(KvCacheDtype dtype, int64_t head_dim, Launch&& launch) {
       launch.template operator()<T, 256>();
     }
   };
-  switch (dtype) {
-    case KvCacheDtype::F32:
-      return by_size.template operator()<float>();
-    case KvCacheDtype::BF16:
-      return by_size.template operator()<__nv_bfloat16>();
-    case KvCacheDtype::Fp8:
-      return by_size.template operator()<uint8_t>();
-    case KvCacheDtype::Auto:
-      break;
-  }
-  throw std::invalid_argument("decode attention: the KV element type is not settled");
+  with_kv_element_type(dtype, "decode attention", by_size);
 }
 
 // Launches the decode kernel kernel_of.template operator()<T, kHeadDim>() returns (both kernels

@@ -7,8 +7,11 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "backend/cuda/kernels/fp8_device.cuh"
+#include "fp8llm/modes.h"
 
 namespace fp8llm::cuda::detail {
 
@@ -87,6 +90,23 @@ __device__ __forceinline__ void widen_row16_to_bf16(const T* src, float scale, _
   auto* pairs = reinterpret_cast<__nv_bfloat162*>(dst);
 #pragma unroll
   for (int e = 0; e < kE; e += 2) pairs[e / 2] = __floats2bfloat162_rn(f[e], f[e + 1]);
+}
+
+// Calls f.template operator()<T>() with the cache's element type T (float, __nv_bfloat16, or
+// uint8_t for e4m3); an unsettled type (Auto) is an std::invalid_argument naming `what`.
+template <typename F>
+void with_kv_element_type(KvCacheDtype dtype, const char* what, F&& f) {
+  switch (dtype) {
+    case KvCacheDtype::F32:
+      return f.template operator()<float>();
+    case KvCacheDtype::BF16:
+      return f.template operator()<__nv_bfloat16>();
+    case KvCacheDtype::Fp8:
+      return f.template operator()<uint8_t>();
+    case KvCacheDtype::Auto:
+      break;
+  }
+  throw std::invalid_argument(std::string(what) + ": the KV element type is not settled");
 }
 
 }  // namespace fp8llm::cuda::detail

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/paged_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "fp8llm/modes.h"
@@ -57,17 +58,7 @@ void launch_prefill_kernel(KernelOf&& kernel_of, BytesOf&& bytes_of, const float
       typed.template operator()<T, 128>();
     }
   };
-  switch (kv.dtype) {
-    case KvCacheDtype::F32:
-      return by_size.template operator()<float>();
-    case KvCacheDtype::BF16:
-      return by_size.template operator()<__nv_bfloat16>();
-    case KvCacheDtype::Fp8:
-      return by_size.template operator()<uint8_t>();
-    case KvCacheDtype::Auto:
-      break;
-  }
-  throw std::invalid_argument("launch_prefill_attention: the KV element type is not settled");
+  with_kv_element_type(kv.dtype, "launch_prefill_attention", by_size);
 }
 
 }  // namespace fp8llm::cuda::detail
