@@ -39,6 +39,8 @@ struct Options {
   std::string out;
   int64_t layers = 0;
   bool layers_given = false;  // else the preset's
+  int64_t max_positions = 0;
+  bool max_positions_given = false;  // else the preset's max_position_embeddings
   uint64_t shard_bytes = 4ull << 30;
   uint64_t seed = 1;
   int64_t lora_rank = 0;  // > 0: write an adapter
@@ -47,6 +49,8 @@ struct Options {
 // The deepest Llama-family checkpoints have 126 layers (Llama 3.1 405B); far more is a typo, and
 // the list of tensors and the files written grow with it.
 constexpr int64_t kMaxLayers = 1024;
+// Positions a synthetic model may take: 2^20, eight times Llama 3.1's context.
+constexpr int64_t kMaxPositions = int64_t{1} << 20;
 
 nlohmann::json preset_config(const std::string& preset) {
   nlohmann::json c = {{"architectures", {"LlamaForCausalLM"}},
@@ -165,6 +169,12 @@ void run_synth(const Options& o) {
                  o.layers, kMaxLayers);
     config["num_hidden_layers"] = o.layers;
   }
+  if (o.max_positions_given) {
+    // Llama 3.1 takes 131,072 positions; a long-context benchmark needs the model to take them.
+    FP8LLM_CHECK(o.max_positions >= 1 && o.max_positions <= kMaxPositions,
+                 "--max-positions {}: must be between 1 and {}", o.max_positions, kMaxPositions);
+    config["max_position_embeddings"] = o.max_positions;
+  }
   const ModelConfig mc = parse_model_config(config, o.preset);
   if (o.lora_rank != 0) return write_adapter(o, mc, o.out);
   const std::vector<WeightSpec> specs = expected_weights(mc);
@@ -233,6 +243,10 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--layers", opts->layers,
                   fmt::format("Override the number of layers (1 to {})", kMaxLayers))
       ->each([opts](const std::string&) { opts->layers_given = true; });
+  cmd->add_option("--max-positions", opts->max_positions,
+                  "Override the positions the model takes (max_position_embeddings; the presets "
+                  "take 8192 or 4096)")
+      ->each([opts](const std::string&) { opts->max_positions_given = true; });
   cmd->add_option("--shard-bytes", opts->shard_bytes, "Largest shard size in bytes")
       ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "Random seed")->capture_default_str();

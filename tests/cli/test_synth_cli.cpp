@@ -66,6 +66,23 @@ TEST(SynthCli, LayerCountsOutOfRangeAreErrors) {
   }
 }
 
+TEST(SynthCli, MaxPositionsOverridesThePresetsContext) {
+  TempDir tmp;
+  const fs::path out = tmp / "long";
+  const CliResult r =
+      run_cli("synth --preset small --layers 1 --max-positions 40000 --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(load_model_config(out).max_position_embeddings, 40000);
+  for (const char* bad : {"0", "-1", "2000000"}) {
+    const CliResult e = run_cli(std::string("synth --preset small --layers 1 --max-positions ") +
+                                bad + " --out " + (tmp / "bad").string());
+    EXPECT_EQ(e.exit_code, 2) << bad;
+    EXPECT_EQ(e.err,
+              std::string("error: --max-positions ") + bad + ": must be between 1 and 1048576\n");
+    EXPECT_FALSE(fs::exists(tmp / "bad"));
+  }
+}
+
 TEST(SynthCli, WritesALoraAdapterOfThePresetsShape) {
   TempDir tmp;
   const fs::path out = tmp / "adapter";
