@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels/decode_attention.cuh"
+#include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
 
 namespace fp8llm::cuda {
@@ -54,6 +55,7 @@ __global__ void __launch_bounds__(kThreads)
   const int key_in_warp = lane / kLanes;
   const int group = warp * kKeysPerWarp + key_in_warp;
   const int32_t* table = block_tables + static_cast<int64_t>(token_seq[t]) * max_blocks;
+  const detail::PagedSlot slot_of(block_size);
 
   float qv[G][kE];
   float m[G], l[G], acc[G][kE];
@@ -75,8 +77,7 @@ __global__ void __launch_bounds__(kThreads)
     const bool valid = j < j_end;
     float kf[kE], vf[kE];
     if (valid) {
-      const int64_t slot =
-          static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
+      const int64_t slot = slot_of(table, j);
       const int64_t row = (slot * kv_heads + kvh) * kHeadDim + sub * kE;
       const float ks = k_scale != nullptr ? k_scale[slot * kv_heads + kvh] : 1.0f;
       const float vs = v_scale != nullptr ? v_scale[slot * kv_heads + kvh] : 1.0f;

@@ -17,6 +17,7 @@
 
 #include "backend/cuda/kernels/decode_attention.cuh"
 #include "backend/cuda/kernels/decode_attention.h"
+#include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
 
 namespace fp8llm::cuda {
@@ -25,6 +26,7 @@ namespace {
 using detail::DecodeItem;
 using detail::DecodeLayout;
 using detail::DecodeMergeShared;
+using detail::PagedSlot;
 using detail::Row16;
 constexpr int kThreads = detail::kDecodeThreads;
 constexpr int kHeadsPerBlock = detail::kDecodeHeadsPerBlock;
@@ -89,6 +91,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_pipelined_kernel(
   const int key_in_warp = lane / kLanes;
   const int group = warp * kKeysPerWarp + key_in_warp;
   const int32_t* table = block_tables + static_cast<int64_t>(token_seq[it.t]) * max_blocks;
+  const PagedSlot slot_of(block_size);
 
   for (int i = threadIdx.x; i < G * kChunks * kLanes; i += kThreads) {
     const int g = i / (kChunks * kLanes), c = (i / kLanes) % kChunks, s = i % kLanes;
@@ -107,8 +110,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_pipelined_kernel(
   auto request = [&](int64_t base, int into) {
     const int64_t j = base + key_in_warp;
     if (j < j_end) {
-      const int64_t slot =
-          static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
+      const int64_t slot = slot_of(table, j);
       const int64_t at = slot * kv_heads + kvh;
       cp_async16(&shared.stage.kv[into][threadIdx.x][0], k_cache + at * kHeadDim + sub * kE);
       cp_async16(&shared.stage.kv[into][threadIdx.x][1], v_cache + at * kHeadDim + sub * kE);

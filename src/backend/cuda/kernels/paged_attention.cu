@@ -7,6 +7,7 @@
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/paged_attention.h"
+#include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
 
@@ -126,6 +127,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     if (static_cast<int64_t>(blockIdx.z) >= splits) return;
   }
   const int32_t* table = block_tables + static_cast<int64_t>(token_seq[t]) * max_blocks;
+  const detail::PagedSlot slot_of(block_size);
 
   float qv[kPer];
   float acc[kPer];
@@ -141,7 +143,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   float m = -INFINITY;
   float l = 0.0f;
   for (int64_t j = j_begin + warp; j < j_end; j += kAttnWarps) {
-    const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
+    const int64_t slot = slot_of(table, j);
     const int64_t row = (slot * kv_heads + kvh) * head_dim;
     const float ks = k_scale != nullptr ? k_scale[slot * kv_heads + kvh] : 1.0f;
     const float vs = v_scale != nullptr ? v_scale[slot * kv_heads + kvh] : 1.0f;

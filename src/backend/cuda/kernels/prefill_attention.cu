@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "backend/cuda/kernels/kv_elements.cuh"
+#include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/kernels/prefill_launch.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -126,13 +127,13 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(
     while (seg_end < kRows && sseq[seg_end] == s_id) ++seg_end;
     const int64_t keys = spos[seg_end - 1] + 1;
     const int32_t* table = block_tables + static_cast<int64_t>(s_id) * max_blocks;
+    const detail::PagedSlot slot_of(block_size);
     for (int64_t kb = 0; kb < keys; kb += kKeys) {
       // Keys kb .. kb + 63 of the sequence: slots and scales, then their K rows.
       for (int j = threadIdx.x; j < kKeys; j += kThreads) {
         const int64_t key = kb + j;
         int64_t slot = -1;
-        if (key < keys)
-          slot = static_cast<int64_t>(table[key / block_size]) * block_size + key % block_size;
+        if (key < keys) slot = slot_of(table, key);
         sslot[j] = slot;
         sks[j] = (slot >= 0 && k_scale != nullptr) ? k_scale[slot * kv_heads + kvh] : 1.0f;
         svs[j] = (slot >= 0 && v_scale != nullptr) ? v_scale[slot * kv_heads + kvh] : 1.0f;

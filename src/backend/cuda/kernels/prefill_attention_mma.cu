@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels/kv_elements.cuh"
+#include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/kernels/prefill_launch.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -86,32 +87,35 @@ __device__ __forceinline__ uint32_t bf16_pair(__nv_bfloat16 lo, __nv_bfloat16 hi
          (static_cast<uint32_t>(__bfloat16_as_ushort(hi)) << 16);
 }
 
-// Requests keys key0 .. key0 + 63 of one KV head of a sequence into `tile` [64][D + 8] as bf16:
-// a bf16 cache with cp.async (rows past `keys` zero-filled), the others widened as the fp32
-// kernel widens them (Row16) and rounded to bf16 here.
+// Requests keys key0 .. key0 + 63 of one KV head of a sequence into the tiles kt and vt
+// [64][D + 8] as bf16: a bf16 cache with cp.async (rows past `keys` zero-filled), the others
+// widened as the fp32 kernel widens them (Row16) and rounded to bf16 here. A key's slot is looked
+// up once for its K and V rows.
 template <typename T, int D>
-__device__ __forceinline__ void request_tile(const T* __restrict__ cache,
-                                             const float* __restrict__ scales,
-                                             const int32_t* __restrict__ table, int64_t block_size,
-                                             int64_t key0, int64_t keys, int64_t kv_heads,
-                                             int64_t kvh, __nv_bfloat16* tile) {
+__device__ __forceinline__ void request_tiles(
+    const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+    const float* __restrict__ k_scales, const float* __restrict__ v_scales,
+    const int32_t* __restrict__ table, const detail::PagedSlot& slot_of, int64_t key0, int64_t keys,
+    int64_t kv_heads, int64_t kvh, __nv_bfloat16* kt, __nv_bfloat16* vt) {
   constexpr int kE = Row16<T>::kElems;
   constexpr int kPieces = D / kE;
   for (int i = threadIdx.x; i < kKeys * kPieces; i += kThreads) {
     const int j = i / kPieces, piece = i % kPieces;
     const int64_t key = key0 + j;
-    int64_t at = 0;  // the key's row of this KV head, in slots * kv_heads + kvh
-    if (key < keys) {
-      at = (static_cast<int64_t>(table[key / block_size]) * block_size + key % block_size) *
-               kv_heads +
-           kvh;
-    }
-    __nv_bfloat16* dst = tile + j * Layout<D>::kLd + piece * kE;
+    const bool present = key < keys;
+    // The key's row of this KV head, in slots * kv_heads + kvh.
+    const int64_t at = present ? slot_of(table, key) * kv_heads + kvh : 0;
+    const int64_t from = at * D + piece * kE;
+    __nv_bfloat16* kd = kt + j * Layout<D>::kLd + piece * kE;
+    __nv_bfloat16* vd = vt + j * Layout<D>::kLd + piece * kE;
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-      cp_async16(dst, cache + at * D + piece * kE, key < keys ? 16 : 0);
+      cp_async16(kd, k_cache + from, present ? 16 : 0);
+      cp_async16(vd, v_cache + from, present ? 16 : 0);
     } else {
-      detail::widen_row16_to_bf16(key < keys ? cache + at * D + piece * kE : nullptr,
-                                  scales != nullptr && key < keys ? scales[at] : 1.0f, dst);
+      detail::widen_row16_to_bf16(present ? k_cache + from : nullptr,
+                                  k_scales != nullptr && present ? k_scales[at] : 1.0f, kd);
+      detail::widen_row16_to_bf16(present ? v_cache + from : nullptr,
+                                  v_scales != nullptr && present ? v_scales[at] : 1.0f, vd);
     }
   }
 }
@@ -181,6 +185,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
     while (seg_end < kRows && sseq[seg_end] == s_id) ++seg_end;
     const int64_t keys = spos[seg_end - 1] + 1;
     const int32_t* table = block_tables + static_cast<int64_t>(s_id) * max_blocks;
+    const detail::PagedSlot slot_of(block_size);
     int64_t limit[2];  // the last key rows g and g + 8 see (-1: none of this sequence's)
 #pragma unroll
     for (int x = 0; x < 2; ++x) {
@@ -188,17 +193,15 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
       limit[x] = r >= seg && r < seg_end ? spos[r] : -1;
     }
     const int64_t steps = (keys + kKeys - 1) / kKeys;
-    request_tile<T, D>(k_cache, k_scale, table, block_size, 0, keys, kv_heads, kvh, sk);
-    request_tile<T, D>(v_cache, v_scale, table, block_size, 0, keys, kv_heads, kvh, sv);
+    request_tiles<T, D>(k_cache, v_cache, k_scale, v_scale, table, slot_of, 0, keys, kv_heads, kvh,
+                        sk, sv);
     cp_async_commit();
     for (int64_t step = 0; step < steps; ++step) {
       const int cur = static_cast<int>(step & 1);
       if (step + 1 < steps) {
         const size_t next = (cur ^ 1) * L::kTile / sizeof(__nv_bfloat16);
-        request_tile<T, D>(k_cache, k_scale, table, block_size, (step + 1) * kKeys, keys, kv_heads,
-                           kvh, sk + next);
-        request_tile<T, D>(v_cache, v_scale, table, block_size, (step + 1) * kKeys, keys, kv_heads,
-                           kvh, sv + next);
+        request_tiles<T, D>(k_cache, v_cache, k_scale, v_scale, table, slot_of, (step + 1) * kKeys,
+                            keys, kv_heads, kvh, sk + next, sv + next);
       }
       cp_async_commit();
       cp_async_wait<1>();  // this step's tiles (this thread's part of them) have landed
