@@ -25,11 +25,20 @@ __global__ void __launch_bounds__(kThreads)
     silu_mul_quantize_kernel(const float* gate, const float* __restrict__ up, int64_t dim,
                              float* out, Fp8QuantizedOut o) {
   const int64_t row = blockIdx.x;
+  // Every value is read before any is written: out may be gate, and a store between the loads
+  // would keep the compiler from issuing them together (one memory round trip per element).
+  float g[kPer], u[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
+    g[j] = i < dim ? gate[row * dim + i] : 0.0f;
+    u[j] = i < dim ? up[row * dim + i] : 0.0f;
+  }
   float y[kPer];
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
-    y[j] = i < dim ? detail::silu_times(gate[row * dim + i], up[row * dim + i]) : 0.0f;
+    y[j] = i < dim ? detail::silu_times(g[j], u[j]) : 0.0f;
     if (i < dim) out[row * dim + i] = y[j];
   }
   detail::quantize_row<kThreads, kPer>(y, row, gridDim.x, dim, o);
