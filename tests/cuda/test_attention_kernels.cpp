@@ -9,19 +9,20 @@
 namespace fp8llm::cuda {
 namespace {
 
-TEST(AttentionKernels, EmptyKeepsTheMeasuredKernels) {
+TEST(AttentionKernels, EmptyTakesTheFasterKernels) {
   const AttentionKernels k = parse_attention_kernels("");
-  EXPECT_EQ(k.decode, DecodeKvLoads::Measured);
-  EXPECT_EQ(k.prefill, PrefillKernel::Wmma);
-  EXPECT_EQ(to_string(k), "decode=measured,prefill=wmma");
+  EXPECT_EQ(k.decode, DecodeKvLoads::Pipelined);
+  EXPECT_EQ(k.prefill, PrefillKernel::Mma);
+  EXPECT_EQ(to_string(k), "decode=pipelined,prefill=mma");
 }
 
 TEST(AttentionKernels, EitherPartAloneOrBoth) {
-  EXPECT_EQ(parse_attention_kernels("decode=pipelined").decode, DecodeKvLoads::Pipelined);
-  EXPECT_EQ(parse_attention_kernels("decode=pipelined").prefill, PrefillKernel::Wmma);
-  EXPECT_EQ(parse_attention_kernels("prefill=mma").prefill, PrefillKernel::Mma);
-  const AttentionKernels both = parse_attention_kernels(" prefill = mma , decode=pipelined ");
-  EXPECT_EQ(to_string(both), "decode=pipelined,prefill=mma");
+  EXPECT_EQ(parse_attention_kernels("decode=measured").decode, DecodeKvLoads::Measured);
+  EXPECT_EQ(parse_attention_kernels("decode=measured").prefill, PrefillKernel::Mma);
+  EXPECT_EQ(parse_attention_kernels("prefill=wmma").prefill, PrefillKernel::Wmma);
+  EXPECT_EQ(parse_attention_kernels("prefill=wmma").decode, DecodeKvLoads::Pipelined);
+  const AttentionKernels both = parse_attention_kernels(" prefill = wmma , decode=measured ");
+  EXPECT_EQ(to_string(both), "decode=measured,prefill=wmma");
   EXPECT_EQ(to_string(parse_attention_kernels(to_string(both))), to_string(both));
 }
 

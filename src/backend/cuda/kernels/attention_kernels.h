@@ -1,7 +1,8 @@
-// Which kernels attend, where more than one computes the same function: the measured ones the
-// engine runs, and the ones written to replace them, kept side by side until a benchmark has
-// shown which is faster on the card (docs/PERFORMANCE.md). FP8LLM_ATTENTION_KERNELS picks them
-// for a whole process, as "decode=measured|pipelined,prefill=wmma|mma" (either part alone).
+// Which kernels attend, where more than one computes the same function: the pipelined decode
+// kernel and the mma.sync prompt kernel, which the engine runs (measured faster on an H100 at
+// every size bench_attention times: docs/PERFORMANCE.md), and the kernels they replace, kept for
+// comparison. FP8LLM_ATTENTION_KERNELS picks them for a whole process, as
+// "decode=measured|pipelined,prefill=wmma|mma" (either part alone).
 #pragma once
 
 #include <string>
@@ -20,9 +21,10 @@ enum class DecodeKvLoads { Measured, Pipelined };
 // numerics; only the softmax's sums are added in another order.
 enum class PrefillKernel { Wmma, Mma };
 
+// The defaults are the kernels measured faster (docs/PERFORMANCE.md, H100).
 struct AttentionKernels {
-  DecodeKvLoads decode = DecodeKvLoads::Measured;
-  PrefillKernel prefill = PrefillKernel::Wmma;
+  DecodeKvLoads decode = DecodeKvLoads::Pipelined;
+  PrefillKernel prefill = PrefillKernel::Mma;
 };
 
 // From the text of FP8LLM_ATTENTION_KERNELS (empty: the defaults); an Error naming the variable
@@ -30,7 +32,7 @@ struct AttentionKernels {
 AttentionKernels parse_attention_kernels(std::string_view text);
 // From the environment.
 AttentionKernels attention_kernels_from_env();
-// "decode=measured,prefill=wmma"
+// "decode=pipelined,prefill=mma"
 std::string to_string(const AttentionKernels& kernels);
 
 }  // namespace fp8llm::cuda
