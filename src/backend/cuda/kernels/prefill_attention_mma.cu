@@ -228,12 +228,16 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
       float alpha[2];
 #pragma unroll
       for (int x = 0; x < 2; ++x) {
+        // The row's last key as an offset into this step, clamped to [-1, 64]: the 64 masks
+        // below compare 32-bit numbers.
+        const int64_t last = limit[x] - key0;
+        const int seen = last < 0 ? -1 : (last > kKeys ? kKeys : static_cast<int>(last));
         float top = -INFINITY;
 #pragma unroll
         for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            if (key0 + 8 * j + 2 * tq + e <= limit[x]) top = fmaxf(top, s[j][2 * x + e]);
+            if (8 * j + 2 * tq + e <= seen) top = fmaxf(top, s[j][2 * x + e]);
           }
         }
         top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
@@ -247,7 +251,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             float p = 0.0f;
-            if (key0 + 8 * j + 2 * tq + e <= limit[x]) p = expf(s[j][2 * x + e] - m_new);
+            if (8 * j + 2 * tq + e <= seen) p = expf(s[j][2 * x + e] - m_new);
             const float rounded = __bfloat162float(__float2bfloat16_rn(p));
             s[j][2 * x + e] = rounded;  // the weight P V uses
             sum += rounded;
