@@ -6,12 +6,14 @@
 #
 #   scripts/gpu/bench_long_context.sh FP8LLM MODEL_DIR [BANDWIDTH_GBS]
 #
-# MODEL_DIR is written by `fp8llm synth --preset llama3-8b` when it has no config.json.
+# MODEL_DIR is written by `fp8llm synth --preset llama3-8b --max-positions 131072` when it has no
+# config.json; a directory written without --max-positions takes only 8192 positions, too few.
 set -uo pipefail
 fp8llm=${1:?usage: bench_long_context.sh FP8LLM MODEL_DIR [BANDWIDTH_GBS]}
 model=${2:?usage: bench_long_context.sh FP8LLM MODEL_DIR [BANDWIDTH_GBS]}
 bandwidth=${3:-4260}
-[[ -f $model/config.json ]] || "$fp8llm" synth --preset llama3-8b --max-positions 131072 --out "$model" || exit 1
+[[ -f $model/config.json ]] ||
+  "$fp8llm" synth --preset llama3-8b --max-positions 131072 --out "$model" || exit 1
 status=0
 for q in fp8-block fp8-row; do
   for kernels in "decode=measured,prefill=wmma" "decode=pipelined,prefill=mma"; do
