@@ -140,7 +140,11 @@ TEST_P(CudaFusedQuant, GatingThenQuantizeEqualsThePlainKernels) {
 
 INSTANTIATE_TEST_SUITE_P(Rows, CudaFusedQuant,
                          ::testing::Values(Case{1, 4096, 0}, Case{1, 14336, 0}, Case{3, 256, 0},
-                                           Case{6, 300, 4}, Case{9, 4096, 8}, Case{5, 14336, 5}),
+                                           Case{6, 300, 4}, Case{9, 4096, 8}, Case{5, 14336, 5},
+                                           // not a multiple of 4: the row kernel's path
+                                           Case{4, 302, 1},
+                                           // many rows of the 8B shape's gating
+                                           Case{300, 14336, 128}),
                          [](const ::testing::TestParamInfo<Case>& param_info) {
                            const Case& c = param_info.param;
                            return "rows" + std::to_string(c.rows) + "_dim" + std::to_string(c.dim) +
