@@ -1,9 +1,8 @@
 // Attention on the CUDA device over a paged KV cache of the Llama-3-8B layout (32 query heads, 8
-// KV heads, head size 128, blocks of 16). Decode: the measured kernel and the pipelined one
-// (decode_attention.h) at the batches and lengths the engine's benchmarks run and at 32k keys,
-// each against its floor, the keys' and values' bytes (and e4m3 scales) at the device's own copy
-// bandwidth, measured first. Prompts: the tensor-core kernels (prefill_attention.h: WMMA, the
-// engine's, and mma.sync) against the bf16 tensor peak.
+// KV heads, head size 128, blocks of 16). Decode: the pipelined kernel (decode_attention.h) at the
+// batches and lengths the engine's benchmarks run and at 32k keys, against its floor, the keys'
+// and values' bytes (and e4m3 scales) at the device's own copy bandwidth, measured first.
+// Prompts: the mma.sync tensor-core kernel (prefill_attention.h) against the bf16 tensor peak.
 //
 //   bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick]
 //
@@ -122,9 +121,9 @@ struct Pass {
   }
 };
 
-const char* name_of(DecodeKvLoads loads) {
-  return loads == DecodeKvLoads::Pipelined ? "pipelined" : "measured";
-}
+// The kernel column of the rows.
+constexpr const char* kDecodeName = "pipelined";
+constexpr const char* kPromptName = "mma";
 
 int run(int argc, char** argv) {
   std::string dtypes = "both";
@@ -176,26 +175,24 @@ int run(int argc, char** argv) {
     for (const Workload& w : workloads) {
       Pass pass(w, dtype, stream.get());
       const double floor_us = pass.bytes / (gbps * 1e3);
-      for (const DecodeKvLoads loads : {DecodeKvLoads::Measured, DecodeKvLoads::Pipelined}) {
-        const bench::Timing t = bench::time_calls(
-            [&](int) {
-              launch_decode_attention(
-                  pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
-                  DecodeScratch{pass.partial.as<float>(), pass.counters.as<int>()},
-                  pass.out.as<float>(), stream.get(), loads);
-            },
-            stream.get(), quick ? 5 : 11);
-        if (!t.ok) {
-          std::printf("%-5s %6lld %6lld %s: %s\n", std::string(to_string(dtype)).c_str(),
-                      static_cast<long long>(w.batch), static_cast<long long>(w.keys),
-                      name_of(loads), t.error.c_str());
-          continue;
-        }
-        std::printf("%-5s %6lld %6lld %10.1f %10.1f %10s %10.1f %7.0f%%\n",
-                    std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
-                    static_cast<long long>(w.keys), pass.bytes / 1e6, floor_us, name_of(loads),
-                    t.us, 100.0 * floor_us / t.us);
+      const bench::Timing t = bench::time_calls(
+          [&](int) {
+            launch_decode_attention(
+                pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
+                DecodeScratch{pass.partial.as<float>(), pass.counters.as<int>()},
+                pass.out.as<float>(), stream.get());
+          },
+          stream.get(), quick ? 5 : 11);
+      if (!t.ok) {
+        std::printf("%-5s %6lld %6lld %s: %s\n", std::string(to_string(dtype)).c_str(),
+                    static_cast<long long>(w.batch), static_cast<long long>(w.keys), kDecodeName,
+                    t.error.c_str());
+        continue;
       }
+      std::printf("%-5s %6lld %6lld %10.1f %10.1f %10s %10.1f %7.0f%%\n",
+                  std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
+                  static_cast<long long>(w.keys), pass.bytes / 1e6, floor_us, kDecodeName, t.us,
+                  100.0 * floor_us / t.us);
     }
   }
   // Prompt attention on tensor cores (prefill_attention.h): one 2,048-token prompt, four (a step
@@ -209,25 +206,22 @@ int run(int argc, char** argv) {
     for (const Workload& w : prompts) {
       Pass pass(w, dtype, stream.get());
       const double floor_us = pass.flops / (peak_tflops * 1e6);
-      for (const PrefillKernel kernel : {PrefillKernel::Wmma, PrefillKernel::Mma}) {
-        const char* name = kernel == PrefillKernel::Mma ? "mma" : "wmma";
-        const bench::Timing t = bench::time_calls(
-            [&](int) {
-              launch_prefill_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
-                                       /*first_token=*/0, pass.kv, pass.out.as<float>(),
-                                       stream.get(), kernel);
-            },
-            stream.get(), quick ? 3 : 5);
-        if (!t.ok) {
-          std::printf("%-5s prompt, %s: %s\n", std::string(to_string(dtype)).c_str(), name,
-                      t.error.c_str());
-          continue;
-        }
-        std::printf("%-5s %6lld %6lld %6lld %10.2f %10.1f %10s %10.1f %8.1f\n",
-                    std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
-                    static_cast<long long>(w.keys), static_cast<long long>(w.rows),
-                    pass.flops / 1e12, floor_us, name, t.us, pass.flops / (t.us * 1e6));
+      const bench::Timing t = bench::time_calls(
+          [&](int) {
+            launch_prefill_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
+                                     /*first_token=*/0, pass.kv, pass.out.as<float>(),
+                                     stream.get());
+          },
+          stream.get(), quick ? 3 : 5);
+      if (!t.ok) {
+        std::printf("%-5s prompt, %s: %s\n", std::string(to_string(dtype)).c_str(), kPromptName,
+                    t.error.c_str());
+        continue;
       }
+      std::printf("%-5s %6lld %6lld %6lld %10.2f %10.1f %10s %10.1f %8.1f\n",
+                  std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
+                  static_cast<long long>(w.keys), static_cast<long long>(w.rows), pass.flops / 1e12,
+                  floor_us, kPromptName, t.us, pass.flops / (t.us * 1e6));
     }
   }
   return 0;

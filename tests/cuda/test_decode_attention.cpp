@@ -1,7 +1,6 @@
-// The decode attention kernels (decode_attention.h: the measured one and the pipelined one)
-// against the general fp32 kernel of paged_attention.cu, which computes the same function with
-// its sums in another order: one pass
-// of decode tokens whose sequences hold from one key to fourteen key ranges, for every KV element
+// The decode attention kernel (decode_attention.h) against the general fp32 kernel of
+// paged_attention.cu, which computes the same function with its sums in another order: one pass of
+// decode tokens whose sequences hold from one key to fourteen key ranges, for every KV element
 // type, head sizes 64, 128 and 256, and one to eight query heads per KV head (seven: a block of
 // four and one of three). Both sum in fp32, so they agree to fp32 rounding. A token alone gets
 // bit for bit what it gets in the batch, and a second launch the same bits (the last range of
@@ -36,7 +35,7 @@ class CudaDecodeAttention : public ::testing::TestWithParam<Case> {
   }
 };
 
-void check_against_general_kernel(const Case& c, DecodeKvLoads loads) {
+void check_against_general_kernel(const Case& c) {
   const int64_t H = c.heads, D = c.head_dim;
   ASSERT_TRUE(decode_attention_supported(c.kv, D));
   // Keys 1, 5, 63, 64, 65, 101, 1001 and 2101: one range up to 64 keys, then 2, 16 (of 64) and
@@ -49,7 +48,7 @@ void check_against_general_kernel(const Case& c, DecodeKvLoads loads) {
   launch_paged_attention(f.q.as<float>(), H, c.kv_heads, D, f.batch, /*decode_tokens=*/0, f.kv,
                          f.scratch(), general.as<float>(), nullptr, PrefillAttention::Fp32);
   launch_decode_attention(f.q.as<float>(), H, c.kv_heads, D, f.batch, f.tokens, f.kv, f.scratch(),
-                          decode.as<float>(), nullptr, loads);
+                          decode.as<float>(), nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<float> want = to_host<float>(general, n);
   const std::vector<float> got = to_host<float>(decode, n);
@@ -62,15 +61,14 @@ void check_against_general_kernel(const Case& c, DecodeKvLoads loads) {
       ASSERT_LT(err, 1e-5) << "token " << t << " (" << f.positions[t] + 1 << " keys) head " << h;
     }
   }
-  std::printf("%s: heads %lld/%lld, head_dim %lld, kv %s: worst rel L2 %.3e\n",
-              loads == DecodeKvLoads::Pipelined ? "pipelined" : "measured",
+  std::printf("heads %lld/%lld, head_dim %lld, kv %s: worst rel L2 %.3e\n",
               static_cast<long long>(H), static_cast<long long>(c.kv_heads),
               static_cast<long long>(D), std::string(to_string(c.kv)).c_str(), worst);
 
   // Again: the counters were left at zero, so the ranges merge as before.
   DeviceBuffer again(n * sizeof(float));
   launch_decode_attention(f.q.as<float>(), H, c.kv_heads, D, f.batch, f.tokens, f.kv, f.scratch(),
-                          again.as<float>(), nullptr, loads);
+                          again.as<float>(), nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   EXPECT_EQ(std::memcmp(to_host<float>(again, n).data(), got.data(), n * sizeof(float)), 0);
 
@@ -84,7 +82,7 @@ void check_against_general_kernel(const Case& c, DecodeKvLoads loads) {
     one.token_seq += t;
     DeviceBuffer alone(row * sizeof(float));
     launch_decode_attention(f.q.as<float>() + t * H * D, H, c.kv_heads, D, one, 1, f.kv,
-                            f.scratch(), alone.as<float>(), nullptr, loads);
+                            f.scratch(), alone.as<float>(), nullptr);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     EXPECT_EQ(
         std::memcmp(to_host<float>(alone, row).data(), got.data() + t * row, row * sizeof(float)),
@@ -93,12 +91,8 @@ void check_against_general_kernel(const Case& c, DecodeKvLoads loads) {
   }
 }
 
-TEST_P(CudaDecodeAttention, MeasuredKernelMatchesTheGeneralKernelAndIgnoresTheBatch) {
-  check_against_general_kernel(GetParam(), DecodeKvLoads::Measured);
-}
-
-TEST_P(CudaDecodeAttention, PipelinedKernelMatchesTheGeneralKernelAndIgnoresTheBatch) {
-  check_against_general_kernel(GetParam(), DecodeKvLoads::Pipelined);
+TEST_P(CudaDecodeAttention, MatchesTheGeneralKernelAndIgnoresTheBatch) {
+  check_against_general_kernel(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -115,8 +109,8 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A batch as the engine runs one at 128 in / 128 out: 256 decode tokens of 1 to 300
-// keys, more blocks than the GPU holds at once, for both kernels.
-TEST(CudaDecodeAttentionBatch, BothKernelsMatchTheGeneralKernelAtBatch256) {
+// keys, more blocks than the GPU holds at once.
+TEST(CudaDecodeAttentionBatch, MatchesTheGeneralKernelAtBatch256) {
   if (!device_available()) GTEST_SKIP() << "no CUDA device";
   std::vector<test::PassSeq> seqs;
   for (int64_t s = 0; s < 256; ++s) {
@@ -131,18 +125,15 @@ TEST(CudaDecodeAttentionBatch, BothKernelsMatchTheGeneralKernelAtBatch256) {
                          f.scratch(), general.as<float>(), nullptr, PrefillAttention::Fp32);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<float> want = to_host<float>(general, n);
-  for (const DecodeKvLoads loads : {DecodeKvLoads::Measured, DecodeKvLoads::Pipelined}) {
-    DeviceBuffer got_buffer(n * sizeof(float));
-    launch_decode_attention(f.q.as<float>(), H, KVH, D, f.batch, f.tokens, f.kv, f.scratch(),
-                            got_buffer.as<float>(), nullptr, loads);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const std::vector<float> got = to_host<float>(got_buffer, n);
-    for (int64_t r = 0; r < f.tokens * H; ++r) {
-      const size_t at = static_cast<size_t>(r * D);
-      ASSERT_LT(test::rel_l2(got.data() + at, want.data() + at, static_cast<size_t>(D)), 1e-5)
-          << (loads == DecodeKvLoads::Pipelined ? "pipelined" : "measured") << ", token " << r / H
-          << " head " << r % H;
-    }
+  DeviceBuffer got_buffer(n * sizeof(float));
+  launch_decode_attention(f.q.as<float>(), H, KVH, D, f.batch, f.tokens, f.kv, f.scratch(),
+                          got_buffer.as<float>(), nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> got = to_host<float>(got_buffer, n);
+  for (int64_t r = 0; r < f.tokens * H; ++r) {
+    const size_t at = static_cast<size_t>(r * D);
+    ASSERT_LT(test::rel_l2(got.data() + at, want.data() + at, static_cast<size_t>(D)), 1e-5)
+        << "token " << r / H << " head " << r % H;
   }
 }
 

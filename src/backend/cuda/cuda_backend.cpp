@@ -348,7 +348,7 @@ void CudaBackend::attention(int64_t layer, Act q, const KvCacheView& kv, const B
   launch_paged_attention(f32(q), config_.num_heads, config_.num_kv_heads, config_.head_dim,
                          paged(batch), batch.num_decode_tokens, paged(kv, layer),
                          {decode_partial_.as<float>(), decode_counters_.as<int>()}, f32(out),
-                         stream_.get(), prefill_attention_, limits_.attention);
+                         stream_.get(), prefill_attention_);
 }
 
 void CudaBackend::silu_mul(Act gate, Act up, Act out) {

@@ -21,7 +21,6 @@
 #include "backend/cuda/cuda_lora.h"
 #include "backend/cuda/gemm/cublaslt_gemm.h"
 #include "backend/cuda/gemm/fp8_linear.h"
-#include "backend/cuda/kernels/attention_kernels.h"
 #include "backend/cuda/kernels/paged_attention.h"
 #include "backend/cuda/loading/device_weights.h"
 #include "backend/cuda/runtime/device_buffer.h"
@@ -40,7 +39,6 @@ struct CudaBackendLimits {
   int64_t max_seqs = 0;    // sequences in one pass
   int64_t max_blocks = 0;  // block-table width
   Fp8Gemm fp8_gemm = Fp8Gemm::TensorCore;
-  AttentionKernels attention;  // which of the kernels that compute the same run
 };
 
 class CudaBackend final : public Backend {

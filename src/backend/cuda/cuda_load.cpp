@@ -1,7 +1,6 @@
 #include "backend/cuda/cuda_load.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <optional>
 
 #include "backend/cuda/cuda_backend.h"
@@ -53,8 +52,7 @@ cuda::CudaBackendLimits limits_of(const ModelConfig& c, const LoadOptions& optio
   return {.max_tokens = std::max(options.max_batch_tokens, options.max_seqs),
           .max_seqs = options.max_seqs,
           .max_blocks = (context_of(c, options) + block - 1) / block,
-          .fp8_gemm = options.fp8_gemm,
-          .attention = cuda::attention_kernels_from_env()};
+          .fp8_gemm = options.fp8_gemm};
 }
 
 // Bytes of one pass's activations per token (what LlamaModel allocates for every token), and per
@@ -178,8 +176,6 @@ CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, Str
                plan.tensors.size());
   std::optional<Timeline::Step> setup(std::in_place, timeline, "backend set-up");
   const cuda::CudaBackendLimits limits = limits_of(plan.config, options);
-  if (std::getenv("FP8LLM_ATTENTION_KERNELS") != nullptr)
-    log_info("attention kernels: {}", cuda::to_string(limits.attention));
   auto backend = std::make_unique<cuda::CudaBackend>(plan.config, std::move(weights), limits);
   const cudaStream_t stream = backend->stream();
   CudaLoad load;

@@ -1,7 +1,5 @@
-// Device pieces shared by the decode attention kernels (decode_attention.cu, the measured one;
-// decode_attention_pipelined.cu, which requests its rows rounds ahead): the block's shape and the
-// merge of the lane groups' and key ranges' online softmaxes, so that both kernels cut and merge
-// the same way.
+// Device pieces of the decode attention kernel (decode_attention_pipelined.cu): the block's shape,
+// the merge of the lane groups' and key ranges' online softmaxes, and the launch.
 #pragma once
 
 #include <cuda_bf16.h>

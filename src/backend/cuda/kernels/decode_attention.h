@@ -3,17 +3,17 @@
 // a batch of sequences reads its whole KV cache every step, so this kernel is laid out for
 // bandwidth: one block per (token, KV head, range of keys) attends for up to four of the query
 // heads that share that KV head, so each key and value row is read once for all of them; each
-// key row is read by a group of lanes in 16-byte loads (8 bf16, 16 e4m3 or 4 fp32 elements a
-// lane), several keys per warp at a time; the lane groups keep their own online softmax and are
-// merged in a fixed order. The key ranges are those of paged_attention.h (decode_chunk), a
-// function of the token's own length, so a sequence's results do not depend on its batch.
+// key row is read by a group of lanes in 16-byte pieces (8 bf16, 16 e4m3 or 4 fp32 elements a
+// lane), several keys per warp at a time, requested rounds ahead with cp.async
+// (decode_attention_pipelined.cu); the lane groups keep their own online softmax and are merged
+// in a fixed order. The key ranges are those of paged_attention.h (decode_chunk), a function of
+// the token's own length, so a sequence's results do not depend on its batch.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "backend/cuda/kernels/attention_kernels.h"
 #include "backend/cuda/kernels/paged_attention.h"
 #include "fp8llm/modes.h"
 
@@ -27,10 +27,9 @@ bool decode_attention_supported(KvCacheDtype dtype, int64_t head_dim);
 // attends to positions 0 .. positions[t] of its sequence, with scale 1/sqrt(head_dim).
 void launch_decode_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                              const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
-                             const DecodeScratch& scratch, float* out, cudaStream_t stream,
-                             DecodeKvLoads loads = DecodeKvLoads::Measured);
+                             const DecodeScratch& scratch, float* out, cudaStream_t stream);
 
-// The pipelined kernel alone, for launch_decode_attention (which checks the layout first).
+// The kernel alone, for launch_decode_attention (which checks the layout first).
 void launch_decode_attention_pipelined(const float* q, int64_t heads, int64_t kv_heads,
                                        int64_t head_dim, const PagedBatch& batch,
                                        int64_t decode_tokens, const PagedKv& kv,

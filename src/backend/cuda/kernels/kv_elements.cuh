@@ -76,7 +76,7 @@ struct Row16<uint8_t> {
 
 // 16 bytes of a cached row at `src` (zeros where src is null: a key past the sequence's last),
 // widened as Row16 widens them and rounded to bf16 at dst (4-byte aligned): the tiles the
-// tensor-core attention kernels multiply.
+// tensor-core attention kernel multiplies.
 template <typename T>
 __device__ __forceinline__ void widen_row16_to_bf16(const T* src, float scale, __nv_bfloat16* dst) {
   constexpr int kE = Row16<T>::kElems;

@@ -320,7 +320,7 @@ void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, in
 void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                             const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
                             const DecodeScratch& scratch, float* out, cudaStream_t stream,
-                            PrefillAttention prefill, const AttentionKernels& kernels) {
+                            PrefillAttention prefill) {
   if (batch.tokens <= 0) return;
   check_layout(heads, kv_heads, head_dim);
   if (decode_tokens > 0 && (scratch.partial == nullptr || scratch.counters == nullptr))
@@ -330,7 +330,7 @@ void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int
   const bool own_decode = !decode_attention_supported(kv.dtype, head_dim);
   if (!own_decode)
     launch_decode_attention(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
-                            stream, kernels.decode);
+                            stream);
   switch (kv.dtype) {
     case KvCacheDtype::F32:
       attend_any<float>(q, heads, kv_heads, head_dim, batch, decode_tokens, own_decode,
@@ -348,8 +348,7 @@ void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int
       throw std::invalid_argument("launch_paged_attention: the KV element type is not settled");
   }
   if (tensor_cores)
-    launch_prefill_attention(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, out, stream,
-                             kernels.prefill);
+    launch_prefill_attention(q, heads, kv_heads, head_dim, batch, decode_tokens, kv, out, stream);
 }
 
 }  // namespace fp8llm::cuda

@@ -12,7 +12,6 @@
 
 #include <cstdint>
 
-#include "backend/cuda/kernels/attention_kernels.h"
 #include "fp8llm/modes.h"
 
 namespace fp8llm::cuda {
@@ -65,12 +64,11 @@ enum class PrefillAttention { Fp32, TensorCores };
 // Causal GQA attention, fp32 online softmax with scale 1/sqrt(head_dim): token t attends to the
 // positions 0 .. positions[t] of its sequence. The first `decode_tokens` tokens take the split
 // path (they must be decode tokens), the rest one block per (token, head), or the tensor-core
-// kernel; `kernels` picks among those that compute the same (attention_kernels.h).
+// kernel.
 void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
                             const PagedBatch& batch, int64_t decode_tokens, const PagedKv& kv,
                             const DecodeScratch& scratch, float* out, cudaStream_t stream,
-                            PrefillAttention prefill = PrefillAttention::Fp32,
-                            const AttentionKernels& kernels = {});
+                            PrefillAttention prefill = PrefillAttention::Fp32);
 
 inline constexpr int64_t kPagedMaxHeadDim = 256;
 

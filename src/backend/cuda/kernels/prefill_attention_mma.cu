@@ -1,12 +1,9 @@
-// The prompt attention of prefill_attention.h written for Hopper's and Ada's mma.sync
-// (PrefillKernel::Mma). The WMMA kernel (prefill_attention.cu) keeps the output and the scores in
-// shared memory, loads each key tile only after the previous one is done, and rescales the
-// output through shared memory at every step. Here, as FlashAttention-2 does, a warp keeps its 16
-// rows of Q (as A fragments), of the scores and of the output in registers; the scores become
-// the A fragments of P V without leaving them; and the next 64 keys' K and V rows are requested
-// (cp.async for a bf16 cache) while the current ones are multiplied. The numerics are the WMMA
-// kernel's: Q (scaled by 1/sqrt(head_dim)), K, V and P rounded to bf16, products summed in fp32,
-// the softmax online in fp32 per row (its sums added in another order).
+// The prompt attention kernel of prefill_attention.h, written for Hopper's and Ada's mma.sync. As
+// FlashAttention-2 does, a warp keeps its 16 rows of Q (as A fragments), of the scores and of the
+// output in registers; the scores become the A fragments of P V without leaving them; and the
+// next 64 keys' K and V rows are requested (cp.async for a bf16 cache) while the current ones are
+// multiplied. Q (scaled by 1/sqrt(head_dim)), K, V and P are rounded to bf16, products summed in
+// fp32, the softmax online in fp32 per row.
 #include <cuda_bf16.h>
 
 #include <cmath>

@@ -1,6 +1,5 @@
-// The launch shared by the two prompt attention kernels (prefill_attention.cu, WMMA;
-// prefill_attention_mma.cu, mma.sync), which take the same parameters: a block of 128 threads for
-// each 64 rows and head, the shared memory each needs, and the dispatch over the cache's element
+// The launch of the prompt attention kernel (prefill_attention_mma.cu): a block of 128 threads for
+// each 64 rows and head, the shared memory it needs, and the dispatch over the cache's element
 // type and the head size.
 #pragma once
 
