@@ -22,6 +22,9 @@ TEST(PagedSlot, EqualsDivisionAndRemainderForEveryBlockSize) {
       const int64_t expected =
           static_cast<int64_t>(table[key / block_size]) * block_size + key % block_size;
       ASSERT_EQ(slot_of(table.data(), key), expected) << "block size " << block_size;
+      // The two-step form the decode kernel uses to load the entry a round early.
+      ASSERT_EQ(slot_of.entry(key), static_cast<uint32_t>(key / block_size));
+      ASSERT_EQ(slot_of.slot(table[slot_of.entry(key)], key), expected);
     }
   }
 }

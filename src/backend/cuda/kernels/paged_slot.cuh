@@ -24,8 +24,19 @@ class PagedSlot {
                                                          int64_t key) const {
     const uint32_t k = static_cast<uint32_t>(key);
     const uint32_t block = pow2_ ? k >> shift_ : k / size_;
-    const uint32_t offset = k - block * size_;
-    return static_cast<int64_t>(table[block]) * size_ + offset;
+    return static_cast<int64_t>(table[block]) * size_ + (k - block * size_);
+  }
+
+  // The same in two steps, so that a kernel can load the table entry well before it needs the
+  // slot: the entry of the table that holds `key`, then the slot from that entry's block.
+  __host__ __device__ __forceinline__ uint32_t entry(int64_t key) const {
+    const uint32_t k = static_cast<uint32_t>(key);
+    return pow2_ ? k >> shift_ : k / size_;
+  }
+  __host__ __device__ __forceinline__ int64_t slot(int32_t block, int64_t key) const {
+    const uint32_t k = static_cast<uint32_t>(key);
+    const uint32_t offset = k - entry(key) * size_;
+    return static_cast<int64_t>(block) * size_ + offset;
   }
 
  private:
