@@ -4,8 +4,10 @@
 // and values' bytes (and e4m3 scales) at the device's own copy bandwidth, measured first.
 // Prompts: the mma.sync tensor-core kernel (prefill_attention.h) against the bf16 tensor peak.
 //
-//   bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick]
+//   bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick] [--sweep]
 //
+// --sweep adds, for each decode row, the kernel on every power-of-two number of range blocks
+// (decode_attention.h's DecodeGrid), the data behind choose_decode_grid.
 // The cache holds random values, its blocks shuffled over the pool as a running engine leaves
 // them; positions and block tables are the only inputs the kernels read besides q, K and V.
 #include <cuda_bf16.h>
@@ -20,6 +22,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/kernels/decode_attention.h"
@@ -128,17 +131,21 @@ constexpr const char* kPromptName = "mma";
 int run(int argc, char** argv) {
   std::string dtypes = "both";
   bool quick = false;
+  bool sweep = false;
   double peak_tflops = 989.0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
+    } else if (std::strcmp(argv[i], "--sweep") == 0) {
+      sweep = true;
     } else if (std::strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
       dtypes = argv[++i];
     } else if (std::strcmp(argv[i], "--peak-tflops") == 0 && i + 1 < argc) {
       peak_tflops = std::atof(argv[++i]);
     } else {
       std::fprintf(stderr,
-                   "usage: bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick]\n");
+                   "usage: bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick] "
+                   "[--sweep]\n");
       return 2;
     }
   }
@@ -175,24 +182,38 @@ int run(int argc, char** argv) {
     for (const Workload& w : workloads) {
       Pass pass(w, dtype, stream.get());
       const double floor_us = pass.bytes / (gbps * 1e3);
-      const bench::Timing t = bench::time_calls(
-          [&](int) {
-            launch_decode_attention(
-                pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
-                DecodeScratch{pass.partial.as<float>(), pass.counters.as<int>()},
-                pass.out.as<float>(), stream.get());
-          },
-          stream.get(), quick ? 5 : 11);
-      if (!t.ok) {
-        std::printf("%-5s %6lld %6lld %s: %s\n", std::string(to_string(dtype)).c_str(),
-                    static_cast<long long>(w.batch), static_cast<long long>(w.keys), kDecodeName,
-                    t.error.c_str());
-        continue;
+      const DecodeScratch scratch{pass.partial.as<float>(), pass.counters.as<int>()};
+      // The engine's grid first; with --sweep, every other number of range blocks after it.
+      std::vector<std::pair<std::string, int64_t>> grids = {{kDecodeName, 0}};
+      if (sweep) {
+        for (int64_t z = 1; z <= kDecodeMaxSplits; z *= 2)
+          grids.push_back({"z=" + std::to_string(z), z});
       }
-      std::printf("%-5s %6lld %6lld %10.1f %10.1f %10s %10.1f %7.0f%%\n",
-                  std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
-                  static_cast<long long>(w.keys), pass.bytes / 1e6, floor_us, kDecodeName, t.us,
-                  100.0 * floor_us / t.us);
+      for (const auto& [name, z] : grids) {
+        const bench::Timing t = bench::time_calls(
+            [&](int) {
+              if (z == 0) {
+                launch_decode_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
+                                        w.batch, pass.kv, scratch, pass.out.as<float>(),
+                                        stream.get());
+              } else {
+                launch_decode_attention_pipelined(
+                    pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
+                    scratch, pass.out.as<float>(), DecodeGrid{z}, stream.get());
+              }
+            },
+            stream.get(), quick ? 5 : 11);
+        if (!t.ok) {
+          std::printf("%-5s %6lld %6lld %s: %s\n", std::string(to_string(dtype)).c_str(),
+                      static_cast<long long>(w.batch), static_cast<long long>(w.keys), name.c_str(),
+                      t.error.c_str());
+          continue;
+        }
+        std::printf("%-5s %6lld %6lld %10.1f %10.1f %10s %10.1f %7.0f%%\n",
+                    std::string(to_string(dtype)).c_str(), static_cast<long long>(w.batch),
+                    static_cast<long long>(w.keys), pass.bytes / 1e6, floor_us, name.c_str(), t.us,
+                    100.0 * floor_us / t.us);
+      }
     }
   }
   // Prompt attention on tensor cores (prefill_attention.h): one 2,048-token prompt, four (a step

@@ -1,6 +1,6 @@
 // The decode attention kernel (decode_attention.h) against the general fp32 kernel of
 // paged_attention.cu, which computes the same function with its sums in another order: one pass of
-// decode tokens whose sequences hold from one key to fourteen key ranges, for every KV element
+// decode tokens whose sequences hold from one key to 36 key ranges, for every KV element
 // type, head sizes 64, 128 and 256, and one to eight query heads per KV head (seven: a block of
 // four and one of three). Both sum in fp32, so they agree to fp32 rounding. A token alone gets
 // bit for bit what it gets in the batch, and a second launch the same bits (the last range of
@@ -38,11 +38,19 @@ class CudaDecodeAttention : public ::testing::TestWithParam<Case> {
 void check_against_general_kernel(const Case& c) {
   const int64_t H = c.heads, D = c.head_dim;
   ASSERT_TRUE(decode_attention_supported(c.kv, D));
-  // Keys 1, 5, 63, 64, 65, 101, 1001 and 2101: one range up to 64 keys, then 2, 16 (of 64) and
-  // 14 (of 160).
-  test::PagedAttentionFixture f(
-      H, c.kv_heads, D, c.kv,
-      {{0, 0}, {4, 4}, {62, 62}, {63, 63}, {64, 64}, {100, 100}, {1000, 1000}, {2100, 2100}}, 42);
+  // Keys 1, 5, 63, 64, 65, 101, 1001, 2101 and 9000: one range up to 64 keys, then 2, 16 (of
+  // 64), 14 (of 160) and 36 (of 256).
+  test::PagedAttentionFixture f(H, c.kv_heads, D, c.kv,
+                                {{0, 0},
+                                 {4, 4},
+                                 {62, 62},
+                                 {63, 63},
+                                 {64, 64},
+                                 {100, 100},
+                                 {1000, 1000},
+                                 {2100, 2100},
+                                 {8999, 8999}},
+                                42);
   const size_t n = f.out_elems();
   DeviceBuffer general(n * sizeof(float)), decode(n * sizeof(float));
   launch_paged_attention(f.q.as<float>(), H, c.kv_heads, D, f.batch, /*decode_tokens=*/0, f.kv,
@@ -135,6 +143,59 @@ TEST(CudaDecodeAttentionBatch, MatchesTheGeneralKernelAtBatch256) {
     ASSERT_LT(test::rel_l2(got.data() + at, want.data() + at, static_cast<size_t>(D)), 1e-5)
         << "token " << r / H << " head " << r % H;
   }
+  // At this size one block walks all of a token's ranges; alone, each range gets its own block
+  // and a deeper pipeline. The bits must not change.
+  const size_t row = static_cast<size_t>(H * D);
+  int checked = 0;
+  for (int64_t t = 0; t < f.tokens && checked < 4; ++t) {
+    if (f.positions[t] < 200) continue;  // four ranges or more
+    ++checked;
+    PagedBatch one = f.batch;
+    one.tokens = 1;
+    one.positions += t;
+    one.slots += t;
+    one.token_seq += t;
+    DeviceBuffer alone(row * sizeof(float));
+    launch_decode_attention(f.q.as<float>() + t * H * D, H, KVH, D, one, 1, f.kv, f.scratch(),
+                            alone.as<float>(), nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(
+        std::memcmp(to_host<float>(alone, row).data(), got.data() + t * row, row * sizeof(float)),
+        0)
+        << "token " << t << " (" << f.positions[t] + 1 << " keys) alone";
+  }
+  EXPECT_EQ(checked, 4);
+}
+
+// The grid choice runs on the host (no GPU needed): from two blocks an SM on, one block per
+// (token, KV head) walks its ranges; below, the ranges spread out to fill a wave.
+TEST(DecodeAttentionGrid, OneBlockATokenAtLargeBatches) {
+  EXPECT_EQ(choose_decode_grid(32, 8, 256, 132).range_blocks, 1);
+  EXPECT_EQ(choose_decode_grid(32, 8, 64, 132).range_blocks, 1);  // 512 blocks
+  EXPECT_EQ(choose_decode_grid(32, 8, 32, 132).range_blocks, 4);  // 256: 792 wanted
+  EXPECT_EQ(choose_decode_grid(32, 8, 1, 132).range_blocks, kDecodeMaxSplits);
+  // Seven query heads a KV head: two blocks of heads for each.
+  EXPECT_EQ(choose_decode_grid(28, 4, 8, 132).range_blocks, 13);  // 64 blocks
+}
+
+// The cut into ranges: 16 ranges up to 4,096 keys, then ranges of 256 keys up to 64 of them.
+TEST(DecodeAttentionGrid, RangesGrowWithTheContext) {
+  const auto splits = [](int64_t keys) {
+    const int64_t chunk = decode_chunk(keys);
+    EXPECT_EQ(chunk % 32, 0) << keys;
+    return (keys + chunk - 1) / chunk;
+  };
+  EXPECT_EQ(decode_chunk(1), 64);
+  EXPECT_EQ(splits(64), 1);
+  EXPECT_EQ(splits(65), 2);
+  EXPECT_EQ(splits(1000), 16);
+  EXPECT_EQ(splits(4096), 16);
+  EXPECT_EQ(decode_chunk(4096), 256);
+  EXPECT_EQ(splits(8192), 32);
+  EXPECT_EQ(splits(16384), 64);
+  EXPECT_EQ(splits(32832), 61);  // chunk 544
+  for (int64_t keys = 1; keys <= (int64_t{1} << 20); keys = keys * 3 / 2 + 1)
+    EXPECT_LE(splits(keys), kDecodeMaxSplits) << keys;
 }
 
 TEST(DecodeAttentionSupport, Layouts) {

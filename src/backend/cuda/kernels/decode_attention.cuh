@@ -1,5 +1,6 @@
 // Device pieces of the decode attention kernel (decode_attention_pipelined.cu): the block's shape,
-// the merge of the lane groups' and key ranges' online softmaxes, and the launch.
+// which token, heads and ranges a block takes, and the merges of the lane groups' and the key
+// ranges' online softmaxes.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -33,8 +34,14 @@ struct DecodeLayout {
   static constexpr int kGroups = kDecodeWarps * kKeysPerWarp;
 };
 
-// Which (token, KV head, query heads, key range) a block attends, from its grid coordinates:
-// grid (kv_heads x ceil(group / kDecodeHeadsPerBlock), decode tokens, kDecodeMaxSplits).
+// Blocks of up to kDecodeHeadsPerBlock query heads a KV head's group takes.
+__host__ __device__ inline int64_t decode_head_blocks(int64_t heads, int64_t kv_heads) {
+  return (heads / kv_heads + kDecodeHeadsPerBlock - 1) / kDecodeHeadsPerBlock;
+}
+
+// Which (token, KV head, query heads) a block attends and the first of its key ranges, from its
+// grid coordinates: grid (kv_heads x decode_head_blocks, decode tokens, range blocks); block z
+// takes ranges z, z + gridDim.z, ... of the token's `splits`.
 struct DecodeItem {
   int64_t t, kvh, h0, keys, chunk, splits, z;
   int nh;  // query heads of this block (the last block of a KV head may have fewer than four)
@@ -42,7 +49,7 @@ struct DecodeItem {
     constexpr int G = kDecodeHeadsPerBlock;
     t = blockIdx.y;
     const int64_t per_kv = heads / kv_heads;
-    const int64_t head_blocks = (per_kv + G - 1) / G;
+    const int64_t head_blocks = decode_head_blocks(heads, kv_heads);
     kvh = blockIdx.x / head_blocks;
     const int64_t first = static_cast<int64_t>(blockIdx.x % head_blocks) * G;
     nh = static_cast<int>(per_kv - first < G ? per_kv - first : G);
@@ -53,14 +60,6 @@ struct DecodeItem {
     z = blockIdx.z;
   }
 };
-
-// The grid of a decode launch: (kv_heads x blocks of up to four of its query heads, tokens,
-// kDecodeMaxSplits).
-inline dim3 decode_grid(int64_t heads, int64_t kv_heads, int64_t decode_tokens) {
-  const int64_t head_blocks = (heads / kv_heads + kDecodeHeadsPerBlock - 1) / kDecodeHeadsPerBlock;
-  return dim3(static_cast<unsigned>(kv_heads * head_blocks), static_cast<unsigned>(decode_tokens),
-              kDecodeMaxSplits);
-}
 
 // Calls launch.template operator()<T, kHeadDim>() for the cache's element type and a head size
 // decode_attention_supported takes (the caller checked).
@@ -78,23 +77,6 @@ void for_decode_layout(KvCacheDtype dtype, int64_t head_dim, Launch&& launch) {
   with_kv_element_type(dtype, "decode attention", by_size);
 }
 
-// Launches the decode kernel kernel_of.template operator()<T, kHeadDim>() returns (both kernels
-// take these parameters) for the cache's element type and head size, scale 1/sqrt(head_dim).
-template <typename KernelOf>
-void launch_decode_kernel(KernelOf&& kernel_of, const float* q, int64_t heads, int64_t kv_heads,
-                          int64_t head_dim, const PagedBatch& b, int64_t decode_tokens,
-                          const PagedKv& kv, const DecodeScratch& scratch, float* out,
-                          cudaStream_t stream) {
-  for_decode_layout(kv.dtype, head_dim, [&]<typename T, int kHeadDim>() {
-    const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
-    const auto kernel = kernel_of.template operator()<T, kHeadDim>();
-    kernel<<<decode_grid(heads, kv_heads, decode_tokens), kDecodeThreads, 0, stream>>>(
-        q, heads, kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks, kv.block_size,
-        static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale, kv.v_scale, scale,
-        out, scratch.partial, scratch.counters);
-  });
-}
-
 // What the merge keeps in shared memory besides the groups' sums.
 template <int kGroups>
 struct DecodeMergeShared {
@@ -110,18 +92,18 @@ struct DecodeMergeShared {
 };
 
 // After each lane group has stored its sums `acc`, maximum and total into shared memory (and the
-// block has synchronized): merges the groups in group order into the range's result; with one
-// range it is the output, else the range's partial, and the last range to finish (counted in
-// `counters` at the block's first head, which it resets) merges the ranges in range order.
+// block has synchronized): merges the groups in group order into the result of range `range`,
+// the output when the token has one range, else the range's partial. Reads `acc` and `s` until
+// it returns: the caller synchronizes before it reuses them.
 template <int kGroups, int kHeadDim>
-__device__ void merge_decode_groups(const float (*acc)[kDecodeHeadsPerBlock][kHeadDim],
-                                    DecodeMergeShared<kGroups>& s, const DecodeItem& it,
-                                    int64_t heads, float* __restrict__ out,
-                                    float* __restrict__ partial, int* __restrict__ counters) {
+__device__ void store_decode_range(const float (*acc)[kDecodeHeadsPerBlock][kHeadDim],
+                                   DecodeMergeShared<kGroups>& s, const DecodeItem& it,
+                                   int64_t range, int64_t heads, float* __restrict__ out,
+                                   float* __restrict__ partial) {
   constexpr int kThreads = kDecodeThreads;
   constexpr int64_t kStride = kHeadDim + 2;  // a range's partial: max, sum, weighted values
   const int nh = it.nh;
-  const int64_t t = it.t, h0 = it.h0, splits = it.splits;
+  const int64_t t = it.t, h0 = it.h0;
   // Each head's weights of the groups against the largest group max (a group that saw no key
   // has max -inf and weight 0; group 0 always sees the range's first key).
   if (threadIdx.x < nh) {
@@ -138,7 +120,7 @@ __device__ void merge_decode_groups(const float (*acc)[kDecodeHeadsPerBlock][kHe
     s.total[g] = total;
   }
   __syncthreads();
-  if (splits == 1) {
+  if (it.splits == 1) {
     for (int i = threadIdx.x; i < nh * kHeadDim; i += kThreads) {
       const int g = i / kHeadDim, d = i % kHeadDim;
       float sum = 0.0f;
@@ -151,44 +133,68 @@ __device__ void merge_decode_groups(const float (*acc)[kDecodeHeadsPerBlock][kHe
     const int g = i / kHeadDim, d = i % kHeadDim;
     float sum = 0.0f;
     for (int x = 0; x < kGroups; ++x) sum += acc[x][g][d] * s.w[x][g];
-    partial[((t * heads + h0 + g) * kDecodeMaxSplits + it.z) * kStride + 2 + d] = sum;
+    partial[((t * heads + h0 + g) * kDecodeMaxSplits + range) * kStride + 2 + d] = sum;
   }
   if (threadIdx.x < nh) {
-    float* mine = partial + ((t * heads + h0 + threadIdx.x) * kDecodeMaxSplits + it.z) * kStride;
+    float* mine = partial + ((t * heads + h0 + threadIdx.x) * kDecodeMaxSplits + range) * kStride;
     mine[0] = s.big[threadIdx.x];
     mine[1] = s.total[threadIdx.x];
   }
-  __threadfence();  // this block's partials are visible before it is counted
-  __syncthreads();
+}
+
+// After the block has stored the partials of `done` of the token's ranges (it.splits > 1): the
+// block that completes the count (kept in `counters` at the block's first head; it resets it)
+// merges the ranges in range order into the output. A block that did every range is that block
+// without counting.
+template <int kGroups, int kHeadDim>
+__device__ void merge_decode_ranges(DecodeMergeShared<kGroups>& s, const DecodeItem& it, int done,
+                                    int64_t heads, float* __restrict__ out,
+                                    const float* __restrict__ partial, int* __restrict__ counters) {
+  constexpr int kThreads = kDecodeThreads;
+  constexpr int64_t kStride = kHeadDim + 2;
+  const int nh = it.nh;
+  const int64_t t = it.t, h0 = it.h0, splits = it.splits;
+  const bool alone = done == splits;
   int* counter = counters + t * heads + h0;
-  if (threadIdx.x == 0) s.last = atomicAdd(counter, 1) == splits - 1;
+  if (!alone) __threadfence();  // this block's partials are visible before it is counted
+  __syncthreads();              // ... and, within the block, to every thread
+  if (threadIdx.x == 0) s.last = alone || atomicAdd(counter, done) + done == splits;
   __syncthreads();
   if (!s.last) return;
-  __threadfence();
-  if (threadIdx.x < nh) {
-    const int g = threadIdx.x;
+  if (!alone) __threadfence();
+  // A warp a head finds the ranges' weights against the largest range max (lane i takes ranges
+  // i, i + 32, ...), so that 64 ranges cost two rounds of loads, not 64.
+  static_assert(kDecodeWarps >= kDecodeHeadsPerBlock, "a warp for each head");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (warp < nh) {
+    const int g = warp;
     const float* parts = partial + (t * heads + h0 + g) * kDecodeMaxSplits * kStride;
     float top = -INFINITY;
-    for (int64_t r = 0; r < splits; ++r) top = fmaxf(top, __ldcg(parts + r * kStride));
+    for (int64_t r = lane; r < splits; r += 32) top = fmaxf(top, __ldcg(parts + r * kStride));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
     float denominator = 0.0f;
-    for (int64_t r = 0; r < splits; ++r) {
+    for (int64_t r = lane; r < splits; r += 32) {
       const float mr = __ldcg(parts + r * kStride);
       const float w = mr == -INFINITY ? 0.0f : expf(mr - top);
       s.range_w[r][g] = w;
       denominator += __ldcg(parts + r * kStride + 1) * w;
     }
-    s.inv[g] = 1.0f / denominator;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) denominator += __shfl_xor_sync(0xffffffffu, denominator, o);
+    if (lane == 0) s.inv[g] = 1.0f / denominator;
   }
   __syncthreads();
   for (int i = threadIdx.x; i < nh * kHeadDim; i += kThreads) {
     const int g = i / kHeadDim, d = i % kHeadDim;
     const float* parts = partial + (t * heads + h0 + g) * kDecodeMaxSplits * kStride;
     float sum = 0.0f;
+#pragma unroll 4
     for (int64_t r = 0; r < splits; ++r)
       sum += __ldcg(parts + r * kStride + 2 + d) * s.range_w[r][g];
     out[(t * heads + h0 + g) * kHeadDim + d] = sum * s.inv[g];
   }
-  if (threadIdx.x == 0) *counter = 0;
+  if (threadIdx.x == 0 && !alone) *counter = 0;
 }
 
 }  // namespace fp8llm::cuda::detail

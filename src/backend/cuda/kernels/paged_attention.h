@@ -42,15 +42,23 @@ void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, in
 
 // Decode tokens (the one token of their sequence in this pass) split each (token, head) over the
 // keys so that a small batch still fills the GPU: token t's keys are cut into splits_t =
-// ceil(keys / chunk) ranges with chunk = max(kDecodeChunk, ceil(keys / kDecodeMaxSplits)) rounded
-// up to 32, a function of the token's own length only (so a sequence's results do not depend on
-// its batch), merged in a fixed order by the last range to finish. Decode tokens go to
+// ceil(keys / chunk) ranges, a function of the token's own length only (so a sequence's results
+// do not depend on its batch), merged in a fixed order by the last range to finish. The chunk
+// is keys / 16 kept within 64 .. 256 keys, but at least keys / 64, rounded up to 32: up to 4,096
+// keys, 16 ranges of at least 64 keys; beyond, ranges of 256 keys up to 64 of them, then longer
+// ranges. At one token of 32k keys, 8 KV heads x 64 ranges are 512 blocks, about four an SM,
+// where 16 ranges left each SM one block bound by the latency of its rounds; at 4,096 keys, 64
+// ranges of 64 keys were slower than 16 of 256 (each block's fixed cost). Decode tokens go to
 // decode_attention.h's kernel where it takes the layout, else to this file's.
-inline constexpr int kDecodeMaxSplits = 16;
+inline constexpr int kDecodeMaxSplits = 64;
 inline constexpr int64_t kDecodeChunk = 64;
+inline constexpr int64_t kDecodeLongChunk = 256;
 __host__ __device__ inline int64_t decode_chunk(int64_t keys) {
-  int64_t chunk = (keys + kDecodeMaxSplits - 1) / kDecodeMaxSplits;
+  int64_t chunk = (keys + 15) / 16;
   chunk = chunk > kDecodeChunk ? chunk : kDecodeChunk;
+  chunk = chunk < kDecodeLongChunk ? chunk : kDecodeLongChunk;
+  const int64_t at_most = (keys + kDecodeMaxSplits - 1) / kDecodeMaxSplits;
+  chunk = chunk > at_most ? chunk : at_most;
   return (chunk + 31) / 32 * 32;
 }
 struct DecodeScratch {
