@@ -32,10 +32,14 @@ __device__ __forceinline__ void rms_norm_row(float* x, const float* __restrict__
                                              float* out, float (&y)[kPer]) {
   float* xr = x + row * dim;
   float v[kPer];
+  // The weights are requested with the row, not after the sum: at one token the kernel is a
+  // chain of memory round trips, and this takes one out of it.
+  __nv_bfloat16 wv[kPer];
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
     v[j] = i < dim ? xr[i] : 0.0f;
+    wv[j] = i < dim ? w[i] : __float2bfloat16(0.0f);
   }
   if (residual != nullptr) {
     const float* rr = residual + row * dim;
@@ -58,7 +62,7 @@ __device__ __forceinline__ void rms_norm_row(float* x, const float* __restrict__
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
-    y[j] = i < dim ? __fmul_rn(__bfloat162float(w[i]), __fmul_rn(v[j], inv_rms)) : 0.0f;
+    y[j] = i < dim ? __fmul_rn(__bfloat162float(wv[j]), __fmul_rn(v[j], inv_rms)) : 0.0f;
     if (i < dim) yr[i] = y[j];
   }
 }
