@@ -111,7 +111,8 @@ struct Pass {
                        .slots = nullptr,
                        .token_seq = seqs.as<int32_t>(),
                        .block_tables = tables.as<int32_t>(),
-                       .max_blocks = blocks_per_seq};
+                       .max_blocks = blocks_per_seq,
+                       .max_ranges = decode_ranges_bound(w.keys)};  // as the engine sets it
     kv = PagedKv{.dtype = dtype,
                  .k = k.data(),
                  .v = v.data(),

@@ -130,12 +130,12 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
   const auto bucket = std::lower_bound(sizes.begin(), sizes.end(), n);
   int64_t key = -1;
   if (decode_only && bucket != sizes.end() && batch_.max_blocks <= options_.max_blocks_per_seq) {
-    key = *bucket;
     const std::vector<int32_t> padding_tokens{0};
     const std::vector<int32_t> padding_table{0};
-    while (batch_.num_seqs() < key)
+    while (batch_.num_seqs() < *bucket)
       batch_.add_sequence(padding_tokens, 0, 1, padding_table, Batch::Logits::Last);
     batch_.widen_block_tables(options_.max_blocks_per_seq);
+    key = 2 * *bucket + ranks_[0].backend->recording_variant(batch_);
   }
   pass.logits = forward(key, batch_);
   return pass;

@@ -116,6 +116,12 @@ class Backend {
   virtual void reduce_partial(Act partial, int64_t layer, LinearKind kind);
   virtual void all_gather(Act local, Act out);
 
+  // Passes of one recorded shape that the backend runs differently, 0 or 1 (e.g. by the length of
+  // their sequences): the runner records each variant under its own key.
+  virtual int recording_variant(const Batch& batch) const {
+    (void)batch;
+    return 0;
+  }
   // Runs `pass`, a forward pass whose inputs prepare() placed. A backend may record it under
   // `key` (a shape that recurs, e.g. decode steps of one batch size) and replay the recording
   // the next time the same key comes, instead of issuing every op again; key < 0 never records.

@@ -176,6 +176,21 @@ TEST(DecodeAttentionGrid, OneBlockATokenAtLargeBatches) {
   EXPECT_EQ(choose_decode_grid(32, 8, 1, 132).range_blocks, kDecodeMaxSplits);
   // Seven query heads a KV head: two blocks of heads for each.
   EXPECT_EQ(choose_decode_grid(28, 4, 8, 132).range_blocks, 13);  // 64 blocks
+  // A pass of short sequences launches no blocks for ranges none of them has.
+  EXPECT_EQ(choose_decode_grid(32, 8, 1, 132, decode_ranges_bound(4096)).range_blocks, 16);
+  EXPECT_EQ(choose_decode_grid(32, 8, 1, 132, decode_ranges_bound(4097)).range_blocks, 64);
+  EXPECT_EQ(choose_decode_grid(32, 8, 1, 132, 3).range_blocks, 3);
+}
+
+// decode_ranges_bound holds: no sequence of its class has more ranges.
+TEST(DecodeAttentionGrid, RangeBoundHoldsForEveryLength) {
+  for (int64_t keys = 1; keys <= 40000; ++keys) {
+    const int64_t chunk = decode_chunk(keys);
+    ASSERT_LE((keys + chunk - 1) / chunk, decode_ranges_bound(keys)) << keys;
+  }
+  EXPECT_EQ(decode_ranges_bound(1), 16);
+  EXPECT_EQ(decode_ranges_bound(4096), 16);
+  EXPECT_EQ(decode_ranges_bound(4097), kDecodeMaxSplits);
 }
 
 // The cut into ranges: 16 ranges up to 4,096 keys, then ranges of 256 keys up to 64 of them.

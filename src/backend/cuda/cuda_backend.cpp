@@ -304,7 +304,8 @@ PagedBatch CudaBackend::paged(const BatchView& b) const {
           .slots = b.slots,
           .token_seq = b.token_seq,
           .block_tables = b.block_tables,
-          .max_blocks = b.max_blocks};
+          .max_blocks = b.max_blocks,
+          .max_ranges = decode_ranges_bound(b.max_position + 1)};
 }
 
 PagedKv CudaBackend::paged(const KvCacheView& kv, int64_t layer) const {
@@ -432,6 +433,12 @@ void CudaBackend::stage_lora(int slot, int64_t rank, std::span<const LoraDeviceF
 
 void CudaBackend::commit_lora(int slot) {
   lora_.commit(slot, stream_.get());
+}
+
+int CudaBackend::recording_variant(const Batch& batch) const {
+  int64_t longest = 0;
+  for (const int64_t p : batch.positions) longest = std::max(longest, p + 1);
+  return decode_ranges_bound(longest) == kDecodeShortSplits ? 0 : 1;
 }
 
 void CudaBackend::run_pass(int64_t key, const std::function<void()>& pass) {

@@ -80,6 +80,9 @@ class CudaBackend final : public Backend {
                    std::span<const Act> outs) override;
   void stage_lora(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors) override;
   void commit_lora(int slot) override;
+  // Decode steps whose sequences all hold at most kDecodeShortKeys keys (0) and the others (1):
+  // their decode attention grids differ (paged_attention.h, decode_ranges_bound).
+  int recording_variant(const Batch& batch) const override;
   void run_pass(int64_t key, const std::function<void()>& pass) override;
   void forget_recorded_passes() override;
 

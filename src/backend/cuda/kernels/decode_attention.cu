@@ -32,7 +32,8 @@ void launch_decode_attention(const float* q, int64_t heads, int64_t kv_heads, in
     throw std::invalid_argument("decode attention: unsupported head layout");
   launch_decode_attention_pipelined(
       q, heads, kv_heads, head_dim, batch, decode_tokens, kv, scratch, out,
-      choose_decode_grid(heads, kv_heads, decode_tokens, multiprocessors()), stream);
+      choose_decode_grid(heads, kv_heads, decode_tokens, multiprocessors(), batch.max_ranges),
+      stream);
 }
 
 }  // namespace fp8llm::cuda

@@ -37,8 +37,9 @@ void launch_decode_attention(const float* q, int64_t heads, int64_t kv_heads, in
 struct DecodeGrid {
   int64_t range_blocks = 1;
 };
+// At most max_ranges (0: kDecodeMaxSplits) range blocks: no token of the pass has more ranges.
 DecodeGrid choose_decode_grid(int64_t heads, int64_t kv_heads, int64_t decode_tokens,
-                              int64_t multiprocessors);
+                              int64_t multiprocessors, int64_t max_ranges = 0);
 
 // The kernel alone on a given grid: for launch_decode_attention (which checks the layout and
 // chooses the grid first) and for bench_attention's sweep of grids.

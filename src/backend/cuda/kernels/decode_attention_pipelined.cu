@@ -240,7 +240,9 @@ constexpr int64_t kBlocksPerSm = 6;
 }  // namespace
 
 DecodeGrid choose_decode_grid(int64_t heads, int64_t kv_heads, int64_t decode_tokens,
-                              int64_t multiprocessors) {
+                              int64_t multiprocessors, int64_t max_ranges) {
+  const int64_t cap =
+      max_ranges > 0 && max_ranges < kDecodeMaxSplits ? max_ranges : kDecodeMaxSplits;
   const int64_t per_token = kv_heads * detail::decode_head_blocks(heads, kv_heads);
   const int64_t blocks = per_token * decode_tokens;
   // Two blocks an SM or more: one block a (token, KV head) walking its ranges was the fastest
@@ -249,7 +251,7 @@ DecodeGrid choose_decode_grid(int64_t heads, int64_t kv_heads, int64_t decode_to
   // Fewer: enough range blocks for one wave of resident blocks.
   const int64_t target = multiprocessors * kBlocksPerSm;
   const int64_t z = (target + blocks - 1) / blocks;
-  return DecodeGrid{z < kDecodeMaxSplits ? z : kDecodeMaxSplits};
+  return DecodeGrid{z < cap ? z : cap};
 }
 
 void launch_decode_attention_pipelined(const float* q, int64_t heads, int64_t kv_heads,

@@ -32,6 +32,10 @@ struct PagedBatch {
   const int32_t* token_seq = nullptr;
   const int32_t* block_tables = nullptr;
   int64_t max_blocks = 0;
+  // The most key ranges (decode_chunk) any decode token of the pass may have, 0 for no bound
+  // below kDecodeMaxSplits: a bound for the decode grid (decode_attention.h), which must hold
+  // for every batch a recorded pass replays (decode_ranges_bound).
+  int64_t max_ranges = 0;
 };
 
 // With `inv_freq` set: RoPE on q [tokens, heads, head_dim] and k [tokens, kv_heads, head_dim] in
@@ -61,6 +65,16 @@ __host__ __device__ inline int64_t decode_chunk(int64_t keys) {
   chunk = chunk > at_most ? chunk : at_most;
   return (chunk + 31) / 32 * 32;
 }
+// The bound PagedBatch::max_ranges takes for a pass whose longest sequence has `keys` keys: 16 up
+// to 4,096 keys, else kDecodeMaxSplits. A backend records decode steps of the two classes apart
+// (CudaBackend::recording_variant), so that a short pass launches no blocks for ranges it cannot
+// have: at one token of 4,096 keys, 384 such blocks cost 6.5 us a layer on an H100.
+inline constexpr int64_t kDecodeShortKeys = 4096;
+inline constexpr int kDecodeShortSplits = 16;
+inline int64_t decode_ranges_bound(int64_t keys) {
+  return keys <= kDecodeShortKeys ? kDecodeShortSplits : kDecodeMaxSplits;
+}
+static_assert(kDecodeShortKeys / 16 <= kDecodeLongChunk, "16 ranges cover the short class");
 struct DecodeScratch {
   float* partial = nullptr;  // tokens * heads * kDecodeMaxSplits * (head_dim + 2)
   int* counters = nullptr;   // tokens * heads, zero between launches (the kernel leaves them so)
