@@ -35,6 +35,25 @@ class CudaDecodeAttention : public ::testing::TestWithParam<Case> {
   }
 };
 
+// Token t of the fixture's pass run alone (its q row, position and sequence as a batch of one)
+// gets the bits `got` holds for it from the whole pass.
+void expect_alone_as_in_batch(test::PagedAttentionFixture& f, int64_t heads, int64_t kv_heads,
+                              int64_t head_dim, const std::vector<float>& got, int64_t t) {
+  const size_t row = static_cast<size_t>(heads * head_dim);
+  PagedBatch one = f.batch;
+  one.tokens = 1;
+  one.positions += t;
+  one.slots += t;
+  one.token_seq += t;
+  DeviceBuffer alone(row * sizeof(float));
+  launch_decode_attention(f.q.as<float>() + t * heads * head_dim, heads, kv_heads, head_dim, one, 1,
+                          f.kv, f.scratch(), alone.as<float>(), nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(
+      std::memcmp(to_host<float>(alone, row).data(), got.data() + t * row, row * sizeof(float)), 0)
+      << "token " << t << " (" << f.positions[t] + 1 << " keys) alone";
+}
+
 void check_against_general_kernel(const Case& c) {
   const int64_t H = c.heads, D = c.head_dim;
   ASSERT_TRUE(decode_attention_supported(c.kv, D));
@@ -80,23 +99,8 @@ void check_against_general_kernel(const Case& c) {
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   EXPECT_EQ(std::memcmp(to_host<float>(again, n).data(), got.data(), n * sizeof(float)), 0);
 
-  // Each token alone: its q row, position and sequence as a batch of one.
-  const size_t row = static_cast<size_t>(H * D);
-  for (int64_t t = 0; t < f.tokens; ++t) {
-    PagedBatch one = f.batch;
-    one.tokens = 1;
-    one.positions += t;
-    one.slots += t;
-    one.token_seq += t;
-    DeviceBuffer alone(row * sizeof(float));
-    launch_decode_attention(f.q.as<float>() + t * H * D, H, c.kv_heads, D, one, 1, f.kv,
-                            f.scratch(), alone.as<float>(), nullptr);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(
-        std::memcmp(to_host<float>(alone, row).data(), got.data() + t * row, row * sizeof(float)),
-        0)
-        << "token " << t << " alone";
-  }
+  // Each token alone.
+  for (int64_t t = 0; t < f.tokens; ++t) expect_alone_as_in_batch(f, H, c.kv_heads, D, got, t);
 }
 
 TEST_P(CudaDecodeAttention, MatchesTheGeneralKernelAndIgnoresTheBatch) {
@@ -143,26 +147,13 @@ TEST(CudaDecodeAttentionBatch, MatchesTheGeneralKernelAtBatch256) {
     ASSERT_LT(test::rel_l2(got.data() + at, want.data() + at, static_cast<size_t>(D)), 1e-5)
         << "token " << r / H << " head " << r % H;
   }
-  // At this size one block walks all of a token's ranges; alone, each range gets its own block
-  // and a deeper pipeline. The bits must not change.
-  const size_t row = static_cast<size_t>(H * D);
+  // At this size one block walks all of a token's ranges; alone, each range gets its own block.
+  // The bits must not change.
   int checked = 0;
   for (int64_t t = 0; t < f.tokens && checked < 4; ++t) {
     if (f.positions[t] < 200) continue;  // four ranges or more
     ++checked;
-    PagedBatch one = f.batch;
-    one.tokens = 1;
-    one.positions += t;
-    one.slots += t;
-    one.token_seq += t;
-    DeviceBuffer alone(row * sizeof(float));
-    launch_decode_attention(f.q.as<float>() + t * H * D, H, KVH, D, one, 1, f.kv, f.scratch(),
-                            alone.as<float>(), nullptr);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(
-        std::memcmp(to_host<float>(alone, row).data(), got.data() + t * row, row * sizeof(float)),
-        0)
-        << "token " << t << " (" << f.positions[t] + 1 << " keys) alone";
+    expect_alone_as_in_batch(f, H, KVH, D, got, t);
   }
   EXPECT_EQ(checked, 4);
 }
