@@ -158,6 +158,37 @@ TEST(CudaDecodeAttentionBatch, MatchesTheGeneralKernelAtBatch256) {
   EXPECT_EQ(checked, 4);
 }
 
+// Head size 32, which the decode kernel does not take: decode tokens go to the general kernel's
+// split path, a block a range. Launched with the pass's bound on ranges (16 here) instead of
+// kDecodeMaxSplits, it gives the same bits, and agrees with the unsplit path to fp32 rounding.
+TEST(CudaGeneralDecode, BoundedGridGivesTheSameBits) {
+  if (!device_available()) GTEST_SKIP() << "no CUDA device";
+  const int64_t H = 8, KVH = 2, D = 32;
+  ASSERT_FALSE(decode_attention_supported(KvCacheDtype::BF16, D));
+  test::PagedAttentionFixture f(H, KVH, D, KvCacheDtype::BF16,
+                                {{0, 0}, {70, 70}, {999, 999}, {2047, 2047}}, 11);
+  const size_t n = f.out_elems();
+  DeviceBuffer unsplit(n * sizeof(float)), wide(n * sizeof(float)), bounded(n * sizeof(float));
+  launch_paged_attention(f.q.as<float>(), H, KVH, D, f.batch, /*decode_tokens=*/0, f.kv,
+                         f.scratch(), unsplit.as<float>(), nullptr, PrefillAttention::Fp32);
+  launch_paged_attention(f.q.as<float>(), H, KVH, D, f.batch, f.tokens, f.kv, f.scratch(),
+                         wide.as<float>(), nullptr, PrefillAttention::Fp32);
+  PagedBatch short_pass = f.batch;
+  short_pass.max_ranges = decode_ranges_bound(2048);
+  ASSERT_EQ(short_pass.max_ranges, 16);
+  launch_paged_attention(f.q.as<float>(), H, KVH, D, short_pass, f.tokens, f.kv, f.scratch(),
+                         bounded.as<float>(), nullptr, PrefillAttention::Fp32);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> want = to_host<float>(unsplit, n);
+  const std::vector<float> got = to_host<float>(bounded, n);
+  EXPECT_EQ(std::memcmp(to_host<float>(wide, n).data(), got.data(), n * sizeof(float)), 0);
+  for (int64_t r = 0; r < f.tokens * H; ++r) {
+    const size_t at = static_cast<size_t>(r * D);
+    ASSERT_LT(test::rel_l2(got.data() + at, want.data() + at, static_cast<size_t>(D)), 1e-5)
+        << "token " << r / H << " head " << r % H;
+  }
+}
+
 // The grid choice runs on the host (no GPU needed): from two blocks an SM on, one block per
 // (token, KV head) walks its ranges; below, the ranges spread out to fill a wave.
 TEST(DecodeAttentionGrid, OneBlockATokenAtLargeBatches) {

@@ -93,8 +93,9 @@ __global__ void __launch_bounds__(kAppendThreads)
 
 constexpr int kAttnWarps = 8;
 
-// grid (heads, tokens, kDecodeMaxSplits when kSplit else 1), kAttnWarps warps. The block takes a
-// range of the token's keys (all of them without kSplit); its warp w takes keys w, w + kAttnWarps,
+// grid (heads, tokens, the pass's bound on a token's ranges when kSplit else 1), kAttnWarps warps.
+// The block takes a range of the token's keys (all of them without kSplit); its warp w takes keys
+// w, w + kAttnWarps,
 // ... of the range; lane l holds head elements l*kPer .. l*kPer + kPer - 1. Each warp keeps its own
 // online-softmax state; the warps' states are merged in warp order. A token of one range writes
 // its output; with several, each range writes (max, sum, weighted values) to `partial`, and the
@@ -257,8 +258,11 @@ void attend_typed(const float* q, int64_t heads, int64_t kv_heads, int64_t head_
   const auto* kc = static_cast<const T*>(kv.k);
   const auto* vc = static_cast<const T*>(kv.v);
   if (decode && decode_tokens > 0) {
+    // A block a range: as many as the pass's tokens may have (PagedBatch::max_ranges).
+    const int64_t ranges =
+        b.max_ranges > 0 && b.max_ranges < kDecodeMaxSplits ? b.max_ranges : kDecodeMaxSplits;
     const dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(decode_tokens),
-                    kDecodeMaxSplits);
+                    static_cast<unsigned>(ranges));
     paged_attention_kernel<T, kPer, true><<<grid, threads, 0, stream>>>(
         q, heads, kv_heads, head_dim, 0, b.positions, b.token_seq, b.block_tables, b.max_blocks,
         kv.block_size, kc, vc, kv.k_scale, kv.v_scale, scale, out, scratch.partial,
