@@ -25,11 +25,23 @@ size_t entries(const fs::path& dir) {
   return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}));
 }
 
+// `fp8llm synth` of the small preset with `flags`, into `out`.
+CliResult synth_small(const std::string& flags, const fs::path& out) {
+  return run_cli("synth --preset small " + flags + " --out " + out.string());
+}
+
+// synth_small(flags, out) is refused with exit code 2 and exactly `err`, and writes nothing.
+void expect_refused(const std::string& flags, const fs::path& out, const std::string& err) {
+  const CliResult r = synth_small(flags, out);
+  EXPECT_EQ(r.exit_code, 2) << flags;
+  EXPECT_EQ(r.err, err) << flags;
+  EXPECT_FALSE(fs::exists(out)) << flags;
+}
+
 TEST(SynthCli, WritesAModelDirectoryThatLoads) {
   TempDir tmp;
   const fs::path out = tmp / "small";
-  const CliResult r =
-      run_cli("synth --preset small --layers 1 --shard-bytes 50000000 --out " + out.string());
+  const CliResult r = synth_small("--layers 1 --shard-bytes 50000000", out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(load_model_config(out).num_layers, 1);
   EXPECT_GT(Checkpoint::open(out).files().size(), 1u);
@@ -47,7 +59,7 @@ TEST(SynthCli, AnExistingDirectoryIsLeftAlone) {
   const fs::path out = tmp / "model";
   fs::create_directory(out);
   std::ofstream(out / "model-00001-of-00009.safetensors") << "an old shard";
-  const CliResult r = run_cli("synth --preset small --layers 1 --out " + out.string());
+  const CliResult r = synth_small("--layers 1", out);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "error: " + out.string() + ": already exists (choose a new output directory)\n");
   EXPECT_EQ(entries(out), 1u);
@@ -55,39 +67,29 @@ TEST(SynthCli, AnExistingDirectoryIsLeftAlone) {
 
 TEST(SynthCli, LayerCountsOutOfRangeAreErrors) {
   TempDir tmp;
-  for (const char* layers : {"0", "-3", "1000000000"}) {
-    const CliResult r = run_cli(std::string("synth --preset small --layers ") + layers + " --out " +
-                                (tmp / "out").string());
-    EXPECT_EQ(r.exit_code, 2) << layers;
-    EXPECT_EQ(r.err, std::string("error: --layers ") + layers +
-                         ": must be between 1 and 1024 (the deepest Llama-family models have "
-                         "126)\n");
-    EXPECT_FALSE(fs::exists(tmp / "out"));
+  for (const std::string layers : {"0", "-3", "1000000000"}) {
+    expect_refused("--layers " + layers, tmp / "out",
+                   "error: --layers " + layers +
+                       ": must be between 1 and 1024 (the deepest Llama-family models have 126)\n");
   }
 }
 
 TEST(SynthCli, MaxPositionsOverridesThePresetsContext) {
   TempDir tmp;
   const fs::path out = tmp / "long";
-  const CliResult r =
-      run_cli("synth --preset small --layers 1 --max-positions 40000 --out " + out.string());
+  const CliResult r = synth_small("--layers 1 --max-positions 40000", out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(load_model_config(out).max_position_embeddings, 40000);
-  for (const char* bad : {"0", "-1", "2000000"}) {
-    const CliResult e = run_cli(std::string("synth --preset small --layers 1 --max-positions ") +
-                                bad + " --out " + (tmp / "bad").string());
-    EXPECT_EQ(e.exit_code, 2) << bad;
-    EXPECT_EQ(e.err,
-              std::string("error: --max-positions ") + bad + ": must be between 1 and 1048576\n");
-    EXPECT_FALSE(fs::exists(tmp / "bad"));
+  for (const std::string bad : {"0", "-1", "2000000"}) {
+    expect_refused("--layers 1 --max-positions " + bad, tmp / "bad",
+                   "error: --max-positions " + bad + ": must be between 1 and 1048576\n");
   }
 }
 
 TEST(SynthCli, WritesALoraAdapterOfThePresetsShape) {
   TempDir tmp;
   const fs::path out = tmp / "adapter";
-  const CliResult r =
-      run_cli("synth --preset small --layers 2 --lora-rank 4 --seed 3 --out " + out.string());
+  const CliResult r = synth_small("--layers 2 --lora-rank 4 --seed 3", out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(entries(tmp.path()), 1u);
   const auto file = SafetensorsFile::open(out / "adapter_model.safetensors");
@@ -110,14 +112,11 @@ TEST(SynthCli, WritesALoraAdapterOfThePresetsShape) {
   EXPECT_EQ(a.modules.size(), 14u);
   EXPECT_FLOAT_EQ(a.scale, 2.0f);  // lora_alpha 2r
   // Out of range ranks, and an existing directory, are errors that write nothing.
-  for (const char* rank : {"-1", "513"}) {
-    const CliResult bad = run_cli(std::string("synth --preset small --layers 2 --lora-rank ") +
-                                  rank + " --out " + (tmp / "bad").string());
-    EXPECT_EQ(bad.exit_code, 2) << rank;
-    EXPECT_EQ(bad.err, std::string("error: --lora-rank ") + rank + ": must be in [1, 512]\n");
-    EXPECT_FALSE(fs::exists(tmp / "bad"));
+  for (const std::string rank : {"-1", "513"}) {
+    expect_refused("--layers 2 --lora-rank " + rank, tmp / "bad",
+                   "error: --lora-rank " + rank + ": must be in [1, 512]\n");
   }
-  EXPECT_EQ(run_cli("synth --preset small --lora-rank 4 --out " + out.string()).exit_code, 2);
+  EXPECT_EQ(synth_small("--lora-rank 4", out).exit_code, 2);
 }
 
 }  // namespace
