@@ -9,7 +9,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <stdexcept>
 #include <type_traits>
 
 #include "backend/cuda/kernels/fp8_device.cuh"
