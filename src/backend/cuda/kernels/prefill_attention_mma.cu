@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels/kv_elements.cuh"
+#include "backend/cuda/kernels/mma_bf16.cuh"
 #include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/kernels/prefill_launch.cuh"
@@ -20,6 +21,8 @@
 namespace fp8llm::cuda {
 namespace {
 
+using detail::bf16_pair;
+using detail::mma_bf16;
 using detail::Row16;
 
 constexpr int kRows = detail::kPrefillRows;  // query rows of a tile: 16 per warp
@@ -67,21 +70,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(shared_address(smem)));
-}
-
-// d += a (16x16, row-major) * b (16x8, column-major), bf16 products summed in fp32.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t bf16_pair(__nv_bfloat16 lo, __nv_bfloat16 hi) {
-  return static_cast<uint32_t>(__bfloat16_as_ushort(lo)) |
-         (static_cast<uint32_t>(__bfloat16_as_ushort(hi)) << 16);
 }
 
 // Requests keys key0 .. key0 + 63 of one KV head of a sequence into the tiles kt and vt
