@@ -64,6 +64,9 @@ struct BatchView {
   const int32_t* block_tables = nullptr;
   const int32_t* logit_rows = nullptr;
   const int32_t* token_lora = nullptr;
+  // The CUDA backend's: the token rows grouped by LoRA slot, and each one's slot (kernels/lora.h).
+  const int32_t* lora_rows = nullptr;
+  const int32_t* lora_row_slots = nullptr;
   bool lora = false;
 };
 

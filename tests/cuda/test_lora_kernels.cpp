@@ -1,8 +1,8 @@
 // The LoRA shrink and expand kernels (kernels/lora.h) against the definition computed in double
 // from the same bf16 factors, for batches mixing three adapters and tokens without one, input
-// widths that are and are not multiples of 8, and one to three projections; and a token's result
-// is the same bit for bit alone as in the batch (the kernels' order of addition depends on
-// nothing else). Skipped without a GPU.
+// widths and ranks that are and are not multiples of 16, one to three projections, and batches
+// that take tiles of 8 and of 32 tokens; and a token's result is the same bit for bit alone as in
+// the batch (the kernels' order of addition depends on nothing else). Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,7 +18,11 @@
 namespace fp8llm::cuda {
 namespace {
 
-class CudaLoraKernels : public ::testing::TestWithParam<int64_t> {
+struct Case {
+  int64_t in, tokens, max_rank;
+};
+
+class CudaLoraKernels : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     if (!device_available()) GTEST_SKIP() << "no CUDA device";
@@ -33,8 +37,8 @@ struct Problem {
   size_t slot_elements = 0;
   std::vector<float> scales;
 
-  Problem(int64_t in_, std::vector<int64_t> outs_, uint32_t seed)
-      : in(in_), outs(std::move(outs_)) {
+  Problem(int64_t in_, int64_t max_rank_, std::vector<int64_t> outs_, uint32_t seed)
+      : in(in_), max_rank(max_rank_), outs(std::move(outs_)) {
     for (int64_t out : outs) {
       a_at.push_back(slot_elements);
       slot_elements += static_cast<size_t>((max_rank * in + 7) / 8 * 8);
@@ -53,11 +57,15 @@ struct Problem {
                                       const std::vector<int32_t>& token_lora,
                                       const std::vector<std::vector<float>>& y0) const {
     const auto tokens = static_cast<int64_t>(token_lora.size());
+    std::vector<int32_t> rows(token_lora.size()), row_slots(token_lora.size());
+    group_lora_rows(token_lora.data(), tokens, rows.data(), row_slots.data());
     const DeviceBuffer xd = to_device(x), fd = to_device(factors), sd = to_device(scales),
-                       ld = to_device(token_lora);
+                       rd = to_device(rows), rsd = to_device(row_slots);
     const auto groups = static_cast<int>(outs.size());
-    DeviceBuffer partial(static_cast<size_t>(lora_partial_floats(tokens, in, groups, max_rank)) *
+    DeviceBuffer scratch(static_cast<size_t>(lora_scratch_floats(tokens, in, groups, max_rank)) *
                          sizeof(float));
+    DeviceBuffer tile_counts(static_cast<size_t>(lora_tile_counts(tokens)) * sizeof(int32_t));
+    tile_counts.fill_zero();
     std::vector<DeviceBuffer> yd;
     LoraLaunch l{.x = xd.as<float>(),
                  .tokens = tokens,
@@ -66,8 +74,10 @@ struct Problem {
                  .groups = groups,
                  .slot_stride = static_cast<int64_t>(slot_elements),
                  .scales = sd.as<float>(),
-                 .token_lora = ld.as<int32_t>(),
-                 .partial = partial.as<float>()};
+                 .rows = rd.as<int32_t>(),
+                 .row_slots = rsd.as<int32_t>(),
+                 .scratch = scratch.as<float>(),
+                 .tile_counts = tile_counts.as<int32_t>()};
     const auto* base = fd.as<__nv_bfloat16>();
     for (int g = 0; g < groups; ++g) {
       yd.push_back(to_device(y0[static_cast<size_t>(g)]));
@@ -78,6 +88,10 @@ struct Problem {
     }
     launch_lora_shrink(l, nullptr);
     launch_lora_expand(l, nullptr);
+    // The shrink leaves its tiles' counters at zero for the next launch.
+    const std::vector<int32_t> counts =
+        to_host<int32_t>(tile_counts, static_cast<size_t>(lora_tile_counts(tokens)));
+    EXPECT_TRUE(std::all_of(counts.begin(), counts.end(), [](int32_t c) { return c == 0; }));
     std::vector<std::vector<float>> y;
     for (int g = 0; g < groups; ++g)
       y.push_back(to_host<float>(yd[static_cast<size_t>(g)], y0[static_cast<size_t>(g)].size()));
@@ -107,11 +121,10 @@ struct Problem {
 };
 
 TEST_P(CudaLoraKernels, MatchTheDefinitionAndGiveATokenTheSameAloneAsInABatch) {
-  const int64_t in = GetParam();
+  const int64_t in = GetParam().in, tokens = GetParam().tokens;
   for (const std::vector<int64_t>& outs :
        {std::vector<int64_t>{72}, std::vector<int64_t>{96, 40}, std::vector<int64_t>{64, 24, 24}}) {
-    const Problem p(in, outs, static_cast<uint32_t>(in + outs.size()));
-    const int64_t tokens = 37;
+    const Problem p(in, GetParam().max_rank, outs, static_cast<uint32_t>(in + outs.size()));
     std::mt19937 rng(5);
     std::normal_distribution<float> n(0.0f, 1.0f);
     std::vector<float> x(static_cast<size_t>(tokens * in));
@@ -141,8 +154,9 @@ TEST_P(CudaLoraKernels, MatchTheDefinitionAndGiveATokenTheSameAloneAsInABatch) {
       }
     }
     EXPECT_LT(worst, 1e-4) << "in " << in << ", " << outs.size() << " projections";
-    // Tokens 3 and 20 alone.
-    for (const int64_t t : {int64_t{3}, int64_t{20}}) {
+    // Tokens alone, from the first tile, a later one, and the last.
+    for (const int64_t t : {int64_t{3}, int64_t{20}, tokens - 1}) {
+      if (t >= tokens) continue;
       const std::vector<float> xt(x.begin() + t * in, x.begin() + (t + 1) * in);
       std::vector<std::vector<float>> yt0;
       for (size_t g = 0; g < outs.size(); ++g)
@@ -156,8 +170,25 @@ TEST_P(CudaLoraKernels, MatchTheDefinitionAndGiveATokenTheSameAloneAsInABatch) {
   }
 }
 
-// 256: one piece; 1000: several, a multiple of 8; 1001: the scalar path; 14336: pieces of 1024.
-INSTANTIATE_TEST_SUITE_P(Widths, CudaLoraKernels, ::testing::Values(256, 1000, 1001, 14336));
+// Host code: runs without a GPU.
+TEST(GroupLoraRows, SlotsInOrderEachInBatchOrderTokensWithoutOneLast) {
+  const std::vector<int32_t> token_lora = {2, -1, 0, 2, 0, -1, 1, 0};
+  std::vector<int32_t> rows(token_lora.size()), row_slots(token_lora.size());
+  group_lora_rows(token_lora.data(), static_cast<int64_t>(token_lora.size()), rows.data(),
+                  row_slots.data());
+  EXPECT_EQ(rows, (std::vector<int32_t>{2, 4, 7, 6, 0, 3, 1, 5}));
+  EXPECT_EQ(row_slots, (std::vector<int32_t>{0, 0, 0, 1, 2, 2, -1, -1}));
+}
+
+// Widths: 256, one piece; 1000, several, not a multiple of 16 (masked steps); 1001, odd;
+// 14336, pieces of 1024. 150 tokens take tiles of 32, their tokens alone tiles of 8. Ranks 12 and
+// 24 are not multiples of 16 (masked steps of the expand). Rank 80 over three projections is
+// more rows than a cluster's shared memory holds (the last block adds the pieces).
+INSTANTIATE_TEST_SUITE_P(Widths, CudaLoraKernels,
+                         ::testing::Values(Case{256, 37, 16}, Case{1000, 37, 16},
+                                           Case{1001, 37, 12}, Case{14336, 37, 16},
+                                           Case{4096, 150, 16}, Case{1000, 150, 24},
+                                           Case{4096, 5, 64}, Case{2048, 20, 80}));
 
 }  // namespace
 }  // namespace fp8llm::cuda

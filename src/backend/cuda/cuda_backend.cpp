@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/cuda/kernels/fused_quant.h"
+#include "backend/cuda/kernels/lora.h"
 #include "backend/cuda/kernels/model_kernels.h"
 #include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -32,7 +33,7 @@ Fp8QuantizedOut quantized_out(const Fp8Linear::QuantizedInput& in) {
 // device), for batches within the limits.
 struct BatchLayout {
   size_t token_ids, positions, slots, token_seq, query_start, block_tables, logit_rows, token_lora,
-      bytes;
+      lora_rows, lora_row_slots, bytes;
   explicit BatchLayout(const CudaBackendLimits& l) {
     const auto tokens = static_cast<size_t>(l.max_tokens);
     const auto seqs = static_cast<size_t>(l.max_seqs);
@@ -50,6 +51,8 @@ struct BatchLayout {
     block_tables = take(seqs * static_cast<size_t>(l.max_blocks) * sizeof(int32_t));
     logit_rows = take(tokens * sizeof(int32_t));
     token_lora = take(tokens * sizeof(int32_t));
+    lora_rows = take(tokens * sizeof(int32_t));
+    lora_row_slots = take(tokens * sizeof(int32_t));
     bytes = at;
   }
 };
@@ -124,6 +127,13 @@ BatchView CudaBackend::prepare(const Batch& b) {
   stage(layout.block_tables, b.block_tables);
   stage(layout.logit_rows, b.logit_rows);
   stage(layout.token_lora, b.token_lora);
+  if (b.lora) {
+    lora_rows_.resize(b.token_lora.size());
+    lora_row_slots_.resize(b.token_lora.size());
+    group_lora_rows(b.token_lora.data(), tokens, lora_rows_.data(), lora_row_slots_.data());
+    stage(layout.lora_rows, lora_rows_);
+    stage(layout.lora_row_slots, lora_row_slots_);
+  }
   BatchView v = host_view(b);  // the sizes, computed on the host
   v.token_ids = reinterpret_cast<const int32_t*>(dev + layout.token_ids);
   v.positions = reinterpret_cast<const int64_t*>(dev + layout.positions);
@@ -133,6 +143,8 @@ BatchView CudaBackend::prepare(const Batch& b) {
   v.block_tables = reinterpret_cast<const int32_t*>(dev + layout.block_tables);
   v.logit_rows = reinterpret_cast<const int32_t*>(dev + layout.logit_rows);
   v.token_lora = reinterpret_cast<const int32_t*>(dev + layout.token_lora);
+  v.lora_rows = reinterpret_cast<const int32_t*>(dev + layout.lora_rows);
+  v.lora_row_slots = reinterpret_cast<const int32_t*>(dev + layout.lora_row_slots);
   FP8LLM_CHECK(v.num_decode_tokens <= limits_.max_seqs, "cuda: {} decode tokens in one pass",
                v.num_decode_tokens);
   return v;

@@ -116,6 +116,7 @@ class CudaBackend final : public Backend {
   // The batch arrays, at fixed device addresses, and their pinned staging copy.
   DeviceBuffer batch_device_;
   PinnedBuffer batch_host_;
+  std::vector<int32_t> lora_rows_, lora_row_slots_;  // prepare()'s grouping of the LoRA tokens
   BatchView view_;
   int64_t decode_tokens_ = 0;  // leading tokens that are the one token of their sequence
   DeviceBuffer decode_partial_, decode_counters_;

@@ -52,11 +52,13 @@ void CudaLora::reserve(const ModelConfig& config, int slots, int64_t max_rank, i
   scales_ = DeviceBuffer(static_cast<size_t>(slots) * sizeof(float));
   scales_.fill_zero();
   // The model's groups: q, k, v of the hidden state; o of the attention; gate, up; down.
-  const int64_t partial = std::max(
-      {lora_partial_floats(max_tokens, config.hidden_size, 3, max_rank),
-       lora_partial_floats(max_tokens, projection_shape(config, LinearKind::O).in, 1, max_rank),
-       lora_partial_floats(max_tokens, config.intermediate_size, 1, max_rank)});
-  partial_ = DeviceBuffer(static_cast<size_t>(partial) * sizeof(float));
+  const int64_t scratch = std::max(
+      {lora_scratch_floats(max_tokens, config.hidden_size, 3, max_rank),
+       lora_scratch_floats(max_tokens, projection_shape(config, LinearKind::O).in, 1, max_rank),
+       lora_scratch_floats(max_tokens, config.intermediate_size, 1, max_rank)});
+  scratch_ = DeviceBuffer(static_cast<size_t>(scratch) * sizeof(float));
+  tile_counts_ = DeviceBuffer(static_cast<size_t>(lora_tile_counts(max_tokens)) * sizeof(int32_t));
+  tile_counts_.fill_zero();
   staged_.clear();
   staged_.resize(static_cast<size_t>(slots));
   staged_ready_.assign(static_cast<size_t>(slots), false);
@@ -161,8 +163,10 @@ LoraLaunch CudaLora::launch_of(const float* x, int64_t in, int64_t layer,
                .groups = static_cast<int>(kinds.size()),
                .slot_stride = static_cast<int64_t>(slot_elements_),
                .scales = scales_.as<float>(),
-               .token_lora = batch.token_lora,
-               .partial = partial_.as<float>()};
+               .rows = batch.lora_rows,
+               .row_slots = batch.lora_row_slots,
+               .scratch = scratch_.as<float>(),
+               .tile_counts = tile_counts_.as<int32_t>()};
   for (size_t g = 0; g < kinds.size(); ++g) {
     const Offsets& o = offsets_.at({layer, kinds[g]});
     FP8LLM_CHECK(o.shape.in == in, "lora: an input of {} for a {} x {} projection", in, o.shape.out,
@@ -170,8 +174,9 @@ LoraLaunch CudaLora::launch_of(const float* x, int64_t in, int64_t layer,
     l.proj[g] = {.a = slot_base(0) + o.a, .b = slot_base(0) + o.b, .out = o.shape.out};
   }
   FP8LLM_CHECK(
-      static_cast<size_t>(lora_partial_floats(l.tokens, in, l.groups, max_rank_)) * sizeof(float) <=
-          partial_.size(),
+      static_cast<size_t>(lora_scratch_floats(l.tokens, in, l.groups, max_rank_)) * sizeof(float) <=
+              scratch_.size() &&
+          static_cast<size_t>(lora_tile_counts(l.tokens)) * sizeof(int32_t) <= tile_counts_.size(),
       "lora: {} tokens exceed the reserved scratch", l.tokens);
   return l;
 }

@@ -52,7 +52,8 @@ class CudaLora {
   std::map<std::pair<int64_t, LinearKind>, Offsets> offsets_;
   DeviceBuffer factors_;              // bf16, slots_ * slot_elements_
   DeviceBuffer scales_;               // float per slot
-  DeviceBuffer partial_;              // float, the shrink's partial sums (kernels/lora.h)
+  DeviceBuffer scratch_;              // float, the shrink's partial sums and u (kernels/lora.h)
+  DeviceBuffer tile_counts_;          // int32, zero between launches (kernels/lora.h)
   std::vector<DeviceBuffer> staged_;  // per slot, allocated by its first stage()
   std::vector<bool> staged_ready_;
   Stream stage_stream_;
