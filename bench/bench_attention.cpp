@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <numeric>
 #include <random>
 #include <string>
@@ -253,10 +252,5 @@ int run(int argc, char** argv) {
 }  // namespace fp8llm::cuda
 
 int main(int argc, char** argv) {
-  try {
-    return fp8llm::cuda::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_attention: %s\n", e.what());
-    return 1;
-  }
+  return fp8llm::cuda::bench::main_of("bench_attention", fp8llm::cuda::run, argc, argv);
 }

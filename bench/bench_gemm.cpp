@@ -289,10 +289,5 @@ int run(int argc, char** argv) {
 }  // namespace fp8llm::cuda
 
 int main(int argc, char** argv) {
-  try {
-    return fp8llm::cuda::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_gemm: %s\n", e.what());
-    return 1;
-  }
+  return fp8llm::cuda::bench::main_of("bench_gemm", fp8llm::cuda::run, argc, argv);
 }

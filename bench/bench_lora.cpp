@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <vector>
 
 #include "backend/cuda/kernels/elementwise.h"
@@ -153,10 +152,5 @@ int run(int argc, char** argv) {
 }  // namespace fp8llm::cuda
 
 int main(int argc, char** argv) {
-  try {
-    return fp8llm::cuda::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_lora: %s\n", e.what());
-    return 1;
-  }
+  return fp8llm::cuda::bench::main_of("bench_lora", fp8llm::cuda::run, argc, argv);
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
 #include <exception>
 
 #include "backend/cuda/kernels/elementwise.h"
@@ -60,6 +61,15 @@ double device_copy_gbps(cudaStream_t stream) {
       },
       stream, 11);
   return 2.0 * static_cast<double>(bytes) / (t.us * 1e-6) / 1e9;  // read + write
+}
+
+int main_of(const char* name, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
 }
 
 }  // namespace fp8llm::cuda::bench

@@ -25,4 +25,7 @@ Timing time_calls(const std::function<void(int)>& fn, cudaStream_t stream, int b
 // GB/s of a 1 GiB device-to-device copy, counting the bytes read and written.
 double device_copy_gbps(cudaStream_t stream);
 
+// A benchmark's main(): run(argc, argv), or "NAME: what went wrong" and 1 when it throws.
+int main_of(const char* name, int (*run)(int, char**), int argc, char** argv);
+
 }  // namespace fp8llm::cuda::bench
