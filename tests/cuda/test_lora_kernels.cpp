@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/kernels/lora.h"
@@ -180,6 +181,12 @@ TEST(GroupLoraRows, SlotsInOrderEachInBatchOrderTokensWithoutOneLast) {
   EXPECT_EQ(row_slots, (std::vector<int32_t>{0, 0, 0, 1, 2, 2, -1, -1}));
 }
 
+std::string case_name(const ::testing::TestParamInfo<Case>& param) {
+  const Case& c = param.param;
+  return "in" + std::to_string(c.in) + "_tokens" + std::to_string(c.tokens) + "_rank" +
+         std::to_string(c.max_rank);
+}
+
 // Widths: 256, one piece; 1000, several, not a multiple of 16 (masked steps); 1001, odd;
 // 14336, pieces of 1024. 150 tokens take tiles of 32, their tokens alone tiles of 8. Ranks 12 and
 // 24 are not multiples of 16 (masked steps of the expand). Rank 80 over three projections is
@@ -188,7 +195,8 @@ INSTANTIATE_TEST_SUITE_P(Widths, CudaLoraKernels,
                          ::testing::Values(Case{256, 37, 16}, Case{1000, 37, 16},
                                            Case{1001, 37, 12}, Case{14336, 37, 16},
                                            Case{4096, 150, 16}, Case{1000, 150, 24},
-                                           Case{4096, 5, 64}, Case{2048, 20, 80}));
+                                           Case{4096, 5, 64}, Case{2048, 20, 80}),
+                         case_name);
 
 }  // namespace
 }  // namespace fp8llm::cuda
