@@ -12,7 +12,8 @@
 # module is built here, beside the tests. BUDGET bounds the
 # whole pass: a step that would run past it is cut short or skipped, so that the logs come back.
 # TESTS names the tests/cuda/test_STEM.cpp to run (all by default); QUALITY=0 skips perplexity.
-# LORA=1 measures LoRA's cost against the base model and the adapter replace from CUDA tensors.
+# LORA=1 measures LoRA's cost against the base model and the adapter replace from CUDA tensors,
+# and times the shrink and expand kernels against their floors (bench/bench_lora).
 # KERNELS=1 times the attention kernels against their floors (bench/bench_attention). LONG=1 runs
 # a 32k-token prompt and decodes at that context (scripts/gpu/bench_long_context.sh).
 set -uo pipefail
@@ -57,6 +58,7 @@ else
   extra=()
   for t in fp8llm_python test_server_load; do has_target "$t" && extra+=("$t"); done
   [[ -n ${KERNELS:-} ]] && has_target bench_attention && extra+=(bench_attention)
+  [[ -n ${LORA:-} ]] && has_target bench_lora && extra+=(bench_lora)
   if ! WERROR=OFF scripts/gpu/build.sh fp8llm_cli "${extra[@]}" \
       $(for t in $stems; do echo "test_cuda_$t"; done) >"$LOG/build.log" 2>&1; then
     echo "BUILD FAILED" | tee -a "$LOG/summary.log"
@@ -142,7 +144,11 @@ if [[ -x $bin/fp8llm && -n ${LORA:-} ]]; then
     PYTHONPATH=build-gpu/python timeout "$(limit 120)" python3 scripts/gpu/bench_lora_sync.py \
       --model /tmp/llama3-8b --lora /tmp/llama3-8b-lora0 >>"$LOG/lora.log" 2>&1
   fi
-  grep -E 'batch|replace|effect' "$LOG/lora.log" | tee -a "$LOG/summary.log"
+  if [[ -x $bin/bench/bench_lora ]]; then
+    timeout "$(limit 60)" "${run[@]}" "$bin/bench/bench_lora" >>"$LOG/lora.log" 2>&1
+  fi
+  grep -E 'batch|replace|effect|^(group|q/k/v|o|gate/up|down) ' "$LOG/lora.log" |
+    tee -a "$LOG/summary.log"
 fi
 if [[ -n ${KERNELS:-} && -x $bin/bench/bench_attention ]]; then
   timeout "$(limit 180)" "${run[@]}" "$bin/bench/bench_attention" >"$LOG/attention.log" 2>&1
