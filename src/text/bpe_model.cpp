@@ -56,11 +56,16 @@ BpeModel BpeModel::parse(const JsonView& node, bool byte_level_input) {
   m.byte_level_input_ = byte_level_input;
 
   const JsonView vocab = node["vocab"];
-  m.vocab_.reserve(vocab.as_object().size());
+  const auto entries = static_cast<int64_t>(vocab.as_object().size());
+  m.vocab_.reserve(static_cast<size_t>(entries));
   for (const auto& [token, id_json] : vocab.as_object()) {
     const JsonView id_node = vocab.child(token, id_json);
     const int64_t id = id_node.as_int();
     if (id < 0 || id > INT32_MAX) id_node.fail("must be a non-negative 32-bit id, not {}", id);
+    // Tables are indexed by id: a few entries with huge ids would take gigabytes.
+    if (id >= token_id_bound(entries))
+      id_node.fail("id {} in a vocabulary of {} tokens (ids must be below {})", id, entries,
+                   token_id_bound(entries));
     if (const auto bad = utf8::find_invalid(token)) vocab.fail("has a token that is not UTF-8");
     m.vocab_.emplace(token, static_cast<int32_t>(id));
     if (static_cast<size_t>(id) >= m.id_to_token_.size()) {

@@ -35,6 +35,12 @@ struct StringHash {
 template <typename V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
+// Token ids must be below this for a tokenizer of `tokens` tokens. Ids index tables, so a few
+// tokens with huge ids would take gigabytes; real vocabularies are dense, with few gaps.
+constexpr int64_t token_id_bound(int64_t tokens) {
+  return 2 * tokens + 1024;
+}
+
 class BpeModel {
  public:
   BpeModel();

@@ -67,7 +67,13 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, const std::strin
   impl->config = std::move(config);
 
   int32_t limit = impl->model.id_limit();
-  for (const AddedToken& t : impl->added.tokens()) limit = std::max(limit, t.id + 1);
+  const auto tokens = static_cast<int64_t>(impl->model.id_limit() + impl->added.tokens().size());
+  for (const AddedToken& t : impl->added.tokens()) {
+    if (t.id >= token_id_bound(tokens))
+      fail("{}: added token '{}' has id {} in a vocabulary of {} tokens (ids must be below {})",
+           name, t.content, t.id, tokens, token_id_bound(tokens));
+    limit = std::max(limit, t.id + 1);
+  }
   impl->bytes.resize(limit);
   impl->special.resize(limit);
   for (int32_t id = 0; id < impl->model.id_limit(); ++id) {

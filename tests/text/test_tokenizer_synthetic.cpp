@@ -464,6 +464,21 @@ TEST(TokenizerErrors, BadModelContents) {
   j = byte_level_tokenizer({});
   j["model"]["vocab"]["x"] = -5;
   expect_load_error(j, "model.vocab.x: must be a non-negative 32-bit id, not -5");
+  // A few tokens with huge ids: refused before tables indexed by id take gigabytes.
+  j = byte_level_tokenizer({});
+  j["model"]["vocab"]["x"] = 27777792;
+  const auto entries = static_cast<int64_t>(j["model"]["vocab"].size());
+  expect_load_error(j, "model.vocab.x: id 27777792 in a vocabulary of " + std::to_string(entries) +
+                           " tokens (ids must be below " + std::to_string(2 * entries + 1024) +
+                           ")");
+  j = byte_level_tokenizer({});
+  int64_t ids = 0;
+  for (const auto& [token, id] : j["model"]["vocab"].items())
+    ids = std::max(ids, id.get<int64_t>() + 1);
+  j["added_tokens"] = {{{"id", 5000000}, {"content", "<big>"}, {"special", true}}};
+  expect_load_error(j, "added token '<big>' has id 5000000 in a vocabulary of " +
+                           std::to_string(ids + 1) + " tokens (ids must be below " +
+                           std::to_string(2 * (ids + 1) + 1024) + ")");
   j = byte_level_tokenizer({});
   j["model"].erase("vocab");
   expect_load_error(j, "model.vocab: missing");
