@@ -95,11 +95,11 @@ constexpr int kAttnWarps = 8;
 
 // grid (heads, tokens, the pass's bound on a token's ranges when kSplit else 1), kAttnWarps warps.
 // The block takes a range of the token's keys (all of them without kSplit); its warp w takes keys
-// w, w + kAttnWarps,
-// ... of the range; lane l holds head elements l*kPer .. l*kPer + kPer - 1. Each warp keeps its own
-// online-softmax state; the warps' states are merged in warp order. A token of one range writes
-// its output; with several, each range writes (max, sum, weighted values) to `partial`, and the
-// last to finish (counted in `counters`, which it resets) merges them in range order.
+// w, w + kAttnWarps, ... of the range; lane l holds head elements l*kPer .. l*kPer + kPer - 1. Each
+// warp keeps its own online-softmax state; the warps' states are merged in warp order. A token of
+// one range writes its output; with several, each range writes (max, sum, weighted values) to
+// `partial`, and the last to finish (counted in `counters`, which it resets) merges them in range
+// order.
 template <typename T, int kPer, bool kSplit>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     paged_attention_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads,
