@@ -137,4 +137,15 @@ void encode_scaled(const typename Src::Bits* x, int64_t n, float scale, uint8_t*
   }
 }
 
+// Encodes finite x[0, n) with `scale`; a scale that underflowed to zero (amax below 448 times the
+// smallest float) takes the general path, where the definition divides by zero.
+template <class Src>
+void encode_finite(const typename Src::Bits* x, int64_t n, float scale, uint8_t* q) {
+  if (scale > 0.0f) {
+    encode_scaled<Src>(x, n, scale, q);
+  } else {
+    encode_scaled_any<Src>(x, n, scale, q);
+  }
+}
+
 }  // namespace fp8llm::fp8_encode

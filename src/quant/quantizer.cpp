@@ -13,7 +13,7 @@
 namespace fp8llm {
 namespace {
 
-using fp8_encode::encode_scaled;
+using fp8_encode::encode_finite;
 using fp8_encode::encode_scaled_any;
 using fp8_encode::max_abs_bits;
 
@@ -58,17 +58,6 @@ void report_first_non_finite(const typename Src::Bits* p, int64_t n, int64_t bas
       found.offer(base + i, a > Src::kInfBits);
       return;
     }
-  }
-}
-
-// Encodes finite x[0, n) with `scale`; a scale that underflowed to zero (amax below 448 times the
-// smallest float) takes the general path, where the definition divides by zero.
-template <class Src>
-void encode_finite(const typename Src::Bits* x, int64_t n, float scale, uint8_t* q) {
-  if (scale > 0.0f) {
-    encode_scaled<Src>(x, n, scale, q);
-  } else {
-    encode_scaled_any<Src>(x, n, scale, q);
   }
 }
 
@@ -169,8 +158,8 @@ void quantize_activation_group(const float* x, int64_t n, uint8_t* q, float* sca
   // an infinity makes the scale infinite.
   const float amax = F32::to_f32(amax_bits);
   *scale = fp8_scale_from_amax(amax, rule);
-  if (amax_bits<F32::kInfBits&& * scale> 0.0f) {
-    encode_scaled<F32>(bits, n, *scale, q);
+  if (amax_bits < F32::kInfBits) {
+    encode_finite<F32>(bits, n, *scale, q);
   } else {
     encode_scaled_any<F32>(bits, n, *scale, q);
   }

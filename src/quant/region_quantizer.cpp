@@ -11,7 +11,7 @@
 namespace fp8llm {
 namespace {
 
-using fp8_encode::encode_scaled;
+using fp8_encode::encode_finite;
 using fp8_encode::encode_scaled_any;
 using fp8_encode::max_abs_bits;
 
@@ -20,16 +20,6 @@ constexpr int64_t kGrainElements = 1 << 15;
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
-}
-
-// As the whole-tensor quantizer encodes: a scale that underflowed to zero takes the general path.
-template <class Src>
-void encode_finite(const typename Src::Bits* x, int64_t n, float scale, uint8_t* q) {
-  if (scale > 0.0f) {
-    encode_scaled<Src>(x, n, scale, q);
-  } else {
-    encode_scaled_any<Src>(x, n, scale, q);
-  }
 }
 
 // The first non-finite element of rows [r0, r1) x columns [c0, c1) of w [., k], in row-major
@@ -227,8 +217,8 @@ void quantize_activation_columns(Fp8Scheme scheme, const float* x, int64_t t, in
       for_each_group_run(scheme, k, col0, [&](int64_t c, int64_t len, int64_t g) {
         // As the whole row's quantizer: a non-finite amax (NaN or infinity in the group, on any
         // rank) or a zero scale takes the general path.
-        if (row_amax[g] < F32::kInfBits && row_scales[g] > 0.0f) {
-          encode_scaled<F32>(bits + r * k + c, len, row_scales[g], q + r * k + c);
+        if (row_amax[g] < F32::kInfBits) {
+          encode_finite<F32>(bits + r * k + c, len, row_scales[g], q + r * k + c);
         } else {
           encode_scaled_any<F32>(bits + r * k + c, len, row_scales[g], q + r * k + c);
         }
