@@ -227,6 +227,12 @@ class Engine {
   virtual void sleep(int level) = 0;
   virtual void wake_up() = 0;
   virtual int sleep_level() const = 0;  // 0: awake
+
+  // Forgets every cached prefix, so that later requests compute their keys and values afresh
+  // (update_weights does so itself, and an adapter replaced in place gets new cache keys).
+  // Sequences that are running keep their blocks. Call it between steps, from the thread that
+  // steps.
+  virtual void reset_prefix_cache() = 0;
 };
 
 // Whether this build has the CUDA backend and a CUDA device is present.

@@ -223,6 +223,12 @@ class LLM:
     def sleep_level(self) -> int:
         return self._engine.sleep_level
 
+    def reset_prefix_cache(self) -> bool:
+        """Forgets every cached prefix: later prompts compute their keys and values afresh.
+        update_weights() already does this; True, as vLLM's returns when the cache was reset."""
+        self._engine.reset_prefix_cache()
+        return True
+
     # --- LoRA adapters ---
 
     def add_lora(

@@ -448,6 +448,13 @@ void bind_engine(py::module_& m) {
              });
            })
       .def_property_readonly("sleep_level", [](PyEngine& e) { return e.engine().sleep_level(); })
+      .def("reset_prefix_cache",
+           [](PyEngine& e) {
+             e.locked([](Engine& x) {
+               x.reset_prefix_cache();
+               return 0;
+             });
+           })
       .def_property_readonly("live_views", [](PyEngine& e) { return e.live_views.load(); })
       .def("stats", &stats);
 }

@@ -385,6 +385,11 @@ class BackendEngine final : public Engine {
 
   int sleep_level() const override { return sleep_level_; }
 
+  void reset_prefix_cache() override {
+    llm_.reset_prefix_cache();
+    llm_.refresh_stats();
+  }
+
  private:
   void check_awake(std::string_view what) const {
     FP8LLM_CHECK(sleep_level_ == 0, "{}: the engine is asleep (level {}); call wake_up() first",

@@ -133,6 +133,24 @@ TEST(Batching, EverySequenceIsTheSameAloneOrInAnyBatch) {
   EXPECT_EQ(cramped->stats().kv_blocks_used, 0);
 }
 
+// A prompt seen before finds its full blocks in the prefix cache until the cache is reset; the
+// tokens are the same either way.
+TEST(Batching, ResetPrefixCacheForgetsCachedPrompts) {
+  std::mt19937 rng(3);
+  const GenerationRequest r{random_prompt(rng, 40), {.max_tokens = 5}};
+  auto engine = load({.quantization = Quantization::Fp8Block});
+  const RequestOutput first = engine->generate({r}).at(0);
+  const int64_t hits = engine->stats().prefix_hit_tokens;
+  const RequestOutput cached = engine->generate({r}).at(0);
+  EXPECT_EQ(engine->stats().prefix_hit_tokens, hits + 32);  // two full blocks of 16
+  engine->reset_prefix_cache();
+  const RequestOutput afresh = engine->generate({r}).at(0);
+  EXPECT_EQ(engine->stats().prefix_hit_tokens, hits + 32);
+  expect_same(first, cached, "from the prefix cache");
+  expect_same(first, afresh, "after the reset");
+  EXPECT_EQ(engine->stats().kv_blocks_used, 0);
+}
+
 // Thousands of requests of random lengths, samples, stops and cancellations through a cache that
 // cannot hold many at once: every request ends exactly once, within its limits, and every block
 // comes back.

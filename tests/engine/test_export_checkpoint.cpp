@@ -234,6 +234,7 @@ class FailingEngine final : public Engine {
   void sleep(int level) override { inner_->sleep(level); }
   void wake_up() override { inner_->wake_up(); }
   int sleep_level() const override { return inner_->sleep_level(); }
+  void reset_prefix_cache() override { inner_->reset_prefix_cache(); }
 
  private:
   std::unique_ptr<Engine> inner_;

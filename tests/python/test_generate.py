@@ -87,6 +87,19 @@ class Generate(unittest.TestCase):
         self.assertEqual(len(many), 2)
         self.assertEqual(many[1].outputs[0].token_ids, out[0].outputs[0].token_ids)
 
+    def test_reset_prefix_cache(self):
+        # 40 tokens: two full blocks of 16 for the prefix cache.
+        ids = [(7 * i) % 1000 + 5 for i in range(40)]
+        params = fp8llm.SamplingParams(temperature=0, max_tokens=3, ignore_eos=True)
+        first = self.llm.generate({"prompt_token_ids": ids}, params, use_tqdm=False)
+        hits = self.llm.stats()["prefix_hit_tokens"]
+        self.llm.generate({"prompt_token_ids": ids}, params, use_tqdm=False)
+        self.assertEqual(self.llm.stats()["prefix_hit_tokens"], hits + 32)
+        self.assertTrue(self.llm.reset_prefix_cache())
+        again = self.llm.generate({"prompt_token_ids": ids}, params, use_tqdm=False)
+        self.assertEqual(self.llm.stats()["prefix_hit_tokens"], hits + 32)
+        self.assertEqual(again[0].outputs[0].token_ids, first[0].outputs[0].token_ids)
+
     def test_errors_are_fp8llm_errors(self):
         with self.assertRaises(fp8llm.Error) as e:
             self.llm.generate(PROMPT, fp8llm.SamplingParams(temperature=-1), use_tqdm=False)
