@@ -39,6 +39,9 @@ struct RequestOutput {
   uint64_t id = 0;
   std::vector<int32_t> prompt_ids;
   std::vector<CompletionOutput> outputs;  // n, by index
+  // Prompt tokens 1, 2, ... under the tokens before them, when the request asked
+  // (prompt_logprobs >= 0); complete once the prompt is computed.
+  std::vector<TokenLogprob> prompt_logprobs;
   bool finished = false;
   int64_t cached_prompt_tokens = 0;  // prompt tokens whose keys and values the prefix cache held
   // Seconds from the request's arrival to its first token and to its end.

@@ -26,6 +26,9 @@ struct SamplingParams {
   bool ignore_eos = false;              // do not stop at the model's end-of-sequence tokens
   // -1: no log-probabilities; 0: the sampled token's; K (<= 20): also the K most likely tokens'.
   int logprobs = -1;
+  // The same for the prompt's tokens (from the second on: the first has nothing before it). Such
+  // a request computes its whole prompt: it takes nothing from the prefix cache.
+  int prompt_logprobs = -1;
 };
 
 inline constexpr int kMaxLogprobs = 20;

@@ -153,8 +153,11 @@ class BackendEngine final : public Engine {
         lora_(options.max_loras, options.max_lora_rank),
         runner_(runner_for(model_, device_, with_lora(device_.runner, options))),
         llm_(runner_, device_.picker.get(), blocks_,
+             // The backends hold a logits row for each of max_seqs sequences (CUDA sizes its
+             // workspace so).
              SchedulerConfig{.max_batch_tokens = options.max_batch_tokens,
-                             .max_seqs = options.max_seqs},
+                             .max_seqs = options.max_seqs,
+                             .max_logit_rows = options.max_seqs},
              EngineLimits{.vocab_size = model_.config().vocab_size,
                           .max_context = max_context_,
                           .eos_token_ids = eos_},

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "engine/token_sampling.h"
+#include "model/top_token.h"
 
 namespace fp8llm {
 namespace {
@@ -182,6 +183,7 @@ std::vector<RequestOutput> LlmEngine::step() {
     std::vector<SampleTarget> targets;
     for (size_t i = 0; i < schedule.sequences.size(); ++i) {
       Sequence& seq = *schedule.sequences[i].seq;
+      if (pass.scored[i].count > 0) score_prompt(seq, pass.scored[i], pass.logits);
       if (seq.computed < seq.prompt_len)
         prompt_tokens_ += std::min(schedule.sequences[i].tokens, seq.prompt_len - seq.computed);
       seq.computed += schedule.sequences[i].tokens;
@@ -228,6 +230,23 @@ std::vector<RequestOutput> LlmEngine::step() {
   return out;
 }
 
+void LlmEngine::score_prompt(Sequence& seq, const ModelRunner::ScoredRows& rows, Act logits) {
+  RequestState& r = *seq.request;
+  FP8LLM_CHECK(static_cast<int64_t>(r.prompt_logprobs.size()) == rows.first,
+               "prompt_logprobs: position {} scored after {}", rows.first,
+               r.prompt_logprobs.size());
+  const auto vocab = static_cast<size_t>(logits.cols);
+  std::vector<float> host(static_cast<size_t>(rows.count) * vocab);
+  runner_.backend().read(rows_of(logits, rows.row, rows.count), host.data());
+  for (int64_t k = 0; k < rows.count; ++k) {
+    // Position p's logits score the prompt's token p + 1.
+    const std::span<const float> row(host.data() + static_cast<size_t>(k) * vocab, vocab);
+    const int32_t next = seq.tokens[static_cast<size_t>(rows.first + k + 1)];
+    r.prompt_logprobs.push_back(
+        {next, log_softmax_at(row, next), top_logprobs(row, r.spec.params.prompt_logprobs)});
+  }
+}
+
 RequestOutput LlmEngine::output_of(const RequestState& r) const {
   RequestOutput o;
   o.id = r.id;
@@ -236,6 +255,7 @@ RequestOutput LlmEngine::output_of(const RequestState& r) const {
   o.first_token_seconds = r.first_token_seconds.value_or(0);
   o.finished_seconds = r.finished_seconds;
   o.finished = (r.forked && r.finished()) || r.aborted;
+  o.prompt_logprobs = r.prompt_logprobs;
   for (const auto& s : r.sequences) {
     CompletionOutput c;
     c.index = s->index;

@@ -55,6 +55,8 @@ class LlmEngine {
   // Appends a sampled token to `seq`, tells the request's callback, and decides whether the
   // sample is done.
   void append(Sequence& seq, const SampledStep& step);
+  // Adds the log-probabilities of the prompt tokens that `rows` of `logits` score.
+  void score_prompt(Sequence& seq, const ModelRunner::ScoredRows& rows, Act logits);
   void finish(Sequence& seq, FinishReason reason, std::string error = {});
   RequestOutput output_of(const RequestState& request) const;
   EngineStats measure() const;

@@ -108,6 +108,7 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
   batch_.lora = options_.lora;
   bool decode_only = true;
   pass.row.assign(schedule.sequences.size(), -1);
+  pass.scored.assign(schedule.sequences.size(), {});
   // Sequences of one token first (BatchView::num_decode_tokens): a backend may treat them apart,
   // and the same sequence then goes the same way whatever else is in the batch.
   for (const bool one_token : {true, false}) {
@@ -117,9 +118,14 @@ ModelRunner::Pass ModelRunner::run(const Schedule& schedule) {
       const Sequence& seq = *s.seq;
       const int64_t end = seq.computed + s.tokens;
       const bool samples = end == seq.length();
-      if (samples) pass.row[i] = static_cast<int32_t>(batch_.logit_rows.size());
+      const std::pair<int64_t, int64_t> scored = seq.prompt_positions(s.tokens);
+      const auto first_row = static_cast<int32_t>(batch_.logit_rows.size());
+      pass.scored[i] = {first_row, scored.first, scored.second - scored.first};
+      // The scored positions come before the last: their rows, then the drawing row.
+      if (samples) pass.row[i] = first_row + static_cast<int32_t>(pass.scored[i].count);
       batch_.add_sequence(seq.tokens, seq.computed, end, seq.block_table,
-                          samples ? Batch::Logits::Last : Batch::Logits::None, seq.lora_slot);
+                          samples ? Batch::Logits::Last : Batch::Logits::None, seq.lora_slot,
+                          scored);
       decode_only = decode_only && s.tokens == 1 && samples;
     }
   }

@@ -45,9 +45,17 @@ class ModelRunner {
   ModelRunner(const LlamaModel& model, std::vector<RankPart> ranks, const ShardPlan& shards,
               RankThreads& threads, CollectiveGroup& collectives, RunnerOptions options);
 
+  // The rows of a sequence's prompt positions [first, first + count) (Sequence::prompt_positions),
+  // from logits row `row` on.
+  struct ScoredRows {
+    int32_t row = 0;
+    int64_t first = 0;
+    int64_t count = 0;
+  };
   struct Pass {
-    Act logits;                // [rows, vocab] where the backend computed them
-    std::vector<int32_t> row;  // per scheduled sequence: its logits row, or -1 (mid-prompt)
+    Act logits;                      // [rows, vocab] where the backend computed them
+    std::vector<int32_t> row;        // per scheduled sequence: its logits row, or -1 (mid-prompt)
+    std::vector<ScoredRows> scored;  // per scheduled sequence (count 0: none)
   };
   // Makes the schedule's block copies, then runs its tokens.
   Pass run(const Schedule& schedule);

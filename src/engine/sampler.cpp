@@ -26,6 +26,8 @@ void check_sampling_params(const SamplingParams& p) {
   FP8LLM_CHECK(p.max_tokens >= 1, "max_tokens must be >= 1 (got {})", p.max_tokens);
   FP8LLM_CHECK(p.logprobs >= -1 && p.logprobs <= kMaxLogprobs,
                "logprobs must be in [0, {}] (got {})", kMaxLogprobs, p.logprobs);
+  FP8LLM_CHECK(p.prompt_logprobs >= -1 && p.prompt_logprobs <= kMaxLogprobs,
+               "prompt_logprobs must be in [0, {}] (got {})", kMaxLogprobs, p.prompt_logprobs);
   for (int32_t id : p.stop_token_ids)
     FP8LLM_CHECK(id >= 0, "stop_token_ids: {} is not a token id", id);
 }

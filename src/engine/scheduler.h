@@ -17,6 +17,10 @@ namespace fp8llm {
 struct SchedulerConfig {
   int64_t max_batch_tokens = 4096;  // tokens in one step
   int64_t max_seqs = 256;           // sequences running at once (forks may exceed it briefly)
+  // Rows of logits one step may compute (the backend's room for them): a row for each sequence
+  // that draws a token, and one for each prompt position of a request asking for the prompt's
+  // log-probabilities, whose prompt chunks are cut to fit.
+  int64_t max_logit_rows = 256;
 };
 
 struct ScheduledSequence {
@@ -51,9 +55,10 @@ class Scheduler {
   // False when `seq` itself had to be preempted.
   bool reserve(Sequence* seq, int64_t tokens, Schedule& out, const std::vector<Sequence*>& taken);
   void preempt(Sequence* seq);
-  bool admit(Sequence* seq, int64_t& budget, Schedule& out);
-  // A step runs at most max_seqs sequences (the n samples of a fork may make more run).
-  bool full(const Schedule& out) const;
+  bool admit(Sequence* seq, int64_t& budget, int64_t& rows, Schedule& out);
+  // A step runs at most max_seqs sequences (the n samples of a fork may make more run), and
+  // computes at most max_logit_rows rows of logits (`rows` is what is left of them).
+  bool full(const Schedule& out, int64_t rows) const;
 
   SchedulerConfig config_;
   BlockManager& blocks_;

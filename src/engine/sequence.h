@@ -4,10 +4,12 @@
 // before a sample writes into it).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "engine/sampler.h"
@@ -39,6 +41,13 @@ struct Sequence {
   // Tokens still to run through the model before the next token can be sampled.
   int64_t pending() const { return length() - computed; }
   bool finished() const { return finish.has_value(); }
+  // Of positions [computed, computed + count), those whose logits score the next prompt token,
+  // [first, end): those the request asked for (prompt_logprobs) and has not had yet (a sequence
+  // computed again after preemption does not score its prompt twice).
+  std::pair<int64_t, int64_t> prompt_positions(int64_t count) const;
+  // The rows of logits a pass of `count` more tokens needs: those positions', and the last
+  // token's when the pass reaches it (the next token is drawn from it).
+  int64_t logit_rows(int64_t count) const;
 };
 
 struct RequestState {
@@ -56,6 +65,7 @@ struct RequestState {
   std::chrono::steady_clock::time_point arrival;
   std::optional<double> first_token_seconds;
   double finished_seconds = 0;
+  std::vector<TokenLogprob> prompt_logprobs;  // of prompt tokens 1, 2, ... so far
 
   bool finished() const {
     if (!forked && spec.params.n > 1) return !sequences.empty() && sequences[0]->finished();
@@ -64,5 +74,18 @@ struct RequestState {
     return true;
   }
 };
+
+inline std::pair<int64_t, int64_t> Sequence::prompt_positions(int64_t count) const {
+  if (request->spec.params.prompt_logprobs < 0) return {0, 0};
+  const auto scored = static_cast<int64_t>(request->prompt_logprobs.size());
+  const int64_t first = std::max(computed, scored);
+  const int64_t end = std::min(computed + count, prompt_len - 1);
+  return first < end ? std::pair{first, end} : std::pair{first, first};
+}
+
+inline int64_t Sequence::logit_rows(int64_t count) const {
+  const auto [first, end] = prompt_positions(count);
+  return end - first + (computed + count == length() ? 1 : 0);
+}
 
 }  // namespace fp8llm

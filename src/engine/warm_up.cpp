@@ -8,8 +8,8 @@ namespace fp8llm {
 
 double warm_up(Engine& engine, int64_t requests, int64_t prompt_tokens, int output_tokens) {
   const auto start = std::chrono::steady_clock::now();
-  const int64_t length =
-      std::clamp<int64_t>(prompt_tokens, 1, std::max<int64_t>(1, engine.max_context() - output_tokens));
+  const int64_t length = std::clamp<int64_t>(
+      prompt_tokens, 1, std::max<int64_t>(1, engine.max_context() - output_tokens));
   std::vector<GenerationRequest> batch;
   for (int64_t r = 0; r < requests; ++r) {
     GenerationRequest g;

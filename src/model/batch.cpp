@@ -7,8 +7,8 @@
 namespace fp8llm {
 
 void Batch::add_sequence(const std::vector<int32_t>& tokens, int64_t begin, int64_t end,
-                         const std::vector<int32_t>& block_table, Logits logits,
-                         int32_t lora_slot) {
+                         const std::vector<int32_t>& block_table, Logits logits, int32_t lora_slot,
+                         std::pair<int64_t, int64_t> scored) {
   FP8LLM_CHECK(begin >= 0 && begin < end && end <= static_cast<int64_t>(tokens.size()),
                "batch: tokens [{}, {}) of a sequence of {}", begin, end, tokens.size());
   FP8LLM_CHECK(static_cast<int64_t>(block_table.size()) * block_size >= end,
@@ -17,7 +17,8 @@ void Batch::add_sequence(const std::vector<int32_t>& tokens, int64_t begin, int6
   if (query_start.empty()) query_start.push_back(0);
   const auto seq = static_cast<int32_t>(num_seqs());
   for (int64_t p = begin; p < end; ++p) {
-    if (logits == Logits::All || (logits == Logits::Last && p == end - 1))
+    if (logits == Logits::All || (logits == Logits::Last && p == end - 1) ||
+        (p >= scored.first && p < scored.second))
       logit_rows.push_back(static_cast<int32_t>(token_ids.size()));
     token_ids.push_back(tokens[static_cast<size_t>(p)]);
     positions.push_back(p);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace fp8llm {
@@ -35,10 +36,12 @@ struct Batch {
     return query_start.empty() ? 0 : static_cast<int64_t>(query_start.size()) - 1;
   }
   // Appends sequence tokens [begin, end) of `tokens` at positions begin.., with its block table.
-  // `logits`: which of its rows get logits (none, the last one, or all).
+  // `logits`: which of its rows get logits (none, the last one, or all); the rows of positions
+  // [scored.first, scored.second) get them too (a prompt's log-probabilities), in position order.
   enum class Logits { None, Last, All };
   void add_sequence(const std::vector<int32_t>& tokens, int64_t begin, int64_t end,
-                    const std::vector<int32_t>& block_table, Logits logits, int32_t lora_slot = -1);
+                    const std::vector<int32_t>& block_table, Logits logits, int32_t lora_slot = -1,
+                    std::pair<int64_t, int64_t> scored = {0, 0});
   // Pads every block table row to `width` entries (a recorded pass reads rows of a fixed width).
   void widen_block_tables(int64_t width);
   void clear();

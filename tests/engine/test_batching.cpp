@@ -75,23 +75,32 @@ std::vector<GenerationRequest> mixed_requests(int count, uint32_t seed) {
         p.temperature = 0.8f;
         break;
     }
+    // Some score their prompts too (which cuts their chunks to the rows of logits left).
+    if (i % 4 == 1) p.prompt_logprobs = i % 3;
     out.push_back(std::move(r));
   }
   return out;
 }
 
+void expect_same_logprobs(const std::vector<TokenLogprob>& a, const std::vector<TokenLogprob>& b,
+                          const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t t = 0; t < a.size(); ++t) {
+    EXPECT_EQ(a[t].id, b[t].id) << what << " token " << t;
+    EXPECT_EQ(a[t].logprob, b[t].logprob) << what << " token " << t;
+    EXPECT_EQ(a[t].top, b[t].top) << what << " token " << t;
+  }
+}
+
 void expect_same(const RequestOutput& a, const RequestOutput& b, const std::string& what) {
+  expect_same_logprobs(a.prompt_logprobs, b.prompt_logprobs, what + ", prompt");
   ASSERT_EQ(a.outputs.size(), b.outputs.size()) << what;
   for (size_t s = 0; s < a.outputs.size(); ++s) {
     const CompletionOutput& x = a.outputs[s];
     const CompletionOutput& y = b.outputs[s];
     EXPECT_EQ(x.token_ids, y.token_ids) << what << " sample " << s;
     EXPECT_EQ(x.finish_reason, y.finish_reason) << what << " sample " << s;
-    ASSERT_EQ(x.logprobs.size(), y.logprobs.size()) << what << " sample " << s;
-    for (size_t t = 0; t < x.logprobs.size(); ++t) {
-      EXPECT_EQ(x.logprobs[t].logprob, y.logprobs[t].logprob) << what << " token " << t;
-      EXPECT_EQ(x.logprobs[t].top, y.logprobs[t].top) << what << " token " << t;
-    }
+    expect_same_logprobs(x.logprobs, y.logprobs, what + " sample " + std::to_string(s));
   }
 }
 
@@ -151,9 +160,39 @@ TEST(Batching, ResetPrefixCacheForgetsCachedPrompts) {
   EXPECT_EQ(engine->stats().kv_blocks_used, 0);
 }
 
-// Thousands of requests of random lengths, samples, stops and cancellations through a cache that
-// cannot hold many at once: every request ends exactly once, within its limits, and every block
-// comes back.
+// A request's prompt log-probabilities are the log-softmax of each position's logits at the next
+// prompt token, with the most likely tokens of that position; its samples are what they are
+// without them; a prompt of one token has none.
+TEST(Batching, PromptLogprobsAreThoseOfTheLogits) {
+  std::mt19937 rng(9);
+  const std::vector<int32_t> prompt = random_prompt(rng, 37);
+  // Two sequences a step at most, so at most two rows of logits: the prompt goes in chunks.
+  auto engine = load({.quantization = Quantization::Fp8Row, .max_seqs = 2});
+  const std::vector<float> logits = engine->logits(prompt);
+  const auto vocab = static_cast<size_t>(engine->vocab_size());
+  GenerationRequest scored{prompt, {.n = 2, .seed = 4, .max_tokens = 5, .prompt_logprobs = 3}};
+  scored.params.temperature = 0.9f;
+  GenerationRequest plain = scored;
+  plain.params.prompt_logprobs = -1;
+  const std::vector<RequestOutput> out =
+      engine->generate({scored, plain, {{prompt[0]}, {.max_tokens = 2, .prompt_logprobs = 5}}});
+  ASSERT_EQ(out.size(), 3u);
+  const std::vector<TokenLogprob>& got = out[0].prompt_logprobs;
+  ASSERT_EQ(got.size(), prompt.size() - 1);
+  for (size_t p = 0; p + 1 < prompt.size(); ++p) {
+    const std::span<const float> row(logits.data() + p * vocab, vocab);
+    EXPECT_EQ(got[p].id, prompt[p + 1]) << "position " << p;
+    EXPECT_EQ(got[p].logprob, log_softmax_at(row, prompt[p + 1])) << "position " << p;
+    EXPECT_EQ(got[p].top, top_logprobs(row, 3)) << "position " << p;
+  }
+  EXPECT_TRUE(out[1].prompt_logprobs.empty());
+  for (size_t s = 0; s < 2; ++s)
+    EXPECT_EQ(out[0].outputs[s].token_ids, out[1].outputs[s].token_ids) << "sample " << s;
+  EXPECT_TRUE(out[2].prompt_logprobs.empty());
+  EXPECT_EQ(engine->stats().kv_blocks_used, 0);
+  EXPECT_THROW(engine->add_request({prompt, {.prompt_logprobs = 21}}), Error);
+}
+
 // Warm-up requests run to the end and leave nothing behind but their counted tokens; a prompt
 // longer than the context is cut to fit.
 TEST(Batching, WarmUpRunsItsRequestsAndLeavesTheEngineIdle) {
@@ -169,6 +208,9 @@ TEST(Batching, WarmUpRunsItsRequestsAndLeavesTheEngineIdle) {
   EXPECT_EQ(s.prompt_tokens - before.prompt_tokens, 3 * (64 - 5));
 }
 
+// Thousands of requests of random lengths, samples, stops, prompt scoring and cancellations
+// through a cache that cannot hold many at once: every request ends exactly once, within its
+// limits, with its prompt scored whole unless cancelled, and every block comes back.
 TEST(Batching, StressEndsWithEveryBlockFreeAndNoRequestLost) {
   auto engine = load({.quantization = Quantization::Fp8Row,
                       .kv_memory_gib = 16 * kTinyLlamaBlockGib,
@@ -186,6 +228,7 @@ TEST(Batching, StressEndsWithEveryBlockFreeAndNoRequestLost) {
     g.params.temperature = r() % 2 == 0 ? 0.0f : 1.0f;
     g.params.seed = r();
     if (r() % 4 == 0) g.params.stop_token_ids = {static_cast<int32_t>(5 + r() % 1000)};
+    if (r() % 5 == 0) g.params.prompt_logprobs = static_cast<int>(r() % 3);
     GenerationRequest copy = g;
     const uint64_t id = engine->add_request(std::move(g), [&](const TokenUpdate&) {
       ++updates;
@@ -224,6 +267,8 @@ TEST(Batching, StressEndsWithEveryBlockFreeAndNoRequestLost) {
       }
       if (!cancelled.count(o.id)) {
         EXPECT_EQ(o.outputs.size(), static_cast<size_t>(g.params.n));
+        const size_t scored = g.params.prompt_logprobs >= 0 ? g.prompt.size() - 1 : 0;
+        EXPECT_EQ(o.prompt_logprobs.size(), scored) << "request " << o.id;
       }
     }
     // Now and then cancel a request at random (possibly one already done: that is a no-op).
