@@ -57,6 +57,9 @@ struct TokenUpdate {
   int index = 0;
   int32_t token = -1;
   std::optional<TokenLogprob> logprob;  // when the request asked for log-probabilities
+  // On each sample's first token, when the request asked (prompt_logprobs >= 0): the prompt's
+  // (RequestOutput::prompt_logprobs).
+  std::vector<TokenLogprob> prompt_logprobs;
   std::optional<FinishReason> finish;
   std::string error;  // FinishReason::Error: what went wrong
 };

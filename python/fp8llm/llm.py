@@ -342,7 +342,7 @@ class LLM:
             if progress is not None:
                 progress.close()
         outputs = []
-        for text, (prompt_ids, cached, completions) in zip(texts, results):
+        for text, (prompt_ids, cached, completions, scored) in zip(texts, results):
             outputs.append(
                 RequestOutput(
                     request_id=str(next(_request_ids)),
@@ -350,25 +350,31 @@ class LLM:
                     prompt_token_ids=list(prompt_ids),
                     outputs=[self._completion(c) for c in completions],
                     num_cached_tokens=cached,
+                    prompt_logprobs=None if scored is None else [None] + self._logprob_dicts(scored),
                 )
             )
         return outputs
+
+    def _logprob_dicts(self, entries) -> List[Dict[int, Logprob]]:
+        """vLLM's form of (token, logprob, top) entries: a dict by token id of the top tokens
+        (ranked) and the token itself."""
+        decode = self._engine.decode if self._engine.has_tokenizer else None
+        out = []
+        for token, logprob, top in entries:
+            entry = {}
+            for rank, (tid, lp) in enumerate(top, start=1):
+                entry[tid] = Logprob(lp, rank, decode([tid], False) if decode else None)
+            if token not in entry:
+                entry[token] = Logprob(logprob, None, decode([token], False) if decode else None)
+            out.append(entry)
+        return out
 
     def _completion(self, c: Dict[str, Any]) -> CompletionOutput:
         logprobs = None
         cumulative = None
         if c["logprobs"] is not None:
-            logprobs = []
-            cumulative = 0.0
-            decode = self._engine.decode if self._engine.has_tokenizer else None
-            for token, logprob, top in c["logprobs"]:
-                entry = {}
-                for rank, (tid, lp) in enumerate(top, start=1):
-                    entry[tid] = Logprob(lp, rank, decode([tid], False) if decode else None)
-                if token not in entry:
-                    entry[token] = Logprob(logprob, None, decode([token], False) if decode else None)
-                logprobs.append(entry)
-                cumulative += logprob
+            logprobs = self._logprob_dicts(c["logprobs"])
+            cumulative = float(sum(logprob for _, logprob, _ in c["logprobs"]))
         return CompletionOutput(
             index=c["index"],
             text=c["text"],

@@ -38,3 +38,6 @@ class RequestOutput:
     outputs: List[CompletionOutput]
     finished: bool = True
     num_cached_tokens: int = 0  # prompt tokens whose keys and values the prefix cache held
+    # With SamplingParams.prompt_logprobs: one entry per prompt token, None for the first (nothing
+    # comes before it), then a dict of the prompt's token and the most likely ones, by token id.
+    prompt_logprobs: Optional[List[Optional[Dict[int, Logprob]]]] = None

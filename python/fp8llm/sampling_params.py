@@ -20,6 +20,8 @@ class SamplingParams:
     stop_token_ids: Optional[List[int]] = None
     # None: none; 0: the sampled token's log-probability; k <= 20: also the k most likely tokens'.
     logprobs: Optional[int] = None
+    # The same for the prompt's tokens (RequestOutput.prompt_logprobs; the first token has none).
+    prompt_logprobs: Optional[int] = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     repetition_penalty: float = 1.0

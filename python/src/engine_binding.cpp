@@ -214,12 +214,13 @@ py::list generate(PyEngine& self, const std::vector<std::vector<int32_t>>& promp
     if (progress_error) throw std::move(*progress_error);
     for (size_t i = 0; i < results.size(); ++i) {
       const TextResult& r = results[i];
-      const bool asked = requests[i].sampling.params.logprobs >= 0;
+      const SamplingParams& p = requests[i].sampling.params;
       py::list outputs;
       for (const TextCompletion& c : r.outputs)
-        outputs.append(
-            completion(c.index, c.token_ids, py::str(c.text), c.logprobs, asked, c.finish_reason));
-      out.append(py::make_tuple(r.prompt, r.cached_prompt_tokens, outputs));
+        outputs.append(completion(c.index, c.token_ids, py::str(c.text), c.logprobs,
+                                  p.logprobs >= 0, c.finish_reason));
+      out.append(py::make_tuple(r.prompt, r.cached_prompt_tokens, outputs,
+                                logprobs_of(r.prompt_logprobs, p.prompt_logprobs >= 0)));
     }
     return out;
   }
@@ -235,12 +236,13 @@ py::list generate(PyEngine& self, const std::vector<std::vector<int32_t>>& promp
   if (progress_error) throw std::move(*progress_error);
   for (size_t i = 0; i < results.size(); ++i) {
     const RequestOutput& r = results[i];
-    const bool asked = plain[i].params.logprobs >= 0;
+    const SamplingParams& p = plain[i].params;
     py::list outputs;
     for (const CompletionOutput& c : r.outputs)
-      outputs.append(completion(c.index, c.token_ids, py::none(), c.logprobs, asked,
+      outputs.append(completion(c.index, c.token_ids, py::none(), c.logprobs, p.logprobs >= 0,
                                 c.finish_reason.value_or(FinishReason::Length)));
-    out.append(py::make_tuple(r.prompt_ids, r.cached_prompt_tokens, outputs));
+    out.append(py::make_tuple(r.prompt_ids, r.cached_prompt_tokens, outputs,
+                              logprobs_of(r.prompt_logprobs, p.prompt_logprobs >= 0)));
   }
   return out;
 }

@@ -128,7 +128,8 @@ void run_generate_batch(const EngineFlags& engine_flags, const SamplingFlags& fl
 
   std::string out;
   size_t prompt_tokens = 0, generated = 0;
-  for (const TextResult& r : results) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    const TextResult& r = results[i];
     json outputs = json::array();
     for (const TextCompletion& c : r.outputs) {
       json o{{"index", c.index},
@@ -140,9 +141,15 @@ void run_generate_batch(const EngineFlags& engine_flags, const SamplingFlags& fl
       generated += c.token_ids.size();
     }
     prompt_tokens += r.prompt.size();
-    out += json{{"prompt_token_ids", r.prompt}, {"outputs", std::move(outputs)}}.dump(
-               -1, ' ', false, json::error_handler_t::replace) +
-           "\n";
+    json line{{"prompt_token_ids", r.prompt}};
+    // As vLLM's RequestOutput.prompt_logprobs: null for the first token, which has no context.
+    if (requests[i].sampling.params.prompt_logprobs >= 0) {
+      json scored = json::array({nullptr});
+      for (json& entry : logprobs_json(r.prompt_logprobs)) scored.push_back(std::move(entry));
+      line["prompt_logprobs"] = std::move(scored);
+    }
+    line["outputs"] = std::move(outputs);
+    out += line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   }
   if (batch.out == "-") {
     std::fwrite(out.data(), 1, out.size(), stdout);

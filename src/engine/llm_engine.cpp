@@ -160,6 +160,7 @@ void LlmEngine::append(Sequence& seq, const SampledStep& step) {
   if (r.on_token) {
     TokenUpdate u{.request = r.id, .index = seq.index, .token = step.id};
     if (p.logprobs >= 0) u.logprob = step.logprob;
+    if (p.prompt_logprobs >= 0 && seq.generated() == 1) u.prompt_logprobs = r.prompt_logprobs;
     u.finish = done;
     // The caller ends the sample (a stop string in its text); it knows, so nothing more is sent.
     if (!r.on_token(u) && !done) done = FinishReason::Stop;

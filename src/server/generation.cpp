@@ -89,6 +89,7 @@ bool Generation::on_update(size_t prompt, const TokenUpdate& u) {
     if (u.token >= 0) {
       d.tokens.push_back(u.token);
       if (u.logprob) d.logprobs.push_back(*u.logprob);
+      if (!u.prompt_logprobs.empty()) d.prompt_logprobs = u.prompt_logprobs;
       ++generated_;
       if (!first_token_) {
         first_token_ = seconds_between(arrival_, now);

@@ -24,6 +24,8 @@ struct ChoiceDelta {
   std::string text;
   std::vector<int32_t> tokens;
   std::vector<TokenLogprob> logprobs;  // one per token when the request asked
+  // The prompt's tokens 1, 2, ... (echo with logprobs), with the choice's first token.
+  std::vector<TokenLogprob> prompt_logprobs;
   std::optional<FinishReason> finish;  // set on the choice's last delta
   std::string error;                   // FinishReason::Error: what went wrong
 };

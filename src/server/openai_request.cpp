@@ -38,6 +38,9 @@ FieldTable with_shared_fields(FieldTable t) {
                           {"service_tier", Use::Ignored},
                           {"logit_bias", Use::OffOnly},
                           {"min_tokens", Use::OffOnly},
+                          // vLLM's own form of the prompt's log-probabilities; completions
+                          // return them with echo and logprobs, as OpenAI's API does.
+                          {"prompt_logprobs", Use::OffOnly},
                           {"include_stop_str_in_output", Use::OffOnly}};
   t.insert(shared.begin(), shared.end());
   for (const std::string& f : sampling_fields()) t.emplace(f, Use::Read);
@@ -353,19 +356,17 @@ ApiRequest parse_api_request(Endpoint endpoint, const ojson& body, const ServedM
   r.return_token_ids = flag(body, "return_token_ids", false);
   r.top_logprobs = logprobs_of(endpoint, body);
   const bool echo = !chat && flag(body, "echo", false);
-  if (echo && r.top_logprobs >= 0)
-    bad_request("echo",
-                "echo: with logprobs it needs the prompt's log-probabilities, which this "
-                "server does not compute");
 
   // The sampling fields, under the names parse_sampling reads.
   const char* max_name = "max_tokens";
   nlohmann::json sampling = nlohmann::json::object();
   for (const std::string& f : sampling_fields()) {
-    if (f == "logprobs" || f == "max_tokens") continue;
+    if (f == "logprobs" || f == "prompt_logprobs" || f == "max_tokens") continue;
     if (const ojson* v = field(body, f.c_str())) sampling[f] = nlohmann::json(*v);
   }
   if (r.top_logprobs >= 0) sampling["logprobs"] = r.top_logprobs;
+  // Echo with logprobs lists the prompt's tokens too.
+  if (echo && r.top_logprobs >= 0) sampling["prompt_logprobs"] = r.top_logprobs;
   // Chat's max_completion_tokens replaces max_tokens (kept by OpenAI for older clients).
   const ojson* max_field = chat ? field(body, "max_completion_tokens") : nullptr;
   if (max_field != nullptr)

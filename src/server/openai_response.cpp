@@ -61,6 +61,7 @@ ResponseFormat::ResponseFormat(const ApiRequest& request, const TextModel& text,
   const size_t choices = request_.prompts.size() * static_cast<size_t>(request_.n);
   text_offset_.assign(choices, 0);
   echoed_.assign(choices, false);
+  prompt_listed_.assign(choices, false);
 }
 
 ojson ResponseFormat::head(const char* object) const {
@@ -106,9 +107,7 @@ ojson ResponseFormat::logprobs(const ChoiceDelta& d) {
   }
   ojson tokens = ojson::array(), token_logprobs = ojson::array(), top = ojson::array(),
         offsets = ojson::array();
-  // Offsets count from the start of the choice's text; the echoed prompt comes first.
-  size_t offset = text_offset_[c];
-  for (const TokenLogprob& t : d.logprobs) {
+  const auto add = [&](const TokenLogprob& t, size_t offset) {
     const std::string s = token_string(t.id);
     tokens.push_back(s);
     token_logprobs.push_back(finite_logprob(t.logprob));
@@ -118,8 +117,25 @@ ojson ResponseFormat::logprobs(const ChoiceDelta& d) {
     if (!entry.contains(s)) entry[s] = finite_logprob(t.logprob);
     top.push_back(std::move(entry));
     offsets.push_back(offset);
-    offset += s.size();
+    return s.size();
+  };
+  // Echoing, the list begins with the prompt's tokens, its first without a log-probability (it
+  // has nothing before it), their offsets from the start of the prompt's text.
+  if (!request_.echo_texts.empty() && !prompt_listed_[c]) {
+    prompt_listed_[c] = true;
+    const std::vector<int32_t>& prompt =
+        request_.prompts[c / static_cast<size_t>(request_.n)].prompt;
+    const std::string first = token_string(prompt.at(0));
+    tokens.push_back(first);
+    token_logprobs.push_back(nullptr);
+    top.push_back(nullptr);
+    offsets.push_back(0);
+    size_t at = first.size();
+    for (const TokenLogprob& t : d.prompt_logprobs) at += add(t, at);
   }
+  // Offsets count from the start of the choice's text; the echoed prompt comes first.
+  size_t offset = text_offset_[c];
+  for (const TokenLogprob& t : d.logprobs) offset += add(t, offset);
   return ojson{{"tokens", std::move(tokens)},
                {"token_logprobs", std::move(token_logprobs)},
                {"top_logprobs", std::move(top)},

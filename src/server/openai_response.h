@@ -59,6 +59,7 @@ class ResponseFormat {
   const int64_t created_;
   std::vector<size_t> text_offset_;  // per choice: bytes of text returned so far
   std::vector<bool> echoed_;         // per choice
+  std::vector<bool> prompt_listed_;  // per choice: its logprobs began with the echoed prompt
 };
 
 }  // namespace fp8llm::server

@@ -42,6 +42,8 @@ void ResponseStream::add(const ChoiceDelta& d, std::string& out) {
   w.text += d.text;
   w.tokens.insert(w.tokens.end(), d.tokens.begin(), d.tokens.end());
   w.logprobs.insert(w.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+  w.prompt_logprobs.insert(w.prompt_logprobs.end(), d.prompt_logprobs.begin(),
+                           d.prompt_logprobs.end());
   if (d.finish) w.finish = d.finish;
 }
 

@@ -50,6 +50,7 @@ const std::vector<std::string>& sampling_fields() {
                                                   "stop_token_ids",
                                                   "ignore_eos",
                                                   "logprobs",
+                                                  "prompt_logprobs",
                                                   "presence_penalty",
                                                   "frequency_penalty",
                                                   "repetition_penalty"};
@@ -90,6 +91,10 @@ TextSampling parse_sampling(const json& obj, const std::string& where,
   if (has("logprobs")) {
     const json& l = obj["logprobs"];
     p.logprobs = static_cast<int>(integer(l, where, "logprobs", 0, kMaxLogprobs));
+  }
+  if (has("prompt_logprobs")) {
+    const json& l = obj["prompt_logprobs"];
+    p.prompt_logprobs = static_cast<int>(integer(l, where, "prompt_logprobs", 0, kMaxLogprobs));
   }
   if (has("stop_token_ids")) {
     const json& ids = obj["stop_token_ids"];

@@ -1,6 +1,7 @@
 // Sampling parameters from JSON, under vLLM's SamplingParams names (which the OpenAI API shares):
 // n, max_tokens, temperature, top_p, top_k, min_p, seed, stop, stop_token_ids, ignore_eos,
-// logprobs, presence_penalty, frequency_penalty, repetition_penalty. Used by `fp8llm generate
+// logprobs, prompt_logprobs, presence_penalty, frequency_penalty, repetition_penalty. Used by
+// `fp8llm generate
 // --prompts-file` and the HTTP server. Every error names the field: "<where>: <field>: ...".
 #pragma once
 

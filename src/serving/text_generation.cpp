@@ -70,6 +70,7 @@ std::vector<TextResult> generate_text(Engine& engine, const TextModel& text,
       if (it == order.end() || !o.finished) continue;
       TextResult& r = out[it->second];
       r.prompt = o.prompt_ids;
+      r.prompt_logprobs = o.prompt_logprobs;
       r.cached_prompt_tokens = o.cached_prompt_tokens;
       for (const CompletionOutput& c : o.outputs) {
         r.outputs.push_back({c.index, c.token_ids, texts[it->second]->text(c.index), c.logprobs,

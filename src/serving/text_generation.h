@@ -33,6 +33,7 @@ struct TextCompletion {
 
 struct TextResult {
   std::vector<int32_t> prompt;
+  std::vector<TokenLogprob> prompt_logprobs;  // prompt tokens 1, 2, ... when asked
   std::vector<TextCompletion> outputs;
   int64_t cached_prompt_tokens = 0;
 };

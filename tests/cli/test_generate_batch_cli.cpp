@@ -38,7 +38,7 @@ TEST(GenerateBatchCli, ResultsInInputOrderEqualOnePromptGeneration) {
         R"({"prompt_token_ids": [0, 384, 950, 902], "max_tokens": 7, "ignore_eos": true}
 {"prompt": "The quick brown fox", "max_tokens": 5, "n": 3, "temperature": 0.9, "seed": 4, "logprobs": 2}
 
-{"prompt_token_ids": [0, 17, 18], "max_tokens": 4, "ignore_eos": true, "logprobs": 0}
+{"prompt_token_ids": [0, 17, 18], "max_tokens": 4, "ignore_eos": true, "logprobs": 0, "prompt_logprobs": 1}
 )");
   const CliResult r =
       run_cli("generate --model " + llama() + " -q fp8-row --prompts-file " +
@@ -60,6 +60,16 @@ TEST(GenerateBatchCli, ResultsInInputOrderEqualOnePromptGeneration) {
   EXPECT_TRUE(out[0]["outputs"][0]["logprobs"].is_null());
   EXPECT_EQ(out[2]["outputs"][0]["logprobs"].size(), 4u);
   EXPECT_FALSE(out[2]["outputs"][0]["logprobs"][0].contains("top_logprobs"));
+  // The prompt's log-probabilities, as vLLM lists them: none for the first token.
+  EXPECT_FALSE(out[0].contains("prompt_logprobs"));
+  const json& scored = out[2]["prompt_logprobs"];
+  ASSERT_EQ(scored.size(), 3u) << out[2];
+  EXPECT_TRUE(scored[0].is_null());
+  for (size_t p = 1; p < 3; ++p) {
+    EXPECT_EQ(scored[p]["token_id"], out[2]["prompt_token_ids"][p]);
+    EXPECT_LE(scored[p]["logprob"].get<double>(), 0.0);
+    EXPECT_EQ(scored[p]["top_logprobs"].size(), 1u);
+  }
   // The first line's greedy tokens are those of the one-prompt path.
   const CliResult one = run_cli("generate --model " + llama() +
                                 " -q fp8-row --max-tokens 7 --json --prompt-ids 0,384,950,902");

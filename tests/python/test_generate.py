@@ -61,6 +61,24 @@ class Generate(unittest.TestCase):
         self.assertEqual([c.token_ids for c in again[0].outputs],
                          [c.token_ids for c in out[0].outputs])
 
+    def test_prompt_logprobs_are_the_log_softmax_of_the_logits(self):
+        params = fp8llm.SamplingParams(temperature=0, max_tokens=2, prompt_logprobs=2)
+        out = self.llm.generate({"prompt_token_ids": PROMPT}, params, use_tqdm=False)[0]
+        self.assertEqual(len(out.prompt_logprobs), len(PROMPT))
+        self.assertIsNone(out.prompt_logprobs[0])
+        logits = self.llm.logits(PROMPT)
+        for p in range(1, len(PROMPT)):
+            want = log_softmax(logits[p - 1])
+            entry = out.prompt_logprobs[p]
+            self.assertAlmostEqual(entry[PROMPT[p]].logprob, want[PROMPT[p]], delta=1e-5)
+            ranked = sorted((t for t in entry if entry[t].rank), key=lambda t: entry[t].rank)
+            self.assertEqual(ranked, list(np.argsort(-want, kind="stable")[:2]))
+        plain = self.llm.generate({"prompt_token_ids": PROMPT},
+                                  fp8llm.SamplingParams(temperature=0, max_tokens=2),
+                                  use_tqdm=False)[0]
+        self.assertIsNone(plain.prompt_logprobs)
+        self.assertEqual(plain.outputs[0].token_ids, out.outputs[0].token_ids)
+
     def test_text_prompts_and_stop_strings(self):
         greedy = fp8llm.SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
         out = self.llm.generate(["Hello there", "Once upon"], greedy, use_tqdm=True)

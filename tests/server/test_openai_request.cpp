@@ -84,6 +84,14 @@ TEST_F(OpenAiRequest, PromptForms) {
   EXPECT_EQ(echo.echo_texts, (std::vector<std::string>{"x y", "z"}));
   const ApiRequest echo_ids = parse(kCompletions, R"({"prompt": [0, 17, 18], "echo": true})");
   EXPECT_EQ(echo_ids.echo_texts, (std::vector<std::string>{text_->decode({{0, 17, 18}})}));
+  EXPECT_EQ(echo_ids.prompts[0].sampling.params.prompt_logprobs, -1);
+  // Echo with logprobs scores the prompt's tokens too, listing as many of the most likely.
+  const ApiRequest scored = parse(kCompletions, R"({"prompt": "x", "echo": true, "logprobs": 2})");
+  EXPECT_EQ(scored.prompts[0].sampling.params.prompt_logprobs, 2);
+  EXPECT_EQ(parse(kCompletions, R"({"prompt": "x", "logprobs": 2})")
+                .prompts[0]
+                .sampling.params.prompt_logprobs,
+            -1);
 }
 
 TEST_F(OpenAiRequest, SamplingFieldsAndStreamOptions) {
@@ -148,7 +156,8 @@ TEST_F(OpenAiRequest, BadFieldsAre400sNamingThem) {
        "stream_options", "not a stream option"},
       {kCompletions, R"({"prompt": "a", "logprobs": 21})", "logprobs", "out of range"},
       {kCompletions, R"({"prompt": "a", "logprobs": true})", "logprobs", "expected an integer"},
-      {kCompletions, R"({"prompt": "a", "echo": true, "logprobs": 1})", "echo", "echo"},
+      {kCompletions, R"({"prompt": "a", "prompt_logprobs": 1})", "prompt_logprobs",
+       "not supported"},
       {kCompletions, R"({"prompt": "a", "temprature": 1})", "temprature", "not a field"},
       {kCompletions, R"({"prompt": "a", "logit_bias": {"5": 1}})", "logit_bias", "not supported"},
       {kCompletions, R"({"prompt": "a", "best_of": 3})", "best_of", "not supported"},

@@ -72,6 +72,25 @@ TEST_F(OpenAiResponse, CompletionWithLogprobsEchoAndTokenIds) {
   EXPECT_EQ(ojson::parse(
                 e.chunk(delta(0, "c", FinishReason::Length), std::nullopt))["choices"][0]["text"],
             "c");
+
+  // Echo with logprobs: the prompt's tokens first (the first has no log-probability), their
+  // offsets from the start of the prompt, then the generated ones after the prompt's text.
+  const ApiRequest scored =
+      parse(Endpoint::Completions, R"({"prompt": [0, 17, 18], "echo": true, "logprobs": 1})");
+  ResponseFormat s(scored, *text_, "tiny-llama", "cmpl-3");
+  ChoiceDelta d = delta(0, "ab", FinishReason::Length);
+  d.prompt_logprobs = {{.id = 17, .logprob = -3.0f, .top = {{5, -0.1f}}},
+                       {.id = 18, .logprob = -0.25f, .top = {{18, -0.25f}}}};
+  const ojson p = ojson::parse(s.response({d}, {3, 2}))["choices"][0]["logprobs"];
+  EXPECT_EQ(p["tokens"], ojson({piece(0), piece(17), piece(18), piece(300), piece(301)}));
+  EXPECT_EQ(p["token_logprobs"], ojson({nullptr, -3.0, -0.25, -0.5, -9999.0}));
+  EXPECT_TRUE(p["top_logprobs"][0].is_null());
+  EXPECT_EQ(p["top_logprobs"][1].size(), 2u);  // token 5, and the prompt's own 17
+  EXPECT_EQ(p["top_logprobs"][1][piece(17)], -3.0);
+  EXPECT_EQ(p["top_logprobs"][2].size(), 1u);
+  const size_t prompt_bytes = text_->decode({{0, 17, 18}}).size();
+  EXPECT_EQ(p["text_offset"], ojson({size_t{0}, piece(0).size(), piece(0).size() + piece(17).size(),
+                                     prompt_bytes, prompt_bytes + piece(300).size()}));
 }
 
 TEST_F(OpenAiResponse, ChatChunksAndWhole) {
