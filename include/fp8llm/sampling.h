@@ -22,6 +22,9 @@ struct SamplingParams {
   // from a seed derived from (seed, i); sample 0 from the seed itself.
   std::optional<uint64_t> seed = 0;
   int max_tokens = 16;  // tokens to generate at most (the context may end a sample sooner)
+  // Tokens generated before the model's EOS tokens and stop_token_ids may be drawn (vLLM's): until
+  // then they are never drawn (stop strings are matched from the start).
+  int min_tokens = 0;
   std::vector<int32_t> stop_token_ids;  // end a sample (the token is part of the output)
   bool ignore_eos = false;              // do not stop at the model's end-of-sequence tokens
   // -1: no log-probabilities; 0: the sampled token's; K (<= 20): also the K most likely tokens'.

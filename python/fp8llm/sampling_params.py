@@ -15,6 +15,8 @@ class SamplingParams:
     top_k: int = 0  # 0 or -1: off
     min_p: float = 0.0
     max_tokens: int = 16
+    # Tokens generated before EOS and stop_token_ids may be drawn (they are held back until then).
+    min_tokens: int = 0
     seed: Optional[int] = None
     stop: Optional[Union[str, List[str]]] = None
     stop_token_ids: Optional[List[int]] = None

@@ -200,7 +200,7 @@ std::vector<RequestOutput> LlmEngine::step() {
       }
     }
     const std::vector<SampledStep> sampled =
-        sample_tokens(runner_.backend(), picker_, pass.logits, targets);
+        sample_tokens(runner_.backend(), picker_, pass.logits, targets, limits_.eos_token_ids);
     for (size_t i = 0; i < targets.size(); ++i) {
       append(*targets[i].seq, sampled[i]);
       changed.insert(targets[i].seq->request);

@@ -24,6 +24,8 @@ void check_sampling_params(const SamplingParams& p) {
   FP8LLM_CHECK(p.frequency_penalty >= -2 && p.frequency_penalty <= 2,
                "frequency_penalty must be in [-2, 2] (got {})", p.frequency_penalty);
   FP8LLM_CHECK(p.max_tokens >= 1, "max_tokens must be >= 1 (got {})", p.max_tokens);
+  FP8LLM_CHECK(p.min_tokens >= 0 && p.min_tokens <= p.max_tokens,
+               "min_tokens must be in [0, max_tokens = {}] (got {})", p.max_tokens, p.min_tokens);
   FP8LLM_CHECK(p.logprobs >= -1 && p.logprobs <= kMaxLogprobs,
                "logprobs must be in [0, {}] (got {})", kMaxLogprobs, p.logprobs);
   FP8LLM_CHECK(p.prompt_logprobs >= -1 && p.prompt_logprobs <= kMaxLogprobs,
@@ -57,6 +59,7 @@ SamplingParams checked(SamplingParams p) {
   SamplingParams shape_only = p;
   shape_only.n = 1;
   shape_only.max_tokens = 1;
+  shape_only.min_tokens = 0;
   shape_only.logprobs = -1;
   check_sampling_params(shape_only);
   return p;
@@ -85,9 +88,13 @@ double Sampler::uniform() {
 }
 
 SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
-                             std::span<const int32_t> generated) {
+                             std::span<const int32_t> generated, std::span<const int32_t> banned) {
   FP8LLM_CHECK(!logits.empty(), "sample: empty logits");
   work_.assign(logits.begin(), logits.end());
+  for (int32_t id : banned) {
+    if (id >= 0 && static_cast<size_t>(id) < work_.size())
+      work_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+  }
   if (params_.repetition_penalty != 1.0f) {
     // Once per distinct token, as in transformers (a token seen twice is not penalized twice).
     std::vector<int32_t> seen(history.begin(), history.end());

@@ -35,9 +35,11 @@ class Sampler {
   Sampler(SamplingParams params, uint64_t seed);
   const SamplingParams& params() const { return params_; }
   // `history`: the tokens so far (prompt and generated), for the repetition penalty; `generated`:
-  // the generated ones, for the presence and frequency penalties.
+  // the generated ones, for the presence and frequency penalties; `banned`: ids never drawn
+  // (min_tokens' stop tokens). The log-probability is the raw logits' all the same.
   SampledToken sample(std::span<const float> logits, std::span<const int32_t> history,
-                      std::span<const int32_t> generated = {});
+                      std::span<const int32_t> generated = {},
+                      std::span<const int32_t> banned = {});
 
   // Whether a draw depends on the logits and one uniform number alone (no penalty), so that it can
   // be drawn where the logits are: TokenPicker::pick with shape() and, unless greedy, uniform().

@@ -6,8 +6,22 @@
 
 namespace fp8llm {
 
+namespace {
+
+// The ids a sample may not draw yet: its stop tokens, while it has fewer than min_tokens.
+std::vector<int32_t> banned_ids(const Sequence& seq, std::span<const int32_t> eos) {
+  const SamplingParams& p = seq.request->spec.params;
+  if (seq.generated() >= p.min_tokens) return {};
+  std::vector<int32_t> ids = p.stop_token_ids;
+  if (!p.ignore_eos) ids.insert(ids.end(), eos.begin(), eos.end());
+  return ids;
+}
+
+}  // namespace
+
 std::vector<SampledStep> sample_tokens(Backend& backend, TokenPicker* picker, Act logits,
-                                       std::span<const SampleTarget> targets) {
+                                       std::span<const SampleTarget> targets,
+                                       std::span<const int32_t> eos) {
   std::vector<SampledStep> out(targets.size());
   std::map<int32_t, std::vector<float>> host_rows;  // rows read into host memory, by row
   const auto host_row = [&](int32_t row) -> const std::vector<float>& {
@@ -24,7 +38,9 @@ std::vector<SampledStep> sample_tokens(Backend& backend, TokenPicker* picker, Ac
   for (size_t i = 0; i < targets.size(); ++i) {
     Sequence& seq = *targets[i].seq;
     const SamplingParams& p = seq.request->spec.params;
-    if (picker != nullptr && seq.sampler.draws_from_logits_alone() && p.logprobs <= 0) {
+    const std::vector<int32_t> banned = banned_ids(seq, eos);
+    if (picker != nullptr && seq.sampler.draws_from_logits_alone() && p.logprobs <= 0 &&
+        banned.empty()) {
       const SampleShape shape = seq.sampler.shape();
       specs.push_back({targets[i].row, shape, shape.greedy() ? 0.0 : seq.sampler.uniform()});
       picked.push_back(i);
@@ -32,8 +48,8 @@ std::vector<SampledStep> sample_tokens(Backend& backend, TokenPicker* picker, Ac
     }
     const std::vector<float>& row = host_row(targets[i].row);
     const std::span<const int32_t> history(seq.tokens);
-    const SampledToken t =
-        seq.sampler.sample(row, history, history.subspan(static_cast<size_t>(seq.prompt_len)));
+    const SampledToken t = seq.sampler.sample(
+        row, history, history.subspan(static_cast<size_t>(seq.prompt_len)), banned);
     out[i].id = t.id;
     out[i].logprob = {t.id, t.logprob, top_logprobs(row, p.logprobs)};
   }

@@ -24,8 +24,10 @@ struct SampledStep {
   TokenLogprob logprob;  // `top` filled when the request asked for it
 };
 
-// `picker` may be null (every draw on the host).
+// `picker` may be null (every draw on the host). `eos`: the model's end-of-sequence ids, which a
+// sample short of its min_tokens never draws (nor its stop_token_ids): such draws are the host's.
 std::vector<SampledStep> sample_tokens(Backend& backend, TokenPicker* picker, Act logits,
-                                       std::span<const SampleTarget> targets);
+                                       std::span<const SampleTarget> targets,
+                                       std::span<const int32_t> eos = {});
 
 }  // namespace fp8llm

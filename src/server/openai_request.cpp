@@ -37,7 +37,6 @@ FieldTable with_shared_fields(FieldTable t) {
                           {"store", Use::Ignored},
                           {"service_tier", Use::Ignored},
                           {"logit_bias", Use::OffOnly},
-                          {"min_tokens", Use::OffOnly},
                           // vLLM's own form of the prompt's log-probabilities; completions
                           // return them with echo and logprobs, as OpenAI's API does.
                           {"prompt_logprobs", Use::OffOnly},
@@ -377,6 +376,8 @@ ApiRequest parse_api_request(Endpoint endpoint, const ojson& body, const ServedM
   if (max_field != nullptr) max_tokens = whole_number(*max_field, max_name, 1, INT32_MAX);
   SamplingParams defaults;
   defaults.temperature = 1.0f;
+  // Checked against min_tokens before the context fixes it (the engine checks it again then).
+  defaults.max_tokens = static_cast<int>(max_tokens.value_or(INT32_MAX));
   TextSampling parsed;
   try {
     parsed = parse_sampling(sampling, "request", defaults);

@@ -41,6 +41,7 @@ float real(const json& v, const std::string& where, const char* field) {
 const std::vector<std::string>& sampling_fields() {
   static const std::vector<std::string> fields = {"n",
                                                   "max_tokens",
+                                                  "min_tokens",
                                                   "temperature",
                                                   "top_p",
                                                   "top_k",
@@ -68,6 +69,8 @@ TextSampling parse_sampling(const json& obj, const std::string& where,
   if (has("n")) p.n = static_cast<int>(integer(obj["n"], where, "n", 1, 1024));
   if (has("max_tokens"))
     p.max_tokens = static_cast<int>(integer(obj["max_tokens"], where, "max_tokens", 1, INT32_MAX));
+  if (has("min_tokens"))
+    p.min_tokens = static_cast<int>(integer(obj["min_tokens"], where, "min_tokens", 0, INT32_MAX));
   if (has("temperature")) p.temperature = real(obj["temperature"], where, "temperature");
   if (has("top_p")) p.top_p = real(obj["top_p"], where, "top_p");
   if (has("top_k"))

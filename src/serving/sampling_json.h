@@ -1,8 +1,8 @@
 // Sampling parameters from JSON, under vLLM's SamplingParams names (which the OpenAI API shares):
-// n, max_tokens, temperature, top_p, top_k, min_p, seed, stop, stop_token_ids, ignore_eos,
-// logprobs, prompt_logprobs, presence_penalty, frequency_penalty, repetition_penalty. Used by
-// `fp8llm generate
-// --prompts-file` and the HTTP server. Every error names the field: "<where>: <field>: ...".
+// n, max_tokens, min_tokens, temperature, top_p, top_k, min_p, seed, stop, stop_token_ids,
+// ignore_eos, logprobs, prompt_logprobs, presence_penalty, frequency_penalty,
+// repetition_penalty. Used by `fp8llm generate --prompts-file` and the HTTP server. Every error
+// names the field: "<where>: <field>: ...".
 #pragma once
 
 #include <nlohmann/json.hpp>

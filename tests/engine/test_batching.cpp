@@ -193,6 +193,47 @@ TEST(Batching, PromptLogprobsAreThoseOfTheLogits) {
   EXPECT_THROW(engine->add_request({prompt, {.prompt_logprobs = 21}}), Error);
 }
 
+// A sample short of min_tokens never draws a stop token or EOS: greedy decoding takes the next
+// most likely token instead, and the stop token ends the sample only once min_tokens are out.
+TEST(Batching, MinTokensHoldsBackTheStopTokens) {
+  std::mt19937 rng(5);
+  const std::vector<int32_t> prompt = random_prompt(rng, 12);
+  auto engine = load({.quantization = Quantization::Fp8Block});
+  const auto run = [&](const SamplingParams& p) {
+    const std::vector<RequestOutput> out = engine->generate({GenerationRequest{prompt, p}});
+    return out.at(0).outputs;
+  };
+  const std::vector<int32_t> free_run = run({.max_tokens = 8, .ignore_eos = true}).at(0).token_ids;
+  ASSERT_EQ(free_run.size(), 8u);
+  const int32_t stop = free_run[2];
+  SamplingParams p{.max_tokens = 8, .stop_token_ids = {stop}, .ignore_eos = true};
+  EXPECT_EQ(run(p).at(0).token_ids, std::vector<int32_t>(free_run.begin(), free_run.begin() + 3));
+  p.min_tokens = 5;
+  const CompletionOutput held = run(p).at(0);
+  ASSERT_GE(held.token_ids.size(), 5u);
+  EXPECT_EQ(std::vector<int32_t>(held.token_ids.begin(), held.token_ids.begin() + 2),
+            std::vector<int32_t>(free_run.begin(), free_run.begin() + 2));
+  for (size_t i = 0; i < 4; ++i) EXPECT_NE(held.token_ids[i], stop) << "token " << i;
+  // Where the stop token was the argmax, the next most likely token.
+  std::vector<int32_t> context = prompt;
+  context.insert(context.end(), free_run.begin(), free_run.begin() + 2);
+  std::vector<float> row = engine->logits(context);
+  row.erase(row.begin(), row.end() - engine->vocab_size());
+  row[static_cast<size_t>(stop)] = -INFINITY;
+  EXPECT_EQ(held.token_ids[2], argmax(row));
+  // Sampled, many samples: none has a stop token among its first min_tokens tokens.
+  p.temperature = 1.5f;
+  p.n = 16;
+  p.seed = 3;
+  p.stop_token_ids = {free_run[0], free_run[1], stop};
+  for (const CompletionOutput& c : run(p)) {
+    ASSERT_GE(c.token_ids.size(), 5u);
+    for (size_t i = 0; i < 4; ++i)
+      EXPECT_EQ(std::count(p.stop_token_ids.begin(), p.stop_token_ids.end(), c.token_ids[i]), 0);
+  }
+  EXPECT_THROW(engine->add_request({prompt, {.max_tokens = 4, .min_tokens = 5}}), Error);
+}
+
 // Warm-up requests run to the end and leave nothing behind but their counted tokens; a prompt
 // longer than the context is cut to fit.
 TEST(Batching, WarmUpRunsItsRequestsAndLeavesTheEngineIdle) {

@@ -79,6 +79,24 @@ class Generate(unittest.TestCase):
         self.assertIsNone(plain.prompt_logprobs)
         self.assertEqual(plain.outputs[0].token_ids, out.outputs[0].token_ids)
 
+    def test_min_tokens_holds_back_the_stop_tokens(self):
+        free = self.llm.generate({"prompt_token_ids": PROMPT},
+                                 fp8llm.SamplingParams(temperature=0, max_tokens=6,
+                                                       ignore_eos=True), use_tqdm=False)
+        first = free[0].outputs[0].token_ids[0]
+        stopped = self.llm.generate({"prompt_token_ids": PROMPT},
+                                    fp8llm.SamplingParams(temperature=0, max_tokens=6,
+                                                          stop_token_ids=[first]),
+                                    use_tqdm=False)
+        self.assertEqual(stopped[0].outputs[0].token_ids, [first])
+        held = self.llm.generate({"prompt_token_ids": PROMPT},
+                                 fp8llm.SamplingParams(temperature=0, max_tokens=6, min_tokens=3,
+                                                       stop_token_ids=[first]),
+                                 use_tqdm=False)
+        tokens = held[0].outputs[0].token_ids
+        self.assertGreaterEqual(len(tokens), 3)
+        self.assertNotIn(first, tokens[:3])
+
     def test_text_prompts_and_stop_strings(self):
         greedy = fp8llm.SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
         out = self.llm.generate(["Hello there", "Once upon"], greedy, use_tqdm=True)

@@ -98,7 +98,8 @@ TEST_F(OpenAiRequest, SamplingFieldsAndStreamOptions) {
   const ApiRequest r = parse(kCompletions, R"({"prompt": "a", "n": 2, "temperature": 0.5,
       "top_p": 0.9, "top_k": 5, "min_p": 0.1, "seed": 3, "stop": ["x", "yz"], "stop_token_ids": [7],
       "ignore_eos": true, "logprobs": 2, "presence_penalty": 0.5, "frequency_penalty": -0.5,
-      "repetition_penalty": 1.1, "stream": true, "stream_options": {"include_usage": true},
+      "repetition_penalty": 1.1, "min_tokens": 2, "stream": true,
+      "stream_options": {"include_usage": true},
       "user": "someone", "best_of": 2, "logit_bias": {}, "suffix": null})");
   const SamplingParams& p = r.prompts[0].sampling.params;
   EXPECT_EQ(p.n, 2);
@@ -110,6 +111,7 @@ TEST_F(OpenAiRequest, SamplingFieldsAndStreamOptions) {
   EXPECT_EQ(p.stop_token_ids, (std::vector<int32_t>{7}));
   EXPECT_TRUE(p.ignore_eos);
   EXPECT_EQ(p.logprobs, 2);
+  EXPECT_EQ(p.min_tokens, 2);
   EXPECT_EQ(r.top_logprobs, 2);
   EXPECT_TRUE(r.stream && r.include_usage);
 }
@@ -158,6 +160,9 @@ TEST_F(OpenAiRequest, BadFieldsAre400sNamingThem) {
       {kCompletions, R"({"prompt": "a", "logprobs": true})", "logprobs", "expected an integer"},
       {kCompletions, R"({"prompt": "a", "prompt_logprobs": 1})", "prompt_logprobs",
        "not supported"},
+      {kCompletions, R"({"prompt": "a", "max_tokens": 3, "min_tokens": 4})", "min_tokens",
+       "min_tokens must be in [0, max_tokens = 3]"},
+      {kCompletions, R"({"prompt": "a", "min_tokens": -1})", "min_tokens", "out of range"},
       {kCompletions, R"({"prompt": "a", "temprature": 1})", "temprature", "not a field"},
       {kCompletions, R"({"prompt": "a", "logit_bias": {"5": 1}})", "logit_bias", "not supported"},
       {kCompletions, R"({"prompt": "a", "best_of": 3})", "best_of", "not supported"},
