@@ -334,6 +334,9 @@ class LLM:
                     f"{len(params)} sampling_params for {len(ids)} prompts (give one, or one "
                     "per prompt)"
                 )
+        for p in params:
+            if not p.detokenize and p.stop:
+                raise _core.Error("stop: stop strings need detokenize=True (they match the text)")
         loras = self._lora_names(lora_request, len(ids))
         progress = Progress(len(ids)) if use_tqdm and ids else None
         try:
@@ -342,7 +345,10 @@ class LLM:
             if progress is not None:
                 progress.close()
         outputs = []
-        for text, (prompt_ids, cached, completions, scored) in zip(texts, results):
+        for p, text, (prompt_ids, cached, completions, scored) in zip(params, texts, results):
+            if not p.detokenize:
+                for c in completions:
+                    c["text"] = ""
             outputs.append(
                 RequestOutput(
                     request_id=str(next(_request_ids)),

@@ -28,8 +28,14 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     repetition_penalty: float = 1.0
     ignore_eos: bool = False
+    # The text: a stop string found stays in it; special tokens (<|eot_id|>, ...) add text to it;
+    # detokenize=False leaves it empty (token ids only; no stop strings then).
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+    detokenize: bool = True
 
     def to_json(self) -> str:
         """The fields the engine reads, as JSON (None: the engine's default)."""
         fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        fields.pop("detokenize")
         return json.dumps(fields)

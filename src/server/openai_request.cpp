@@ -39,8 +39,7 @@ FieldTable with_shared_fields(FieldTable t) {
                           {"logit_bias", Use::OffOnly},
                           // vLLM's own form of the prompt's log-probabilities; completions
                           // return them with echo and logprobs, as OpenAI's API does.
-                          {"prompt_logprobs", Use::OffOnly},
-                          {"include_stop_str_in_output", Use::OffOnly}};
+                          {"prompt_logprobs", Use::OffOnly}};
   t.insert(shared.begin(), shared.end());
   for (const std::string& f : sampling_fields()) t.emplace(f, Use::Read);
   return t;

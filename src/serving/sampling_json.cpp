@@ -54,7 +54,9 @@ const std::vector<std::string>& sampling_fields() {
                                                   "prompt_logprobs",
                                                   "presence_penalty",
                                                   "frequency_penalty",
-                                                  "repetition_penalty"};
+                                                  "repetition_penalty",
+                                                  "include_stop_str_in_output",
+                                                  "skip_special_tokens"};
   return fields;
 }
 
@@ -87,10 +89,14 @@ TextSampling parse_sampling(const json& obj, const std::string& where,
     p.frequency_penalty = real(obj["frequency_penalty"], where, "frequency_penalty");
   if (has("repetition_penalty"))
     p.repetition_penalty = real(obj["repetition_penalty"], where, "repetition_penalty");
-  if (has("ignore_eos")) {
-    FP8LLM_CHECK(obj["ignore_eos"].is_boolean(), "{}: ignore_eos: expected true or false", where);
-    p.ignore_eos = obj["ignore_eos"].get<bool>();
-  }
+  const auto flag = [&](const char* f, bool& out) {
+    if (!has(f)) return;
+    FP8LLM_CHECK(obj[f].is_boolean(), "{}: {}: expected true or false", where, f);
+    out = obj[f].get<bool>();
+  };
+  flag("ignore_eos", p.ignore_eos);
+  flag("include_stop_str_in_output", t.include_stop_str_in_output);
+  flag("skip_special_tokens", t.skip_special_tokens);
   if (has("logprobs")) {
     const json& l = obj["logprobs"];
     p.logprobs = static_cast<int>(integer(l, where, "logprobs", 0, kMaxLogprobs));

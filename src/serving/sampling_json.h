@@ -1,8 +1,8 @@
 // Sampling parameters from JSON, under vLLM's SamplingParams names (which the OpenAI API shares):
 // n, max_tokens, min_tokens, temperature, top_p, top_k, min_p, seed, stop, stop_token_ids,
 // ignore_eos, logprobs, prompt_logprobs, presence_penalty, frequency_penalty,
-// repetition_penalty. Used by `fp8llm generate --prompts-file` and the HTTP server. Every error
-// names the field: "<where>: <field>: ...".
+// repetition_penalty, include_stop_str_in_output, skip_special_tokens. Used by `fp8llm generate
+// --prompts-file` and the HTTP server. Every error names the field: "<where>: <field>: ...".
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -16,7 +16,9 @@ namespace fp8llm {
 
 struct TextSampling {
   SamplingParams params;
-  std::vector<std::string> stop;  // stop strings, matched on the decoded text
+  std::vector<std::string> stop;            // stop strings, matched on the decoded text
+  bool include_stop_str_in_output = false;  // a stop string found stays in the text
+  bool skip_special_tokens = true;          // special tokens add no text
 };
 
 // Reads the fields above from `obj` over `defaults`; other fields are left for the caller (it

@@ -21,7 +21,9 @@ GenerationRequest engine_request(const TextModel& text, const TextRequest& r) {
 
 SampleTexts::SampleTexts(const TextModel& text, const TextRequest& r) {
   for (int i = 0; i < r.sampling.params.n; ++i)
-    streams_.emplace_back(text.tokenizer(), r.sampling.stop);
+    streams_.emplace_back(text.tokenizer(), r.sampling.stop,
+                          TextStreamOptions{.skip_special_tokens = r.sampling.skip_special_tokens,
+                                            .include_stop = r.sampling.include_stop_str_in_output});
 }
 
 std::string SampleTexts::put(const TokenUpdate& u, bool* stopped) {

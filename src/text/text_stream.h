@@ -1,6 +1,7 @@
 // One sample's text as its tokens come: decoded incrementally (never half a UTF-8 character), with
 // stop strings matched on the decoded text. Text that could still turn out to begin a stop string
-// is held back; a stop string found ends the text just before it (it is never emitted).
+// is held back; a stop string found ends the text just before it (or, with include_stop, just
+// after it: nothing needs holding back then).
 #pragma once
 
 #include <cstdint>
@@ -12,10 +13,15 @@
 
 namespace fp8llm {
 
+struct TextStreamOptions {
+  bool skip_special_tokens = true;  // special tokens (<|eot_id|>, ...) add no text
+  bool include_stop = false;        // vLLM's include_stop_str_in_output
+};
+
 class TextStream {
  public:
   TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop_strings,
-             bool skip_special_tokens = true);
+             TextStreamOptions options = {});
   // Adds a token; returns the text that can be emitted now (possibly empty). After a stop string
   // is found, returns the text before it that was held back, and stopped() is true.
   std::string put(int32_t id);
@@ -30,6 +36,8 @@ class TextStream {
 
   StreamDecoder decoder_;
   std::vector<std::string> stops_;
+  bool include_stop_;
+  size_t longest_stop_ = 0;
   size_t hold_ = 0;      // bytes held back because they may begin a stop string
   std::string pending_;  // decoded, not yet emitted
   std::string text_;

@@ -104,6 +104,19 @@ TEST(GenerateBatchCli, StopStringsEndTheTextBeforeThem) {
   EXPECT_EQ(o["text"], text.substr(0, text.find(stop)));
   EXPECT_EQ(o["finish_reason"], "stop");
   EXPECT_LT(o["token_ids"].size(), 12u);
+  // vLLM's include_stop_str_in_output keeps the stop string.
+  write(tmp / "c.jsonl", json{{"prompt", "Hello"},
+                              {"max_tokens", 12},
+                              {"ignore_eos", true},
+                              {"stop", stop},
+                              {"include_stop_str_in_output", true}}
+                             .dump());
+  ASSERT_EQ(run_cli("generate --model " + llama() + " -q none --prompts-file " +
+                    (tmp / "c.jsonl").string() + " --out " + (tmp / "c.out").string())
+                .exit_code,
+            0);
+  EXPECT_EQ(lines_of(tmp / "c.out").at(0)["outputs"][0]["text"],
+            text.substr(0, text.find(stop) + stop.size()));
 }
 
 TEST(GenerateBatchCli, BadLinesAreOneLineErrorsAndWriteNothing) {

@@ -111,6 +111,17 @@ class Generate(unittest.TestCase):
         c = stopped[0].outputs[0]
         self.assertEqual(c.finish_reason, "stop")
         self.assertEqual(c.text, first.text[:first.text.index(stop)])
+        kept = self.llm.generate("Hello there", fp8llm.SamplingParams(
+            temperature=0, max_tokens=12, ignore_eos=True, stop=[stop],
+            include_stop_str_in_output=True), use_tqdm=False)[0].outputs[0]
+        self.assertEqual(kept.text, first.text[:first.text.index(stop) + len(stop)])
+        bare = self.llm.generate("Hello there", fp8llm.SamplingParams(
+            temperature=0, max_tokens=12, ignore_eos=True, detokenize=False), use_tqdm=False)
+        self.assertEqual(bare[0].outputs[0].text, "")
+        self.assertEqual(bare[0].outputs[0].token_ids, first.token_ids)
+        with self.assertRaises(fp8llm.Error):
+            self.llm.generate("Hello there", fp8llm.SamplingParams(stop=["x"], detokenize=False),
+                              use_tqdm=False)
 
     def test_chat(self):
         messages = [{"role": "user", "content": "Say hi"}]
