@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace fp8llm {
@@ -26,7 +27,10 @@ struct SamplingParams {
   // then they are never drawn (stop strings are matched from the start).
   int min_tokens = 0;
   std::vector<int32_t> stop_token_ids;  // end a sample (the token is part of the output)
-  bool ignore_eos = false;              // do not stop at the model's end-of-sequence tokens
+  // Added to the logits of these token ids before a draw (OpenAI's logit_bias, in [-100, 100]; -100
+  // all but bans a token). Log-probabilities stay the raw logits'.
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  bool ignore_eos = false;  // do not stop at the model's end-of-sequence tokens
   // -1: no log-probabilities; 0: the sampled token's; K (<= 20): also the K most likely tokens'.
   int logprobs = -1;
   // The same for the prompt's tokens (from the second on: the first has nothing before it). Such

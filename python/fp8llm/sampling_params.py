@@ -4,7 +4,7 @@ naming the field."""
 
 import dataclasses
 import json
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 
 @dataclasses.dataclass
@@ -20,6 +20,8 @@ class SamplingParams:
     seed: Optional[int] = None
     stop: Optional[Union[str, List[str]]] = None
     stop_token_ids: Optional[List[int]] = None
+    # Added to those tokens' logits before a draw, in [-100, 100] (log-probabilities stay raw).
+    logit_bias: Optional[Dict[int, float]] = None
     # None: none; 0: the sampled token's log-probability; k <= 20: also the k most likely tokens'.
     logprobs: Optional[int] = None
     # The same for the prompt's tokens (RequestOutput.prompt_logprobs; the first token has none).

@@ -39,6 +39,11 @@ uint64_t LlmEngine::add_request(GenerationRequest request, TokenCallback on_toke
                  "stop_token_ids: token id {} is out of range (vocabulary of {})", id,
                  limits_.vocab_size);
   }
+  for (const auto& [id, bias] : p.logit_bias) {
+    FP8LLM_CHECK(id < limits_.vocab_size,
+                 "logit_bias: token id {} is out of range (vocabulary of {})", id,
+                 limits_.vocab_size);
+  }
   FP8LLM_CHECK(prompt < limits_.max_context,
                "prompt: {} tokens do not fit the context of {} positions (at least one must be "
                "left to generate)",

@@ -32,6 +32,13 @@ void check_sampling_params(const SamplingParams& p) {
                "prompt_logprobs must be in [0, {}] (got {})", kMaxLogprobs, p.prompt_logprobs);
   for (int32_t id : p.stop_token_ids)
     FP8LLM_CHECK(id >= 0, "stop_token_ids: {} is not a token id", id);
+  for (const auto& [id, bias] : p.logit_bias) {
+    FP8LLM_CHECK(id >= 0, "logit_bias: {} is not a token id", id);
+    FP8LLM_CHECK(bias >= -100 && bias <= 100,
+                 "logit_bias: the bias of token {} must be in [-100, "
+                 "100] (got {})",
+                 id, bias);
+  }
 }
 
 uint64_t sample_seed(uint64_t request_seed, int index) {
@@ -73,7 +80,7 @@ Sampler::Sampler(SamplingParams params, uint64_t seed) : params_(checked(params)
 
 bool Sampler::draws_from_logits_alone() const {
   return params_.repetition_penalty == 1.0f && params_.presence_penalty == 0.0f &&
-         params_.frequency_penalty == 0.0f;
+         params_.frequency_penalty == 0.0f && params_.logit_bias.empty();
 }
 
 SampleShape Sampler::shape() const {
@@ -91,6 +98,9 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
                              std::span<const int32_t> generated, std::span<const int32_t> banned) {
   FP8LLM_CHECK(!logits.empty(), "sample: empty logits");
   work_.assign(logits.begin(), logits.end());
+  for (const auto& [id, bias] : params_.logit_bias) {
+    if (id >= 0 && static_cast<size_t>(id) < work_.size()) work_[static_cast<size_t>(id)] += bias;
+  }
   for (int32_t id : banned) {
     if (id >= 0 && static_cast<size_t>(id) < work_.size())
       work_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();

@@ -36,7 +36,6 @@ FieldTable with_shared_fields(FieldTable t) {
                           {"metadata", Use::Ignored},
                           {"store", Use::Ignored},
                           {"service_tier", Use::Ignored},
-                          {"logit_bias", Use::OffOnly},
                           // vLLM's own form of the prompt's log-probabilities; completions
                           // return them with echo and logprobs, as OpenAI's API does.
                           {"prompt_logprobs", Use::OffOnly}};

@@ -75,7 +75,8 @@ void generate(ServerContext& ctx, Endpoint endpoint, const httplib::Request& req
   } catch (const Error& e) {
     // The engine's last checks (e.g. a prompt and max_tokens the KV cache cannot hold alone).
     ctx.registry.remove(g);
-    ApiError error = request_error(e, {"prompt", "max_tokens", "stop_token_ids", "n"});
+    ApiError error = request_error(
+        e, {"prompt", "max_tokens", "min_tokens", "stop_token_ids", "logit_bias", "n"});
     if (endpoint == Endpoint::ChatCompletions && error.param() == "prompt")
       throw ApiError(400, error.what(), "messages");
     throw error;

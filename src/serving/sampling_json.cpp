@@ -1,5 +1,6 @@
 #include "serving/sampling_json.h"
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -49,6 +50,7 @@ const std::vector<std::string>& sampling_fields() {
                                                   "seed",
                                                   "stop",
                                                   "stop_token_ids",
+                                                  "logit_bias",
                                                   "ignore_eos",
                                                   "logprobs",
                                                   "prompt_logprobs",
@@ -111,6 +113,20 @@ TextSampling parse_sampling(const json& obj, const std::string& where,
     for (const json& id : ids)
       p.stop_token_ids.push_back(
           static_cast<int32_t>(integer(id, where, "stop_token_ids", 0, INT32_MAX)));
+  }
+  if (has("logit_bias")) {
+    // OpenAI's form: token ids (as the object's keys) to biases.
+    const json& b = obj["logit_bias"];
+    FP8LLM_CHECK(b.is_object(), "{}: logit_bias: expected an object of token ids to biases", where);
+    FP8LLM_CHECK(b.size() <= 1024, "{}: logit_bias: at most 1024 tokens (got {})", where, b.size());
+    for (const auto& [key, value] : b.items()) {
+      int64_t id = -1;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+      FP8LLM_CHECK(
+          ec == std::errc() && end == key.data() + key.size() && id >= 0 && id <= INT32_MAX,
+          "{}: logit_bias: '{}' is not a token id", where, key.substr(0, 32));
+      p.logit_bias.emplace_back(static_cast<int32_t>(id), real(value, where, "logit_bias"));
+    }
   }
   if (has("stop")) {
     const json& s = obj["stop"];

@@ -234,6 +234,29 @@ TEST(Batching, MinTokensHoldsBackTheStopTokens) {
   EXPECT_THROW(engine->add_request({prompt, {.max_tokens = 4, .min_tokens = 5}}), Error);
 }
 
+// logit_bias moves the draw (greedy: the argmax of the biased logits) but not the reported
+// log-probability (the raw logits'); an id past the vocabulary is refused.
+TEST(Batching, LogitBiasMovesTheDrawNotTheLogprob) {
+  std::mt19937 rng(8);
+  const std::vector<int32_t> prompt = random_prompt(rng, 10);
+  auto engine = load({.quantization = Quantization::Fp8Row});
+  std::vector<float> row = engine->logits(prompt);
+  row.erase(row.begin(), row.end() - engine->vocab_size());
+  const int32_t top = argmax(row);
+  std::vector<float> biased = row;
+  biased[static_cast<size_t>(top)] -= 100;
+  biased[17] += 3.5f;
+  const SamplingParams p{.max_tokens = 1, .logit_bias = {{top, -100}, {17, 3.5f}}, .logprobs = 0};
+  const RequestOutput out = engine->generate({GenerationRequest{prompt, p}}).at(0);
+  const CompletionOutput& c = out.outputs.at(0);
+  ASSERT_EQ(c.token_ids.size(), 1u);
+  EXPECT_EQ(c.token_ids[0], argmax(biased));
+  EXPECT_NE(c.token_ids[0], top);
+  EXPECT_EQ(c.logprobs.at(0).logprob, log_softmax_at(row, c.token_ids[0]));
+  EXPECT_THROW(engine->add_request({prompt, {.logit_bias = {{1024, 1.0f}}}}), Error);
+  EXPECT_THROW(engine->add_request({prompt, {.logit_bias = {{3, 101.0f}}}}), Error);
+}
+
 // Warm-up requests run to the end and leave nothing behind but their counted tokens; a prompt
 // longer than the context is cut to fit.
 TEST(Batching, WarmUpRunsItsRequestsAndLeavesTheEngineIdle) {

@@ -97,6 +97,18 @@ class Generate(unittest.TestCase):
         self.assertGreaterEqual(len(tokens), 3)
         self.assertNotIn(first, tokens[:3])
 
+    def test_logit_bias_moves_the_draw(self):
+        greedy = fp8llm.SamplingParams(temperature=0, max_tokens=1, ignore_eos=True)
+        top = self.llm.generate({"prompt_token_ids": PROMPT}, greedy,
+                                use_tqdm=False)[0].outputs[0].token_ids[0]
+        pushed = self.llm.generate({"prompt_token_ids": PROMPT}, fp8llm.SamplingParams(
+            temperature=0, max_tokens=1, ignore_eos=True, logit_bias={top: -100, 17: 100}),
+            use_tqdm=False)[0].outputs[0].token_ids[0]
+        self.assertEqual(pushed, 17)
+        with self.assertRaises(fp8llm.Error) as e:
+            self.llm.generate(PROMPT, fp8llm.SamplingParams(logit_bias={5: 300}), use_tqdm=False)
+        self.assertIn("logit_bias", str(e.exception))
+
     def test_text_prompts_and_stop_strings(self):
         greedy = fp8llm.SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
         out = self.llm.generate(["Hello there", "Once upon"], greedy, use_tqdm=True)

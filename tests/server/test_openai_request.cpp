@@ -112,6 +112,11 @@ TEST_F(OpenAiRequest, SamplingFieldsAndStreamOptions) {
   EXPECT_TRUE(p.ignore_eos);
   EXPECT_EQ(p.logprobs, 2);
   EXPECT_EQ(p.min_tokens, 2);
+  EXPECT_TRUE(p.logit_bias.empty());
+  EXPECT_EQ(parse(kCompletions, R"({"prompt": "a", "logit_bias": {"5": 2.5, "7": -100}})")
+                .prompts[0]
+                .sampling.params.logit_bias,
+            (std::vector<std::pair<int32_t, float>>{{5, 2.5f}, {7, -100.0f}}));
   EXPECT_EQ(r.top_logprobs, 2);
   EXPECT_TRUE(r.stream && r.include_usage);
 }
@@ -164,7 +169,10 @@ TEST_F(OpenAiRequest, BadFieldsAre400sNamingThem) {
        "min_tokens must be in [0, max_tokens = 3]"},
       {kCompletions, R"({"prompt": "a", "min_tokens": -1})", "min_tokens", "out of range"},
       {kCompletions, R"({"prompt": "a", "temprature": 1})", "temprature", "not a field"},
-      {kCompletions, R"({"prompt": "a", "logit_bias": {"5": 1}})", "logit_bias", "not supported"},
+      {kCompletions, R"({"prompt": "a", "logit_bias": {"x5": 1}})", "logit_bias",
+       "'x5' is not a token id"},
+      {kCompletions, R"({"prompt": "a", "logit_bias": {"5": -101}})", "logit_bias", "[-100, 100]"},
+      {kCompletions, R"({"prompt": "a", "logit_bias": [5]})", "logit_bias", "expected an object"},
       {kCompletions, R"({"prompt": "a", "best_of": 3})", "best_of", "not supported"},
       {kCompletions, R"({"prompt": "a", "seed": "x"})", "seed", "expected an integer"},
       {kCompletions, R"({"prompt": "a", "model": 7})", "model", "expected a string"},
