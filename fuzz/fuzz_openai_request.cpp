@@ -55,6 +55,12 @@ void check_accepted(const ApiRequest& r, const ServedModel& m) {
     ChoiceDelta d{.index = c, .text = "x", .tokens = {c % 256}, .finish = FinishReason::Stop};
     if (r.top_logprobs >= 0)
       d.logprobs.push_back({.id = c % 256, .logprob = -1.0f, .top = {{1, -0.5f}}});
+    // Echo with logprobs: the prompt's tokens after the first come with the first token.
+    if (!r.echo_texts.empty() && r.top_logprobs >= 0) {
+      const std::vector<int32_t>& prompt = r.prompts[static_cast<size_t>(c / r.n)].prompt;
+      for (size_t i = 1; i < prompt.size(); ++i)
+        d.prompt_logprobs.push_back({.id = prompt[i], .logprob = -2.0f, .top = {{2, -0.25f}}});
+    }
     (void)stream.chunk(d, Usage{1, 1});
     choices.push_back(std::move(d));
   }

@@ -419,6 +419,10 @@ ApiRequest parse_api_request(Endpoint endpoint, const ojson& body, const ServedM
                   max_name, len, *max_tokens, model.max_context);
     TextRequest t{std::move(p.ids), parsed, adapter};
     t.sampling.params.max_tokens = static_cast<int>(max_tokens.value_or(model.max_context - len));
+    if (t.sampling.params.min_tokens > t.sampling.params.max_tokens)
+      bad_request("min_tokens",
+                  "min_tokens: {} is more than the {} tokens this prompt may generate",
+                  t.sampling.params.min_tokens, t.sampling.params.max_tokens);
     r.prompts.push_back(std::move(t));
     if (echo) r.echo_texts.push_back(std::move(p.text));
   }

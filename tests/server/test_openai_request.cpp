@@ -168,6 +168,9 @@ TEST_F(OpenAiRequest, BadFieldsAre400sNamingThem) {
       {kCompletions, R"({"prompt": "a", "max_tokens": 3, "min_tokens": 4})", "min_tokens",
        "min_tokens must be in [0, max_tokens = 3]"},
       {kCompletions, R"({"prompt": "a", "min_tokens": -1})", "min_tokens", "out of range"},
+      // Without max_tokens, the rest of the context bounds it ("a" is two tokens, with BOS).
+      {kCompletions, R"({"prompt": "a", "min_tokens": 500})", "min_tokens",
+       "more than the 126 tokens"},
       {kCompletions, R"({"prompt": "a", "temprature": 1})", "temprature", "not a field"},
       {kCompletions, R"({"prompt": "a", "logit_bias": {"x5": 1}})", "logit_bias",
        "'x5' is not a token id"},
