@@ -4,6 +4,7 @@
 // steps; sampled requests are reproducible; the GPU agrees with the CPU engine.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -204,6 +205,46 @@ TEST_F(CudaBatching, AgreesWithTheCpuEngine) {
                 gap / std::sqrt(norm));
     EXPECT_LE(gap, kVsCpuBound * std::sqrt(norm)) << "request " << i;
   }
+}
+
+// Prompt log-probabilities on the device's path (rows of logits for every prompt position, in
+// chunks cut to the rows the workspace holds): one for each prompt token after the first, the
+// prompt's own ids, close to the CPU engine's (printed: the largest difference).
+TEST_F(CudaBatching, PromptLogprobsAgreeWithTheCpuEngine) {
+  std::vector<GenerationRequest> requests = mixed(12, false, 9);
+  for (size_t i = 0; i < requests.size(); i += 3) requests[i].params.prompt_logprobs = 2;
+  auto g = gpu({.quantization = Quantization::Fp8Block,
+                .fp8_gemm = Fp8Gemm::Fp32,
+                .kv_cache_dtype = KvCacheDtype::F32,
+                .max_seqs = 8});
+  auto c =
+      Engine::load({.model_dir = data_path("tiny-llama"), .quantization = Quantization::Fp8Block});
+  const std::vector<RequestOutput> on_gpu = g->generate(requests);
+  const std::vector<RequestOutput> on_cpu = c->generate(requests);
+  double largest = 0, total = 0;
+  size_t count = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const std::vector<TokenLogprob>& x = on_gpu[i].prompt_logprobs;
+    if (requests[i].params.prompt_logprobs < 0) {
+      EXPECT_TRUE(x.empty());
+      continue;
+    }
+    ASSERT_EQ(x.size(), requests[i].prompt.size() - 1) << "request " << i;
+    ASSERT_EQ(on_cpu[i].prompt_logprobs.size(), x.size());
+    for (size_t p = 0; p < x.size(); ++p) {
+      EXPECT_EQ(x[p].id, requests[i].prompt[p + 1]);
+      EXPECT_EQ(x[p].top.size(), 2u);
+      ASSERT_TRUE(std::isfinite(x[p].logprob) && x[p].logprob <= 0) << x[p].logprob;
+      const double d = std::fabs(x[p].logprob - on_cpu[i].prompt_logprobs[p].logprob);
+      largest = std::max(largest, d);
+      total += d;
+      ++count;
+    }
+  }
+  std::printf("prompt logprobs, gpu vs cpu: mean |difference| %.2e, largest %.2e over %zu\n",
+              total / static_cast<double>(count), largest, count);
+  EXPECT_LT(total / static_cast<double>(count), 5e-2);
+  EXPECT_EQ(g->stats().kv_blocks_used, 0);
 }
 
 }  // namespace
