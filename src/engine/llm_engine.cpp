@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "engine/token_sampling.h"
 #include "model/top_token.h"
 
@@ -244,13 +245,19 @@ void LlmEngine::score_prompt(Sequence& seq, const ModelRunner::ScoredRows& rows,
   const auto vocab = static_cast<size_t>(logits.cols);
   std::vector<float> host(static_cast<size_t>(rows.count) * vocab);
   runner_.backend().read(rows_of(logits, rows.row, rows.count), host.data());
-  for (int64_t k = 0; k < rows.count; ++k) {
-    // Position p's logits score the prompt's token p + 1.
-    const std::span<const float> row(host.data() + static_cast<size_t>(k) * vocab, vocab);
-    const int32_t next = seq.tokens[static_cast<size_t>(rows.first + k + 1)];
-    r.prompt_logprobs.push_back(
-        {next, log_softmax_at(row, next), top_logprobs(row, r.spec.params.prompt_logprobs)});
-  }
+  // A row of a large vocabulary takes the host about a millisecond (exponentials in double, the
+  // top tokens): the rows of a step are scored on every core, in order all the same.
+  std::vector<TokenLogprob> scored(static_cast<size_t>(rows.count));
+  parallel_for(scored.size(), 1, [&](size_t begin, size_t end) {
+    for (size_t k = begin; k < end; ++k) {
+      // Position p's logits score the prompt's token p + 1.
+      const std::span<const float> row(host.data() + k * vocab, vocab);
+      const int32_t next = seq.tokens[static_cast<size_t>(rows.first) + k + 1];
+      scored[k] = {next, log_softmax_at(row, next),
+                   top_logprobs(row, r.spec.params.prompt_logprobs)};
+    }
+  });
+  r.prompt_logprobs.insert(r.prompt_logprobs.end(), scored.begin(), scored.end());
 }
 
 RequestOutput LlmEngine::output_of(const RequestState& r) const {
