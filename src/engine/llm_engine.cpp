@@ -245,8 +245,9 @@ void LlmEngine::score_prompt(Sequence& seq, const ModelRunner::ScoredRows& rows,
   const auto vocab = static_cast<size_t>(logits.cols);
   std::vector<float> host(static_cast<size_t>(rows.count) * vocab);
   runner_.backend().read(rows_of(logits, rows.row, rows.count), host.data());
-  // A row of a large vocabulary takes the host about a millisecond (exponentials in double, the
-  // top tokens): the rows of a step are scored on every core, in order all the same.
+  // Each row costs the host an exponential in double for every token of the vocabulary, and a
+  // selection of the top ones: the rows of a step are scored on every core (in order all the
+  // same).
   std::vector<TokenLogprob> scored(static_cast<size_t>(rows.count));
   parallel_for(scored.size(), 1, [&](size_t begin, size_t end) {
     for (size_t k = begin; k < end; ++k) {
