@@ -349,6 +349,8 @@ class LLM:
             if not p.detokenize:
                 for c in completions:
                     c["text"] = ""
+            # vLLM's form: nothing for the first prompt token, which has no context.
+            prompt_logprobs = None if scored is None else [None] + self._logprob_dicts(scored)
             outputs.append(
                 RequestOutput(
                     request_id=str(next(_request_ids)),
@@ -356,7 +358,7 @@ class LLM:
                     prompt_token_ids=list(prompt_ids),
                     outputs=[self._completion(c) for c in completions],
                     num_cached_tokens=cached,
-                    prompt_logprobs=None if scored is None else [None] + self._logprob_dicts(scored),
+                    prompt_logprobs=prompt_logprobs,
                 )
             )
         return outputs

@@ -35,9 +35,7 @@ void check_sampling_params(const SamplingParams& p) {
   for (const auto& [id, bias] : p.logit_bias) {
     FP8LLM_CHECK(id >= 0, "logit_bias: {} is not a token id", id);
     FP8LLM_CHECK(bias >= -100 && bias <= 100,
-                 "logit_bias: the bias of token {} must be in [-100, "
-                 "100] (got {})",
-                 id, bias);
+                 "logit_bias: the bias of token {} must be in [-100, 100] (got {})", id, bias);
   }
 }
 

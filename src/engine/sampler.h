@@ -42,8 +42,8 @@ class Sampler {
                       std::span<const int32_t> banned = {});
 
   // Whether a draw depends on the logits and one uniform number alone (no penalty, no logit bias),
-  // so that it can
-  // be drawn where the logits are: TokenPicker::pick with shape() and, unless greedy, uniform().
+  // so that it can be drawn where the logits are: TokenPicker::pick with shape() and, unless
+  // greedy, uniform().
   bool draws_from_logits_alone() const;
   SampleShape shape() const;
   double uniform();
