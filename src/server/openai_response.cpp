@@ -107,7 +107,14 @@ ojson ResponseFormat::logprobs(const ChoiceDelta& d) {
   }
   ojson tokens = ojson::array(), token_logprobs = ojson::array(), top = ojson::array(),
         offsets = ojson::array();
-  const auto add = [&](const TokenLogprob& t, size_t offset) {
+  // Offsets are into the choice's text, to which a token adds its decoded bytes: a special token
+  // none unless the request keeps them (whatever the token's name, or "token_id:N", looks like).
+  const size_t p = c / static_cast<size_t>(request_.n);
+  const auto text_bytes = [&](int32_t id, bool skip_special) {
+    return text_.tokenizer().decode(std::span<const int32_t>(&id, 1), skip_special).size();
+  };
+  const bool skip_special = request_.prompts[p].sampling.skip_special_tokens;
+  const auto add = [&](const TokenLogprob& t, size_t offset, bool skip) {
     const std::string s = token_string(t.id);
     tokens.push_back(s);
     token_logprobs.push_back(finite_logprob(t.logprob));
@@ -117,25 +124,24 @@ ojson ResponseFormat::logprobs(const ChoiceDelta& d) {
     if (!entry.contains(s)) entry[s] = finite_logprob(t.logprob);
     top.push_back(std::move(entry));
     offsets.push_back(offset);
-    return s.size();
+    return text_bytes(t.id, skip);
   };
   // Echoing, the list begins with the prompt's tokens, its first without a log-probability (it
-  // has nothing before it), their offsets from the start of the prompt's text.
+  // has nothing before it), their offsets from the start of the echoed prompt (its text has no
+  // special tokens).
   if (!request_.echo_texts.empty() && !prompt_listed_[c]) {
     prompt_listed_[c] = true;
-    const std::vector<int32_t>& prompt =
-        request_.prompts[c / static_cast<size_t>(request_.n)].prompt;
-    const std::string first = token_string(prompt.at(0));
-    tokens.push_back(first);
+    const std::vector<int32_t>& prompt = request_.prompts[p].prompt;
+    tokens.push_back(token_string(prompt.at(0)));
     token_logprobs.push_back(nullptr);
     top.push_back(nullptr);
     offsets.push_back(0);
-    size_t at = first.size();
-    for (const TokenLogprob& t : d.prompt_logprobs) at += add(t, at);
+    size_t at = text_bytes(prompt.at(0), true);
+    for (const TokenLogprob& t : d.prompt_logprobs) at += add(t, at, true);
   }
   // Offsets count from the start of the choice's text; the echoed prompt comes first.
   size_t offset = text_offset_[c];
-  for (const TokenLogprob& t : d.logprobs) offset += add(t, offset);
+  for (const TokenLogprob& t : d.logprobs) offset += add(t, offset, skip_special);
   return ojson{{"tokens", std::move(tokens)},
                {"token_logprobs", std::move(token_logprobs)},
                {"top_logprobs", std::move(top)},

@@ -88,9 +88,11 @@ TEST_F(OpenAiResponse, CompletionWithLogprobsEchoAndTokenIds) {
   EXPECT_EQ(p["top_logprobs"][1].size(), 2u);  // token 5, and the prompt's own 17
   EXPECT_EQ(p["top_logprobs"][1][piece(17)], -3.0);
   EXPECT_EQ(p["top_logprobs"][2].size(), 1u);
+  // Offsets into the text: the echoed prompt (no special tokens in it), then what follows.
+  const auto bytes = [&](int32_t id) { return text_->decode({{id}}).size(); };
   const size_t prompt_bytes = text_->decode({{0, 17, 18}}).size();
-  EXPECT_EQ(p["text_offset"], ojson({size_t{0}, piece(0).size(), piece(0).size() + piece(17).size(),
-                                     prompt_bytes, prompt_bytes + piece(300).size()}));
+  EXPECT_EQ(p["text_offset"], ojson({size_t{0}, bytes(0), bytes(0) + bytes(17), prompt_bytes,
+                                     prompt_bytes + bytes(300)}));
 }
 
 TEST_F(OpenAiResponse, ChatChunksAndWhole) {
