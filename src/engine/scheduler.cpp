@@ -33,10 +33,14 @@ void Scheduler::remove(Sequence* seq) {
   std::erase(waiting_, seq);
 }
 
-void Scheduler::preempt(Sequence* seq) {
+void Scheduler::restart(Sequence* seq) {
   blocks_.release(seq->block_table);
   seq->computed = 0;
   seq->prefix = PrefixChain::from(seq->prefix.root);
+}
+
+void Scheduler::preempt(Sequence* seq) {
+  restart(seq);
   std::erase(running_, seq);
   waiting_.push_front(seq);
   ++preemptions_;
@@ -78,18 +82,9 @@ bool Scheduler::admit(Sequence* seq, int64_t& budget, int64_t& rows, Schedule& o
     seq->computed = cached;
   }
   const int64_t tokens = fit_rows(*seq, std::min(seq->pending(), budget), rows);
-  if (tokens == 0) {
-    blocks_.release(seq->block_table);
-    seq->computed = 0;
-    seq->prefix = PrefixChain::from(seq->prefix.root);
-    return false;
-  }
-  const int64_t needed =
-      blocks_.blocks_needed(seq->block_table, seq->computed, seq->computed + tokens);
-  if (needed > blocks_.free_blocks()) {
-    blocks_.release(seq->block_table);  // undo the prefix hit; it is looked up again later
-    seq->computed = 0;
-    seq->prefix = PrefixChain::from(seq->prefix.root);
+  if (tokens == 0 || blocks_.blocks_needed(seq->block_table, seq->computed,
+                                           seq->computed + tokens) > blocks_.free_blocks()) {
+    restart(seq);  // undo the prefix hit; it is looked up again later
     return false;
   }
   if (seq->generated() == 0) seq->request->cached_prompt_tokens = cached;

@@ -54,6 +54,8 @@ class Scheduler {
   // Blocks for `tokens` more tokens of `seq`, preempting newer unscheduled sequences as needed.
   // False when `seq` itself had to be preempted.
   bool reserve(Sequence* seq, int64_t tokens, Schedule& out, const std::vector<Sequence*>& taken);
+  // Gives a sequence's blocks back: it is computed from its first token again.
+  void restart(Sequence* seq);
   void preempt(Sequence* seq);
   bool admit(Sequence* seq, int64_t& budget, int64_t& rows, Schedule& out);
   // A step runs at most max_seqs sequences (the n samples of a fork may make more run), and
