@@ -145,13 +145,14 @@ class Engine {
   virtual uint64_t add_request(GenerationRequest request, TokenCallback on_token = {}) = 0;
   // Ends a request's samples (FinishReason::Cancelled) and frees its KV blocks; any thread.
   virtual void abort(uint64_t id) = 0;
-  // One scheduler step: the requests that changed, as they stand after it (a finished one is
+  // One scheduler step: the requests that changed, as their OutputKind asks (a finished one is
   // reported once with finished set, then forgotten).
   virtual std::vector<RequestOutput> step() = 0;
   virtual bool has_unfinished() const = 0;
   virtual EngineStats stats() const = 0;
-  // Runs `requests` (and whatever else is queued) to the end; their outputs in the given order.
-  // `progress(done, total)` after each step that finished some of them.
+  // Runs `requests` (and whatever else is queued) to the end; their outputs in the given order
+  // (each request's OutputKind is set to FinalOnly). `progress(done, total)` after each step that
+  // finished some of them.
   std::vector<RequestOutput> generate(std::vector<GenerationRequest> requests,
                                       const std::function<void(size_t, size_t)>& progress = {});
 

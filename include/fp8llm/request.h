@@ -14,10 +14,19 @@
 
 namespace fp8llm {
 
+// What Engine::step() reports of a request, as vLLM's RequestOutputKind: after each step that
+// changed it, all of it so far (Cumulative) or only what is new since its last report (Delta: the
+// prompt's ids and log-probabilities once, then each sample's new tokens); or nothing until it
+// finishes (FinalOnly). A long sample reported whole at every step costs the engine thread a copy
+// of its history each time; callers that read only the end, or stream through the token callback,
+// ask for FinalOnly.
+enum class OutputKind { Cumulative, Delta, FinalOnly };
+
 struct GenerationRequest {
   std::vector<int32_t> prompt;
   SamplingParams params;
   std::string lora;  // the adapter to apply (Engine::add_lora), or empty for the base model
+  OutputKind output = OutputKind::Cumulative;
 };
 
 // The log-probability of a generated token under the model (log-softmax of the raw logits, before

@@ -56,6 +56,7 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
     while (static_cast<int64_t>(r.prompt.size()) < b.input_len) r.prompt.push_back(pick(rng));
     r.params.max_tokens = static_cast<int>(b.output_len);
     r.params.ignore_eos = true;
+    r.output = OutputKind::FinalOnly;  // the callback times the tokens; only the end is read
     requests.push_back(std::move(r));
   }
 

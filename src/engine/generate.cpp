@@ -15,6 +15,7 @@ std::vector<RequestOutput> Engine::generate(std::vector<GenerationRequest> reque
   std::vector<uint64_t> ids;
   try {
     for (size_t i = 0; i < requests.size(); ++i) {
+      requests[i].output = OutputKind::FinalOnly;
       const uint64_t id = add_request(std::move(requests[i]));
       ids.push_back(id);
       order[id] = i;

@@ -228,7 +228,8 @@ std::vector<RequestOutput> LlmEngine::step() {
       it = requests_.erase(it);
       continue;
     }
-    if (changed.count(&r) > 0) out.push_back(output_of(r));
+    if (changed.count(&r) > 0 && r.spec.output != OutputKind::FinalOnly)
+      out.push_back(output_of(r));
     ++it;
   }
   const EngineStats now = measure();
@@ -261,22 +262,32 @@ void LlmEngine::score_prompt(Sequence& seq, const ModelRunner::ScoredRows& rows,
   r.prompt_logprobs.insert(r.prompt_logprobs.end(), scored.begin(), scored.end());
 }
 
-RequestOutput LlmEngine::output_of(const RequestState& r) const {
+RequestOutput LlmEngine::output_of(RequestState& r) {
+  const bool delta = r.spec.output == OutputKind::Delta;
   RequestOutput o;
   o.id = r.id;
-  o.prompt_ids = r.spec.prompt;
+  if (!delta || !r.prompt_reported) o.prompt_ids = r.spec.prompt;
   o.cached_prompt_tokens = r.cached_prompt_tokens;
   o.first_token_seconds = r.first_token_seconds.value_or(0);
   o.finished_seconds = r.finished_seconds;
   o.finished = (r.forked && r.finished()) || r.aborted;
-  o.prompt_logprobs = r.prompt_logprobs;
+  const size_t scored_from = delta ? r.prompt_logprobs_reported : 0;
+  o.prompt_logprobs.assign(r.prompt_logprobs.begin() + static_cast<std::ptrdiff_t>(scored_from),
+                           r.prompt_logprobs.end());
   for (const auto& s : r.sequences) {
+    const int64_t from = delta ? s->reported : 0;
     CompletionOutput c;
     c.index = s->index;
-    c.token_ids.assign(s->tokens.begin() + s->prompt_len, s->tokens.end());
-    c.logprobs = s->logprobs;
+    c.token_ids.assign(s->tokens.begin() + s->prompt_len + from, s->tokens.end());
+    // Log-probabilities, when asked for, are one per generated token.
+    if (!s->logprobs.empty()) c.logprobs.assign(s->logprobs.begin() + from, s->logprobs.end());
     c.finish_reason = s->finish;
     o.outputs.push_back(std::move(c));
+    if (delta) s->reported = s->generated();
+  }
+  if (delta) {
+    r.prompt_reported = true;
+    r.prompt_logprobs_reported = r.prompt_logprobs.size();
   }
   return o;
 }

@@ -58,7 +58,8 @@ class LlmEngine {
   // Adds the log-probabilities of the prompt tokens that `rows` of `logits` score.
   void score_prompt(Sequence& seq, const ModelRunner::ScoredRows& rows, Act logits);
   void finish(Sequence& seq, FinishReason reason, std::string error = {});
-  RequestOutput output_of(const RequestState& request) const;
+  // What step() reports of `request` now (its OutputKind), noting what a Delta has reported.
+  static RequestOutput output_of(RequestState& request);
   EngineStats measure() const;
 
   ModelRunner& runner_;

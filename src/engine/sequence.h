@@ -31,6 +31,7 @@ struct Sequence {
   int32_t lora_slot = -1;
   Sampler sampler;
   std::vector<TokenLogprob> logprobs;
+  int64_t reported = 0;  // generated tokens already reported (OutputKind::Delta)
   std::optional<FinishReason> finish;
   std::string error;
 
@@ -66,6 +67,9 @@ struct RequestState {
   std::optional<double> first_token_seconds;
   double finished_seconds = 0;
   std::vector<TokenLogprob> prompt_logprobs;  // of prompt tokens 1, 2, ... so far
+  // What earlier outputs held (OutputKind::Delta): the prompt's ids, its log-probabilities.
+  bool prompt_reported = false;
+  size_t prompt_logprobs_reported = 0;
 
   bool finished() const {
     if (!forked && spec.params.n > 1) return !sequences.empty() && sequences[0]->finished();

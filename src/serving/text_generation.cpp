@@ -8,7 +8,8 @@
 namespace fp8llm {
 
 GenerationRequest engine_request(const TextModel& text, const TextRequest& r) {
-  GenerationRequest g{r.prompt, r.sampling.params, r.lora};
+  // Text is built from the token callback; step() need only report the end.
+  GenerationRequest g{r.prompt, r.sampling.params, r.lora, OutputKind::FinalOnly};
   if (!g.params.ignore_eos) {
     for (int32_t id : text.eos_token_ids()) {
       if (std::find(g.params.stop_token_ids.begin(), g.params.stop_token_ids.end(), id) ==

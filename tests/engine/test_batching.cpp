@@ -402,6 +402,65 @@ TEST(Batching, LogprobsAreThoseOfTheLogits) {
   }
 }
 
+// The three output kinds report the same samples: Cumulative's last report is the whole request,
+// Delta's reports add up to it (the prompt once), FinalOnly reports only the end.
+TEST(Batching, OutputKindsReportTheSameSamples) {
+  auto engine = load({.quantization = Quantization::Fp8Row});
+  std::mt19937 rng(8);
+  GenerationRequest request{random_prompt(rng, 20),
+                            {.n = 2,
+                             .temperature = 0.9f,
+                             .seed = 4,
+                             .max_tokens = 7,
+                             .logprobs = 2,
+                             .prompt_logprobs = 1}};
+  std::map<OutputKind, std::vector<RequestOutput>> reports;
+  for (const OutputKind kind : {OutputKind::Cumulative, OutputKind::Delta, OutputKind::FinalOnly}) {
+    request.output = kind;
+    const uint64_t id = engine->add_request(request);
+    while (engine->has_unfinished()) {
+      for (RequestOutput& o : engine->step()) {
+        ASSERT_EQ(o.id, id);
+        reports[kind].push_back(std::move(o));
+      }
+    }
+  }
+  const std::vector<RequestOutput>& cumulative = reports[OutputKind::Cumulative];
+  ASSERT_GT(cumulative.size(), 2u);
+  const RequestOutput& whole = cumulative.back();
+  ASSERT_TRUE(whole.finished);
+  EXPECT_EQ(whole.prompt_ids, request.prompt);
+  EXPECT_EQ(whole.prompt_logprobs.size(), request.prompt.size() - 1);
+
+  const std::vector<RequestOutput>& final_only = reports[OutputKind::FinalOnly];
+  ASSERT_EQ(final_only.size(), 1u);
+  EXPECT_TRUE(final_only[0].finished);
+  EXPECT_EQ(final_only[0].prompt_ids, request.prompt);
+  expect_same(final_only[0], whole, "final only");
+
+  const std::vector<RequestOutput>& deltas = reports[OutputKind::Delta];
+  ASSERT_EQ(deltas.size(), cumulative.size());
+  RequestOutput sum = deltas[0];
+  EXPECT_EQ(sum.prompt_ids, request.prompt);
+  for (size_t i = 1; i < deltas.size(); ++i) {
+    const RequestOutput& d = deltas[i];
+    EXPECT_TRUE(d.prompt_ids.empty()) << "report " << i;
+    EXPECT_EQ(d.finished, i + 1 == deltas.size());
+    sum.prompt_logprobs.insert(sum.prompt_logprobs.end(), d.prompt_logprobs.begin(),
+                               d.prompt_logprobs.end());
+    ASSERT_EQ(d.outputs.size(), sum.outputs.size());
+    for (size_t s = 0; s < d.outputs.size(); ++s) {
+      CompletionOutput& c = sum.outputs[s];
+      c.token_ids.insert(c.token_ids.end(), d.outputs[s].token_ids.begin(),
+                         d.outputs[s].token_ids.end());
+      c.logprobs.insert(c.logprobs.end(), d.outputs[s].logprobs.begin(),
+                        d.outputs[s].logprobs.end());
+      c.finish_reason = d.outputs[s].finish_reason;
+    }
+  }
+  expect_same(sum, whole, "deltas added up");
+}
+
 TEST(Batching, ABadRequestIsRefusedAloneAndTheOthersRun) {
   auto engine = load({.quantization = Quantization::Fp8Row,
                       .max_context = 64,
