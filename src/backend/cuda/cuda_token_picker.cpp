@@ -1,10 +1,11 @@
 #include "backend/cuda/cuda_token_picker.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "backend/cuda/kernels/filtered_sample.h"
-#include "backend/cuda/kernels/model_kernels.h"
+#include "backend/cuda/kernels/token_pick.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "core/error.h"
 
@@ -34,6 +35,12 @@ void CudaTokenPicker::reserve(size_t picks) {
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   device_ = DeviceBuffer(l.bytes);
   host_ = PinnedBuffer(l.bytes);
+}
+
+void CudaTokenPicker::reserve_scratch(size_t bytes) {
+  if (bytes <= scratch_.size()) return;
+  CUDA_CHECK(cudaStreamSynchronize(stream_));  // a launch before may still read the old one
+  scratch_ = DeviceBuffer(bytes);
 }
 
 void CudaTokenPicker::pick(Act logits, std::span<const PickSpec> specs, std::span<TopToken> out) {
@@ -69,17 +76,21 @@ void CudaTokenPicker::pick(Act logits, std::span<const PickSpec> specs, std::spa
     greedy += s.shape.greedy();
     tempered += !s.shape.greedy() && !s.shape.filtered();
   }
+  const int64_t vocab = logits.cols;
+  // The greedy launches and the draws' run one after the other on the stream: one scratch serves.
+  reserve_scratch(
+      token_pick_scratch_bytes(vocab, static_cast<int64_t>(std::max(greedy, tempered))));
   CUDA_CHECK(cudaMemcpyAsync(d, h, l.in_bytes, cudaMemcpyHostToDevice, stream_));
   const auto* d_rows = reinterpret_cast<const int32_t*>(d + l.rows);
   auto* d_ids = reinterpret_cast<int32_t*>(d + l.ids);
   auto* d_logprobs = reinterpret_cast<float*>(d + l.logprobs);
   const float* x = static_cast<const float*>(logits.data);
-  const int64_t vocab = logits.cols;
-  launch_top_tokens(x, vocab, d_rows, static_cast<int64_t>(greedy), d_ids, d_logprobs, stream_);
+  launch_top_tokens(x, vocab, d_rows, static_cast<int64_t>(greedy), d_ids, d_logprobs,
+                    scratch_.data(), stream_);
   launch_sample_tokens(
       x, vocab, d_rows + greedy, reinterpret_cast<const float*>(d + l.temps) + greedy,
       reinterpret_cast<const double*>(d + l.uniforms) + greedy, static_cast<int64_t>(tempered),
-      d_ids + greedy, d_logprobs + greedy, stream_);
+      d_ids + greedy, d_logprobs + greedy, scratch_.data(), stream_);
   for (size_t j = greedy + tempered; j < n; ++j) {
     const SampleShape& s = specs[order[j]].shape;
     launch_filtered_sample(

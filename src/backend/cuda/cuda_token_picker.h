@@ -1,6 +1,7 @@
-// Picks tokens where the logits are (model/token_picker.h): greedy rows in one launch, draws at
-// a temperature in one launch, filtered draws (top-k, top-p, min-p) one launch each; then one copy
-// of the (id, log-probability) pairs back.
+// Picks tokens where the logits are (model/token_picker.h): greedy rows in two launches (pieces of
+// every row, then their combination: kernels/token_pick.h), draws at a temperature in two, filtered
+// draws (top-k, top-p, min-p) one launch each; then one copy of the (id, log-probability) pairs
+// back.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -18,6 +19,7 @@ class CudaTokenPicker final : public TokenPicker {
 
  private:
   void reserve(size_t picks);
+  void reserve_scratch(size_t bytes);
 
   cudaStream_t stream_;
   size_t capacity_ = 0;
@@ -25,6 +27,8 @@ class CudaTokenPicker final : public TokenPicker {
   // out. One buffer each way, the same layout on both sides.
   DeviceBuffer device_;
   PinnedBuffer host_;
+  // The pieces' partial results between a pick's two launches.
+  DeviceBuffer scratch_;
 };
 
 }  // namespace fp8llm::cuda

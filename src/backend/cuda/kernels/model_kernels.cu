@@ -6,7 +6,6 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "backend/cuda/kernels/block_reduce.cuh"
 #include "backend/cuda/kernels/model_kernels.h"
 #include "backend/cuda/kernels/row_ops.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -57,137 +56,6 @@ __global__ void rope_kernel(float* x, int64_t heads, int64_t head_dim,
     const float b = v[i + half];
     v[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
     v[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
-  }
-}
-
-// One block per row (rows[blockIdx.x] of logits, or row blockIdx.x without `rows`): the first
-// index of the largest logit, then log(sum(exp(logit - max))) summed in double, as the host's
-// top_token does.
-constexpr int kTopThreads = 1024;
-
-__global__ void __launch_bounds__(kTopThreads)
-    top_token_kernel(const float* __restrict__ all_logits, int64_t n,
-                     const int32_t* __restrict__ rows, int32_t* __restrict__ ids,
-                     float* __restrict__ logprobs) {
-  const int64_t row = rows != nullptr ? rows[blockIdx.x] : blockIdx.x;
-  const float* logits = all_logits + row * n;
-  int32_t* id_out = ids + blockIdx.x;
-  float* logprob_out = logprobs + blockIdx.x;
-  __shared__ float s_val[kTopThreads / 32];
-  __shared__ int64_t s_idx[kTopThreads / 32];
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  float best = -INFINITY;
-  int64_t best_i = n;
-  for (int64_t i = threadIdx.x; i < n; i += kTopThreads) {
-    const float v = logits[i];
-    if (v > best || best_i == n) {
-      best = v;
-      best_i = i;
-    }
-  }
-  // Larger value wins; on equal values the smaller index.
-  const auto better = [](float v, int64_t i, float bv, int64_t bi) {
-    return v > bv || (v == bv && i < bi);
-  };
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    const float v = __shfl_xor_sync(0xffffffffu, best, off);
-    const int64_t i = __shfl_xor_sync(0xffffffffu, best_i, off);
-    if (better(v, i, best, best_i)) {
-      best = v;
-      best_i = i;
-    }
-  }
-  if (lane == 0) {
-    s_val[warp] = best;
-    s_idx[warp] = best_i;
-  }
-  __syncthreads();
-  best = s_val[0];
-  best_i = s_idx[0];
-  for (int w = 1; w < kTopThreads / 32; ++w) {
-    if (better(s_val[w], s_idx[w], best, best_i)) {
-      best = s_val[w];
-      best_i = s_idx[w];
-    }
-  }
-  double sum = 0.0;
-  for (int64_t i = threadIdx.x; i < n; i += kTopThreads)
-    sum += exp(static_cast<double>(logits[i]) - best);
-  sum = block_sum_double<kTopThreads>(sum);
-  if (threadIdx.x == 0) {
-    *id_out = static_cast<int32_t>(best_i);
-    *logprob_out = static_cast<float>(static_cast<double>(best) - best - log(sum));
-  }
-}
-
-// One block per draw (of row rows[blockIdx.x]): a draw from softmax(logits / T) by inverse
-// transform in index order. Each thread sums exp((logit - max) / T) over its contiguous slice (in
-// double); a scan over the threads finds the slice where the running sum passes uniform * total,
-// and that thread walks its slice.
-__global__ void __launch_bounds__(kTopThreads)
-    sample_token_kernel(const float* __restrict__ all_logits, int64_t n,
-                        const int32_t* __restrict__ rows, const float* __restrict__ temperatures,
-                        const double* __restrict__ uniforms, int32_t* __restrict__ ids,
-                        float* __restrict__ logprobs) {
-  const float* logits = all_logits + static_cast<int64_t>(rows[blockIdx.x]) * n;
-  const float inv_temperature = 1.0f / temperatures[blockIdx.x];
-  const double uniform = uniforms[blockIdx.x];
-  int32_t* id_out = ids + blockIdx.x;
-  float* logprob_out = logprobs + blockIdx.x;
-  __shared__ double s_scan[kTopThreads];
-  __shared__ float s_max[kTopThreads / 32];
-  __shared__ int64_t s_pick;
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  float m = -INFINITY;
-  for (int64_t i = threadIdx.x; i < n; i += kTopThreads) m = fmaxf(m, logits[i]);
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-  if (lane == 0) s_max[warp] = m;
-  if (threadIdx.x == 0) s_pick = -1;
-  __syncthreads();
-  m = s_max[0];
-  for (int w = 1; w < kTopThreads / 32; ++w) m = fmaxf(m, s_max[w]);
-
-  const int64_t slice = (n + kTopThreads - 1) / kTopThreads;
-  const int64_t begin = threadIdx.x * slice;
-  const int64_t end = begin + slice < n ? begin + slice : n;
-  double tempered = 0.0, raw = 0.0;
-  for (int64_t i = begin; i < end; ++i) {
-    const double d = static_cast<double>(logits[i]) - m;
-    tempered += exp(d * inv_temperature);
-    raw += exp(d);
-  }
-  // Inclusive scan of the tempered sums over the threads.
-  block_inclusive_scan<kTopThreads>(tempered, s_scan);
-  const double total = s_scan[kTopThreads - 1];
-  const double target = uniform * total;
-  const double before = threadIdx.x > 0 ? s_scan[threadIdx.x - 1] : 0.0;
-  if (tempered > 0.0 && before <= target && target < s_scan[threadIdx.x]) {
-    double acc = before;
-    int64_t pick = end - 1;
-    for (int64_t i = begin; i < end; ++i) {
-      acc += exp((static_cast<double>(logits[i]) - m) * inv_temperature);
-      if (acc > target) {
-        pick = i;
-        break;
-      }
-    }
-    s_pick = pick;
-  }
-  const double raw_total = block_sum_double<kTopThreads>(raw);  // its barriers publish s_pick
-  if (threadIdx.x == 0) {
-    int64_t pick = s_pick;
-    if (pick < 0) {
-      // uniform * total rounded up to the total: the last token with any weight.
-      pick = n - 1;
-      while (pick > 0 && exp((static_cast<double>(logits[pick]) - m) * inv_temperature) == 0.0)
-        --pick;
-    }
-    *id_out = static_cast<int32_t>(pick);
-    *logprob_out = static_cast<float>(static_cast<double>(logits[pick]) - m - log(raw_total));
   }
 }
 
@@ -306,34 +174,10 @@ void launch_rope(float* x, int64_t tokens, int64_t heads, int64_t head_dim,
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_top_token(const float* logits, int64_t n, int32_t* id_out, float* logprob_out,
-                      cudaStream_t stream) {
-  launch_top_tokens(logits, n, nullptr, 1, id_out, logprob_out, stream);
-}
-
-void launch_top_tokens(const float* logits, int64_t n, const int32_t* rows, int64_t count,
-                       int32_t* ids, float* logprobs, cudaStream_t stream) {
-  if (n <= 0) throw std::invalid_argument("launch_top_tokens: no logits");
-  if (count <= 0) return;
-  top_token_kernel<<<static_cast<unsigned>(count), kTopThreads, 0, stream>>>(logits, n, rows, ids,
-                                                                             logprobs);
-  CUDA_CHECK_LAUNCH();
-}
-
 void launch_gather_rows(const float* in, int64_t cols, const int32_t* rows, int64_t count,
                         float* out, cudaStream_t stream) {
   if (count <= 0) return;
   gather_rows_kernel<<<static_cast<unsigned>(count), kThreads, 0, stream>>>(in, cols, rows, out);
-  CUDA_CHECK_LAUNCH();
-}
-
-void launch_sample_tokens(const float* logits, int64_t n, const int32_t* rows,
-                          const float* temperatures, const double* uniforms, int64_t count,
-                          int32_t* ids, float* logprobs, cudaStream_t stream) {
-  if (n <= 0) throw std::invalid_argument("launch_sample_tokens: no logits");
-  if (count <= 0) return;
-  sample_token_kernel<<<static_cast<unsigned>(count), kTopThreads, 0, stream>>>(
-      logits, n, rows, temperatures, uniforms, ids, logprobs);
   CUDA_CHECK_LAUNCH();
 }
 

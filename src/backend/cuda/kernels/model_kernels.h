@@ -42,23 +42,6 @@ void launch_gather_rows(const float* in, int64_t cols, const int32_t* rows, int6
 void launch_silu_mul(const float* gate, const float* up, int64_t count, float* out,
                      cudaStream_t stream);
 
-// The first index of the largest of logits[0..n) into *id_out and its log-softmax into
-// *logprob_out (device memory), as model/top_token.h computes on the host.
-void launch_top_token(const float* logits, int64_t n, int32_t* id_out, float* logprob_out,
-                      cudaStream_t stream);
-// The same for `count` rows of logits [.., n]: rows[i] (or row i when rows is null) into ids[i],
-// logprobs[i]. All pointers are device memory.
-void launch_top_tokens(const float* logits, int64_t n, const int32_t* rows, int64_t count,
-                       int32_t* ids, float* logprobs, cudaStream_t stream);
-
-// For each i < count, a draw from softmax(row rows[i] of logits / temperatures[i]) as
-// model/token_picker.h defines it, with uniforms[i] in [0, 1): the first index at which the
-// running sum (index order) of exp((logit - max) / temperature) exceeds uniform * total; and the
-// raw log-softmax there, into ids[i] and logprobs[i]. All arrays are device memory.
-void launch_sample_tokens(const float* logits, int64_t n, const int32_t* rows,
-                          const float* temperatures, const double* uniforms, int64_t count,
-                          int32_t* ids, float* logprobs, cudaStream_t stream);
-
 // x = x + y.
 void launch_add(float* x, const float* y, int64_t count, cudaStream_t stream);
 
