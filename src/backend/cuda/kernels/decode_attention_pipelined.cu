@@ -19,8 +19,10 @@
 
 #include "backend/cuda/kernels/decode_attention.cuh"
 #include "backend/cuda/kernels/decode_attention.h"
+#include "backend/cuda/kernels/dependent_launch.cuh"
 #include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/dependent_launch.h"
 
 namespace fp8llm::cuda {
 namespace {
@@ -76,6 +78,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSmBound<T>) decode_attenti
     const T* __restrict__ k_cache, const T* __restrict__ v_cache, const float* __restrict__ k_scale,
     const float* __restrict__ v_scale, float scale, float* __restrict__ out,
     float* __restrict__ partial, int* __restrict__ counters) {
+  wait_for_prior_grids();  // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();
   using L = DecodeLayout<T, kHeadDim>;
   constexpr int kE = L::kE, kLanes = L::kLanes, kKeysPerWarp = L::kKeysPerWarp;
   constexpr int kGroups = L::kGroups;
@@ -265,10 +269,10 @@ void launch_decode_attention_pipelined(const float* q, int64_t heads, int64_t kv
   detail::for_decode_layout(kv.dtype, head_dim, [&]<typename T, int kHeadDim>() {
     const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
     const auto kernel = &decode_attention_pipelined_kernel<T, kHeadDim>;
-    kernel<<<grid, kThreads, 0, stream>>>(
-        q, heads, kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks, kv.block_size,
-        static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale, kv.v_scale, scale,
-        out, scratch.partial, scratch.counters);
+    launch_dependent(Overlap::kAll, kernel, grid, dim3(kThreads), 0, stream, q, heads, kv_heads,
+                     b.positions, b.token_seq, b.block_tables, b.max_blocks, kv.block_size,
+                     static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), kv.k_scale,
+                     kv.v_scale, scale, out, scratch.partial, scratch.counters);
   });
   CUDA_CHECK_LAUNCH();
 }

@@ -6,9 +6,11 @@
 // scale rules (kDivide).
 #include <stdexcept>
 
+#include "backend/cuda/kernels/dependent_launch.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/fp8_quant.h"
 #include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/dependent_launch.h"
 
 namespace fp8llm::cuda {
 namespace {
@@ -29,6 +31,8 @@ template <typename T, bool kDivide>
 __global__ void __launch_bounds__(kRowThreads)
     quantize_act_row_kernel(const T* __restrict__ x, int64_t k, uint8_t* __restrict__ q,
                             float* __restrict__ scales) {
+  wait_for_prior_grids();   // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();  // the projection after it may start reading its weights
   const int64_t row = blockIdx.x;
   const T* xr = x + row * k;
   uint8_t* qr = q + row * k;
@@ -46,6 +50,8 @@ template <typename T, bool kDivide>
 __global__ void __launch_bounds__(kGroupThreads)
     quantize_act_group_kernel(const T* __restrict__ x, int64_t t, int64_t k,
                               uint8_t* __restrict__ q, float* __restrict__ scales) {
+  wait_for_prior_grids();   // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();  // the projection after it may start reading its weights
   const int64_t row = blockIdx.x;
   const int lane = threadIdx.x & 31;
   const int64_t group = static_cast<int64_t>(blockIdx.y) * kGroupsPerBlock + (threadIdx.x >> 5);
@@ -120,6 +126,8 @@ template <typename V, int kVecs, bool kDivide>
 __global__ void __launch_bounds__(kRowThreads)
     quantize_act_row_vec_kernel(const typename V::Elem* __restrict__ x, int64_t k,
                                 uint8_t* __restrict__ q, float* __restrict__ scales) {
+  wait_for_prior_grids();   // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();  // the projection after it may start reading its weights
   const int64_t row = blockIdx.x;
   const int64_t nvec = k / V::kElems;
   const auto* xr = reinterpret_cast<const uint4*>(x + row * k);
@@ -156,6 +164,8 @@ template <bool kDivide>
 __global__ void __launch_bounds__(kGroupThreads)
     quantize_act_group_vec_kernel(const __nv_bfloat16* __restrict__ x, int64_t t, int64_t k,
                                   uint8_t* __restrict__ q, float* __restrict__ scales) {
+  wait_for_prior_grids();   // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();  // the projection after it may start reading its weights
   const int64_t row = blockIdx.x;
   const int lane = threadIdx.x & 31;
   const int64_t group = static_cast<int64_t>(blockIdx.y) * kGroupsPerBlock + (threadIdx.x >> 5);
@@ -214,15 +224,17 @@ bool launch_vec(Fp8Scheme scheme, const __nv_bfloat16* x, int64_t t, int64_t k, 
     if (k % 8 != 0 || !aligned(x, 16) || !aligned(q, 8)) return false;
     const int64_t per_thread = (k / 8 + kRowThreads - 1) / kRowThreads;
     return launch_with_vecs<1, 8>(per_thread, [&]<int kVecs>() {
-      quantize_act_row_vec_kernel<Bf16x8, kVecs, kDivide>
-          <<<static_cast<unsigned>(t), kRowThreads, 0, stream>>>(x, k, q, scales);
+      launch_dependent(Overlap::kAll, quantize_act_row_vec_kernel<Bf16x8, kVecs, kDivide>,
+                       dim3(static_cast<unsigned>(t)), dim3(kRowThreads), 0, stream, x, k, q,
+                       scales);
     });
   }
   if (k % 4 != 0 || !aligned(x, 8) || !aligned(q, 4)) return false;
   const int64_t groups = fp8_block_count(k);
   const dim3 grid(static_cast<unsigned>(t),
                   static_cast<unsigned>((groups + kGroupsPerBlock - 1) / kGroupsPerBlock));
-  quantize_act_group_vec_kernel<kDivide><<<grid, kGroupThreads, 0, stream>>>(x, t, k, q, scales);
+  launch_dependent(Overlap::kAll, quantize_act_group_vec_kernel<kDivide>, grid, dim3(kGroupThreads),
+                   0, stream, x, t, k, q, scales);
   return true;
 }
 
@@ -234,8 +246,8 @@ bool launch_vec(Fp8Scheme scheme, const float* x, int64_t t, int64_t k, uint8_t*
   if (scheme != Fp8Scheme::Row || k % 4 != 0 || !aligned(x, 16) || !aligned(q, 4)) return false;
   const int64_t per_thread = (k / 4 + kRowThreads - 1) / kRowThreads;
   return launch_with_vecs<4, 16>(per_thread, [&]<int kVecs>() {
-    quantize_act_row_vec_kernel<F32x4, kVecs, kDivide>
-        <<<static_cast<unsigned>(t), kRowThreads, 0, stream>>>(x, k, q, scales);
+    launch_dependent(Overlap::kAll, quantize_act_row_vec_kernel<F32x4, kVecs, kDivide>,
+                     dim3(static_cast<unsigned>(t)), dim3(kRowThreads), 0, stream, x, k, q, scales);
   });
 }
 
@@ -244,13 +256,15 @@ void launch_rule(Fp8Scheme scheme, const T* x, int64_t t, int64_t k, uint8_t* q,
                  cudaStream_t stream) {
   if (!launch_vec<kDivide>(scheme, x, t, k, q, scales, stream)) {
     if (scheme == Fp8Scheme::Row) {
-      quantize_act_row_kernel<T, kDivide>
-          <<<static_cast<unsigned>(t), kRowThreads, 0, stream>>>(x, k, q, scales);
+      launch_dependent(Overlap::kAll, quantize_act_row_kernel<T, kDivide>,
+                       dim3(static_cast<unsigned>(t)), dim3(kRowThreads), 0, stream, x, k, q,
+                       scales);
     } else {
       const int64_t groups = fp8_block_count(k);
       const dim3 grid(static_cast<unsigned>(t),
                       static_cast<unsigned>((groups + kGroupsPerBlock - 1) / kGroupsPerBlock));
-      quantize_act_group_kernel<T, kDivide><<<grid, kGroupThreads, 0, stream>>>(x, t, k, q, scales);
+      launch_dependent(Overlap::kAll, quantize_act_group_kernel<T, kDivide>, grid,
+                       dim3(kGroupThreads), 0, stream, x, t, k, q, scales);
     }
   }
   CUDA_CHECK_LAUNCH();

@@ -9,9 +9,11 @@
 #include <stdexcept>
 
 #include "backend/cuda/kernels/block_reduce.cuh"
+#include "backend/cuda/kernels/dependent_launch.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/fp8_gemv.h"
 #include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/dependent_launch.h"
 
 namespace fp8llm::cuda {
 namespace {
@@ -183,6 +185,8 @@ __global__ void __launch_bounds__(kThreads) fp8_gemv_kernel(Fp8GemvArgs p) {
 // shuffles; no shared state, so no barrier. Values are decoded with the hardware's e4m3x2 -> f16x2
 // conversion (exact: every e4m3 value is an f16) and widened to fp32: fewer instructions per byte
 // than the integer decode, which keeps this kernel at the memory's pace rather than the ALUs'.
+// (Eight chunks in flight, with one or two rows a warp, made a batch-1 token 0.5-0.7 ms slower on
+// an H200: docs/PERFORMANCE.md.)
 constexpr int kM1Unroll = 4;
 
 __device__ __forceinline__ void decode16_hw(const uint4& v, float f[16]) {
@@ -216,7 +220,7 @@ __global__ void __launch_bounds__(kThreads) fp8_gemv_m1_kernel(GroupLayout g) {
   const int warp = threadIdx.x >> 5;
   const int64_t n0 =
       (static_cast<int64_t>(static_cast<int>(blockIdx.x) - g.begin[s]) * kWarps + warp) * kWarpRows;
-  if (n0 >= seg.n) return;
+  if (n0 >= seg.n) return;  // exiting counts as allowing the dependent grids
   // Rows past N re-read the last row (valid memory); their results are dropped.
   const uint4* wrow[kWarpRows];
 #pragma unroll
@@ -230,17 +234,29 @@ __global__ void __launch_bounds__(kThreads) fp8_gemv_m1_kernel(GroupLayout g) {
 #pragma unroll
   for (int r = 0; r < kWarpRows; ++r) acc[r] = 0.0f;
 
-  for (int64_t c0 = lane; c0 < chunks; c0 += 32 * kM1Unroll) {
-    uint4 wv[kM1Unroll][kWarpRows];
-    uint4 xv[kM1Unroll];
+  uint4 wv[kM1Unroll][kWarpRows];
+  const auto load_weights = [&](int64_t c0) {
 #pragma unroll
     for (int u = 0; u < kM1Unroll; ++u) {
       const int64_t c = c0 + 32 * u;
       if (c < chunks) {
-        xv[u] = __ldg(xrow + c);
 #pragma unroll
         for (int r = 0; r < kWarpRows; ++r) wv[u][r] = __ldcs(wrow[r] + c);
       }
+    }
+  };
+  // The weights do not depend on the kernels before this one: their first chunks are requested
+  // while those kernels finish (launched with launch_dependent), and only x waits for them.
+  load_weights(lane);
+  wait_for_prior_grids();
+  allow_dependent_grids();
+  for (int64_t c0 = lane; c0 < chunks; c0 += 32 * kM1Unroll) {
+    if (c0 != lane) load_weights(c0);
+    uint4 xv[kM1Unroll];
+#pragma unroll
+    for (int u = 0; u < kM1Unroll; ++u) {
+      const int64_t c = c0 + 32 * u;
+      if (c < chunks) xv[u] = __ldg(xrow + c);
     }
 #pragma unroll
     for (int u = 0; u < kM1Unroll; ++u) {
@@ -286,10 +302,13 @@ void launch_m1_rows(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
     blocks += static_cast<int>((a.seg[s].n + kWarps * kWarpRows - 1) / (kWarps * kWarpRows));
   }
   g.begin[a.count] = blocks;
+  const dim3 grid(static_cast<unsigned>(blocks));
   if (a.scheme == Fp8Scheme::Block) {
-    fp8_gemv_m1_kernel<kWarpRows, true><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(g);
+    launch_dependent(Overlap::kWeights, fp8_gemv_m1_kernel<kWarpRows, true>, grid, dim3(kThreads),
+                     0, stream, g);
   } else {
-    fp8_gemv_m1_kernel<kWarpRows, false><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(g);
+    launch_dependent(Overlap::kWeights, fp8_gemv_m1_kernel<kWarpRows, false>, grid, dim3(kThreads),
+                     0, stream, g);
   }
 }
 

@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "backend/cuda/kernels/dependent_launch.cuh"
 #include "backend/cuda/kernels/row_ops.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/dependent_launch.h"
 
 namespace fp8llm::cuda {
 namespace {
@@ -22,6 +24,8 @@ __global__ void __launch_bounds__(kThreads)
     rms_norm_quantize_kernel(float* x, const float* __restrict__ residual, int64_t dim,
                              const __nv_bfloat16* __restrict__ w, float eps, float* out,
                              Fp8QuantizedOut o) {
+  wait_for_prior_grids();   // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();  // the projection after it may start reading its weights
   float y[kPer];
   detail::rms_norm_row<kThreads, kPer>(x, residual, blockIdx.x, dim, w, eps, out, y);
   detail::quantize_row<kThreads, kPer>(y, blockIdx.x, gridDim.x, dim, o);
@@ -31,6 +35,8 @@ template <int kThreads, int kPer>
 __global__ void __launch_bounds__(kThreads)
     silu_mul_quantize_kernel(const float* gate, const float* __restrict__ up, int64_t dim,
                              float* out, Fp8QuantizedOut o) {
+  wait_for_prior_grids();   // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();  // the projection after it may start reading its weights
   const int64_t row = blockIdx.x;
   // Every value is read before any is written: out may be gate, and a store between the loads
   // would keep the compiler from issuing them together (one memory round trip per element).
@@ -62,6 +68,8 @@ constexpr int kGroupWarps = 4;
 __global__ void __launch_bounds__(kGroupWarps * 32)
     silu_mul_quantize_groups_kernel(const float* gate, const float* __restrict__ up, int64_t dim,
                                     int64_t rows, float* out, Fp8QuantizedOut o) {
+  wait_for_prior_grids();   // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();  // the projection after it may start reading its weights
   const int64_t row = blockIdx.y;
   const int lane = threadIdx.x & 31;
   const int64_t group = static_cast<int64_t>(blockIdx.x) * kGroupWarps + (threadIdx.x >> 5);
@@ -127,8 +135,9 @@ void launch_rms_norm_quantize(float* x, const float* residual, int64_t rows, int
   if (rows <= 0) return;
   check(rows, quantized);
   by_width(dim, [&]<int kThreads, int kPer>() {
-    rms_norm_quantize_kernel<kThreads, kPer><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        x, residual, dim, w, eps, out, quantized);
+    launch_dependent(Overlap::kAll, rms_norm_quantize_kernel<kThreads, kPer>,
+                     dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, stream, x, residual, dim,
+                     w, eps, out, quantized);
   });
   CUDA_CHECK_LAUNCH();
 }
@@ -142,14 +151,15 @@ void launch_silu_mul_quantize(const float* gate, const float* up, int64_t rows, 
     const int64_t groups = (dim + kQuantBlock - 1) / kQuantBlock;
     const dim3 grid(static_cast<unsigned>((groups + kGroupWarps - 1) / kGroupWarps),
                     static_cast<unsigned>(rows));
-    silu_mul_quantize_groups_kernel<<<grid, kGroupWarps * 32, 0, stream>>>(gate, up, dim, rows, out,
-                                                                           quantized);
+    launch_dependent(Overlap::kAll, silu_mul_quantize_groups_kernel, grid, dim3(kGroupWarps * 32),
+                     0, stream, gate, up, dim, rows, out, quantized);
     CUDA_CHECK_LAUNCH();
     return;
   }
   by_width(dim, [&]<int kThreads, int kPer>() {
-    silu_mul_quantize_kernel<kThreads, kPer>
-        <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(gate, up, dim, out, quantized);
+    launch_dependent(Overlap::kAll, silu_mul_quantize_kernel<kThreads, kPer>,
+                     dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, stream, gate, up, dim,
+                     out, quantized);
   });
   CUDA_CHECK_LAUNCH();
 }

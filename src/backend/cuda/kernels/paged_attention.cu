@@ -4,12 +4,14 @@
 
 #include "backend/cuda/kernels/block_reduce.cuh"
 #include "backend/cuda/kernels/decode_attention.h"
+#include "backend/cuda/kernels/dependent_launch.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/paged_attention.h"
 #include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/kernels/prefill_attention.h"
 #include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/dependent_launch.h"
 
 namespace fp8llm::cuda {
 namespace {
@@ -45,6 +47,8 @@ __global__ void __launch_bounds__(kAppendThreads)
                        const int64_t* __restrict__ positions, const int64_t* __restrict__ slots,
                        T* __restrict__ k_cache, T* __restrict__ v_cache,
                        float* __restrict__ k_scale, float* __restrict__ v_scale) {
+  wait_for_prior_grids();  // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();
   __shared__ float s_warp[kAppendThreads / 32];
   const int64_t t = blockIdx.y;
   const bool rotate = inv_freq != nullptr;
@@ -239,10 +243,11 @@ void append_typed(float* q, float* k, const float* v, int64_t heads, int64_t kv_
                   int64_t head_dim, const float* inv_freq, const PagedBatch& b, const PagedKv& kv,
                   cudaStream_t stream) {
   const int64_t blocks = (inv_freq != nullptr ? heads : 0) + kv_heads;
-  rope_append_kernel<T>
-      <<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(b.tokens)), kAppendThreads, 0,
-         stream>>>(q, k, v, heads, kv_heads, head_dim, inv_freq, b.positions, b.slots,
-                   static_cast<T*>(kv.k), static_cast<T*>(kv.v), kv.k_scale, kv.v_scale);
+  launch_dependent(Overlap::kAll, rope_append_kernel<T>,
+                   dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(b.tokens)),
+                   dim3(kAppendThreads), 0, stream, q, k, v, heads, kv_heads, head_dim, inv_freq,
+                   b.positions, b.slots, static_cast<T*>(kv.k), static_cast<T*>(kv.v), kv.k_scale,
+                   kv.v_scale);
   CUDA_CHECK_LAUNCH();
 }
 
