@@ -36,4 +36,12 @@ int device_compute_capability() {
   return major * 10 + minor;
 }
 
+int device_multiprocessors() {
+  int dev = 0;
+  int count = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
+  return count;
+}
+
 }  // namespace fp8llm::cuda

@@ -15,4 +15,7 @@ std::string device_description();
 // Compute capability of the current device as major * 10 + minor (90 for Hopper).
 int device_compute_capability();
 
+// Streaming multiprocessors of the current device (132 on an H100 or H200 SXM), for grid choices.
+int device_multiprocessors();
+
 }  // namespace fp8llm::cuda
