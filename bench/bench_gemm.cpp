@@ -4,7 +4,8 @@
 //   bench_gemm [--quick] [--small-m] [--csv FILE]
 //
 // --small-m sweeps M = 1..16 instead (the small-M kernel against cuBLASLt), which places the switch
-// between the two in Fp8Linear.
+// between the two in Fp8Linear. At M = 1 the decode step's own kernels (fp32 output, one launch)
+// are timed too: "decode fp32-sum" on CUDA cores and "decode tensor-core" (fp8_gemv.h).
 //
 // Each timing is the median over batches of back-to-back calls, timed with CUDA events after
 // warm-up; weights rotate among copies whose total exceeds the L2 cache, so small-M runs measure
@@ -185,6 +186,7 @@ int run(int argc, char** argv) {
       launch_dequantize_activations(Fp8Scheme::Row, xq.as<uint8_t>(), xs_row.as<float>(), m, s.k,
                                     x_f32.as<float>(), stream);
       auto* yp = y.as<__nv_bfloat16>();
+      DeviceBuffer y_f32(static_cast<size_t>(m * s.n) * 4);
       std::vector<Row> rows;
       const double gemm_flops = 2.0 * static_cast<double>(m) * s.n * s.k;
       const auto add = [&](const std::string& variant, double bytes, double peak,
@@ -238,6 +240,31 @@ int run(int argc, char** argv) {
                 launch_fp8_gemv(a, stream);
               },
               gemm_flops);
+        }
+        if (m == 1 && fp8_gemv_group_supports(xqp, qs[0].as<uint8_t>(), s.k)) {
+          // The decode step's form: fp32 output, one launch, summed on CUDA cores or tensor cores.
+          for (const bool tensor_cores : {false, true}) {
+            add(
+                tag + (tensor_cores ? " decode tensor-core" : " decode fp32-sum"),
+                fp8_bytes + sbytes, kFp8PeakTflops,
+                [&, tensor_cores](int i) {
+                  Fp8GemvGroupArgs a;
+                  a.scheme = scheme;
+                  a.xq = xqp;
+                  a.xs = xsp;
+                  a.k = s.k;
+                  a.count = 1;
+                  a.seg[0] = {qs[i % w.copies].as<uint8_t>(),
+                              ss[i % w.copies].as<float>(),
+                              ld,
+                              s.n,
+                              nullptr,
+                              y_f32.as<float>()};
+                  a.tensor_cores = tensor_cores;
+                  launch_fp8_gemv_group(a, stream);
+                },
+                gemm_flops);
+          }
         }
         {
           add(

@@ -536,6 +536,70 @@ TEST_F(CudaGemm, Fp32OutputsKeepAccumulatorPrecision) {
   EXPECT_LT(rel_l2_f32(y, want), kBound);
 }
 
+// The one-token kernel on the FP8 tensor cores (fp8_gemv_tc.cu): segments of any N (tiles of 16
+// rows past N), K from one 128-column block to many, split unevenly among a block's warps. A
+// wrong fragment layout or scale lands far off; summed by the tensor cores it lands where
+// cuBLASLt's FP8 GEMMs do. K % 128 != 0, or an x too large for shared memory, falls back to the
+// fp32 sum and is held to its bound.
+TEST_F(CudaGemm, TensorCoreDecodeKernelMatchesReference) {
+  constexpr double kBound = 1e-5;
+  constexpr double kFp8TensorCoreBound = 3e-4;
+  struct Case {
+    int64_t k;
+    std::vector<int64_t> ns;
+  };
+  const Case cases[] = {{128, {16, 5}},           {384, {200, 128, 40}}, {1152, {264}},
+                        {4096, {256, 64, 64}},    {14336, {96}},         {400, {48, 33}},
+                        {2688, {1, 17, 31, 500}}, {49152, {16}}};
+  for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(name_of(scheme)) + " K=" + std::to_string(c.k) + " segments " +
+                   std::to_string(c.ns.size()));
+      std::vector<float> x(static_cast<size_t>(c.k));
+      std::mt19937 rng(71 + static_cast<uint32_t>(c.k));
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      for (float& v : x) v = normal(rng);
+      const Acts a = make_acts(scheme, x, 1, c.k);
+      std::vector<Weight> ws;
+      for (size_t i = 0; i < c.ns.size(); ++i) {
+        const int64_t n = c.ns[i];
+        const auto seed = static_cast<uint32_t>(80 + i);
+        ws.push_back(
+            make_weight(scheme, random_bf16(n, c.k, seed, 0.02f), n, c.k,
+                        i == 0 ? random_bf16(1, n, seed + 20, 0.5f) : std::vector<uint16_t>{}));
+      }
+      for (const bool tensor_cores : {true, false}) {
+        std::vector<DeviceBuffer> ys;
+        Fp8GemvGroupArgs g;
+        g.scheme = scheme;
+        g.xq = a.q.as<uint8_t>();
+        g.xs = a.s.as<float>();
+        g.k = c.k;
+        g.count = static_cast<int>(ws.size());
+        g.tensor_cores = tensor_cores;
+        for (size_t i = 0; i < ws.size(); ++i) {
+          ys.push_back(poisoned_output_f32(1, ws[i].n));
+          const Fp8DeviceWeight v = ws[i].view();
+          g.seg[i] = {v.q, v.scales, v.scale_ld, v.n, v.bias, ys.back().as<float>()};
+        }
+        launch_fp8_gemv_group(g, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        // x and its scales must fit a block's 48 KiB of shared memory too.
+        const bool on_tensor_cores = tensor_cores && c.k % 128 == 0 && c.k + c.k / 32 <= 49152;
+        const double bound = on_tensor_cores ? kFp8TensorCoreBound : kBound;
+        for (size_t i = 0; i < ws.size(); ++i) {
+          const double err = rel_l2_f32(ys[i], reference(a, ws[i]));
+          if (tensor_cores && i == 0) {
+            std::printf("decode kernel, %s K=%ld N=%ld on tensor cores: rel L2 %.2e\n",
+                        name_of(scheme), long(c.k), long(ws[i].n), err);
+          }
+          EXPECT_LT(err, bound) << "segment " << i << (tensor_cores ? " tensor cores" : "");
+        }
+      }
+    }
+  }
+}
+
 // Rows through q, k, v (or gate, up) as one group give exactly what three calls give: one token
 // in one launch (the group kernel sums each row in the same order), several rows quantized once
 // for all three (the same bytes each call makes), on cuBLASLt and the small-M kernel alike.

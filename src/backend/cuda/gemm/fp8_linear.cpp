@@ -99,6 +99,7 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
   a.xs = in.s2;
   a.k = in.k;
   a.count = static_cast<int>(ws.size());
+  a.tensor_cores = accumulation_ == Fp8Accumulation::TensorCore;
   for (size_t i = 0; i < ws.size(); ++i) {
     const Fp8DeviceWeight& w = *ws[i];
     a.seg[i] = {w.q, w.scales, w.scale_ld, w.n, w.bias, ys[i]};
@@ -161,6 +162,7 @@ void Fp8Linear::multiply(const Fp8DeviceWeight& w, const QuantizedInput& in, T* 
     a.n = w.n;
     a.k = k;
     a.bias = w.bias;
+    a.tensor_cores = accumulation_ == Fp8Accumulation::TensorCore;
     if constexpr (std::is_same_v<T, float>) {
       a.y_f32 = y + (in.m_lt + r0) * w.n;
     } else {

@@ -12,6 +12,7 @@
 #include "backend/cuda/kernels/dependent_launch.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/fp8_gemv.h"
+#include "backend/cuda/kernels/fp8_gemv_group.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "backend/cuda/runtime/dependent_launch.h"
 
@@ -20,6 +21,7 @@ namespace {
 
 using detail::e4m3_to_float_scaled;
 using detail::e4m3x4_to_float_scaled;
+using detail::GroupLayout;
 using detail::kQuantBlock;
 using detail::kTwoPow120;
 
@@ -204,17 +206,10 @@ __device__ __forceinline__ void decode16_hw(const uint4& v, float f[16]) {
   }
 }
 
-// Blocks [begin[s], begin[s + 1]) of the grid compute segment s.
-struct GroupLayout {
-  Fp8GemvGroupArgs args;
-  int begin[kFp8GemvMaxGroup + 1];
-};
-
 template <int kWarpRows, bool kBlock>
 __global__ void __launch_bounds__(kThreads) fp8_gemv_m1_kernel(GroupLayout g) {
   const Fp8GemvGroupArgs& p = g.args;
-  int s = 0;
-  while (s + 1 < p.count && static_cast<int>(blockIdx.x) >= g.begin[s + 1]) ++s;
+  const int s = detail::segment_of(g);
   const Fp8GemvSegment& seg = p.seg[s];
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -295,14 +290,8 @@ __global__ void __launch_bounds__(kThreads) fp8_gemv_m1_kernel(GroupLayout g) {
 
 template <int kWarpRows>
 void launch_m1_rows(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
-  GroupLayout g{a, {}};
-  int blocks = 0;
-  for (int s = 0; s < a.count; ++s) {
-    g.begin[s] = blocks;
-    blocks += static_cast<int>((a.seg[s].n + kWarps * kWarpRows - 1) / (kWarps * kWarpRows));
-  }
-  g.begin[a.count] = blocks;
-  const dim3 grid(static_cast<unsigned>(blocks));
+  const GroupLayout g = detail::group_layout(a, kWarps * kWarpRows);
+  const dim3 grid(static_cast<unsigned>(g.begin[a.count]));
   if (a.scheme == Fp8Scheme::Block) {
     launch_dependent(Overlap::kWeights, fp8_gemv_m1_kernel<kWarpRows, true>, grid, dim3(kThreads),
                      0, stream, g);
@@ -315,6 +304,7 @@ void launch_m1_rows(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
 // More rows per warp share each decoded x chunk among more rows; fewer rows per warp give more
 // blocks. Four where the grid still covers every SM a few times over, one for small N.
 void launch_group(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
+  if (a.tensor_cores && detail::launch_fp8_gemv_group_tc(a, stream)) return;
   int64_t rows = 0;
   for (int s = 0; s < a.count; ++s) rows += a.seg[s].n;
   if (rows >= 8192) {
@@ -375,6 +365,7 @@ void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
     g.k = a.k;
     g.count = 1;
     g.seg[0] = {a.wq, a.ws, a.ws_ld, a.n, a.bias, a.y_f32};
+    g.tensor_cores = a.tensor_cores;
     launch_group(g, stream);
   } else if (a.scheme == Fp8Scheme::Block) {
     launch_scheme<true>(a, vec, stream);

@@ -4,9 +4,10 @@
 //
 //   y[m, n] = sum_k deq(x)[m, k] * deq(W)[n, k]  (+ bias[n]),   0 <= m < M, 1 <= M <= 16
 //
-// M = 1 (decoding) has a kernel of its own: a warp per output row (two for large N), several
-// 16-byte loads in flight per lane. Its arithmetic runs on CUDA cores, so its time grows with M:
-// past M = 2 cuBLASLt is faster (Fp8Linear chooses; docs/PERFORMANCE.md has the numbers).
+// M = 1 (decoding) has kernels of its own: one sums on CUDA cores (a warp per one to four output
+// rows, several 16-byte loads in flight per lane), one on the FP8 tensor cores (fp8_gemv_tc.cu,
+// when tensor_cores is set). The general kernel's arithmetic runs on CUDA cores, so its time grows
+// with M: past M = 2 cuBLASLt is faster (Fp8Linear chooses; docs/PERFORMANCE.md has the numbers).
 //
 // computed as sum over 128-column blocks of (sum of q*q products in fp32) * x scale * W scale, with
 // fp32 accumulation; any K and N (16-byte loads when K % 16 == 0). Scales in the device layouts of
@@ -41,6 +42,8 @@ struct Fp8GemvArgs {
   __nv_bfloat16* y = nullptr;
   float* y_f32 = nullptr;
   int64_t ldy = 0;
+  // M = 1 with fp32 output only: sum on the FP8 tensor cores (as Fp8GemvGroupArgs).
+  bool tensor_cores = false;
 };
 
 void launch_fp8_gemv(const Fp8GemvArgs& args, cudaStream_t stream);
@@ -67,6 +70,10 @@ struct Fp8GemvGroupArgs {
   int64_t k = 0;
   int count = 0;
   Fp8GemvSegment seg[kFp8GemvMaxGroup];
+  // Sum each 128-column block's products on the FP8 tensor cores, in fp32 across blocks (what
+  // cuBLASLt's FP8 GEMMs compute: docs/FP8.md) where K % 128 == 0; otherwise, and when false, the
+  // products are summed in fp32 on CUDA cores.
+  bool tensor_cores = false;
 };
 
 // Requires k % 16 == 0 and 16-byte aligned codes (what Fp8Linear checks before grouping).

@@ -1,0 +1,179 @@
+// The one-token FP8 GEMV summed on the FP8 tensor cores (Fp8GemvGroupArgs::tensor_cores, what
+// Fp8Accumulation::TensorCore asks for). The CUDA-core kernel (fp8_gemv.cu) spends about forty
+// instructions on every 16 bytes of weights (widen, multiply, add) and holds them in fp32
+// registers, so it runs one block of 8 warps an SM at its largest shape and cannot keep enough
+// loads in flight for the H200's bandwidth. Here 16 bytes of weights cost half an mma, and a lane
+// holds only the bytes it has requested.
+//
+// A block computes 16 output rows (the mma's M); its warps split K. For each 128-column block
+// (the quantization block), lane (g, t) = (lane / 4, lane % 4) loads the 16 bytes at columns
+// 16 t and 64 + 16 t of rows g and g + 8, and reads x's bytes at the same columns; it hands them
+// to mma.m16n8k32 as columns 4 t .. 4 t + 3 and 16 + 4 t .. 16 + 4 t + 3 of its A and B fragments.
+// A dot product does not depend on the order of its terms, so relabelling the columns alike in
+// both operands gives the same sum. Every column of B is x, so every column of the 16 x 8 result
+// is the same y: lane (g, t) keeps rows g and g + 8 of column 2 t.
+//
+// The tensor cores keep about 14 bits while they sum long chains (docs/FP8.md). Here each
+// 128-column block's four mmas start from zero, and their sum is scaled and added in fp32, so the
+// error does not grow with K: within 3e-7 of a float64 sum on the H100, where cuBLASLt's FP8
+// GEMMs land 1e-4 away (tests/cuda/test_gemm.cpp).
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/kernels/dependent_launch.cuh"
+#include "backend/cuda/kernels/fp8_device.cuh"
+#include "backend/cuda/kernels/fp8_gemv_group.cuh"
+#include "backend/cuda/runtime/dependent_launch.h"
+#include "backend/cuda/runtime/device.h"
+
+namespace fp8llm::cuda::detail {
+namespace {
+
+constexpr int kTile = 16;  // output rows a block computes: the mma's M
+// A block's warps split K: 4 where there are tiles enough to fill the SMs, 8 where there are
+// few (a 4,096-row weight has 256 tiles; at four warps each, the H100 held 8 warps an SM and
+// streamed at 62-71% of its bandwidth). Not 16: 512 threads a block would cap a thread's
+// registers at 128 and spill the ring.
+constexpr int kMinWarps = 4;
+constexpr int kMaxWarps = 8;
+// Warps an SM holds at once at about 126 registers a thread.
+constexpr int kResidentWarps = 16;
+// 128-column blocks each lane has requested ahead of the one it sums: 256 bytes a lane, 64
+// registers (two and six were 2-4% slower at batch 1 on the H100: docs/PERFORMANCE.md).
+constexpr int kRing = 4;
+constexpr size_t kMaxSharedBytes = 48 * 1024;  // what a block gets without opting in
+
+// d += a (16 x 32 e4m3, row-major) * b (32 x 8 e4m3, column-major), summed by the tensor cores.
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  asm("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+  __trap();  // the backend is built for sm_89 and later only
+#endif
+}
+
+template <bool kBlock>
+__global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_m1_tc_kernel(GroupLayout g) {
+  extern __shared__ uint4 x_shared[];  // x's codes [k / 16], then its block scales [k / 128]
+  __shared__ float partial[kMaxWarps][kTile];
+  const int warps = static_cast<int>(blockDim.x >> 5);
+  const Fp8GemvGroupArgs& p = g.args;
+  const int s = segment_of(g);
+  const Fp8GemvSegment& seg = p.seg[s];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int row = lane >> 2;
+  const int quad = lane & 3;
+  const int64_t n0 = static_cast<int64_t>(static_cast<int>(blockIdx.x) - g.begin[s]) * kTile;
+  const int k_blocks = static_cast<int>(p.k / kQuantBlock);
+  // Warp w takes 128-column blocks w, w + warps, ...: at any moment the block's warps have
+  // requested a long run of each row, not one short run per warp (a little faster on the H100).
+  const int count = warp < k_blocks ? (k_blocks - warp + warps - 1) / warps : 0;
+  const int64_t first_col = static_cast<int64_t>(warp) * kQuantBlock + 16 * quad;
+  // Rows past N re-read the last row (valid memory); their results are dropped.
+  const uint8_t* lo = seg.wq + min(n0 + row, seg.n - 1) * p.k + first_col;
+  const uint8_t* hi = seg.wq + min(n0 + row + 8, seg.n - 1) * p.k + first_col;
+  // 16 divides 128, so the block's rows share one row of block scales.
+  const float* ws_row = kBlock ? seg.ws + (n0 / kQuantBlock) * seg.ws_ld + warp : nullptr;
+
+  uint4 w[kRing][4];
+  float wscale[kRing];
+  const auto load = [&](int u, int j) {
+    if (j < count) {
+      const int64_t off = static_cast<int64_t>(j) * warps * kQuantBlock;
+      w[u][0] = __ldcs(reinterpret_cast<const uint4*>(lo + off));
+      w[u][1] = __ldcs(reinterpret_cast<const uint4*>(lo + off + 64));
+      w[u][2] = __ldcs(reinterpret_cast<const uint4*>(hi + off));
+      w[u][3] = __ldcs(reinterpret_cast<const uint4*>(hi + off + 64));
+      if constexpr (kBlock) wscale[u] = __ldg(ws_row + j * warps);
+    }
+  };
+  // The weights do not depend on the kernels before this one (launched with launch_dependent):
+  // the first are requested while those finish, and only x waits for them.
+#pragma unroll
+  for (int u = 0; u < kRing; ++u) load(u, u);
+  wait_for_prior_grids();
+  const int chunks = static_cast<int>(p.k / 16);
+  auto* x_scale = reinterpret_cast<float*>(x_shared + chunks);
+  for (int i = threadIdx.x; i < chunks; i += blockDim.x)
+    x_shared[i] = __ldg(reinterpret_cast<const uint4*>(p.xq) + i);
+  if constexpr (kBlock) {
+    for (int i = threadIdx.x; i < k_blocks; i += blockDim.x) x_scale[i] = __ldg(p.xs + i);
+  }
+  __syncthreads();
+  allow_dependent_grids();
+
+  float acc_lo = 0.0f;  // row `row`
+  float acc_hi = 0.0f;  // row `row` + 8
+  for (int j0 = 0; j0 < count; j0 += kRing) {
+#pragma unroll
+    for (int u = 0; u < kRing; ++u) {
+      const int j = j0 + u;
+      if (j < count) {
+        const int kb = warp + j * warps;
+        const uint4 xa = x_shared[kb * 8 + quad];
+        const uint4 xb = x_shared[kb * 8 + 4 + quad];
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        mma_e4m3(d, w[u][0].x, w[u][2].x, w[u][0].y, w[u][2].y, xa.x, xa.y);
+        mma_e4m3(d, w[u][0].z, w[u][2].z, w[u][0].w, w[u][2].w, xa.z, xa.w);
+        mma_e4m3(d, w[u][1].x, w[u][3].x, w[u][1].y, w[u][3].y, xb.x, xb.y);
+        mma_e4m3(d, w[u][1].z, w[u][3].z, w[u][1].w, w[u][3].w, xb.z, xb.w);
+        if constexpr (kBlock) {
+          const float scale = x_scale[kb] * wscale[u];
+          acc_lo = fmaf(d[0], scale, acc_lo);
+          acc_hi = fmaf(d[2], scale, acc_hi);
+        } else {
+          acc_lo += d[0];
+          acc_hi += d[2];
+        }
+        load(u, j + kRing);
+      }
+    }
+  }
+
+  if (quad == 0) {
+    partial[warp][row] = acc_lo;
+    partial[warp][row + 8] = acc_hi;
+  }
+  __syncthreads();
+  if (threadIdx.x < kTile) {
+    const int64_t nn = n0 + threadIdx.x;
+    if (nn < seg.n) {
+      float sum = 0.0f;
+      for (int v = 0; v < warps; ++v) sum += partial[v][threadIdx.x];
+      float out = kBlock ? sum : sum * __ldg(p.xs) * __ldg(seg.ws + nn);
+      if (seg.bias != nullptr) out += __bfloat162float(seg.bias[nn]);
+      seg.y[nn] = out;
+    }
+  }
+}
+
+}  // namespace
+
+bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
+  if (a.k % kQuantBlock != 0) return false;
+  const size_t shared = static_cast<size_t>(a.k) + static_cast<size_t>(a.k / kQuantBlock) * 4;
+  if (shared > kMaxSharedBytes) return false;
+  const GroupLayout g = group_layout(a, kTile);
+  const int tiles = g.begin[a.count];
+  const int resident = device_multiprocessors() * kResidentWarps;
+  int warps = kMinWarps;
+  while (warps < kMaxWarps && static_cast<int64_t>(tiles) * warps < resident * 3 / 4) warps *= 2;
+  const dim3 grid(static_cast<unsigned>(tiles));
+  const auto launch = [&](auto kernel) {
+    launch_dependent(Overlap::kWeights, kernel, grid, dim3(32 * warps), shared, stream, g);
+  };
+  if (a.scheme == Fp8Scheme::Block) {
+    launch(fp8_gemv_m1_tc_kernel<true>);
+  } else {
+    launch(fp8_gemv_m1_tc_kernel<false>);
+  }
+  return true;
+}
+
+}  // namespace fp8llm::cuda::detail
