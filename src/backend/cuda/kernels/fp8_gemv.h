@@ -70,9 +70,9 @@ struct Fp8GemvGroupArgs {
   int64_t k = 0;
   int count = 0;
   Fp8GemvSegment seg[kFp8GemvMaxGroup];
-  // Sum each 128-column block's products on the FP8 tensor cores, in fp32 across blocks (what
-  // cuBLASLt's FP8 GEMMs compute: docs/FP8.md) where K % 128 == 0; otherwise, and when false, the
-  // products are summed in fp32 on CUDA cores.
+  // Sum each 128-column block's products on the FP8 tensor cores and the blocks in fp32
+  // (Fp8Accumulation::TensorCore; docs/FP8.md has how close that lands) where K % 128 == 0;
+  // otherwise, and when false, the products are summed in fp32 on CUDA cores.
   bool tensor_cores = false;
 };
 
