@@ -31,14 +31,14 @@ namespace fp8llm::cuda::detail {
 namespace {
 
 constexpr int kTile = 16;  // output rows a block computes: the mma's M
-// A block's warps split K: 4 where there are tiles enough to fill the SMs, 8 where there are
-// few (a 4,096-row weight has 256 tiles; at four warps each, the H100 held 8 warps an SM and
-// streamed at 62-71% of its bandwidth). Not 16: 512 threads a block would cap a thread's
-// registers at 128 and spill the ring.
+// A block's warps split K: as many as keep every tile's block resident at once, from 4 to 8. A
+// 4,096-row weight has 256 tiles: at four warps each, the H100 held 8 warps an SM and streamed
+// at 62-71% of its bandwidth; at eight, two blocks an SM hold them all. q, k and v together have
+// 384: eight warps a block would leave 120 of them to a second wave, five hold them in one (three
+// blocks an SM). The large weights (thousands of tiles) take 4. Not 16: 512 threads a block would
+// cap a thread's registers at 128 and spill the ring.
 constexpr int kMinWarps = 4;
 constexpr int kMaxWarps = 8;
-// Warps an SM holds at once at about 126 registers a thread.
-constexpr int kResidentWarps = 16;
 // 128-column blocks each lane has requested ahead of the one it sums: 256 bytes a lane, 64
 // registers (two and six were 2-4% slower at batch 1 on the H100: docs/PERFORMANCE.md).
 constexpr int kRing = 4;
@@ -161,11 +161,15 @@ bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
   if (shared > kMaxSharedBytes) return false;
   const GroupLayout g = group_layout(a, kTile);
   const int tiles = g.begin[a.count];
-  const int resident = device_multiprocessors() * kResidentWarps;
-  int warps = kMinWarps;
-  while (warps < kMaxWarps && static_cast<int64_t>(tiles) * warps < resident * 3 / 4) warps *= 2;
+  const int sms = device_multiprocessors();
   const dim3 grid(static_cast<unsigned>(tiles));
   const auto launch = [&](auto kernel) {
+    int warps = kMaxWarps;
+    while (warps > kMinWarps && static_cast<int64_t>(resident_blocks_per_sm(
+                                    reinterpret_cast<const void*>(kernel), 32 * warps, shared)) *
+                                        sms <
+                                    tiles)
+      --warps;
     launch_dependent(Overlap::kWeights, kernel, grid, dim3(32 * warps), shared, stream, g);
   };
   if (a.scheme == Fp8Scheme::Block) {

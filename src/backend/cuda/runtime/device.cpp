@@ -3,6 +3,10 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <map>
+#include <mutex>
+#include <tuple>
+
 #include "backend/cuda/runtime/cuda_check.h"
 
 namespace fp8llm::cuda {
@@ -42,6 +46,21 @@ int device_multiprocessors() {
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
   return count;
+}
+
+int resident_blocks_per_sm(const void* kernel, int threads, size_t shared_bytes) {
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  using Key = std::tuple<int, const void*, int, size_t>;
+  static std::mutex mutex;
+  static std::map<Key, int> known;
+  const Key key{dev, kernel, threads, shared_bytes};
+  const std::lock_guard lock(mutex);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
+  int blocks = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, shared_bytes));
+  known.emplace(key, blocks);
+  return blocks;
 }
 
 }  // namespace fp8llm::cuda

@@ -1,6 +1,7 @@
 // Whether a usable CUDA device is present, and what it is.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace fp8llm::cuda {
@@ -17,5 +18,11 @@ int device_compute_capability();
 
 // Streaming multiprocessors of the current device (132 on an H100 or H200 SXM), for grid choices.
 int device_multiprocessors();
+
+// Blocks of `kernel` (a __global__ function's address) an SM of the current device holds at once
+// with `threads` threads and `shared_bytes` of dynamic shared memory, as the occupancy calculator
+// gives it (registers, shared memory, warps); remembered per device and arguments, since launch
+// choices ask on every eager launch.
+int resident_blocks_per_sm(const void* kernel, int threads, size_t shared_bytes);
 
 }  // namespace fp8llm::cuda
