@@ -34,14 +34,24 @@ template <int D>
 struct Layout {
   static constexpr int kLd = D + kPad;
   static constexpr size_t kTile = sizeof(__nv_bfloat16) * kKeys * kLd;  // one K or V tile
-  static constexpr size_t q = 0;                                        // [64][D + 8]
-  static constexpr size_t k = q + sizeof(__nv_bfloat16) * kRows * kLd;  // [2][64][D + 8]
-  static constexpr size_t v = k + 2 * kTile;                            // [2][64][D + 8]
-  static constexpr size_t pos = v + 2 * kTile;                          // int64 per row
-  static constexpr size_t seq = pos + sizeof(int64_t) * kRows;          // int32 per row
+  // Q [64][D + 8] passes through the K tiles' room: it is in registers before they are filled.
+  // Without its own room a block of the 128-wide head takes 70 KiB, and an SM holds three.
+  static constexpr size_t q = 0;
+  static constexpr size_t k = 0;                                // [2][64][D + 8]
+  static constexpr size_t v = k + 2 * kTile;                    // [2][64][D + 8]
+  static constexpr size_t pos = v + 2 * kTile;                  // int64 per row
+  static constexpr size_t seq = pos + sizeof(int64_t) * kRows;  // int32 per row
   static constexpr size_t bytes = seq + sizeof(int32_t) * kRows;
-  static_assert(k % 128 == 0 && v % 128 == 0 && kTile % 16 == 0, "16-byte aligned rows");
+  static_assert(sizeof(__nv_bfloat16) * kRows * kLd <= 2 * kTile, "Q fits the K tiles' room");
+  static_assert(v % 128 == 0 && kTile % 16 == 0, "16-byte aligned rows");
 };
+
+// Blocks an SM should hold: three of the 128-wide head fit its shared memory, and the register
+// budget that leaves (170 a thread) holds the bf16 and e4m3 caches' kernels with a few words
+// spilled (three blocks were 10-20% faster than two on the H100); the fp32 cache's widening needs
+// more.
+template <typename T>
+constexpr int kBlocksPerSm = std::is_same_v<T, float> ? 1 : 3;
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -72,24 +82,56 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(shared_address(smem)));
 }
 
-// Requests keys key0 .. key0 + 63 of one KV head of a sequence into the tiles kt and vt
-// [64][D + 8] as bf16: a bf16 cache with cp.async (rows past `keys` zero-filled), the others
-// widened as the fp32 kernel widens them (Row16) and rounded to bf16 here. A key's slot is looked
-// up once for its K and V rows.
+// Which keys of a step a thread requests: the step's 64 rows go in 16-byte pieces, and thread i
+// takes piece i % kPieces of keys i / kPieces + n * kKeysPerPass for n < kPasses.
 template <typename T, int D>
-__device__ __forceinline__ void request_tiles(
-    const T* __restrict__ k_cache, const T* __restrict__ v_cache,
-    const float* __restrict__ k_scales, const float* __restrict__ v_scales,
-    const int32_t* __restrict__ table, const detail::PagedSlot& slot_of, int64_t key0, int64_t keys,
-    int64_t kv_heads, int64_t kvh, __nv_bfloat16* kt, __nv_bfloat16* vt) {
+struct TileShare {
+  static constexpr int kPieces = D / Row16<T>::kElems;
+  static constexpr int kKeysPerPass = kThreads / kPieces;
+  static constexpr int kPasses = kKeys / kKeysPerPass;
+  static_assert(kThreads % kPieces == 0 && kKeys % kKeysPerPass == 0, "whole keys per pass");
+};
+
+// The block-table entries of the keys this thread requests in the step at key0 (0 past the
+// sequence's last key). Loaded a step before their rows are requested: the row addresses wait on
+// them, and a load of the table issued right before each copy would put one trip to memory per
+// key in front of every step.
+template <typename T, int D>
+__device__ __forceinline__ void load_entries(const int32_t* __restrict__ table,
+                                             const detail::PagedSlot& slot_of, int64_t key0,
+                                             int64_t keys,
+                                             int32_t (&entries)[TileShare<T, D>::kPasses]) {
+  using S = TileShare<T, D>;
+#pragma unroll
+  for (int n = 0; n < S::kPasses; ++n) {
+    const int64_t key = key0 + threadIdx.x / S::kPieces + n * S::kKeysPerPass;
+    entries[n] = key < keys ? __ldg(table + slot_of.entry(key)) : 0;
+  }
+}
+
+// Requests keys key0 .. key0 + 63 of one KV head of a sequence into the tiles kt and vt
+// [64][D + 8] as bf16, with the table entries load_entries gave: a bf16 cache with cp.async (rows
+// past `keys` zero-filled), the others widened as the fp32 kernel widens them (Row16) and rounded
+// to bf16 here.
+template <typename T, int D>
+__device__ __forceinline__ void request_tiles(const T* __restrict__ k_cache,
+                                              const T* __restrict__ v_cache,
+                                              const float* __restrict__ k_scales,
+                                              const float* __restrict__ v_scales,
+                                              const detail::PagedSlot& slot_of,
+                                              const int32_t (&entries)[TileShare<T, D>::kPasses],
+                                              int64_t key0, int64_t keys, int64_t kv_heads,
+                                              int64_t kvh, __nv_bfloat16* kt, __nv_bfloat16* vt) {
+  using S = TileShare<T, D>;
   constexpr int kE = Row16<T>::kElems;
-  constexpr int kPieces = D / kE;
-  for (int i = threadIdx.x; i < kKeys * kPieces; i += kThreads) {
-    const int j = i / kPieces, piece = i % kPieces;
+  const int piece = threadIdx.x % S::kPieces;
+#pragma unroll
+  for (int n = 0; n < S::kPasses; ++n) {
+    const int j = threadIdx.x / S::kPieces + n * S::kKeysPerPass;
     const int64_t key = key0 + j;
     const bool present = key < keys;
     // The key's row of this KV head, in slots * kv_heads + kvh.
-    const int64_t at = present ? slot_of(table, key) * kv_heads + kvh : 0;
+    const int64_t at = present ? slot_of.slot(entries[n], key) * kv_heads + kvh : 0;
     const int64_t from = at * D + piece * kE;
     __nv_bfloat16* kd = kt + j * Layout<D>::kLd + piece * kE;
     __nv_bfloat16* vd = vt + j * Layout<D>::kLd + piece * kE;
@@ -105,11 +147,56 @@ __device__ __forceinline__ void request_tiles(
   }
 }
 
+// The online softmax of one row (g or g + 8 of the warp's, x = 0 or 1) over a step's scores s:
+// the step's running maximum and the weights P V uses, rounded to bf16 in s; returns the
+// rescaling of the row's earlier sums. kMasked: some key of the step lies past the row's last
+// (`seen`, the last visible key as an offset into the step, -1 for none); otherwise all are seen.
+template <bool kMasked>
+__device__ __forceinline__ float softmax_step(float (&s)[kKeys / 8][4], int x, int tq, int seen,
+                                              bool in_sequence, float& m, float& l) {
+  constexpr int kKeyTiles = kKeys / 8;
+  constexpr float kLog2e = 1.4426950408889634f;
+  const auto visible = [&](int j, int e) { return !kMasked || 8 * j + 2 * tq + e <= seen; };
+  float top = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      if (visible(j, e)) top = fmaxf(top, s[j][2 * x + e]);
+    }
+  }
+  top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
+  top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
+  const float m_new = fmaxf(m, top);
+  // exp(s - m) as 2^(s log2 e - m log2 e): one multiply-add before the exponential unit.
+  const float shift = m_new == -INFINITY ? 0.0f : m_new * kLog2e;
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      float p = 0.0f;
+      if (visible(j, e)) p = exp2f(fmaf(s[j][2 * x + e], kLog2e, -shift));
+      const float rounded = __bfloat162float(__float2bfloat16_rn(p));
+      s[j][2 * x + e] = rounded;  // the weight P V uses
+      sum += rounded;
+    }
+  }
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+  // No key of this row yet (or the row is not this sequence's): nothing to rescale.
+  if (!in_sequence) return 1.0f;
+  const float alpha = m_new == -INFINITY ? 1.0f : exp2f((m - m_new) * kLog2e);
+  m = m_new;
+  l = l * alpha + sum;
+  return alpha;
+}
+
 // grid (ceil(rows / 64), heads), 128 threads. Warp w owns rows 16w .. 16w + 15 of the tile;
 // lane l holds, of each 16x8 accumulator, rows g = l / 4 and g + 8, columns 2 (l % 4) and
 // 2 (l % 4) + 1 (mma.sync's layout).
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm<T>) prefill_attention_mma_kernel(
     const float* __restrict__ q, int64_t heads, int64_t kv_heads, int64_t first_token,
     int64_t tokens, const int64_t* __restrict__ positions, const int32_t* __restrict__ token_seq,
     const int32_t* __restrict__ block_tables, int64_t max_blocks, int64_t block_size,
@@ -157,6 +244,7 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
     const int row = r0 + (lane & 7) + ((lane >> 3) & 1) * 8;
     ldmatrix_x4(qa[c], sq + row * L::kLd + c * 16 + (lane >> 4) * 8);
   }
+  __syncthreads();  // Q's room is the K tiles'
   float o[kDimTiles][4];
 #pragma unroll
   for (int n = 0; n < kDimTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -178,15 +266,20 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
       limit[x] = r >= seg && r < seg_end ? spos[r] : -1;
     }
     const int64_t steps = (keys + kKeys - 1) / kKeys;
-    request_tiles<T, D>(k_cache, v_cache, k_scale, v_scale, table, slot_of, 0, keys, kv_heads, kvh,
-                        sk, sv);
+    int32_t entries[TileShare<T, D>::kPasses];
+    load_entries<T, D>(table, slot_of, 0, keys, entries);
+    request_tiles<T, D>(k_cache, v_cache, k_scale, v_scale, slot_of, entries, 0, keys, kv_heads,
+                        kvh, sk, sv);
     cp_async_commit();
+    load_entries<T, D>(table, slot_of, kKeys, keys, entries);
     for (int64_t step = 0; step < steps; ++step) {
       const int cur = static_cast<int>(step & 1);
       if (step + 1 < steps) {
         const size_t next = (cur ^ 1) * L::kTile / sizeof(__nv_bfloat16);
-        request_tiles<T, D>(k_cache, v_cache, k_scale, v_scale, table, slot_of, (step + 1) * kKeys,
-                            keys, kv_heads, kvh, sk + next, sv + next);
+        request_tiles<T, D>(k_cache, v_cache, k_scale, v_scale, slot_of, entries,
+                            (step + 1) * kKeys, keys, kv_heads, kvh, sk + next, sv + next);
+        // The entries of the step after: in flight while this step multiplies.
+        load_entries<T, D>(table, slot_of, (step + 2) * kKeys, keys, entries);
       }
       cp_async_commit();
       cp_async_wait<1>();  // this step's tiles (this thread's part of them) have landed
@@ -208,48 +301,22 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_mma_kernel(
         }
       }
 
-      // The online softmax of rows g and g + 8 over this step's keys.
+      // The online softmax of rows g and g + 8 over this step's keys. Each row's last key as an
+      // offset into this step, clamped to [-1, 64]: the masks compare 32-bit numbers. Steps
+      // below the diagonal, where every row of the warp sees all 64 keys, skip the masks.
       const int64_t key0 = step * kKeys;
+      int seen[2];
+#pragma unroll
+      for (int x = 0; x < 2; ++x) {
+        const int64_t last = limit[x] - key0;
+        seen[x] = last < 0 ? -1 : (last > kKeys ? kKeys : static_cast<int>(last));
+      }
+      const bool all_seen = __all_sync(0xffffffffu, seen[0] >= kKeys - 1 && seen[1] >= kKeys - 1);
       float alpha[2];
 #pragma unroll
       for (int x = 0; x < 2; ++x) {
-        // The row's last key as an offset into this step, clamped to [-1, 64]: the 64 masks
-        // below compare 32-bit numbers.
-        const int64_t last = limit[x] - key0;
-        const int seen = last < 0 ? -1 : (last > kKeys ? kKeys : static_cast<int>(last));
-        float top = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < kKeyTiles; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            if (8 * j + 2 * tq + e <= seen) top = fmaxf(top, s[j][2 * x + e]);
-          }
-        }
-        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
-        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
-        const float m_new = fmaxf(m[x], top);
-        // No key of this row yet (or the row is not this sequence's): nothing to rescale.
-        alpha[x] = m_new == -INFINITY ? 1.0f : expf(m[x] - m_new);
-        float sum = 0.0f;
-#pragma unroll
-        for (int j = 0; j < kKeyTiles; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float p = 0.0f;
-            if (8 * j + 2 * tq + e <= seen) p = expf(s[j][2 * x + e] - m_new);
-            const float rounded = __bfloat162float(__float2bfloat16_rn(p));
-            s[j][2 * x + e] = rounded;  // the weight P V uses
-            sum += rounded;
-          }
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        if (limit[x] >= 0) {
-          m[x] = m_new;
-          l[x] = l[x] * alpha[x] + sum;
-        } else {
-          alpha[x] = 1.0f;
-        }
+        alpha[x] = all_seen ? softmax_step<false>(s, x, tq, seen[x], true, m[x], l[x])
+                            : softmax_step<true>(s, x, tq, seen[x], limit[x] >= 0, m[x], l[x]);
       }
 #pragma unroll
       for (int n = 0; n < kDimTiles; ++n) {
