@@ -218,7 +218,10 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<T>) prefill_attention_m
   const int r0 = warp * 16;
   const int64_t h = blockIdx.y;
   const int64_t kvh = h / (heads / kv_heads);
-  const int64_t t0 = first_token + static_cast<int64_t>(blockIdx.x) * kRows;
+  // A head's last tiles first: in a prompt they see the most keys, and started last they would
+  // leave a tail of long blocks on a few SMs. (Heads vary slowest, so that the blocks running at
+  // once share a few KV heads' keys in the L2.)
+  const int64_t t0 = first_token + static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * kRows;
 
   for (int i = threadIdx.x; i < kRows; i += kThreads) {
     const int64_t t = t0 + i;
