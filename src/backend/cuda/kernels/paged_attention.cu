@@ -23,23 +23,18 @@ using detail::kv_load;
 using detail::kv_store;
 using detail::nan_max;
 
-constexpr int kAppendThreads = 128;
+// A block takes eight rows (heads) of a token, a warp each.
+constexpr int kAppendWarps = 8;
+constexpr int kAppendThreads = kAppendWarps * 32;
+constexpr int kAppendPairs = kPagedMaxHeadDim / 2 / 32;  // rotated pairs a lane holds at most
 
-// The largest |x| of the block's values (NaN kept, as the activation quantizer keeps it).
-__device__ float block_amax(float v, float* s_warp) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = detail::warp_max<true>(v);
-  if (lane == 0) s_warp[warp] = v;
-  __syncthreads();
-  float r = s_warp[0];
-  for (int w = 1; w < kAppendThreads / 32; ++w) r = nan_max(r, s_warp[w]);
-  __syncthreads();
-  return r;
-}
-
-// grid (q heads + kv heads when rotating, else kv heads; tokens). A q block rotates its head in
-// place and is done; a kv block rotates its head of k (when rotating) and writes it and the same
-// head of v into the cache. The rotation is rope_kernel's arithmetic.
+// grid (tokens, ceil(rows / 8)) over a token's rows: its q heads when rotating, then its kv
+// heads. Warp w of block y takes row 8y + w. A q row is rotated in place; a kv row's k is rotated
+// (when rotating) and written with the same head of v into the cache at the token's slot, from
+// the registers that hold them. Each block computes the token's rotation angles once for its
+// eight rows (cos and sin in double, rope_kernel's arithmetic) while its warps' rows are on their
+// way: a block per head computed them for every head, and the double-precision sin and cos were
+// most of the kernel's time at a prompt's thousands of tokens.
 template <typename T>
 __global__ void __launch_bounds__(kAppendThreads)
     rope_append_kernel(float* q, float* k, const float* __restrict__ v, int64_t heads,
@@ -49,49 +44,81 @@ __global__ void __launch_bounds__(kAppendThreads)
                        float* __restrict__ k_scale, float* __restrict__ v_scale) {
   wait_for_prior_grids();  // launched to overlap the kernel before it (launch_dependent)
   allow_dependent_grids();
-  __shared__ float s_warp[kAppendThreads / 32];
-  const int64_t t = blockIdx.y;
+  __shared__ float2 s_cs[kPagedMaxHeadDim / 2];  // (cos, sin) of pair i
+  const int64_t t = blockIdx.x;
   const bool rotate = inv_freq != nullptr;
-  const int64_t q_blocks = rotate ? heads : 0;
-  const bool is_q = static_cast<int64_t>(blockIdx.x) < q_blocks;
-  const int64_t h = is_q ? blockIdx.x : blockIdx.x - q_blocks;
-  float* x = is_q ? q + (t * heads + h) * head_dim : k + (t * kv_heads + h) * head_dim;
   const int64_t half = head_dim / 2;
+  const int lane = threadIdx.x & 31;
+  const int64_t q_rows = rotate ? heads : 0;
+  const int64_t r = static_cast<int64_t>(blockIdx.y) * kAppendWarps + (threadIdx.x >> 5);
+  const bool has_row = r < q_rows + kv_heads;
+  const bool is_q = r < q_rows;
+  const int64_t h = is_q ? r : r - q_rows;
+  float* x = is_q ? q + (t * heads + h) * head_dim : k + (t * kv_heads + h) * head_dim;
+  // The lane's pairs (i, i + half), i = lane + 32p: of the row, and of v for a kv row.
+  float a[kAppendPairs], b[kAppendPairs], va[kAppendPairs], vb[kAppendPairs];
+  const float* vr = v + (t * kv_heads + h) * head_dim;
+#pragma unroll
+  for (int p = 0; p < kAppendPairs; ++p) {
+    const int64_t i = lane + 32 * p;
+    const bool in = has_row && i < half;
+    a[p] = in ? x[i] : 0.0f;
+    b[p] = in ? x[i + half] : 0.0f;
+    va[p] = in && !is_q ? vr[i] : 0.0f;
+    vb[p] = in && !is_q ? vr[i + half] : 0.0f;
+  }
   if (rotate) {
     const float pos = static_cast<float>(positions[t]);
     for (int64_t i = threadIdx.x; i < half; i += kAppendThreads) {
       const double angle = static_cast<double>(__fmul_rn(inv_freq[i], pos));
-      const float c = static_cast<float>(cos(angle));
-      const float s = static_cast<float>(sin(angle));
-      const float a = x[i];
-      const float b = x[i + half];
-      x[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-      x[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+      s_cs[i] = make_float2(static_cast<float>(cos(angle)), static_cast<float>(sin(angle)));
+    }
+    __syncthreads();
+  }
+  if (!has_row) return;
+  if (rotate) {
+#pragma unroll
+    for (int p = 0; p < kAppendPairs; ++p) {
+      const int64_t i = lane + 32 * p;
+      if (i >= half) break;
+      const float2 cs = s_cs[i];
+      const float ra = __fsub_rn(__fmul_rn(a[p], cs.x), __fmul_rn(b[p], cs.y));
+      const float rb = __fadd_rn(__fmul_rn(b[p], cs.x), __fmul_rn(a[p], cs.y));
+      a[p] = ra;
+      b[p] = rb;
+      x[i] = ra;
+      x[i + half] = rb;
     }
   }
   if (is_q) return;
-  __syncthreads();  // the rotated head is read by other threads below
-  const float* vr = v + (t * kv_heads + h) * head_dim;
+  // k and v into the cache from the registers that hold them.
   const int64_t slot = slots[t];
   T* kd = k_cache + (slot * kv_heads + h) * head_dim;
   T* vd = v_cache + (slot * kv_heads + h) * head_dim;
   float ks = 1.0f, vs = 1.0f;
   if constexpr (std::is_same_v<T, uint8_t>) {
-    float ka = 0.0f, va = 0.0f;
-    for (int64_t i = threadIdx.x; i < head_dim; i += kAppendThreads) {
-      ka = nan_max(ka, fabsf(x[i]));
-      va = nan_max(va, fabsf(vr[i]));
+    float ka = 0.0f, vm = 0.0f;
+#pragma unroll
+    for (int p = 0; p < kAppendPairs; ++p) {
+      if (lane + 32 * p >= half) break;
+      ka = nan_max(ka, nan_max(fabsf(a[p]), fabsf(b[p])));
+      vm = nan_max(vm, nan_max(fabsf(va[p]), fabsf(vb[p])));
     }
-    ks = fp8_weight_scale_from_amax(block_amax(ka, s_warp));
-    vs = fp8_weight_scale_from_amax(block_amax(va, s_warp));
-    if (threadIdx.x == 0) {
+    ks = fp8_weight_scale_from_amax(detail::warp_max<true>(ka));
+    vs = fp8_weight_scale_from_amax(detail::warp_max<true>(vm));
+    if (lane == 0) {
       k_scale[slot * kv_heads + h] = ks;
       v_scale[slot * kv_heads + h] = vs;
     }
   }
-  for (int64_t i = threadIdx.x; i < head_dim; i += kAppendThreads) {
-    kv_store(kd, i, x[i], ks);
-    kv_store(vd, i, vr[i], vs);
+#pragma unroll
+  for (int p = 0; p < kAppendPairs; ++p) {
+    const int64_t i = lane + 32 * p;
+    if (i >= half) break;
+    kv_store(kd, i, a[p], ks);
+    kv_store(kd, i + half, b[p], ks);
+    kv_store(vd, i, va[p], vs);
+    kv_store(vd, i + half, vb[p], vs);
   }
 }
 
@@ -242,12 +269,12 @@ template <typename T>
 void append_typed(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
                   int64_t head_dim, const float* inv_freq, const PagedBatch& b, const PagedKv& kv,
                   cudaStream_t stream) {
-  const int64_t blocks = (inv_freq != nullptr ? heads : 0) + kv_heads;
-  launch_dependent(Overlap::kAll, rope_append_kernel<T>,
-                   dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(b.tokens)),
-                   dim3(kAppendThreads), 0, stream, q, k, v, heads, kv_heads, head_dim, inv_freq,
-                   b.positions, b.slots, static_cast<T*>(kv.k), static_cast<T*>(kv.v), kv.k_scale,
-                   kv.v_scale);
+  const int64_t rows = (inv_freq != nullptr ? heads : 0) + kv_heads;
+  const dim3 grid(static_cast<unsigned>(b.tokens),
+                  static_cast<unsigned>((rows + kAppendWarps - 1) / kAppendWarps));
+  launch_dependent(Overlap::kAll, rope_append_kernel<T>, grid, dim3(kAppendThreads), 0, stream, q,
+                   k, v, heads, kv_heads, head_dim, inv_freq, b.positions, b.slots,
+                   static_cast<T*>(kv.k), static_cast<T*>(kv.v), kv.k_scale, kv.v_scale);
   CUDA_CHECK_LAUNCH();
 }
 
