@@ -33,6 +33,23 @@ struct Flight {
   bool first = true;
 };
 
+// The steps of one kind (with prompt tokens, or decode only): where a run's time goes between
+// prefill and decode.
+struct StepTally {
+  int64_t steps = 0;
+  double ms = 0;
+  int64_t prompt_tokens = 0;
+  int64_t sampled_tokens = 0;
+
+  void add(double step_ms, const EngineStats& before, const EngineStats& after) {
+    ++steps;
+    ms += step_ms;
+    prompt_tokens += after.prompt_tokens - before.prompt_tokens;
+    sampled_tokens += after.generated_tokens - before.generated_tokens;
+  }
+  double ms_per_step() const { return steps > 0 ? ms / static_cast<double>(steps) : 0.0; }
+};
+
 }  // namespace
 
 void run_serving_bench(Engine& engine, const ServingBench& b) {
@@ -89,15 +106,22 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
     });
     ++in_flight;
   };
+  StepTally with_prompt, decode_only;
   while (done < requests.size()) {
     while (in_flight < b.concurrency && next < requests.size()) add();
-    for (const RequestOutput& o : engine.step()) {
+    const EngineStats pre = engine.stats();
+    const auto step_start = Clock::now();
+    const std::vector<RequestOutput> outputs = engine.step();
+    const double step_ms = ms_between(step_start, Clock::now());
+    const EngineStats post = engine.stats();
+    (post.prompt_tokens > pre.prompt_tokens ? with_prompt : decode_only).add(step_ms, pre, post);
+    for (const RequestOutput& o : outputs) {
       if (!o.finished) continue;
       ++done;
       --in_flight;
     }
     ++steps;
-    max_blocks = std::max(max_blocks, engine.stats().kv_blocks_used);
+    max_blocks = std::max(max_blocks, post.kv_blocks_used);
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const EngineStats s = engine.stats();
@@ -113,6 +137,12 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
       "steps)\n",
       out_tokens / seconds, all_tokens / seconds, static_cast<double>(b.num_prompts) / seconds,
       seconds, steps);
+  fmt::print(
+      "steps      {} with prompt tokens in {:.2f} s ({:.2f} ms each; {} prompt, {} sampled "
+      "tokens), {} decode only in {:.2f} s ({:.2f} ms each; {} sampled tokens)\n",
+      with_prompt.steps, with_prompt.ms / 1e3, with_prompt.ms_per_step(), with_prompt.prompt_tokens,
+      with_prompt.sampled_tokens, decode_only.steps, decode_only.ms / 1e3,
+      decode_only.ms_per_step(), decode_only.sampled_tokens);
   fmt::print("ttft ms    p50 {:.2f}  p90 {:.2f}  p99 {:.2f}\n", percentile(ttft, 50),
              percentile(ttft, 90), percentile(ttft, 99));
   fmt::print("itl ms     p50 {:.2f}  p90 {:.2f}  p99 {:.2f}\n", percentile(itl, 50),

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <regex>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -211,6 +213,28 @@ TEST(CliEdges, ServingBenchWarmsUpFirstUnlessToldNot) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.find("warm-up"), std::string::npos) << r.out;
   EXPECT_EQ(run_cli(args + " --warmup -1").exit_code, 2);
+}
+
+// The serving bench splits its steps into those that compute prompt tokens and those that only
+// decode: together they are every step, every prompt token (3 prompts of 8, no prefix-cache hit)
+// and every sampled token (3 x 3).
+TEST(CliEdges, ServingBenchSplitsPromptAndDecodeSteps) {
+  const CliResult r = run_cli("bench --model " + model("tiny-llama") +
+                              " --concurrency 2 --num-prompts 3 --input-len 8 --output-len 3 "
+                              "--warmup 0 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::smatch total, split;
+  ASSERT_TRUE(std::regex_search(r.out, total, std::regex(R"(s, (\d+) steps\))"))) << r.out;
+  ASSERT_TRUE(std::regex_search(
+      r.out, split,
+      std::regex(R"(steps      (\d+) with prompt tokens in [0-9.]+ s \([0-9.]+ ms each; (\d+) )"
+                 R"(prompt, (\d+) sampled tokens\), (\d+) decode only in [0-9.]+ s \([0-9.]+ )"
+                 R"(ms each; (\d+) sampled tokens\))")))
+      << r.out;
+  EXPECT_EQ(std::stoi(split[1]) + std::stoi(split[4]), std::stoi(total[1])) << r.out;
+  EXPECT_GE(std::stoi(split[1]), 2) << r.out;  // two prompts at once, then the third
+  EXPECT_EQ(std::stoi(split[2]), 24) << r.out;
+  EXPECT_EQ(std::stoi(split[3]) + std::stoi(split[5]), 9) << r.out;
 }
 
 }  // namespace
