@@ -1,7 +1,8 @@
 // Attention on the CUDA device over a paged KV cache of the Llama-3-8B layout (32 query heads, 8
-// KV heads, head size 128, blocks of 16). Decode: the pipelined kernel (decode_attention.h) at the
-// batches and lengths the engine's benchmarks run and at 32k keys, against its floor, the keys'
-// and values' bytes (and e4m3 scales) at the device's own copy bandwidth, measured first.
+// KV heads, head size 128, blocks of 16). Decode: the engine's kernel (decode_attention.h; on
+// tensor cores for a bf16 cache, where the CUDA-core kernel runs beside it) at the batches and
+// lengths the engine's benchmarks run and at 32k keys, against its floor, the keys' and values'
+// bytes (and e4m3 scales) at the device's own copy bandwidth, measured first.
 // Prompts: the mma.sync tensor-core kernel (prefill_attention.h) against the bf16 tensor peak.
 //
 //   bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick] [--sweep]
@@ -125,7 +126,7 @@ struct Pass {
 };
 
 // The kernel column of the rows.
-constexpr const char* kDecodeName = "pipelined";
+constexpr const char* kDecodeName = "engine";
 constexpr const char* kPromptName = "mma";
 
 int run(int argc, char** argv) {
@@ -183,8 +184,11 @@ int run(int argc, char** argv) {
       Pass pass(w, dtype, stream.get());
       const double floor_us = pass.bytes / (gbps * 1e3);
       const DecodeScratch scratch{pass.partial.as<float>(), pass.counters.as<int>()};
-      // The engine's grid first; with --sweep, every other number of range blocks after it.
+      // The engine's kernel and grid first, then the CUDA-core kernel where the engine's runs on
+      // tensor cores; with --sweep, the engine's kernel on every other number of range blocks.
+      const DecodeKernel kernel = decode_kernel_for(dtype, kHeads, kKvHeads, kHeadDim);
       std::vector<std::pair<std::string, int64_t>> grids = {{kDecodeName, 0}};
+      if (kernel == DecodeKernel::kTensorCores) grids.push_back({"cuda-core", -1});
       if (sweep) {
         for (int64_t z = 1; z <= kDecodeMaxSplits; z *= 2)
           grids.push_back({"z=" + std::to_string(z), z});
@@ -196,6 +200,17 @@ int run(int argc, char** argv) {
                 launch_decode_attention(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch,
                                         w.batch, pass.kv, scratch, pass.out.as<float>(),
                                         stream.get());
+              } else if (z < 0) {
+                const DecodeGrid grid =
+                    choose_decode_grid(DecodeKernel::kCudaCores, kHeads, kKvHeads, w.batch,
+                                       device_multiprocessors(), pass.batch.max_ranges);
+                launch_decode_attention_pipelined(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim,
+                                                  pass.batch, w.batch, pass.kv, scratch,
+                                                  pass.out.as<float>(), grid, stream.get());
+              } else if (kernel == DecodeKernel::kTensorCores) {
+                launch_decode_attention_mma(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim,
+                                            pass.batch, w.batch, pass.kv, scratch,
+                                            pass.out.as<float>(), DecodeGrid{z}, stream.get());
               } else {
                 launch_decode_attention_pipelined(
                     pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,

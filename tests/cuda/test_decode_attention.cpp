@@ -1,9 +1,11 @@
-// The decode attention kernel (decode_attention.h) against the general fp32 kernel of
+// The decode attention kernels (decode_attention.h) against the general fp32 kernel of
 // paged_attention.cu, which computes the same function with its sums in another order: one pass of
 // decode tokens whose sequences hold from one key to 36 key ranges, for every KV element
-// type, head sizes 64, 128 and 256, and one to eight query heads per KV head (seven: a block of
-// four and one of three). Both sum in fp32, so they agree to fp32 rounding. A token alone gets
-// bit for bit what it gets in the batch, and a second launch the same bits (the last range of
+// type, head sizes 64, 128 and 256, and one to sixteen query heads per KV head (seven: a block of
+// four and one of three on CUDA cores). A bf16 cache with up to eight heads a KV head takes the
+// tensor-core kernel, the other layouts the CUDA-core one. All sum in fp32 (the tensor-core kernel
+// splits its fp32 operands into exact bf16 terms), so they agree to fp32 rounding. A token alone
+// gets bit for bit what it gets in the batch, and a second launch the same bits (the last range of
 // each token resets its counter). Skipped without a GPU.
 #include <gtest/gtest.h>
 
@@ -112,8 +114,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{8, 2, 64, KvCacheDtype::F32}, Case{8, 2, 64, KvCacheDtype::BF16},
                       Case{8, 2, 64, KvCacheDtype::Fp8}, Case{32, 8, 128, KvCacheDtype::BF16},
                       Case{28, 4, 128, KvCacheDtype::BF16}, Case{4, 4, 128, KvCacheDtype::F32},
-                      Case{8, 1, 128, KvCacheDtype::Fp8}, Case{16, 4, 256, KvCacheDtype::BF16},
-                      Case{8, 2, 256, KvCacheDtype::Fp8}),
+                      Case{8, 1, 128, KvCacheDtype::Fp8}, Case{8, 1, 128, KvCacheDtype::BF16},
+                      Case{4, 4, 64, KvCacheDtype::BF16}, Case{16, 1, 64, KvCacheDtype::BF16},
+                      Case{16, 4, 256, KvCacheDtype::BF16}, Case{8, 2, 256, KvCacheDtype::Fp8}),
     [](const ::testing::TestParamInfo<Case>& param_info) {
       const Case& c = param_info.param;
       return "h" + std::to_string(c.heads) + "_kv" + std::to_string(c.kv_heads) + "_d" +
@@ -192,16 +195,39 @@ TEST(CudaGeneralDecode, BoundedGridGivesTheSameBits) {
 // The grid choice runs on the host (no GPU needed): from two blocks an SM on, one block per
 // (token, KV head) walks its ranges; below, the ranges spread out to fill a wave.
 TEST(DecodeAttentionGrid, OneBlockATokenAtLargeBatches) {
-  EXPECT_EQ(choose_decode_grid(32, 8, 256, 132).range_blocks, 1);
-  EXPECT_EQ(choose_decode_grid(32, 8, 64, 132).range_blocks, 1);  // 512 blocks
-  EXPECT_EQ(choose_decode_grid(32, 8, 32, 132).range_blocks, 4);  // 256: 792 wanted
-  EXPECT_EQ(choose_decode_grid(32, 8, 1, 132).range_blocks, kDecodeMaxSplits);
+  constexpr DecodeKernel kCuda = DecodeKernel::kCudaCores;
+  EXPECT_EQ(choose_decode_grid(kCuda, 32, 8, 256, 132).range_blocks, 1);
+  EXPECT_EQ(choose_decode_grid(kCuda, 32, 8, 64, 132).range_blocks, 1);  // 512 blocks
+  EXPECT_EQ(choose_decode_grid(kCuda, 32, 8, 32, 132).range_blocks, 4);  // 256: 792 wanted
+  EXPECT_EQ(choose_decode_grid(kCuda, 32, 8, 1, 132).range_blocks, kDecodeMaxSplits);
   // Seven query heads a KV head: two blocks of heads for each.
-  EXPECT_EQ(choose_decode_grid(28, 4, 8, 132).range_blocks, 13);  // 64 blocks
+  EXPECT_EQ(choose_decode_grid(kCuda, 28, 4, 8, 132).range_blocks, 13);  // 64 blocks
   // A pass of short sequences launches no blocks for ranges none of them has.
-  EXPECT_EQ(choose_decode_grid(32, 8, 1, 132, decode_ranges_bound(4096)).range_blocks, 16);
-  EXPECT_EQ(choose_decode_grid(32, 8, 1, 132, decode_ranges_bound(4097)).range_blocks, 64);
-  EXPECT_EQ(choose_decode_grid(32, 8, 1, 132, 3).range_blocks, 3);
+  EXPECT_EQ(choose_decode_grid(kCuda, 32, 8, 1, 132, decode_ranges_bound(4096)).range_blocks, 16);
+  EXPECT_EQ(choose_decode_grid(kCuda, 32, 8, 1, 132, decode_ranges_bound(4097)).range_blocks, 64);
+  EXPECT_EQ(choose_decode_grid(kCuda, 32, 8, 1, 132, 3).range_blocks, 3);
+}
+
+// The tensor-core kernel takes a KV head's whole group in one block and holds three blocks an SM.
+TEST(DecodeAttentionGrid, TensorCoreBlocksTakeTheWholeGroup) {
+  constexpr DecodeKernel kMma = DecodeKernel::kTensorCores;
+  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 256, 132).range_blocks, 1);
+  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 33, 132).range_blocks, 1);  // 264 blocks
+  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 16, 132).range_blocks, 4);  // 128: 396 wanted
+  EXPECT_EQ(choose_decode_grid(kMma, 28, 4, 8, 132).range_blocks, 13);  // 32 blocks
+  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 1, 132, decode_ranges_bound(4096)).range_blocks, 16);
+  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 1, 132).range_blocks, 50);
+}
+
+// Which kernel a layout gets: the choice never looks at the batch.
+TEST(DecodeAttentionSupport, TensorCoresForBf16GroupsOfUpToEight) {
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 32, 8, 128), DecodeKernel::kTensorCores);
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 8, 1, 64), DecodeKernel::kTensorCores);
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 4, 4, 128), DecodeKernel::kTensorCores);
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 16, 1, 128), DecodeKernel::kCudaCores);
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 16, 4, 256), DecodeKernel::kCudaCores);
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::Fp8, 32, 8, 128), DecodeKernel::kCudaCores);
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::F32, 32, 8, 128), DecodeKernel::kCudaCores);
 }
 
 // decode_ranges_bound holds: no sequence of its class has more ranges.

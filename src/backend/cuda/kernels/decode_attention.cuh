@@ -21,6 +21,14 @@ namespace fp8llm::cuda::detail {
 inline constexpr int kDecodeThreads = 128;
 inline constexpr int kDecodeWarps = kDecodeThreads / 32;
 inline constexpr int kDecodeHeadsPerBlock = 4;  // query heads of one KV head attended by a block
+// The tensor-core kernel (decode_attention_mma.cu): every head of a KV head's group (at most
+// eight) in one block, and the blocks an SM holds at once (its shared memory bounds them: 70 KiB a
+// block for the 128-wide head).
+inline constexpr int kDecodeMmaGroupHeads = 8;
+inline constexpr int kDecodeMmaBlocksPerSm = 3;
+// The CUDA-core kernel's blocks an SM holds at once, as its registers bound them (80 a thread
+// with a bf16 cache and head size 128: 6 blocks of 128 threads in 64K registers).
+inline constexpr int kDecodeCudaCoreBlocksPerSm = 6;
 
 // The lane layout of a block for element type T and head size D: kLanes lanes read one key row
 // (kElems elements each), a warp reads kKeysPerWarp rows at a time, the block kGroups.
@@ -33,22 +41,23 @@ struct DecodeLayout {
   static constexpr int kGroups = kDecodeWarps * kKeysPerWarp;
 };
 
-// Blocks of up to kDecodeHeadsPerBlock query heads a KV head's group takes.
-__host__ __device__ inline int64_t decode_head_blocks(int64_t heads, int64_t kv_heads) {
-  return (heads / kv_heads + kDecodeHeadsPerBlock - 1) / kDecodeHeadsPerBlock;
+// Blocks of up to `per_block` query heads a KV head's group takes.
+__host__ __device__ inline int64_t decode_head_blocks(int64_t heads, int64_t kv_heads,
+                                                      int64_t per_block = kDecodeHeadsPerBlock) {
+  return (heads / kv_heads + per_block - 1) / per_block;
 }
 
 // Which (token, KV head, query heads) a block attends and the first of its key ranges, from its
 // grid coordinates: grid (kv_heads x decode_head_blocks, decode tokens, range blocks); block z
-// takes ranges z, z + gridDim.z, ... of the token's `splits`.
+// takes ranges z, z + gridDim.z, ... of the token's `splits`. A block takes up to G query heads.
 struct DecodeItem {
   int64_t t, kvh, h0, keys, chunk, splits, z;
-  int nh;  // query heads of this block (the last block of a KV head may have fewer than four)
-  __device__ DecodeItem(int64_t heads, int64_t kv_heads, const int64_t* positions) {
-    constexpr int G = kDecodeHeadsPerBlock;
+  int nh;  // query heads of this block (the last block of a KV head may have fewer than G)
+  __device__ DecodeItem(int64_t heads, int64_t kv_heads, const int64_t* positions,
+                        int G = kDecodeHeadsPerBlock) {
     t = blockIdx.y;
     const int64_t per_kv = heads / kv_heads;
-    const int64_t head_blocks = decode_head_blocks(heads, kv_heads);
+    const int64_t head_blocks = decode_head_blocks(heads, kv_heads, G);
     kvh = blockIdx.x / head_blocks;
     const int64_t first = static_cast<int64_t>(blockIdx.x % head_blocks) * G;
     nh = static_cast<int>(per_kv - first < G ? per_kv - first : G);
@@ -76,10 +85,9 @@ void for_decode_layout(KvCacheDtype dtype, int64_t head_dim, Launch&& launch) {
   with_kv_element_type(dtype, "decode attention", by_size);
 }
 
-// What the merge keeps in shared memory besides the groups' sums.
-template <int kGroups>
+// What the merge keeps in shared memory besides the groups' sums, for blocks of up to G heads.
+template <int kGroups, int G = kDecodeHeadsPerBlock>
 struct DecodeMergeShared {
-  static constexpr int G = kDecodeHeadsPerBlock;
   float m[kGroups][G];
   float l[kGroups][G];
   float w[kGroups][G];
@@ -90,13 +98,23 @@ struct DecodeMergeShared {
   bool last;
 };
 
+// e^x, or 2^x for a kernel whose scores are in base 2 (its maxima, and so its partials' too).
+template <bool kBase2>
+__device__ __forceinline__ float decode_exp(float x) {
+  if constexpr (kBase2) {
+    return exp2f(x);
+  } else {
+    return expf(x);
+  }
+}
+
 // After each lane group has stored its sums `acc`, maximum and total into shared memory (and the
 // block has synchronized): merges the groups in group order into the result of range `range`,
 // the output when the token has one range, else the range's partial. Reads `acc` and `s` until
 // it returns: the caller synchronizes before it reuses them.
-template <int kGroups, int kHeadDim>
-__device__ void store_decode_range(const float (*acc)[kDecodeHeadsPerBlock][kHeadDim],
-                                   DecodeMergeShared<kGroups>& s, const DecodeItem& it,
+template <int kGroups, int kHeadDim, int G = kDecodeHeadsPerBlock, bool kBase2 = false>
+__device__ void store_decode_range(const float (*acc)[G][kHeadDim],
+                                   DecodeMergeShared<kGroups, G>& s, const DecodeItem& it,
                                    int64_t range, int64_t heads, float* __restrict__ out,
                                    float* __restrict__ partial) {
   constexpr int kThreads = kDecodeThreads;
@@ -111,7 +129,7 @@ __device__ void store_decode_range(const float (*acc)[kDecodeHeadsPerBlock][kHea
     for (int x = 0; x < kGroups; ++x) big = fmaxf(big, s.m[x][g]);
     float total = 0.0f;
     for (int x = 0; x < kGroups; ++x) {
-      const float w = s.m[x][g] == -INFINITY ? 0.0f : expf(s.m[x][g] - big);
+      const float w = s.m[x][g] == -INFINITY ? 0.0f : decode_exp<kBase2>(s.m[x][g] - big);
       s.w[x][g] = w;
       total += s.l[x][g] * w;
     }
@@ -145,9 +163,9 @@ __device__ void store_decode_range(const float (*acc)[kDecodeHeadsPerBlock][kHea
 // block that completes the count (kept in `counters` at the block's first head; it resets it)
 // merges the ranges in range order into the output. A block that did every range is that block
 // without counting.
-template <int kGroups, int kHeadDim>
-__device__ void merge_decode_ranges(DecodeMergeShared<kGroups>& s, const DecodeItem& it, int done,
-                                    int64_t heads, float* __restrict__ out,
+template <int kGroups, int kHeadDim, int G = kDecodeHeadsPerBlock, bool kBase2 = false>
+__device__ void merge_decode_ranges(DecodeMergeShared<kGroups, G>& s, const DecodeItem& it,
+                                    int done, int64_t heads, float* __restrict__ out,
                                     const float* __restrict__ partial, int* __restrict__ counters) {
   constexpr int kThreads = kDecodeThreads;
   constexpr int64_t kStride = kHeadDim + 2;
@@ -163,10 +181,8 @@ __device__ void merge_decode_ranges(DecodeMergeShared<kGroups>& s, const DecodeI
   if (!alone) __threadfence();
   // A warp a head finds the ranges' weights against the largest range max (lane i takes ranges
   // i, i + 32, ...), so that 64 ranges cost two rounds of loads, not 64.
-  static_assert(kDecodeWarps >= kDecodeHeadsPerBlock, "a warp for each head");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (warp < nh) {
-    const int g = warp;
+  for (int g = warp; g < nh; g += kDecodeWarps) {
     const float* parts = partial + (t * heads + h0 + g) * kDecodeMaxSplits * kStride;
     float top = -INFINITY;
     for (int64_t r = lane; r < splits; r += 32) top = fmaxf(top, __ldcg(parts + r * kStride));
@@ -175,7 +191,7 @@ __device__ void merge_decode_ranges(DecodeMergeShared<kGroups>& s, const DecodeI
     float denominator = 0.0f;
     for (int64_t r = lane; r < splits; r += 32) {
       const float mr = __ldcg(parts + r * kStride);
-      const float w = mr == -INFINITY ? 0.0f : expf(mr - top);
+      const float w = mr == -INFINITY ? 0.0f : decode_exp<kBase2>(mr - top);
       s.range_w[r][g] = w;
       denominator += __ldcg(parts + r * kStride + 1) * w;
     }

@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "backend/cuda/kernels/async_copy.cuh"
 #include "backend/cuda/kernels/decode_attention.cuh"
 #include "backend/cuda/kernels/decode_attention.h"
 #include "backend/cuda/kernels/dependent_launch.cuh"
@@ -27,6 +28,10 @@
 namespace fp8llm::cuda {
 namespace {
 
+using detail::cp_async16;
+using detail::cp_async4;
+using detail::cp_async_commit;
+using detail::cp_async_wait;
 using detail::DecodeItem;
 using detail::DecodeLayout;
 using detail::DecodeMergeShared;
@@ -41,23 +46,8 @@ constexpr int kStages = 4;
 // loop, would otherwise raise the count for the whole kernel): six of 80 registers a thread;
 // four for an e4m3 cache, whose lanes hold 16 elements of each head's sums.
 template <typename T>
-constexpr int kBlocksPerSmBound = std::is_same_v<T, uint8_t> ? 4 : 6;
-
-__device__ inline void cp_async16(void* smem, const void* gmem) {
-  const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
-}
-__device__ inline void cp_async4(void* smem, const void* gmem) {
-  const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem) : "memory");
-}
-__device__ inline void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int kPending>
-__device__ inline void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
+constexpr int kBlocksPerSmBound =
+    std::is_same_v<T, uint8_t> ? 4 : detail::kDecodeCudaCoreBlocksPerSm;
 
 // The groups' sums (written after a range's key loop) share memory with the staging (used only
 // inside it). A thread reads back only what it requested itself, so the loop needs no barrier.
@@ -216,7 +206,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSmBound<T>) decode_attenti
     }
     // The staging is about to hold the sums: every thread's copies are done (the rounds past the
     // range requested nothing) and every warp has left the loop.
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    detail::cp_async_wait_all();
     __syncthreads();
 #pragma unroll
     for (int g = 0; g < G; ++g) {
@@ -236,27 +226,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSmBound<T>) decode_attenti
                                                    counters);
 }
 
-// Blocks of the kernel an SM holds at once, as its registers bound them (80 a thread
-// with a bf16 cache and head size 128: 6 blocks of 128 threads in 64K registers), for the grid
-// choice below.
-constexpr int64_t kBlocksPerSm = 6;
-
 }  // namespace
-
-DecodeGrid choose_decode_grid(int64_t heads, int64_t kv_heads, int64_t decode_tokens,
-                              int64_t multiprocessors, int64_t max_ranges) {
-  const int64_t cap =
-      max_ranges > 0 && max_ranges < kDecodeMaxSplits ? max_ranges : kDecodeMaxSplits;
-  const int64_t per_token = kv_heads * detail::decode_head_blocks(heads, kv_heads);
-  const int64_t blocks = per_token * decode_tokens;
-  // Two blocks an SM or more: one block a (token, KV head) walking its ranges was the fastest
-  // at batch 64 and 256 (bench_attention --sweep, H100); more blocks only added waves.
-  if (blocks >= 2 * multiprocessors) return DecodeGrid{1};
-  // Fewer: enough range blocks for one wave of resident blocks.
-  const int64_t target = multiprocessors * kBlocksPerSm;
-  const int64_t z = (target + blocks - 1) / blocks;
-  return DecodeGrid{z < cap ? z : cap};
-}
 
 void launch_decode_attention_pipelined(const float* q, int64_t heads, int64_t kv_heads,
                                        int64_t head_dim, const PagedBatch& b, int64_t decode_tokens,

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "backend/cuda/kernels/async_copy.cuh"
 #include "backend/cuda/kernels/kv_elements.cuh"
 #include "backend/cuda/kernels/mma_bf16.cuh"
 #include "backend/cuda/kernels/paged_slot.cuh"
@@ -22,6 +23,11 @@ namespace fp8llm::cuda {
 namespace {
 
 using detail::bf16_pair;
+using detail::cp_async16;
+using detail::cp_async_commit;
+using detail::cp_async_wait;
+using detail::ldmatrix_x4;
+using detail::ldmatrix_x4_trans;
 using detail::mma_bf16;
 using detail::Row16;
 
@@ -52,35 +58,6 @@ struct Layout {
 // more.
 template <typename T>
 constexpr int kBlocksPerSm = std::is_same_v<T, float> ? 1 : 3;
-
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes from global memory into shared memory, or zeros where `bytes` is 0.
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(smem)),
-               "l"(gmem), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(shared_address(smem)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(shared_address(smem)));
-}
 
 // Which keys of a step a thread requests: the step's 64 rows go in 16-byte pieces, and thread i
 // takes piece i % kPieces of keys i / kPieces + n * kKeysPerPass for n < kPasses.

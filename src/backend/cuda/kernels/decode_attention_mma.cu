@@ -1,0 +1,311 @@
+// The decode attention kernel of decode_attention.h on tensor cores, for a bf16 cache with up to
+// eight query heads per KV head (DecodeKernel::kTensorCores).
+//
+// A block attends for a token and every query head of one KV head, so that each key and value row
+// is read once for all of them. The CUDA-core kernel spends about 60 instructions a key row on
+// fp32 dot products, shuffles and the softmax's rescaling, and at a batch of 256 its issue takes
+// as long as the rows' bytes; here a warp multiplies 16 keys at a time with mma.sync, keys first:
+// Sᵀ = K Qᵀ (16 keys x 8 heads), then Oᵀ += Vᵀ Pᵀ, with Pᵀ transposed in registers (movmatrix).
+//
+// The numbers are those of fp32: the keys and values are bf16 and exact, and q (times
+// log2(e) / sqrt(head_dim)) and the weights p are split each into three bf16 terms that sum to the
+// fp32 value, so every product is exact and the sums are fp32's. Scores are in base 2 (exp2), and
+// so are the maxima of the partials the ranges leave.
+//
+// A step is 64 keys of one range, a warp's 16 of them; the block requests a step's rows with
+// cp.async while it multiplies the one before, and the block-table entries of the step after that
+// while it waits. At the end of a range the warps' sums are merged in warp order, in the stages'
+// shared memory, into the range's partial (decode_attention.cuh), as the CUDA-core kernel does.
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+
+#include "backend/cuda/kernels/async_copy.cuh"
+#include "backend/cuda/kernels/decode_attention.cuh"
+#include "backend/cuda/kernels/decode_attention.h"
+#include "backend/cuda/kernels/dependent_launch.cuh"
+#include "backend/cuda/kernels/mma_bf16.cuh"
+#include "backend/cuda/kernels/paged_slot.cuh"
+#include "backend/cuda/runtime/cuda_check.h"
+#include "backend/cuda/runtime/dependent_launch.h"
+
+namespace fp8llm::cuda {
+namespace {
+
+using detail::bf16_pair;
+using detail::cp_async16;
+using detail::cp_async_commit;
+using detail::cp_async_wait;
+using detail::DecodeItem;
+using detail::DecodeMergeShared;
+using detail::ldmatrix_x4;
+using detail::ldmatrix_x4_trans;
+using detail::mma_bf16;
+using detail::movmatrix_trans;
+using detail::PagedSlot;
+
+constexpr int kThreads = detail::kDecodeThreads;
+constexpr int kWarps = detail::kDecodeWarps;
+constexpr int kGroupHeads = detail::kDecodeMmaGroupHeads;  // an mma's eight columns
+constexpr int kStepKeys = 16 * kWarps;
+constexpr int kTerms = 3;  // bf16 terms of an fp32 value
+constexpr int kPad = 8;    // bf16 elements of row padding: ldmatrix rows fall on distinct banks
+
+template <int D>
+struct Layout {
+  static constexpr int kLd = D + kPad;
+  static constexpr int kPieces = D / 8;                     // 16-byte pieces of a row
+  static constexpr int kKeysPerPass = kThreads / kPieces;   // rows a pass of the block copies
+  static constexpr int kPasses = kStepKeys / kKeysPerPass;  // passes a step
+  static constexpr int kTileElems = kStepKeys * kLd;        // one K or V tile of a step
+  static constexpr size_t k = 0;                            // [2][64][kLd]
+  static constexpr size_t v = k + 2 * sizeof(__nv_bfloat16) * kTileElems;
+  static constexpr size_t stages = v + 2 * sizeof(__nv_bfloat16) * kTileElems;
+  // The warps' sums of a range [kWarps][kGroupHeads][D], after its steps, in the same room.
+  static constexpr size_t sums = sizeof(float) * kWarps * kGroupHeads * D;
+  static constexpr size_t bytes = stages > sums ? stages : sums;
+  static_assert(kThreads % kPieces == 0 && kStepKeys % kKeysPerPass == 0, "whole rows a pass");
+};
+
+// x as three bf16 terms whose sum is x (8 significant bits each: 24, fp32's), for the pair
+// (x0, x1) packed as an mma operand's register.
+__device__ __forceinline__ void split_pair(float x0, float x1, uint32_t (&terms)[kTerms]) {
+#pragma unroll
+  for (int i = 0; i < kTerms; ++i) {
+    const __nv_bfloat16 b0 = __float2bfloat16_rn(x0), b1 = __float2bfloat16_rn(x1);
+    terms[i] = bf16_pair(b0, b1);
+    x0 -= __bfloat162float(b0);
+    x1 -= __bfloat162float(b1);
+  }
+}
+
+// grid (kv_heads, decode tokens, range blocks), 128 threads. Lane l of a warp holds, of the
+// scores Sᵀ (16 keys x 8 heads), keys l / 4 and l / 4 + 8 of the warp's 16 and heads 2 (l % 4)
+// and 2 (l % 4) + 1; of Oᵀ (head_dim x 8 heads), the same heads at dims l / 4 and l / 4 + 8 of
+// each 16-wide slice.
+template <int D>
+__global__ void __launch_bounds__(kThreads, detail::kDecodeMmaBlocksPerSm)
+    decode_attention_mma_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads,
+                                const int64_t* __restrict__ positions,
+                                const int32_t* __restrict__ token_seq,
+                                const int32_t* __restrict__ block_tables, int64_t max_blocks,
+                                int64_t block_size, const __nv_bfloat16* __restrict__ k_cache,
+                                const __nv_bfloat16* __restrict__ v_cache, float q_scale,
+                                float* __restrict__ out, float* __restrict__ partial,
+                                int* __restrict__ counters) {
+  wait_for_prior_grids();  // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();
+  using L = Layout<D>;
+  constexpr int kSlices = D / 16;
+  extern __shared__ __align__(128) unsigned char smem[];
+  auto* sk = reinterpret_cast<__nv_bfloat16*>(smem + L::k);
+  auto* sv = reinterpret_cast<__nv_bfloat16*>(smem + L::v);
+  auto* sums = reinterpret_cast<float(*)[kGroupHeads][D]>(smem);
+  __shared__ DecodeMergeShared<kWarps, kGroupHeads> s_merge;
+
+  const DecodeItem it(heads, kv_heads, positions, kGroupHeads);
+  if (it.z >= it.splits) return;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int row = lane >> 2, quad = lane & 3;
+  const int64_t kvh = it.kvh;
+  const int32_t* table = block_tables + static_cast<int64_t>(token_seq[it.t]) * max_blocks;
+  const PagedSlot slot_of(block_size);
+
+  // Qᵀ as B fragments (16 dims x 8 heads) of each 16-wide slice: head `row`, dims 2 quad + {0, 1}
+  // and the same + 8, in three terms; zero for the heads past the block's.
+  uint32_t qb[kSlices][2][kTerms];
+  {
+    const float* qrow = q + (it.t * heads + it.h0 + row) * D;
+#pragma unroll
+    for (int c = 0; c < kSlices; ++c) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float2 x = make_float2(0.0f, 0.0f);
+        if (row < it.nh) x = *reinterpret_cast<const float2*>(qrow + 16 * c + 8 * half + 2 * quad);
+        split_pair(x.x * q_scale, x.y * q_scale, qb[c][half]);
+      }
+    }
+  }
+
+  // The rows this thread copies: piece `piece` of keys key0 + first + n * kKeysPerPass.
+  const int piece = threadIdx.x % L::kPieces;
+  const int first = threadIdx.x / L::kPieces;
+  auto load_entries = [&](int64_t key0, int64_t end, int32_t(&entries)[L::kPasses]) {
+#pragma unroll
+    for (int n = 0; n < L::kPasses; ++n) {
+      const int64_t key = key0 + first + n * L::kKeysPerPass;
+      entries[n] = key < end ? __ldg(table + slot_of.entry(key)) : 0;
+    }
+  };
+  // Keys key0 .. key0 + 63 into stage `stage`, zeros past `end`.
+  auto request = [&](int64_t key0, int64_t end, const int32_t(&entries)[L::kPasses], int stage) {
+#pragma unroll
+    for (int n = 0; n < L::kPasses; ++n) {
+      const int j = first + n * L::kKeysPerPass;
+      const int64_t key = key0 + j;
+      const bool present = key < end;
+      const int64_t at = present ? slot_of.slot(entries[n], key) * kv_heads + kvh : 0;
+      const int64_t from = at * D + piece * 8;
+      const int to = stage * L::kTileElems + j * L::kLd + piece * 8;
+      cp_async16(sk + to, k_cache + from, present ? 16 : 0);
+      cp_async16(sv + to, v_cache + from, present ? 16 : 0);
+    }
+  };
+
+  int done = 0;  // ranges this block has stored
+  for (int64_t range = it.z; range < it.splits; range += gridDim.z, ++done) {
+    if (done > 0) __syncthreads();  // the previous range's merge has read the sums
+    const int64_t j_begin = range * it.chunk;
+    const int64_t j_end = j_begin + it.chunk < it.keys ? j_begin + it.chunk : it.keys;
+    const int64_t steps = (j_end - j_begin + kStepKeys - 1) / kStepKeys;
+    int32_t entries[L::kPasses];
+    load_entries(j_begin, j_end, entries);
+    request(j_begin, j_end, entries, 0);
+    cp_async_commit();
+    load_entries(j_begin + kStepKeys, j_end, entries);
+
+    float o[kSlices][4];
+#pragma unroll
+    for (int c = 0; c < kSlices; ++c) o[c][0] = o[c][1] = o[c][2] = o[c][3] = 0.0f;
+    // Of heads 2 quad and 2 quad + 1: the running maximum (the same on the lanes of a quad
+    // position) and the sum of this lane's weights.
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    for (int64_t step = 0; step < steps; ++step) {
+      const int cur = static_cast<int>(step & 1);
+      if (step + 1 < steps) {
+        request(j_begin + (step + 1) * kStepKeys, j_end, entries, cur ^ 1);
+        load_entries(j_begin + (step + 2) * kStepKeys, j_end, entries);  // in flight meanwhile
+      }
+      cp_async_commit();
+      cp_async_wait<1>();  // this step's rows (this thread's part of them) have landed
+      __syncthreads();     // and every thread's part
+      const int64_t key0 = j_begin + step * kStepKeys + 16 * warp;  // the warp's first key
+      if (key0 < j_end) {
+        const __nv_bfloat16* kt = sk + cur * L::kTileElems + 16 * warp * L::kLd;
+        const __nv_bfloat16* vt = sv + cur * L::kTileElems + 16 * warp * L::kLd;
+        float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int c = 0; c < kSlices; ++c) {
+          uint32_t a[4];  // K: the warp's 16 keys x dims 16c .. 16c + 15
+          ldmatrix_x4(a, kt + (lane & 15) * L::kLd + 16 * c + (lane >> 4) * 8);
+#pragma unroll
+          for (int i = 0; i < kTerms; ++i) mma_bf16(s, a, qb[c][0][i], qb[c][1][i]);
+        }
+        if (key0 + row >= j_end) s[0] = s[1] = -INFINITY;
+        if (key0 + row + 8 >= j_end) s[2] = s[3] = -INFINITY;
+
+        // The online softmax of each head over the 16 keys (key0 < j_end: the maximum is finite).
+        float p[4], alpha[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float top = fmaxf(s[e], s[2 + e]);
+          top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 4));
+          top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 8));
+          top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 16));
+          const float m_new = fmaxf(m[e], top);
+          alpha[e] = exp2f(m[e] - m_new);  // 0 before the first key
+          p[e] = exp2f(s[e] - m_new);
+          p[2 + e] = exp2f(s[2 + e] - m_new);
+          l[e] = l[e] * alpha[e] + (p[e] + p[2 + e]);
+          m[e] = m_new;
+        }
+#pragma unroll
+        for (int c = 0; c < kSlices; ++c) {
+          o[c][0] *= alpha[0];
+          o[c][1] *= alpha[1];
+          o[c][2] *= alpha[0];
+          o[c][3] *= alpha[1];
+        }
+
+        // Pᵀ as B fragments (16 keys x 8 heads): the scores' 8x8 tiles transposed, each term.
+        uint32_t pb[kTerms][2];
+        {
+          uint32_t lo[kTerms], hi[kTerms];  // keys row and row + 8
+          split_pair(p[0], p[1], lo);
+          split_pair(p[2], p[3], hi);
+#pragma unroll
+          for (int i = 0; i < kTerms; ++i) {
+            pb[i][0] = movmatrix_trans(lo[i]);
+            pb[i][1] = movmatrix_trans(hi[i]);
+          }
+        }
+#pragma unroll
+        for (int c = 0; c < kSlices; ++c) {
+          uint32_t a[4];  // Vᵀ: dims 16c .. 16c + 15 x the warp's 16 keys
+          ldmatrix_x4_trans(
+              a, vt + ((lane & 7) + (lane >> 4) * 8) * L::kLd + 16 * c + ((lane >> 3) & 1) * 8);
+#pragma unroll
+          for (int i = 0; i < kTerms; ++i) mma_bf16(o[c], a, pb[i][0], pb[i][1]);
+        }
+      }
+      __syncthreads();  // every warp is done with this step's stage before it is refilled
+    }
+
+    // The warp's sums into shared memory (the stages' room: nothing is in flight), then merged.
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      l[e] += __shfl_xor_sync(0xffffffffu, l[e], 4);
+      l[e] += __shfl_xor_sync(0xffffffffu, l[e], 8);
+      l[e] += __shfl_xor_sync(0xffffffffu, l[e], 16);
+      const int g = 2 * quad + e;
+      if (g >= it.nh) continue;
+#pragma unroll
+      for (int c = 0; c < kSlices; ++c) {
+        sums[warp][g][16 * c + row] = o[c][e];
+        sums[warp][g][16 * c + row + 8] = o[c][2 + e];
+      }
+      if (row == 0) {
+        s_merge.m[warp][g] = m[e];
+        s_merge.l[warp][g] = l[e];
+      }
+    }
+    __syncthreads();
+    detail::store_decode_range<kWarps, D, kGroupHeads, true>(sums, s_merge, it, range, heads, out,
+                                                             partial);
+  }
+  if (it.splits > 1)
+    detail::merge_decode_ranges<kWarps, D, kGroupHeads, true>(s_merge, it, done, heads, out,
+                                                              partial, counters);
+}
+
+}  // namespace
+
+void launch_decode_attention_mma(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                 const PagedBatch& b, int64_t decode_tokens, const PagedKv& kv,
+                                 const DecodeScratch& scratch, float* out, DecodeGrid choice,
+                                 cudaStream_t stream) {
+  if (decode_kernel_for(kv.dtype, heads, kv_heads, head_dim) != DecodeKernel::kTensorCores)
+    throw std::invalid_argument("decode attention on tensor cores: unsupported layout");
+  if (choice.range_blocks < 1 || choice.range_blocks > kDecodeMaxSplits)
+    throw std::invalid_argument("decode attention: range blocks out of range");
+  const dim3 grid(static_cast<unsigned>(kv_heads), static_cast<unsigned>(decode_tokens),
+                  static_cast<unsigned>(choice.range_blocks));
+  const auto launch = [&]<int D>() {
+    const auto kernel = &decode_attention_mma_kernel<D>;
+    // Above 48 KiB a kernel must opt in; the attribute belongs to the current device, as in
+    // prefill_launch.cuh.
+    static const bool opted_in = [&] {
+      CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(Layout<D>::bytes)));
+      return true;
+    }();
+    (void)opted_in;
+    constexpr float kLog2e = 1.4426950408889634f;
+    const float q_scale = kLog2e / std::sqrt(static_cast<float>(D));
+    launch_dependent(Overlap::kAll, kernel, grid, dim3(kThreads), Layout<D>::bytes, stream, q,
+                     heads, kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks,
+                     kv.block_size, static_cast<const __nv_bfloat16*>(kv.k),
+                     static_cast<const __nv_bfloat16*>(kv.v), q_scale, out, scratch.partial,
+                     scratch.counters);
+  };
+  if (head_dim == 64) {
+    launch.template operator()<64>();
+  } else {
+    launch.template operator()<128>();
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fp8llm::cuda
