@@ -187,6 +187,8 @@ int run(int argc, char** argv) {
       // The engine's kernel and grid first, then the CUDA-core kernel where the engine's runs on
       // tensor cores; with --sweep, the engine's kernel on every other number of range blocks.
       const DecodeKernel kernel = decode_kernel_for(dtype, kHeads, kKvHeads, kHeadDim);
+      const DecodeGrid chosen = choose_decode_grid(kernel, kHeads, kKvHeads, w.batch,
+                                                   device_multiprocessors(), pass.batch.max_ranges);
       std::vector<std::pair<std::string, int64_t>> grids = {{kDecodeName, 0}};
       if (kernel == DecodeKernel::kTensorCores) grids.push_back({"cuda-core", -1});
       if (sweep) {
@@ -208,9 +210,9 @@ int run(int argc, char** argv) {
                                                   pass.batch, w.batch, pass.kv, scratch,
                                                   pass.out.as<float>(), grid, stream.get());
               } else if (kernel == DecodeKernel::kTensorCores) {
-                launch_decode_attention_mma(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim,
-                                            pass.batch, w.batch, pass.kv, scratch,
-                                            pass.out.as<float>(), DecodeGrid{z}, stream.get());
+                launch_decode_attention_mma(
+                    pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
+                    scratch, pass.out.as<float>(), DecodeGrid{z, chosen.stages}, stream.get());
               } else {
                 launch_decode_attention_pipelined(
                     pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,

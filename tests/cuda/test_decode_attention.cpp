@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/kernels/decode_attention.h"
@@ -208,15 +209,22 @@ TEST(DecodeAttentionGrid, OneBlockATokenAtLargeBatches) {
   EXPECT_EQ(choose_decode_grid(kCuda, 32, 8, 1, 132, 3).range_blocks, 3);
 }
 
-// The tensor-core kernel takes a KV head's whole group in one block and holds three blocks an SM.
+// The tensor-core kernel takes a KV head's whole group in one block; below four blocks an SM it
+// keeps three steps in flight and the SM two blocks, else two steps and three blocks.
 TEST(DecodeAttentionGrid, TensorCoreBlocksTakeTheWholeGroup) {
   constexpr DecodeKernel kMma = DecodeKernel::kTensorCores;
-  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 256, 132).range_blocks, 1);
-  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 33, 132).range_blocks, 1);  // 264 blocks
-  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 16, 132).range_blocks, 4);  // 128: 396 wanted
-  EXPECT_EQ(choose_decode_grid(kMma, 28, 4, 8, 132).range_blocks, 13);  // 32 blocks
-  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 1, 132, decode_ranges_bound(4096)).range_blocks, 16);
-  EXPECT_EQ(choose_decode_grid(kMma, 32, 8, 1, 132).range_blocks, 50);
+  const auto grid = [](int64_t heads, int64_t kv_heads, int64_t tokens, int64_t bound = 0) {
+    const DecodeGrid g = choose_decode_grid(kMma, heads, kv_heads, tokens, 132, bound);
+    return std::pair<int64_t, int>(g.range_blocks, g.stages);
+  };
+  EXPECT_EQ(grid(32, 8, 256), std::make_pair(int64_t{1}, 2));
+  EXPECT_EQ(grid(32, 8, 66), std::make_pair(int64_t{1}, 2));  // 528 blocks
+  EXPECT_EQ(grid(32, 8, 64), std::make_pair(int64_t{1}, 3));  // 512
+  EXPECT_EQ(grid(32, 8, 33), std::make_pair(int64_t{1}, 3));  // 264
+  EXPECT_EQ(grid(32, 8, 16), std::make_pair(int64_t{3}, 3));  // 128: 264 wanted
+  EXPECT_EQ(grid(28, 4, 8), std::make_pair(int64_t{9}, 3));   // 32 blocks
+  EXPECT_EQ(grid(32, 8, 1, decode_ranges_bound(4096)), std::make_pair(int64_t{16}, 3));
+  EXPECT_EQ(grid(32, 8, 1), std::make_pair(int64_t{33}, 3));
 }
 
 // Which kernel a layout gets: the choice never looks at the batch.

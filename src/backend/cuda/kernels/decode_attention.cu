@@ -33,14 +33,23 @@ DecodeGrid choose_decode_grid(DecodeKernel kernel, int64_t heads, int64_t kv_hea
       detail::decode_head_blocks(heads, kv_heads,
                                  mma ? detail::kDecodeMmaGroupHeads : detail::kDecodeHeadsPerBlock);
   const int64_t blocks = per_token * decode_tokens;
+  DecodeGrid grid;
+  int64_t per_sm = detail::kDecodeCudaCoreBlocksPerSm;
+  if (mma) {
+    // Few blocks: three steps a block in shared memory, two blocks an SM; many: two steps, three
+    // blocks an SM, so that more blocks hide each one's start and merges (bench_attention, H100:
+    // 64 x 1,024 keys 158 -> 131 us with three, 256 x 192 114 -> 140).
+    grid.stages = blocks < 4 * multiprocessors ? 3 : 2;
+    per_sm = detail::decode_mma_blocks_per_sm(grid.stages);
+  }
   // Two blocks an SM or more: one block a (token, KV head) walking its ranges was the fastest
   // at batch 64 and 256 (bench_attention --sweep, H100); more blocks only added waves.
-  if (blocks >= 2 * multiprocessors) return DecodeGrid{1};
+  if (blocks >= 2 * multiprocessors) return grid;
   // Fewer: enough range blocks for one wave of resident blocks.
-  const int64_t target =
-      multiprocessors * (mma ? detail::kDecodeMmaBlocksPerSm : detail::kDecodeCudaCoreBlocksPerSm);
+  const int64_t target = multiprocessors * per_sm;
   const int64_t z = (target + blocks - 1) / blocks;
-  return DecodeGrid{z < cap ? z : cap};
+  grid.range_blocks = z < cap ? z : cap;
+  return grid;
 }
 
 void launch_decode_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,

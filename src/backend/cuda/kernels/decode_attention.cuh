@@ -22,10 +22,12 @@ inline constexpr int kDecodeThreads = 128;
 inline constexpr int kDecodeWarps = kDecodeThreads / 32;
 inline constexpr int kDecodeHeadsPerBlock = 4;  // query heads of one KV head attended by a block
 // The tensor-core kernel (decode_attention_mma.cu): every head of a KV head's group (at most
-// eight) in one block, and the blocks an SM holds at once (its shared memory bounds them: 70 KiB a
-// block for the 128-wide head).
+// eight) in one block, and the blocks an SM holds at once with `stages` 64-key steps in shared
+// memory (it bounds them: 35 KiB a step for the 128-wide head).
 inline constexpr int kDecodeMmaGroupHeads = 8;
-inline constexpr int kDecodeMmaBlocksPerSm = 3;
+__host__ __device__ constexpr int decode_mma_blocks_per_sm(int stages) {
+  return stages == 3 ? 2 : 3;
+}
 // The CUDA-core kernel's blocks an SM holds at once, as its registers bound them (80 a thread
 // with a bf16 cache and head size 128: 6 blocks of 128 threads in 64K registers).
 inline constexpr int kDecodeCudaCoreBlocksPerSm = 6;

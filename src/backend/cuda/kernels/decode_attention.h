@@ -41,8 +41,11 @@ void launch_decode_attention(const float* q, int64_t heads, int64_t kv_heads, in
 // most kDecodeMaxSplits), chosen so that the grid gives `multiprocessors` SMs several waves of
 // blocks without blocks that have no range at large batches. The token's ranges and their merge
 // do not change with it, so neither do its results.
+// The tensor-core kernel also takes the 64-key steps a block keeps in shared memory: 2 (three
+// blocks an SM) or 3 (two blocks an SM, each with two steps in flight).
 struct DecodeGrid {
   int64_t range_blocks = 1;
+  int stages = 2;
 };
 // At most max_ranges (0: kDecodeMaxSplits) range blocks: no token of the pass has more ranges.
 DecodeGrid choose_decode_grid(DecodeKernel kernel, int64_t heads, int64_t kv_heads,

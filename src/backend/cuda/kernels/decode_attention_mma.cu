@@ -52,20 +52,22 @@ constexpr int kGroupHeads = detail::kDecodeMmaGroupHeads;  // an mma's eight col
 constexpr int kStepKeys = 16 * kWarps;
 constexpr int kTerms = 3;  // bf16 terms of an fp32 value
 constexpr int kPad = 8;    // bf16 elements of row padding: ldmatrix rows fall on distinct banks
-
-template <int D>
+// kStages steps are in shared memory at once: the one multiplied and those in flight
+// (DecodeGrid::stages, 2 or 3).
+template <int D, int kStages>
 struct Layout {
   static constexpr int kLd = D + kPad;
   static constexpr int kPieces = D / 8;                     // 16-byte pieces of a row
   static constexpr int kKeysPerPass = kThreads / kPieces;   // rows a pass of the block copies
   static constexpr int kPasses = kStepKeys / kKeysPerPass;  // passes a step
   static constexpr int kTileElems = kStepKeys * kLd;        // one K or V tile of a step
-  static constexpr size_t k = 0;                            // [2][64][kLd]
-  static constexpr size_t v = k + 2 * sizeof(__nv_bfloat16) * kTileElems;
-  static constexpr size_t stages = v + 2 * sizeof(__nv_bfloat16) * kTileElems;
-  // The warps' sums of a range [kWarps][kGroupHeads][D], after its steps, in the same room.
-  static constexpr size_t sums = sizeof(float) * kWarps * kGroupHeads * D;
-  static constexpr size_t bytes = stages > sums ? stages : sums;
+  static constexpr size_t k = 0;                            // [kStages][64][kLd]
+  static constexpr size_t v = k + kStages * sizeof(__nv_bfloat16) * kTileElems;
+  static constexpr size_t stages = v + kStages * sizeof(__nv_bfloat16) * kTileElems;
+  static constexpr size_t bytes = stages;
+  // A range's sums [kWarps][kGroupHeads][D] go to the K tile of its last step's stage.
+  static_assert(sizeof(float) * kWarps * kGroupHeads * D <= sizeof(__nv_bfloat16) * kTileElems,
+                "a range's sums fit a K tile");
   static_assert(kThreads % kPieces == 0 && kStepKeys % kKeysPerPass == 0, "whole rows a pass");
 };
 
@@ -81,12 +83,38 @@ __device__ __forceinline__ void split_pair(float x0, float x1, uint32_t (&terms)
   }
 }
 
+// Walks a block's steps: range z, z + gridDim.z, ... of the token, 64 keys at a time.
+struct StepCursor {
+  int64_t range, key, end;  // the range, the step's first key and the range's end
+  int64_t chunk, keys, splits, stride;
+  __device__ StepCursor(const DecodeItem& it, int64_t range_stride)
+      : range(it.z), chunk(it.chunk), keys(it.keys), splits(it.splits), stride(range_stride) {
+    start_range();
+  }
+  __device__ bool valid() const { return range < splits; }
+  __device__ bool last_step() const { return key + kStepKeys >= end; }
+  __device__ void advance() {
+    if (!last_step()) {
+      key += kStepKeys;
+      return;
+    }
+    range += stride;
+    start_range();
+  }
+
+ private:
+  __device__ void start_range() {
+    key = range * chunk;
+    end = key + chunk < keys ? key + chunk : keys;
+  }
+};
+
 // grid (kv_heads, decode tokens, range blocks), 128 threads. Lane l of a warp holds, of the
 // scores Sᵀ (16 keys x 8 heads), keys l / 4 and l / 4 + 8 of the warp's 16 and heads 2 (l % 4)
 // and 2 (l % 4) + 1; of Oᵀ (head_dim x 8 heads), the same heads at dims l / 4 and l / 4 + 8 of
 // each 16-wide slice.
-template <int D>
-__global__ void __launch_bounds__(kThreads, detail::kDecodeMmaBlocksPerSm)
+template <int D, int kStages>
+__global__ void __launch_bounds__(kThreads, detail::decode_mma_blocks_per_sm(kStages))
     decode_attention_mma_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads,
                                 const int64_t* __restrict__ positions,
                                 const int32_t* __restrict__ token_seq,
@@ -97,12 +125,11 @@ __global__ void __launch_bounds__(kThreads, detail::kDecodeMmaBlocksPerSm)
                                 int* __restrict__ counters) {
   wait_for_prior_grids();  // launched to overlap the kernel before it (launch_dependent)
   allow_dependent_grids();
-  using L = Layout<D>;
+  using L = Layout<D, kStages>;
   constexpr int kSlices = D / 16;
   extern __shared__ __align__(128) unsigned char smem[];
   auto* sk = reinterpret_cast<__nv_bfloat16*>(smem + L::k);
   auto* sv = reinterpret_cast<__nv_bfloat16*>(smem + L::v);
-  auto* sums = reinterpret_cast<float(*)[kGroupHeads][D]>(smem);
   __shared__ DecodeMergeShared<kWarps, kGroupHeads> s_merge;
 
   const DecodeItem it(heads, kv_heads, positions, kGroupHeads);
@@ -154,116 +181,133 @@ __global__ void __launch_bounds__(kThreads, detail::kDecodeMmaBlocksPerSm)
     }
   };
 
-  int done = 0;  // ranges this block has stored
-  for (int64_t range = it.z; range < it.splits; range += gridDim.z, ++done) {
-    if (done > 0) __syncthreads();  // the previous range's merge has read the sums
-    const int64_t j_begin = range * it.chunk;
-    const int64_t j_end = j_begin + it.chunk < it.keys ? j_begin + it.chunk : it.keys;
-    const int64_t steps = (j_end - j_begin + kStepKeys - 1) / kStepKeys;
-    int32_t entries[L::kPasses];
-    load_entries(j_begin, j_end, entries);
-    request(j_begin, j_end, entries, 0);
+  // The block's steps, one pipeline over all of its ranges: the next step's rows are in flight
+  // while a range's last step is multiplied and its sums merged and stored.
+  StepCursor fetch(it, gridDim.z), entries_of(it, gridDim.z), compute(it, gridDim.z);
+  int32_t entries[L::kPasses];
+  const auto fetch_into = [&](int stage) {  // the next step's rows, then the entries after it
+    if (!fetch.valid()) return;
+    request(fetch.key, fetch.end, entries, stage);
+    fetch.advance();
+    if (entries_of.valid()) load_entries(entries_of.key, entries_of.end, entries);
+    entries_of.advance();
+  };
+  load_entries(entries_of.key, entries_of.end, entries);
+  entries_of.advance();
+#pragma unroll
+  for (int stage = 0; stage < kStages - 1; ++stage) {
+    fetch_into(stage);
     cp_async_commit();
-    load_entries(j_begin + kStepKeys, j_end, entries);
+  }
 
-    float o[kSlices][4];
+  float o[kSlices][4];
+  // Of heads 2 quad and 2 quad + 1: the running maximum (the same on the lanes of a quad
+  // position) and the sum of this lane's weights.
+  float m[2], l[2];
+  const auto reset = [&] {
 #pragma unroll
     for (int c = 0; c < kSlices; ++c) o[c][0] = o[c][1] = o[c][2] = o[c][3] = 0.0f;
-    // Of heads 2 quad and 2 quad + 1: the running maximum (the same on the lanes of a quad
-    // position) and the sum of this lane's weights.
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    for (int64_t step = 0; step < steps; ++step) {
-      const int cur = static_cast<int>(step & 1);
-      if (step + 1 < steps) {
-        request(j_begin + (step + 1) * kStepKeys, j_end, entries, cur ^ 1);
-        load_entries(j_begin + (step + 2) * kStepKeys, j_end, entries);  // in flight meanwhile
-      }
-      cp_async_commit();
-      cp_async_wait<1>();  // this step's rows (this thread's part of them) have landed
-      __syncthreads();     // and every thread's part
-      const int64_t key0 = j_begin + step * kStepKeys + 16 * warp;  // the warp's first key
-      if (key0 < j_end) {
-        const __nv_bfloat16* kt = sk + cur * L::kTileElems + 16 * warp * L::kLd;
-        const __nv_bfloat16* vt = sv + cur * L::kTileElems + 16 * warp * L::kLd;
-        float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int c = 0; c < kSlices; ++c) {
-          uint32_t a[4];  // K: the warp's 16 keys x dims 16c .. 16c + 15
-          ldmatrix_x4(a, kt + (lane & 15) * L::kLd + 16 * c + (lane >> 4) * 8);
-#pragma unroll
-          for (int i = 0; i < kTerms; ++i) mma_bf16(s, a, qb[c][0][i], qb[c][1][i]);
-        }
-        if (key0 + row >= j_end) s[0] = s[1] = -INFINITY;
-        if (key0 + row + 8 >= j_end) s[2] = s[3] = -INFINITY;
-
-        // The online softmax of each head over the 16 keys (key0 < j_end: the maximum is finite).
-        float p[4], alpha[2];
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float top = fmaxf(s[e], s[2 + e]);
-          top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 4));
-          top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 8));
-          top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 16));
-          const float m_new = fmaxf(m[e], top);
-          alpha[e] = exp2f(m[e] - m_new);  // 0 before the first key
-          p[e] = exp2f(s[e] - m_new);
-          p[2 + e] = exp2f(s[2 + e] - m_new);
-          l[e] = l[e] * alpha[e] + (p[e] + p[2 + e]);
-          m[e] = m_new;
-        }
-#pragma unroll
-        for (int c = 0; c < kSlices; ++c) {
-          o[c][0] *= alpha[0];
-          o[c][1] *= alpha[1];
-          o[c][2] *= alpha[0];
-          o[c][3] *= alpha[1];
-        }
-
-        // Pᵀ as B fragments (16 keys x 8 heads): the scores' 8x8 tiles transposed, each term.
-        uint32_t pb[kTerms][2];
-        {
-          uint32_t lo[kTerms], hi[kTerms];  // keys row and row + 8
-          split_pair(p[0], p[1], lo);
-          split_pair(p[2], p[3], hi);
-#pragma unroll
-          for (int i = 0; i < kTerms; ++i) {
-            pb[i][0] = movmatrix_trans(lo[i]);
-            pb[i][1] = movmatrix_trans(hi[i]);
-          }
-        }
-#pragma unroll
-        for (int c = 0; c < kSlices; ++c) {
-          uint32_t a[4];  // Vᵀ: dims 16c .. 16c + 15 x the warp's 16 keys
-          ldmatrix_x4_trans(
-              a, vt + ((lane & 7) + (lane >> 4) * 8) * L::kLd + 16 * c + ((lane >> 3) & 1) * 8);
-#pragma unroll
-          for (int i = 0; i < kTerms; ++i) mma_bf16(o[c], a, pb[i][0], pb[i][1]);
-        }
-      }
-      __syncthreads();  // every warp is done with this step's stage before it is refilled
-    }
-
-    // The warp's sums into shared memory (the stages' room: nothing is in flight), then merged.
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      l[e] += __shfl_xor_sync(0xffffffffu, l[e], 4);
-      l[e] += __shfl_xor_sync(0xffffffffu, l[e], 8);
-      l[e] += __shfl_xor_sync(0xffffffffu, l[e], 16);
-      const int g = 2 * quad + e;
-      if (g >= it.nh) continue;
+    m[0] = m[1] = -INFINITY;
+    l[0] = l[1] = 0.0f;
+  };
+  reset();
+  int done = 0;  // ranges this block has stored
+  for (int cur = 0; compute.valid(); cur = cur + 1 == kStages ? 0 : cur + 1) {
+    fetch_into(cur == 0 ? kStages - 1 : cur - 1);  // the stage the last step left
+    cp_async_commit();
+    cp_async_wait<kStages - 1>();  // this step's rows (this thread's part of them) have landed
+    __syncthreads();               // and every thread's part
+    const int64_t key0 = compute.key + 16 * warp;  // the warp's first key
+    const int64_t j_end = compute.end;
+    if (key0 < j_end) {
+      const __nv_bfloat16* kt = sk + cur * L::kTileElems + 16 * warp * L::kLd;
+      const __nv_bfloat16* vt = sv + cur * L::kTileElems + 16 * warp * L::kLd;
+      float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
       for (int c = 0; c < kSlices; ++c) {
-        sums[warp][g][16 * c + row] = o[c][e];
-        sums[warp][g][16 * c + row + 8] = o[c][2 + e];
+        uint32_t a[4];  // K: the warp's 16 keys x dims 16c .. 16c + 15
+        ldmatrix_x4(a, kt + (lane & 15) * L::kLd + 16 * c + (lane >> 4) * 8);
+#pragma unroll
+        for (int i = 0; i < kTerms; ++i) mma_bf16(s, a, qb[c][0][i], qb[c][1][i]);
       }
-      if (row == 0) {
-        s_merge.m[warp][g] = m[e];
-        s_merge.l[warp][g] = l[e];
+      if (key0 + row >= j_end) s[0] = s[1] = -INFINITY;
+      if (key0 + row + 8 >= j_end) s[2] = s[3] = -INFINITY;
+
+      // The online softmax of each head over the 16 keys (key0 < j_end: the maximum is finite).
+      float p[4], alpha[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float top = fmaxf(s[e], s[2 + e]);
+        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 4));
+        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 8));
+        top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 16));
+        const float m_new = fmaxf(m[e], top);
+        alpha[e] = exp2f(m[e] - m_new);  // 0 before the first key
+        p[e] = exp2f(s[e] - m_new);
+        p[2 + e] = exp2f(s[2 + e] - m_new);
+        l[e] = l[e] * alpha[e] + (p[e] + p[2 + e]);
+        m[e] = m_new;
+      }
+#pragma unroll
+      for (int c = 0; c < kSlices; ++c) {
+        o[c][0] *= alpha[0];
+        o[c][1] *= alpha[1];
+        o[c][2] *= alpha[0];
+        o[c][3] *= alpha[1];
+      }
+
+      // Pᵀ as B fragments (16 keys x 8 heads): the scores' 8x8 tiles transposed, each term.
+      uint32_t pb[kTerms][2];
+      {
+        uint32_t lo[kTerms], hi[kTerms];  // keys row and row + 8
+        split_pair(p[0], p[1], lo);
+        split_pair(p[2], p[3], hi);
+#pragma unroll
+        for (int i = 0; i < kTerms; ++i) {
+          pb[i][0] = movmatrix_trans(lo[i]);
+          pb[i][1] = movmatrix_trans(hi[i]);
+        }
+      }
+#pragma unroll
+      for (int c = 0; c < kSlices; ++c) {
+        uint32_t a[4];  // Vᵀ: dims 16c .. 16c + 15 x the warp's 16 keys
+        ldmatrix_x4_trans(
+            a, vt + ((lane & 7) + (lane >> 4) * 8) * L::kLd + 16 * c + ((lane >> 3) & 1) * 8);
+#pragma unroll
+        for (int i = 0; i < kTerms; ++i) mma_bf16(o[c], a, pb[i][0], pb[i][1]);
       }
     }
-    __syncthreads();
-    detail::store_decode_range<kWarps, D, kGroupHeads, true>(sums, s_merge, it, range, heads, out,
-                                                             partial);
+    if (compute.last_step()) {
+      // The warp's sums into the K tile of this step's stage (the next steps' rows go to the
+      // others), merged in warp order and stored.
+      __syncthreads();  // every warp is done with this stage
+      float(*sums)[kGroupHeads][D] =
+          reinterpret_cast<float(*)[kGroupHeads][D]>(sk + cur * L::kTileElems);
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        l[e] += __shfl_xor_sync(0xffffffffu, l[e], 4);
+        l[e] += __shfl_xor_sync(0xffffffffu, l[e], 8);
+        l[e] += __shfl_xor_sync(0xffffffffu, l[e], 16);
+        const int g = 2 * quad + e;
+        if (g >= it.nh) continue;
+#pragma unroll
+        for (int c = 0; c < kSlices; ++c) {
+          sums[warp][g][16 * c + row] = o[c][e];
+          sums[warp][g][16 * c + row + 8] = o[c][2 + e];
+        }
+        if (row == 0) {
+          s_merge.m[warp][g] = m[e];
+          s_merge.l[warp][g] = l[e];
+        }
+      }
+      __syncthreads();
+      detail::store_decode_range<kWarps, D, kGroupHeads, true>(sums, s_merge, it, compute.range,
+                                                               heads, out, partial);
+      reset();
+      ++done;
+    }
+    __syncthreads();  // every warp is done with this stage before it is refilled
+    compute.advance();
   }
   if (it.splits > 1)
     detail::merge_decode_ranges<kWarps, D, kGroupHeads, true>(s_merge, it, done, heads, out,
@@ -280,30 +324,34 @@ void launch_decode_attention_mma(const float* q, int64_t heads, int64_t kv_heads
     throw std::invalid_argument("decode attention on tensor cores: unsupported layout");
   if (choice.range_blocks < 1 || choice.range_blocks > kDecodeMaxSplits)
     throw std::invalid_argument("decode attention: range blocks out of range");
+  if (choice.stages != 2 && choice.stages != 3)
+    throw std::invalid_argument("decode attention on tensor cores: 2 or 3 stages");
   const dim3 grid(static_cast<unsigned>(kv_heads), static_cast<unsigned>(decode_tokens),
                   static_cast<unsigned>(choice.range_blocks));
-  const auto launch = [&]<int D>() {
-    const auto kernel = &decode_attention_mma_kernel<D>;
+  const auto launch = [&]<int D, int kStages>() {
+    using L = Layout<D, kStages>;
+    const auto kernel = &decode_attention_mma_kernel<D, kStages>;
     // Above 48 KiB a kernel must opt in; the attribute belongs to the current device, as in
     // prefill_launch.cuh.
     static const bool opted_in = [&] {
       CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(Layout<D>::bytes)));
+                                      static_cast<int>(L::bytes)));
       return true;
     }();
     (void)opted_in;
     constexpr float kLog2e = 1.4426950408889634f;
     const float q_scale = kLog2e / std::sqrt(static_cast<float>(D));
-    launch_dependent(Overlap::kAll, kernel, grid, dim3(kThreads), Layout<D>::bytes, stream, q,
-                     heads, kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks,
+    launch_dependent(Overlap::kAll, kernel, grid, dim3(kThreads), L::bytes, stream, q, heads,
+                     kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks,
                      kv.block_size, static_cast<const __nv_bfloat16*>(kv.k),
                      static_cast<const __nv_bfloat16*>(kv.v), q_scale, out, scratch.partial,
                      scratch.counters);
   };
+  const bool deep = choice.stages == 3;
   if (head_dim == 64) {
-    launch.template operator()<64>();
+    deep ? launch.template operator()<64, 3>() : launch.template operator()<64, 2>();
   } else {
-    launch.template operator()<128>();
+    deep ? launch.template operator()<128, 3>() : launch.template operator()<128, 2>();
   }
   CUDA_CHECK_LAUNCH();
 }
