@@ -27,10 +27,13 @@ struct LoraAdapter;
 struct LoraDeviceFactor;
 
 // The projections an activation feeds next: `kinds` of `layer`, through linear_group (or linear
-// for one kind).
+// for one kind). `values_read`: whether anything else reads the activation's values (LoRA's
+// shrink does); when not, a backend that hands those projections a quantized copy may leave the
+// values themselves unwritten.
 struct NextLinear {
   int64_t layer = 0;
   std::span<const LinearKind> kinds;
+  bool values_read = true;
 };
 
 class Backend {

@@ -26,14 +26,16 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
   const std::array<LinearKind, 2> gate_up{LinearKind::Gate, LinearKind::Up};
   const std::array<LinearKind, 1> o_kind{LinearKind::O}, down_kind{LinearKind::Down};
 
+  // Without LoRA the normed and gated activations feed only their projections.
+  const bool lora = batch.lora;
   b.embed(batch, x);
   if (split) b.all_reduce(x);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     // The previous block's down_proj output joins the residual stream in the norm's kernel.
     if (l == 0) {
-      b.rms_norm_for(x, l, NormKind::Input, h, {l, qkv});
+      b.rms_norm_for(x, l, NormKind::Input, h, {l, qkv, lora});
     } else {
-      b.add_rms_norm_for(x, proj, l, NormKind::Input, h, {l, qkv});
+      b.add_rms_norm_for(x, proj, l, NormKind::Input, h, {l, qkv, lora});
     }
     if (batch.lora) b.lora_shrink(h, l, qkv, batch);
     b.linear_group(h, l, qkv, std::array<Act, 3>{q, k, v});
@@ -50,11 +52,11 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     // add theirs up (model/lora_shard.h).
     if (batch.lora) b.lora_expand(attn, l, o_kind, batch, std::array<Act, 1>{proj});
     if (split) b.reduce_partial(proj, l, LinearKind::O);
-    b.add_rms_norm_for(x, proj, l, NormKind::PostAttention, h, {l, gate_up});
+    b.add_rms_norm_for(x, proj, l, NormKind::PostAttention, h, {l, gate_up, lora});
     if (batch.lora) b.lora_shrink(h, l, gate_up, batch);
     b.linear_group(h, l, gate_up, std::array<Act, 2>{gate, up});
     if (batch.lora) b.lora_expand(h, l, gate_up, batch, std::array<Act, 2>{gate, up});
-    b.silu_mul_for(gate, up, gate, {l, down_kind});
+    b.silu_mul_for(gate, up, gate, {l, down_kind, lora});
     if (batch.lora) b.lora_shrink(gate, l, down_kind, batch);
     b.linear(gate, l, LinearKind::Down, proj);
     if (batch.lora) b.lora_expand(gate, l, down_kind, batch, std::array<Act, 1>{proj});

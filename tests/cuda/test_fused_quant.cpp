@@ -1,8 +1,8 @@
 // The fused norm and gating kernels (fused_quant.h) against the plain kernels followed by the
 // activation quantizer: the same fp32 outputs (and residual stream), codes and scales, bit for
-// bit, for both FP8 schemes, every thread layout the row kernels use (rows of 256, 300, 4096 and
-// 14336), and rows split between cuBLASLt's part (rows_lt) and the small-M kernel's. Skipped
-// without a GPU.
+// bit, also when they write the codes alone, for both FP8 schemes, every thread layout the row
+// kernels use (rows of 256, 300, 4096 and 14336), and rows split between cuBLASLt's part (rows_lt)
+// and the small-M kernel's. Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -111,6 +111,15 @@ TEST_P(CudaFusedQuant, NormThenQuantizeEqualsThePlainKernels) {
       expect_same_bytes(out_fused, out_plain, n * 4, "normalized rows");
       expect_same_bytes(x_fused, x_plain, n * 4, "residual stream");
       expect_same_quantized(got, want, scheme, c);
+
+      // Codes only (no fp32 output): the same codes, scales and residual stream.
+      DeviceBuffer x_codes = to_device(x0);
+      Quantized codes(scheme, c);
+      launch_rms_norm_quantize(x_codes.as<float>(), add ? r.as<float>() : nullptr, c.rows, c.dim,
+                               wp, 1e-5f, nullptr, codes.out(scheme, c), nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      expect_same_bytes(x_codes, x_plain, n * 4, "residual stream, codes only");
+      expect_same_quantized(codes, want, scheme, c);
     }
   }
 }
@@ -135,6 +144,15 @@ TEST_P(CudaFusedQuant, GatingThenQuantizeEqualsThePlainKernels) {
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     expect_same_bytes(in_place, out_plain, n * 4, "gated rows");
     expect_same_quantized(got, want, scheme, c);
+
+    // Codes only: the same codes and scales, and gate left as it was.
+    DeviceBuffer untouched = to_device(gate);
+    Quantized codes(scheme, c);
+    launch_silu_mul_quantize(untouched.as<float>(), u.as<float>(), c.rows, c.dim, nullptr,
+                             codes.out(scheme, c), nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    expect_same_bytes(untouched, g, n * 4, "gate, codes only");
+    expect_same_quantized(codes, want, scheme, c);
   }
 }
 

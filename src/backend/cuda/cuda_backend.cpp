@@ -25,6 +25,11 @@ float* f32(Act a) {
   return static_cast<float*>(a.data);
 }
 
+// Where a fused norm or gating writes its values: nowhere when only the projections read them.
+float* values_out(Act out, NextLinear next) {
+  return next.values_read ? f32(out) : nullptr;
+}
+
 Fp8QuantizedOut quantized_out(const Fp8Linear::QuantizedInput& in) {
   return {in.scheme, in.q, in.s1, in.s2, in.m_lt};
 }
@@ -191,8 +196,8 @@ void CudaBackend::rms_norm_for(Act in, int64_t layer, NormKind kind, Act out, Ne
     return rms_norm(in, layer, kind, out);
   }
   launch_rms_norm_quantize(f32(in), nullptr, in.rows, in.cols, norm_weights(layer, kind),
-                           static_cast<float>(config_.rms_norm_eps), f32(out), quantized_out(*q),
-                           stream_.get());
+                           static_cast<float>(config_.rms_norm_eps), values_out(out, next),
+                           quantized_out(*q), stream_.get());
 }
 
 void CudaBackend::add_rms_norm_for(Act x, Act y, int64_t layer, NormKind kind, Act out,
@@ -204,8 +209,8 @@ void CudaBackend::add_rms_norm_for(Act x, Act y, int64_t layer, NormKind kind, A
     return add_rms_norm(x, y, layer, kind, out);
   }
   launch_rms_norm_quantize(f32(x), f32(y), x.rows, x.cols, norm_weights(layer, kind),
-                           static_cast<float>(config_.rms_norm_eps), f32(out), quantized_out(*q),
-                           stream_.get());
+                           static_cast<float>(config_.rms_norm_eps), values_out(out, next),
+                           quantized_out(*q), stream_.get());
 }
 
 void CudaBackend::silu_mul_for(Act gate, Act up, Act out, NextLinear next) {
@@ -215,8 +220,8 @@ void CudaBackend::silu_mul_for(Act gate, Act up, Act out, NextLinear next) {
     prepared_.reset();
     return silu_mul(gate, up, out);
   }
-  launch_silu_mul_quantize(f32(gate), f32(up), gate.rows, gate.cols, f32(out), quantized_out(*q),
-                           stream_.get());
+  launch_silu_mul_quantize(f32(gate), f32(up), gate.rows, gate.cols, values_out(out, next),
+                           quantized_out(*q), stream_.get());
 }
 
 std::vector<const Fp8DeviceWeight*> CudaBackend::fp8_weights(
@@ -242,7 +247,8 @@ std::optional<Fp8Linear::QuantizedInput> CudaBackend::prepare_input(Act out, Nex
                             out.cols,
                             next.layer,
                             std::vector<LinearKind>(next.kinds.begin(), next.kinds.end()),
-                            *q};
+                            *q,
+                            next.values_read};
   return q;
 }
 
@@ -252,8 +258,13 @@ std::optional<Fp8Linear::QuantizedInput> CudaBackend::take_prepared(
   const PreparedInput p = std::move(*prepared_);
   prepared_.reset();
   if (p.data != in.data || p.rows != in.rows || p.cols != in.cols || p.layer != layer ||
-      !std::equal(p.kinds.begin(), p.kinds.end(), kinds.begin(), kinds.end()))
+      !std::equal(p.kinds.begin(), p.kinds.end(), kinds.begin(), kinds.end())) {
+    // The values of an activation prepared for other projections were never written.
+    FP8LLM_CHECK(p.values_written || p.data != in.data,
+                 "linear: layer {} reads values prepared only as codes for other projections",
+                 layer);
     return std::nullopt;
+  }
   return p.input;
 }
 

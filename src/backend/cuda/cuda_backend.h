@@ -126,6 +126,7 @@ class CudaBackend final : public Backend {
     int64_t rows = 0, cols = 0, layer = 0;
     std::vector<LinearKind> kinds;
     Fp8Linear::QuantizedInput input;
+    bool values_written = true;  // false: only the codes and scales were (NextLinear::values_read)
   };
   std::optional<PreparedInput> prepared_;
   // Recorded passes by key (Backend::run_pass), and whether each was run once eagerly first.

@@ -3,7 +3,9 @@
 // anything else reading it see the same values) and, in the same pass over the row, the e4m3
 // codes and scales that the activation quantizer (fp8_quant.h) would make of that output, in the
 // layout Fp8Linear's quantized input has. At one token that saves a launch and a read of the row
-// for each of the three quantizations a layer that follow a norm or the gating.
+// for each of the three quantizations a layer that follow a norm or the gating. With `out` null
+// only the codes and scales are written (and the norm's residual stream): where nothing but the
+// projection reads the values, a prompt step's gating and norms move a third fewer bytes.
 #pragma once
 
 #include <cuda_bf16.h>

@@ -22,7 +22,8 @@ __device__ __forceinline__ float silu_times(float g, float u) {
 }
 
 // RMSNorm of row `row` (model_kernels.h): with `residual` set, x += residual first (written
-// back) and the sum is normalized. Writes out's row and leaves its values in y. out may alias x:
+// back) and the sum is normalized. Writes out's row (unless out is null) and leaves its values in
+// y. out may alias x:
 // every element is read before the barrier in block_sum_double and written by the same thread
 // after it. The squares are summed in double, as the CPU backend sums them.
 template <int kThreads, int kPer>
@@ -58,12 +59,11 @@ __device__ __forceinline__ void rms_norm_row(float* x, const float* __restrict__
   ss = block_sum_double<kThreads>(ss);
   const float variance = static_cast<float>(ss / static_cast<double>(dim));
   const float inv_rms = static_cast<float>(1.0 / sqrt(static_cast<double>(variance + eps)));
-  float* yr = out + row * dim;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kThreads;
     y[j] = i < dim ? __fmul_rn(__bfloat162float(wv[j]), __fmul_rn(v[j], inv_rms)) : 0.0f;
-    if (i < dim) yr[i] = y[j];
+    if (out != nullptr && i < dim) out[row * dim + i] = y[j];
   }
 }
 
