@@ -2,11 +2,11 @@
 // paged_attention.cu, which computes the same function with its sums in another order: one pass of
 // decode tokens whose sequences hold from one key to 36 key ranges, for every KV element
 // type, head sizes 64, 128 and 256, and one to sixteen query heads per KV head (seven: a block of
-// four and one of three on CUDA cores). A bf16 cache with up to eight heads a KV head takes the
-// tensor-core kernel, the other layouts the CUDA-core one. All sum in fp32 (the tensor-core kernel
-// splits its fp32 operands into exact bf16 terms), so they agree to fp32 rounding. A token alone
-// gets bit for bit what it gets in the batch, and a second launch the same bits (the last range of
-// each token resets its counter). Skipped without a GPU.
+// four and one of three on CUDA cores). A bf16 or e4m3 cache of head size 64 or 128 with up to
+// eight heads a KV head takes the tensor-core kernel, the other layouts the CUDA-core one. All sum
+// in fp32 (the tensor-core kernel splits its fp32 operands into exact bf16 terms), so they agree to
+// fp32 rounding. A token alone gets bit for bit what it gets in the batch, and a second launch the
+// same bits (the last range of each token resets its counter). Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -117,6 +117,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{28, 4, 128, KvCacheDtype::BF16}, Case{4, 4, 128, KvCacheDtype::F32},
                       Case{8, 1, 128, KvCacheDtype::Fp8}, Case{8, 1, 128, KvCacheDtype::BF16},
                       Case{4, 4, 64, KvCacheDtype::BF16}, Case{16, 1, 64, KvCacheDtype::BF16},
+                      Case{32, 8, 128, KvCacheDtype::Fp8}, Case{28, 4, 128, KvCacheDtype::Fp8},
                       Case{16, 4, 256, KvCacheDtype::BF16}, Case{8, 2, 256, KvCacheDtype::Fp8}),
     [](const ::testing::TestParamInfo<Case>& param_info) {
       const Case& c = param_info.param;
@@ -125,16 +126,15 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A batch as the engine runs one at 128 in / 128 out: 256 decode tokens of 1 to 300
-// keys, more blocks than the GPU holds at once.
-TEST(CudaDecodeAttentionBatch, MatchesTheGeneralKernelAtBatch256) {
-  if (!device_available()) GTEST_SKIP() << "no CUDA device";
+// keys, more blocks than the GPU holds at once, for both caches the tensor-core kernel takes.
+void check_batch_of_256(KvCacheDtype dtype) {
   std::vector<test::PassSeq> seqs;
   for (int64_t s = 0; s < 256; ++s) {
     const int64_t last = (s * 7919) % 300;
     seqs.push_back({last, last});
   }
   const int64_t H = 32, KVH = 8, D = 128;
-  test::PagedAttentionFixture f(H, KVH, D, KvCacheDtype::BF16, seqs, 7);
+  test::PagedAttentionFixture f(H, KVH, D, dtype, seqs, 7);
   const size_t n = f.out_elems();
   DeviceBuffer general(n * sizeof(float));
   launch_paged_attention(f.q.as<float>(), H, KVH, D, f.batch, /*decode_tokens=*/0, f.kv,
@@ -162,34 +162,11 @@ TEST(CudaDecodeAttentionBatch, MatchesTheGeneralKernelAtBatch256) {
   EXPECT_EQ(checked, 4);
 }
 
-// Head size 32, which the decode kernel does not take: decode tokens go to the general kernel's
-// split path, a block a range. Launched with the pass's bound on ranges (16 here) instead of
-// kDecodeMaxSplits, it gives the same bits, and agrees with the unsplit path to fp32 rounding.
-TEST(CudaGeneralDecode, BoundedGridGivesTheSameBits) {
+TEST(CudaDecodeAttentionBatch, MatchesTheGeneralKernelAtBatch256) {
   if (!device_available()) GTEST_SKIP() << "no CUDA device";
-  const int64_t H = 8, KVH = 2, D = 32;
-  ASSERT_FALSE(decode_attention_supported(KvCacheDtype::BF16, D));
-  test::PagedAttentionFixture f(H, KVH, D, KvCacheDtype::BF16,
-                                {{0, 0}, {70, 70}, {999, 999}, {2047, 2047}}, 11);
-  const size_t n = f.out_elems();
-  DeviceBuffer unsplit(n * sizeof(float)), wide(n * sizeof(float)), bounded(n * sizeof(float));
-  launch_paged_attention(f.q.as<float>(), H, KVH, D, f.batch, /*decode_tokens=*/0, f.kv,
-                         f.scratch(), unsplit.as<float>(), nullptr, PrefillAttention::Fp32);
-  launch_paged_attention(f.q.as<float>(), H, KVH, D, f.batch, f.tokens, f.kv, f.scratch(),
-                         wide.as<float>(), nullptr, PrefillAttention::Fp32);
-  PagedBatch short_pass = f.batch;
-  short_pass.max_ranges = decode_ranges_bound(2048);
-  ASSERT_EQ(short_pass.max_ranges, 16);
-  launch_paged_attention(f.q.as<float>(), H, KVH, D, short_pass, f.tokens, f.kv, f.scratch(),
-                         bounded.as<float>(), nullptr, PrefillAttention::Fp32);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<float> want = to_host<float>(unsplit, n);
-  const std::vector<float> got = to_host<float>(bounded, n);
-  EXPECT_EQ(std::memcmp(to_host<float>(wide, n).data(), got.data(), n * sizeof(float)), 0);
-  for (int64_t r = 0; r < f.tokens * H; ++r) {
-    const size_t at = static_cast<size_t>(r * D);
-    ASSERT_LT(test::rel_l2(got.data() + at, want.data() + at, static_cast<size_t>(D)), 1e-5)
-        << "token " << r / H << " head " << r % H;
+  for (const KvCacheDtype dtype : {KvCacheDtype::BF16, KvCacheDtype::Fp8}) {
+    SCOPED_TRACE(std::string(to_string(dtype)));
+    check_batch_of_256(dtype);
   }
 }
 
@@ -228,13 +205,14 @@ TEST(DecodeAttentionGrid, TensorCoreBlocksTakeTheWholeGroup) {
 }
 
 // Which kernel a layout gets: the choice never looks at the batch.
-TEST(DecodeAttentionSupport, TensorCoresForBf16GroupsOfUpToEight) {
+TEST(DecodeAttentionSupport, TensorCoresForBf16AndE4m3GroupsOfUpToEight) {
   EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 32, 8, 128), DecodeKernel::kTensorCores);
   EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 8, 1, 64), DecodeKernel::kTensorCores);
   EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 4, 4, 128), DecodeKernel::kTensorCores);
   EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 16, 1, 128), DecodeKernel::kCudaCores);
   EXPECT_EQ(decode_kernel_for(KvCacheDtype::BF16, 16, 4, 256), DecodeKernel::kCudaCores);
-  EXPECT_EQ(decode_kernel_for(KvCacheDtype::Fp8, 32, 8, 128), DecodeKernel::kCudaCores);
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::Fp8, 32, 8, 128), DecodeKernel::kTensorCores);
+  EXPECT_EQ(decode_kernel_for(KvCacheDtype::Fp8, 8, 2, 256), DecodeKernel::kCudaCores);
   EXPECT_EQ(decode_kernel_for(KvCacheDtype::F32, 32, 8, 128), DecodeKernel::kCudaCores);
 }
 

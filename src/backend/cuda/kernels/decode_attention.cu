@@ -17,8 +17,8 @@ bool decode_attention_supported(KvCacheDtype dtype, int64_t head_dim) {
 
 DecodeKernel decode_kernel_for(KvCacheDtype dtype, int64_t heads, int64_t kv_heads,
                                int64_t head_dim) {
-  const bool mma = dtype == KvCacheDtype::BF16 && (head_dim == 64 || head_dim == 128) &&
-                   kv_heads > 0 && heads % kv_heads == 0 &&
+  const bool mma = (dtype == KvCacheDtype::BF16 || dtype == KvCacheDtype::Fp8) &&
+                   (head_dim == 64 || head_dim == 128) && kv_heads > 0 && heads % kv_heads == 0 &&
                    heads / kv_heads <= detail::kDecodeMmaGroupHeads;
   return mma ? DecodeKernel::kTensorCores : DecodeKernel::kCudaCores;
 }

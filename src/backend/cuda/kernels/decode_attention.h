@@ -22,9 +22,9 @@ namespace fp8llm::cuda {
 // loads); the other layouts keep the general kernel of paged_attention.cu.
 bool decode_attention_supported(KvCacheDtype dtype, int64_t head_dim);
 
-// The two kernels: on tensor cores (decode_attention_mma.cu) for a bf16 cache, head size 64 or
-// 128 and up to eight query heads per KV head; on CUDA cores (decode_attention_pipelined.cu) for
-// the other supported layouts. The choice depends on the layout alone, never on the batch, so a
+// The two kernels: on tensor cores (decode_attention_mma.cu) for a bf16 or e4m3 cache, head size
+// 64 or 128 and up to eight query heads per KV head; on CUDA cores (decode_attention_pipelined.cu)
+// for the other supported layouts. The choice depends on the layout alone, never on the batch, so a
 // sequence's results do not either.
 enum class DecodeKernel { kCudaCores, kTensorCores };
 DecodeKernel decode_kernel_for(KvCacheDtype dtype, int64_t heads, int64_t kv_heads,

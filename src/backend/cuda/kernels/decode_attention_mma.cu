@@ -1,5 +1,5 @@
-// The decode attention kernel of decode_attention.h on tensor cores, for a bf16 cache with up to
-// eight query heads per KV head (DecodeKernel::kTensorCores).
+// The decode attention kernel of decode_attention.h on tensor cores, for a bf16 or e4m3 cache with
+// up to eight query heads per KV head (DecodeKernel::kTensorCores).
 //
 // A block attends for a token and every query head of one KV head, so that each key and value row
 // is read once for all of them. The CUDA-core kernel spends about 60 instructions a key row on
@@ -10,7 +10,8 @@
 // The numbers are those of fp32: the keys and values are bf16 and exact, and q (times
 // log2(e) / sqrt(head_dim)) and the weights p are split each into three bf16 terms that sum to the
 // fp32 value, so every product is exact and the sums are fp32's. Scores are in base 2 (exp2), and
-// so are the maxima of the partials the ranges leave.
+// so are the maxima of the partials the ranges leave. An e4m3 cache's codes are widened to bf16
+// (exactly) in shared memory, a key's scale multiplies its scores and a value's its weight.
 //
 // A step is 64 keys of one range, a warp's 16 of them; the block requests a step's rows with
 // cp.async while it multiplies the one before, and the block-table entries of the step after that
@@ -21,11 +22,13 @@
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 
 #include "backend/cuda/kernels/async_copy.cuh"
 #include "backend/cuda/kernels/decode_attention.cuh"
 #include "backend/cuda/kernels/decode_attention.h"
 #include "backend/cuda/kernels/dependent_launch.cuh"
+#include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/mma_bf16.cuh"
 #include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -52,24 +55,51 @@ constexpr int kGroupHeads = detail::kDecodeMmaGroupHeads;  // an mma's eight col
 constexpr int kStepKeys = 16 * kWarps;
 constexpr int kTerms = 3;  // bf16 terms of an fp32 value
 constexpr int kPad = 8;    // bf16 elements of row padding: ldmatrix rows fall on distinct banks
-// kStages steps are in shared memory at once: the one multiplied and those in flight
-// (DecodeGrid::stages, 2 or 3).
-template <int D, int kStages>
+// A block's shared memory: kStages steps (the one multiplied and those in flight,
+// DecodeGrid::stages) of K and V rows as the cache holds them, bf16 or e4m3 codes with their
+// scales, each row padded by 16 bytes; for e4m3, also one step's rows widened to bf16, the tiles
+// the mma reads (a bf16 cache's stages are those tiles already).
+template <typename T, int D, int kStages>
 struct Layout {
-  static constexpr int kLd = D + kPad;
-  static constexpr int kPieces = D / 8;                     // 16-byte pieces of a row
+  static constexpr bool kCodes = std::is_same_v<T, uint8_t>;
+  static constexpr int kLd = D + kPad;  // a bf16 tile's row, elements
+  static constexpr int kRowBytes = D * static_cast<int>(sizeof(T));
+  static constexpr int kLdStaged = kRowBytes + 16;  // a staged row, bytes
+  static constexpr int kPieces = kRowBytes / 16;    // 16-byte pieces of a row
+  static constexpr int kPieceElems = 16 / static_cast<int>(sizeof(T));
   static constexpr int kKeysPerPass = kThreads / kPieces;   // rows a pass of the block copies
   static constexpr int kPasses = kStepKeys / kKeysPerPass;  // passes a step
-  static constexpr int kTileElems = kStepKeys * kLd;        // one K or V tile of a step
-  static constexpr size_t k = 0;                            // [kStages][64][kLd]
-  static constexpr size_t v = k + kStages * sizeof(__nv_bfloat16) * kTileElems;
-  static constexpr size_t stages = v + kStages * sizeof(__nv_bfloat16) * kTileElems;
-  static constexpr size_t bytes = stages;
-  // A range's sums [kWarps][kGroupHeads][D] go to the K tile of its last step's stage.
-  static_assert(sizeof(float) * kWarps * kGroupHeads * D <= sizeof(__nv_bfloat16) * kTileElems,
-                "a range's sums fit a K tile");
+  static constexpr size_t kStagedTile = size_t{kStepKeys} * kLdStaged;  // one K or V tile
+  static constexpr size_t kWideTile = sizeof(__nv_bfloat16) * kStepKeys * kLd;
+  static constexpr size_t k = 0;  // [kStages][64][kLdStaged] bytes
+  static constexpr size_t v = k + kStages * kStagedTile;
+  static constexpr size_t scales = v + kStages * kStagedTile;  // e4m3: [kStages][2][64]
+  static constexpr size_t wide = scales + (kCodes ? sizeof(float) * kStages * 2 * kStepKeys : 0);
+  static constexpr size_t bytes = wide + (kCodes ? 2 * kWideTile : 0);  // e4m3: K, V [64][kLd]
+  static_assert(kCodes || kLdStaged == static_cast<int>(sizeof(__nv_bfloat16)) * kLd,
+                "a bf16 stage is a tile the mma reads");
+  // A range's sums [kWarps][kGroupHeads][D] go to the K tile the mma read last.
+  static_assert(sizeof(float) * kWarps * kGroupHeads * D <= kWideTile, "the sums fit a K tile");
   static_assert(kThreads % kPieces == 0 && kStepKeys % kKeysPerPass == 0, "whole rows a pass");
 };
+
+// 16 e4m3 codes as 16 bf16 values (exact: e4m3's values are bf16's), into two 16-byte words.
+__device__ __forceinline__ void widen_codes(uint4 codes, uint4 (&out)[2]) {
+  const uint32_t w[4] = {codes.x, codes.y, codes.z, codes.w};
+  uint32_t packed[8];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float f[4];
+    detail::e4m3x4_to_float_scaled(w[i], f);  // value * 2^-120, exactly
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      packed[2 * i + e] = bf16_pair(__float2bfloat16_rn(f[2 * e] * detail::kTwoPow120),
+                                    __float2bfloat16_rn(f[2 * e + 1] * detail::kTwoPow120));
+    }
+  }
+  out[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+  out[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
+}
 
 // x as three bf16 terms whose sum is x (8 significant bits each: 24, fp32's), for the pair
 // (x0, x1) packed as an mma operand's register.
@@ -113,23 +143,25 @@ struct StepCursor {
 // scores Sᵀ (16 keys x 8 heads), keys l / 4 and l / 4 + 8 of the warp's 16 and heads 2 (l % 4)
 // and 2 (l % 4) + 1; of Oᵀ (head_dim x 8 heads), the same heads at dims l / 4 and l / 4 + 8 of
 // each 16-wide slice.
-template <int D, int kStages>
+template <typename T, int D, int kStages>
 __global__ void __launch_bounds__(kThreads, detail::decode_mma_blocks_per_sm(kStages))
     decode_attention_mma_kernel(const float* __restrict__ q, int64_t heads, int64_t kv_heads,
                                 const int64_t* __restrict__ positions,
                                 const int32_t* __restrict__ token_seq,
                                 const int32_t* __restrict__ block_tables, int64_t max_blocks,
-                                int64_t block_size, const __nv_bfloat16* __restrict__ k_cache,
-                                const __nv_bfloat16* __restrict__ v_cache, float q_scale,
+                                int64_t block_size, const T* __restrict__ k_cache,
+                                const T* __restrict__ v_cache, const float* __restrict__ k_scale,
+                                const float* __restrict__ v_scale, float q_scale,
                                 float* __restrict__ out, float* __restrict__ partial,
                                 int* __restrict__ counters) {
   wait_for_prior_grids();  // launched to overlap the kernel before it (launch_dependent)
   allow_dependent_grids();
-  using L = Layout<D, kStages>;
+  using L = Layout<T, D, kStages>;
   constexpr int kSlices = D / 16;
   extern __shared__ __align__(128) unsigned char smem[];
-  auto* sk = reinterpret_cast<__nv_bfloat16*>(smem + L::k);
-  auto* sv = reinterpret_cast<__nv_bfloat16*>(smem + L::v);
+  unsigned char* sk = smem + L::k;
+  unsigned char* sv = smem + L::v;
+  auto* sscale = reinterpret_cast<float(*)[2][kStepKeys]>(smem + L::scales);
   __shared__ DecodeMergeShared<kWarps, kGroupHeads> s_merge;
 
   const DecodeItem it(heads, kv_heads, positions, kGroupHeads);
@@ -166,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, detail::decode_mma_blocks_per_sm(kSt
       entries[n] = key < end ? __ldg(table + slot_of.entry(key)) : 0;
     }
   };
-  // Keys key0 .. key0 + 63 into stage `stage`, zeros past `end`.
+  // Keys key0 .. key0 + 63 into stage `stage` (e4m3: with their scales), zeros past `end`.
   auto request = [&](int64_t key0, int64_t end, const int32_t(&entries)[L::kPasses], int stage) {
 #pragma unroll
     for (int n = 0; n < L::kPasses; ++n) {
@@ -174,10 +206,16 @@ __global__ void __launch_bounds__(kThreads, detail::decode_mma_blocks_per_sm(kSt
       const int64_t key = key0 + j;
       const bool present = key < end;
       const int64_t at = present ? slot_of.slot(entries[n], key) * kv_heads + kvh : 0;
-      const int64_t from = at * D + piece * 8;
-      const int to = stage * L::kTileElems + j * L::kLd + piece * 8;
+      const int64_t from = at * D + piece * L::kPieceElems;
+      const size_t to = stage * L::kStagedTile + j * L::kLdStaged + piece * 16;
       cp_async16(sk + to, k_cache + from, present ? 16 : 0);
       cp_async16(sv + to, v_cache + from, present ? 16 : 0);
+      if constexpr (L::kCodes) {
+        if (piece == 0) {
+          detail::cp_async4(&sscale[stage][0][j], k_scale + at, present ? 4 : 0);
+          detail::cp_async4(&sscale[stage][1][j], v_scale + at, present ? 4 : 0);
+        }
+      }
     }
   };
 
@@ -217,11 +255,31 @@ __global__ void __launch_bounds__(kThreads, detail::decode_mma_blocks_per_sm(kSt
     cp_async_commit();
     cp_async_wait<kStages - 1>();  // this step's rows (this thread's part of them) have landed
     __syncthreads();               // and every thread's part
+    // The tiles the mma reads: the stage itself, or for e4m3 its codes widened to bf16.
+    auto* k_tile = reinterpret_cast<__nv_bfloat16*>(sk + cur * L::kStagedTile);
+    auto* v_tile = reinterpret_cast<__nv_bfloat16*>(sv + cur * L::kStagedTile);
+    if constexpr (L::kCodes) {
+      k_tile = reinterpret_cast<__nv_bfloat16*>(smem + L::wide);
+      v_tile = k_tile + kStepKeys * L::kLd;
+      for (int i = threadIdx.x; i < 2 * kStepKeys * L::kPieces; i += kThreads) {
+        const int tile = i / (kStepKeys * L::kPieces);
+        const int key = i / L::kPieces % kStepKeys, part = i % L::kPieces;
+        const unsigned char* from =
+            (tile == 0 ? sk : sv) + cur * L::kStagedTile + key * L::kLdStaged + part * 16;
+        uint4 wide[2];
+        widen_codes(*reinterpret_cast<const uint4*>(from), wide);
+        auto* to =
+            reinterpret_cast<uint4*>((tile == 0 ? k_tile : v_tile) + key * L::kLd + part * 16);
+        to[0] = wide[0];
+        to[1] = wide[1];
+      }
+      __syncthreads();
+    }
     const int64_t key0 = compute.key + 16 * warp;  // the warp's first key
     const int64_t j_end = compute.end;
     if (key0 < j_end) {
-      const __nv_bfloat16* kt = sk + cur * L::kTileElems + 16 * warp * L::kLd;
-      const __nv_bfloat16* vt = sv + cur * L::kTileElems + 16 * warp * L::kLd;
+      const __nv_bfloat16* kt = k_tile + 16 * warp * L::kLd;
+      const __nv_bfloat16* vt = v_tile + 16 * warp * L::kLd;
       float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
       for (int c = 0; c < kSlices; ++c) {
@@ -229,6 +287,13 @@ __global__ void __launch_bounds__(kThreads, detail::decode_mma_blocks_per_sm(kSt
         ldmatrix_x4(a, kt + (lane & 15) * L::kLd + 16 * c + (lane >> 4) * 8);
 #pragma unroll
         for (int i = 0; i < kTerms; ++i) mma_bf16(s, a, qb[c][0][i], qb[c][1][i]);
+      }
+      if constexpr (L::kCodes) {  // the keys' scales (zero past the range)
+        const float k0 = sscale[cur][0][16 * warp + row], k8 = sscale[cur][0][16 * warp + row + 8];
+        s[0] *= k0;
+        s[1] *= k0;
+        s[2] *= k8;
+        s[3] *= k8;
       }
       if (key0 + row >= j_end) s[0] = s[1] = -INFINITY;
       if (key0 + row + 8 >= j_end) s[2] = s[3] = -INFINITY;
@@ -257,6 +322,14 @@ __global__ void __launch_bounds__(kThreads, detail::decode_mma_blocks_per_sm(kSt
       }
 
       // Pᵀ as B fragments (16 keys x 8 heads): the scores' 8x8 tiles transposed, each term.
+      // For e4m3 the values' scales join the weights here (l sums the weights alone).
+      if constexpr (L::kCodes) {
+        const float v0 = sscale[cur][1][16 * warp + row], v8 = sscale[cur][1][16 * warp + row + 8];
+        p[0] *= v0;
+        p[1] *= v0;
+        p[2] *= v8;
+        p[3] *= v8;
+      }
       uint32_t pb[kTerms][2];
       {
         uint32_t lo[kTerms], hi[kTerms];  // keys row and row + 8
@@ -278,11 +351,10 @@ __global__ void __launch_bounds__(kThreads, detail::decode_mma_blocks_per_sm(kSt
       }
     }
     if (compute.last_step()) {
-      // The warp's sums into the K tile of this step's stage (the next steps' rows go to the
-      // others), merged in warp order and stored.
+      // The warp's sums into the K tile the mma read (the next steps' rows go to the other
+      // stages), merged in warp order and stored.
       __syncthreads();  // every warp is done with this stage
-      float(*sums)[kGroupHeads][D] =
-          reinterpret_cast<float(*)[kGroupHeads][D]>(sk + cur * L::kTileElems);
+      float(*sums)[kGroupHeads][D] = reinterpret_cast<float(*)[kGroupHeads][D]>(k_tile);
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         l[e] += __shfl_xor_sync(0xffffffffu, l[e], 4);
@@ -328,9 +400,11 @@ void launch_decode_attention_mma(const float* q, int64_t heads, int64_t kv_heads
     throw std::invalid_argument("decode attention on tensor cores: 2 or 3 stages");
   const dim3 grid(static_cast<unsigned>(kv_heads), static_cast<unsigned>(decode_tokens),
                   static_cast<unsigned>(choice.range_blocks));
-  const auto launch = [&]<int D, int kStages>() {
-    using L = Layout<D, kStages>;
-    const auto kernel = &decode_attention_mma_kernel<D, kStages>;
+  if (kv.dtype == KvCacheDtype::Fp8 && (kv.k_scale == nullptr || kv.v_scale == nullptr))
+    throw std::invalid_argument("decode attention on tensor cores: an e4m3 cache without scales");
+  const auto launch = [&]<typename T, int D, int kStages>() {
+    using L = Layout<T, D, kStages>;
+    const auto kernel = &decode_attention_mma_kernel<T, D, kStages>;
     // Above 48 KiB a kernel must opt in; the attribute belongs to the current device, as in
     // prefill_launch.cuh.
     static const bool opted_in = [&] {
@@ -343,15 +417,21 @@ void launch_decode_attention_mma(const float* q, int64_t heads, int64_t kv_heads
     const float q_scale = kLog2e / std::sqrt(static_cast<float>(D));
     launch_dependent(Overlap::kAll, kernel, grid, dim3(kThreads), L::bytes, stream, q, heads,
                      kv_heads, b.positions, b.token_seq, b.block_tables, b.max_blocks,
-                     kv.block_size, static_cast<const __nv_bfloat16*>(kv.k),
-                     static_cast<const __nv_bfloat16*>(kv.v), q_scale, out, scratch.partial,
-                     scratch.counters);
+                     kv.block_size, static_cast<const T*>(kv.k), static_cast<const T*>(kv.v),
+                     kv.k_scale, kv.v_scale, q_scale, out, scratch.partial, scratch.counters);
   };
-  const bool deep = choice.stages == 3;
-  if (head_dim == 64) {
-    deep ? launch.template operator()<64, 3>() : launch.template operator()<64, 2>();
+  const auto by_size = [&]<typename T>() {
+    const bool deep = choice.stages == 3;
+    if (head_dim == 64) {
+      deep ? launch.template operator()<T, 64, 3>() : launch.template operator()<T, 64, 2>();
+    } else {
+      deep ? launch.template operator()<T, 128, 3>() : launch.template operator()<T, 128, 2>();
+    }
+  };
+  if (kv.dtype == KvCacheDtype::Fp8) {
+    by_size.template operator()<uint8_t>();
   } else {
-    deep ? launch.template operator()<128, 3>() : launch.template operator()<128, 2>();
+    by_size.template operator()<__nv_bfloat16>();
   }
   CUDA_CHECK_LAUNCH();
 }
