@@ -28,7 +28,6 @@
 #include "backend/cuda/kernels/decode_attention.cuh"
 #include "backend/cuda/kernels/decode_attention.h"
 #include "backend/cuda/kernels/dependent_launch.cuh"
-#include "backend/cuda/kernels/fp8_device.cuh"
 #include "backend/cuda/kernels/mma_bf16.cuh"
 #include "backend/cuda/kernels/paged_slot.cuh"
 #include "backend/cuda/runtime/cuda_check.h"
@@ -83,19 +82,27 @@ struct Layout {
   static_assert(kThreads % kPieces == 0 && kStepKeys % kKeysPerPass == 0, "whole rows a pass");
 };
 
-// 16 e4m3 codes as 16 bf16 values (exact: e4m3's values are bf16's), into two 16-byte words.
+// Two e4m3 codes (the first in the low byte) as a bf16 pair, exactly: the hardware widens them to
+// f16, whose normals hold every e4m3 value; the f16 exponent and mantissa fields shifted right by
+// 3 are bf16 bits of the value times 2^-112 (zero stays zero), and a bf16 multiply by 2^112 puts
+// the exponent back without rounding.
+__device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint16_t codes) {
+  uint32_t h;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;\n" : "=r"(h) : "h"(codes));
+  const uint32_t t = ((h >> 3) & 0x0fff0fffu) | (h & 0x80008000u);
+  const __nv_bfloat162 scaled =
+      __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&t), __float2bfloat162_rn(0x1p112f));
+  return *reinterpret_cast<const uint32_t*>(&scaled);
+}
+
+// 16 e4m3 codes as 16 bf16 values, into two 16-byte words.
 __device__ __forceinline__ void widen_codes(uint4 codes, uint4 (&out)[2]) {
   const uint32_t w[4] = {codes.x, codes.y, codes.z, codes.w};
   uint32_t packed[8];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    float f[4];
-    detail::e4m3x4_to_float_scaled(w[i], f);  // value * 2^-120, exactly
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      packed[2 * i + e] = bf16_pair(__float2bfloat16_rn(f[2 * e] * detail::kTwoPow120),
-                                    __float2bfloat16_rn(f[2 * e + 1] * detail::kTwoPow120));
-    }
+    packed[2 * i] = e4m3x2_to_bf16x2(static_cast<uint16_t>(w[i] & 0xffffu));
+    packed[2 * i + 1] = e4m3x2_to_bf16x2(static_cast<uint16_t>(w[i] >> 16));
   }
   out[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
   out[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
