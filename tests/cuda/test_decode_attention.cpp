@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -168,6 +169,23 @@ TEST(CudaDecodeAttentionBatch, MatchesTheGeneralKernelAtBatch256) {
     SCOPED_TRACE(std::string(to_string(dtype)));
     check_batch_of_256(dtype);
   }
+}
+
+// The e4m3 NaN code reads as NaN in every kernel (the tensor-core one widens codes to bf16 on
+// the way): values of NaN make every output NaN.
+TEST(CudaDecodeAttentionE4m3, TheNanCodeStaysNan) {
+  if (!device_available()) GTEST_SKIP() << "no CUDA device";
+  test::PagedAttentionFixture f(32, 8, 128, KvCacheDtype::Fp8, {{0, 0}, {100, 100}, {2100, 2100}},
+                                3);
+  ASSERT_EQ(decode_kernel_for(KvCacheDtype::Fp8, 32, 8, 128), DecodeKernel::kTensorCores);
+  ASSERT_EQ(cudaMemset(f.v_cache.as<uint8_t>(), 0x7f, f.v_cache.size()), cudaSuccess);
+  const size_t n = f.out_elems();
+  DeviceBuffer out(n * sizeof(float));
+  launch_decode_attention(f.q.as<float>(), 32, 8, 128, f.batch, f.tokens, f.kv, f.scratch(),
+                          out.as<float>(), nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> got = to_host<float>(out, n);
+  EXPECT_TRUE(std::all_of(got.begin(), got.end(), [](float x) { return std::isnan(x); }));
 }
 
 // The grid choice runs on the host (no GPU needed): from two blocks an SM on, one block per

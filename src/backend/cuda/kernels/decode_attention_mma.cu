@@ -18,6 +18,7 @@
 // while it waits. At the end of a range the warps' sums are merged in warp order, in the stages'
 // shared memory, into the range's partial (decode_attention.cuh), as the CUDA-core kernel does.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cmath>
 #include <cstdint>
@@ -83,16 +84,14 @@ struct Layout {
 };
 
 // Two e4m3 codes (the first in the low byte) as a bf16 pair, exactly: the hardware widens them to
-// f16, whose normals hold every e4m3 value; the f16 exponent and mantissa fields shifted right by
-// 3 are bf16 bits of the value times 2^-112 (zero stays zero), and a bf16 multiply by 2^112 puts
-// the exponent back without rounding.
+// f16 (which holds every e4m3 value), then to fp32, and rounding that to bf16 changes nothing
+// (e4m3's 3 mantissa bits fit bf16's 7); the NaN code stays NaN, as the other kernels read it.
 __device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint16_t codes) {
   uint32_t h;
   asm("cvt.rn.f16x2.e4m3x2 %0, %1;\n" : "=r"(h) : "h"(codes));
-  const uint32_t t = ((h >> 3) & 0x0fff0fffu) | (h & 0x80008000u);
-  const __nv_bfloat162 scaled =
-      __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&t), __float2bfloat162_rn(0x1p112f));
-  return *reinterpret_cast<const uint32_t*>(&scaled);
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
+  const __nv_bfloat162 b = __float22bfloat162_rn(f);
+  return *reinterpret_cast<const uint32_t*>(&b);
 }
 
 // 16 e4m3 codes as 16 bf16 values, into two 16-byte words.
