@@ -1,7 +1,7 @@
 // Attention on the CUDA device over a paged KV cache of the Llama-3-8B layout (32 query heads, 8
 // KV heads, head size 128, blocks of 16). Decode: the engine's kernel (decode_attention.h; on
-// tensor cores for a bf16 cache, where the CUDA-core kernel runs beside it) at the batches and
-// lengths the engine's benchmarks run and at 32k keys, against its floor, the keys' and values'
+// tensor cores for bf16 and e4m3 caches, where the CUDA-core kernel runs beside it) at the batches
+// and lengths the engine's benchmarks run and at 32k keys, against its floor, the keys' and values'
 // bytes (and e4m3 scales) at the device's own copy bandwidth, measured first.
 // Prompts: the mma.sync tensor-core kernel (prefill_attention.h) against the bf16 tensor peak.
 //
@@ -189,6 +189,9 @@ int run(int argc, char** argv) {
       const DecodeKernel kernel = decode_kernel_for(dtype, kHeads, kKvHeads, kHeadDim);
       const DecodeGrid chosen = choose_decode_grid(kernel, kHeads, kKvHeads, w.batch,
                                                    device_multiprocessors(), pass.batch.max_ranges);
+      const DecodeGrid cuda_core_grid =
+          choose_decode_grid(DecodeKernel::kCudaCores, kHeads, kKvHeads, w.batch,
+                             device_multiprocessors(), pass.batch.max_ranges);
       std::vector<std::pair<std::string, int64_t>> grids = {{kDecodeName, 0}};
       if (kernel == DecodeKernel::kTensorCores) grids.push_back({"cuda-core", -1});
       if (sweep) {
@@ -203,12 +206,9 @@ int run(int argc, char** argv) {
                                         w.batch, pass.kv, scratch, pass.out.as<float>(),
                                         stream.get());
               } else if (z < 0) {
-                const DecodeGrid grid =
-                    choose_decode_grid(DecodeKernel::kCudaCores, kHeads, kKvHeads, w.batch,
-                                       device_multiprocessors(), pass.batch.max_ranges);
-                launch_decode_attention_pipelined(pass.q.as<float>(), kHeads, kKvHeads, kHeadDim,
-                                                  pass.batch, w.batch, pass.kv, scratch,
-                                                  pass.out.as<float>(), grid, stream.get());
+                launch_decode_attention_pipelined(
+                    pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
+                    scratch, pass.out.as<float>(), cuda_core_grid, stream.get());
               } else if (kernel == DecodeKernel::kTensorCores) {
                 launch_decode_attention_mma(
                     pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,

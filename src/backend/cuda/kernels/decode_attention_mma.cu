@@ -13,10 +13,11 @@
 // so are the maxima of the partials the ranges leave. An e4m3 cache's codes are widened to bf16
 // (exactly) in shared memory, a key's scale multiplies its scores and a value's its weight.
 //
-// A step is 64 keys of one range, a warp's 16 of them; the block requests a step's rows with
-// cp.async while it multiplies the one before, and the block-table entries of the step after that
-// while it waits. At the end of a range the warps' sums are merged in warp order, in the stages'
-// shared memory, into the range's partial (decode_attention.cuh), as the CUDA-core kernel does.
+// A step is 64 keys of one range, a warp's 16 of them. The steps of all the ranges a block walks
+// form one cp.async pipeline, two or three steps deep (DecodeGrid::stages), with the block-table
+// entries of the next step to request loaded a step ahead. At the end of a range the warps' sums
+// are merged in warp order, in the K tile the mma last read, into the range's partial
+// (decode_attention.cuh), as the CUDA-core kernel does, while the next steps' rows land.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
