@@ -1,11 +1,13 @@
 // GEMM benchmark on the CUDA device at Llama-3-8B projection shapes: our FP8 row- and
 // block-scaled paths (cuBLASLt for M >= 16, the small-M kernel below) against cuBLASLt BF16.
 //
-//   bench_gemm [--quick] [--small-m] [--csv FILE]
+//   bench_gemm [--quick] [--small-m | --groups] [--csv FILE]
 //
 // --small-m sweeps M = 1..16 instead (the small-M kernel against cuBLASLt), which places the switch
 // between the two in Fp8Linear. At M = 1 the decode step's own kernels (fp32 output, one launch)
 // are timed too: "decode fp32-sum" on CUDA cores and "decode tensor-core" (fp8_gemv.h).
+// --groups times Fp8Linear::forward_group over q, k, v and over gate, up with their weights back to
+// back in memory, as separate GEMMs and as one joined GEMM plus the copy of its columns.
 //
 // Each timing is the median over batches of back-to-back calls, timed with CUDA events after
 // warm-up; weights rotate among copies whose total exceeds the L2 cache, so small-M runs measure
@@ -90,6 +92,95 @@ Weights make_weights(const Shape& s, cudaStream_t stream) {
   return w;
 }
 
+// forward_group over weights that lie back to back (arena_layout.h), without and with the joined
+// scratch, at the M of decode batches and short prompt chunks.
+void run_groups(cudaStream_t stream, double copy_gbps, int batches) {
+  struct Group {
+    const char* name;
+    std::vector<int64_t> ns;
+  };
+  const int64_t k = 4096;
+  const int64_t max_m = 1024;
+  std::printf("%-8s %-5s %5s %12s %12s %10s\n", "group", "mode", "M", "separate us", "joined us",
+              "floor us");
+  for (const Group& g : {Group{"q/k/v", {4096, 1024, 1024}}, Group{"gate/up", {14336, 14336}}}) {
+    int64_t rows = 0;
+    for (const int64_t n : g.ns) rows += n;
+    const size_t bytes = static_cast<size_t>(rows * k);
+    const int copies = static_cast<int>(std::max<size_t>(2, (kRotateBytes + bytes - 1) / bytes));
+    for (const Fp8Scheme scheme : {Fp8Scheme::Block, Fp8Scheme::Row}) {
+      const bool row = scheme == Fp8Scheme::Row;
+      const int64_t ld = row ? 1 : device_block_scale_ld(k);
+      std::vector<DeviceBuffer> codes, scales;
+      std::vector<std::vector<Fp8DeviceWeight>> views(static_cast<size_t>(copies));
+      DeviceBuffer flag(sizeof(int));
+      flag.fill_zero();
+      for (int c = 0; c < copies; ++c) {
+        int64_t scale_elems = 0;
+        for (const int64_t n : g.ns) scale_elems += weight_scale_elems(scheme, n, k, ld);
+        codes.emplace_back(bytes);
+        scales.emplace_back(static_cast<size_t>(scale_elems) * 4);
+        scales.back().fill_zero();
+        int64_t at = 0, scale_at = 0;
+        for (const int64_t n : g.ns) {
+          DeviceBuffer src(static_cast<size_t>(n * k) * 2);
+          launch_fill_uniform_bf16(src.as<__nv_bfloat16>(), n * k,
+                                   200 + static_cast<uint64_t>(c * 8 + at), 0.05f, stream);
+          Fp8DeviceWeight w{scheme,
+                            codes.back().as<uint8_t>() + at * k,
+                            scales.back().as<float>() + scale_at,
+                            ld,
+                            n,
+                            k,
+                            nullptr};
+          launch_quantize_weight(scheme, src.as<__nv_bfloat16>(), n, k, const_cast<uint8_t*>(w.q),
+                                 const_cast<float*>(w.scales), ld, flag.as<int>(), stream);
+          CUDA_CHECK(cudaStreamSynchronize(stream));
+          views[static_cast<size_t>(c)].push_back(w);
+          at += n;
+          scale_at += weight_scale_elems(scheme, n, k, ld);
+        }
+      }
+      CublasLtGemm gemm;
+      Fp8Linear linear(gemm);
+      linear.reserve(max_m, k);
+      for (const int64_t m : {4, 8, 16, 32, 64, 128, 256, 512, 1024}) {
+        std::vector<float> hx(static_cast<size_t>(m * k));
+        uint32_t state = 9;
+        for (float& v : hx) {
+          state = state * 1664525u + 1013904223u;
+          v = static_cast<float>(state >> 8) / 8388608.0f - 1.0f;  // uniform in [-1, 1)
+        }
+        DeviceBuffer x(hx.size() * 4);
+        x.upload(hx.data(), hx.size() * 4);
+        std::vector<DeviceBuffer> ys;
+        std::vector<float*> yp;
+        for (const int64_t n : g.ns) {
+          ys.emplace_back(static_cast<size_t>(m * n) * 4);
+          yp.push_back(ys.back().as<float>());
+        }
+        double us[2] = {0, 0};
+        for (const bool join : {false, true}) {
+          linear.reserve_joined(join ? m : 0, rows);
+          const Timing t = time_calls(
+              [&](int i) {
+                const auto& v = views[static_cast<size_t>(i % copies)];
+                std::vector<const Fp8DeviceWeight*> ptrs;
+                for (const Fp8DeviceWeight& w : v) ptrs.push_back(&w);
+                linear.forward_group(ptrs, x.as<float>(), m, yp, stream);
+              },
+              stream, batches);
+          us[join] = t.ok ? t.us : -1;
+        }
+        const double floor_us = static_cast<double>(bytes) / (copy_gbps * 1e9) * 1e6;
+        std::printf("%-8s %-5s %5ld %12.1f %12.1f %10.1f\n", g.name, row ? "row" : "block", long(m),
+                    us[0], us[1], floor_us);
+        std::fflush(stdout);
+      }
+    }
+  }
+}
+
 struct Row {
   std::string shape;
   int64_t m, n, k;
@@ -127,16 +218,19 @@ void print_row(const Row& r, double copy_gbps, FILE* csv) {
 int run(int argc, char** argv) {
   bool quick = false;
   bool small_m = false;
+  bool groups = false;
   const char* csv_path = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--small-m") == 0) {
       small_m = true;
+    } else if (std::strcmp(argv[i], "--groups") == 0) {
+      groups = true;
     } else if (std::strcmp(argv[i], "--csv") == 0 && i + 1 < argc) {
       csv_path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [--small-m] [--csv FILE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--small-m | --groups] [--csv FILE]\n", argv[0]);
       return 2;
     }
   }
@@ -155,6 +249,10 @@ int run(int argc, char** argv) {
               copy_gbps);
   std::printf("ceilings: FP8 %.0f TFLOP/s (nominal dense), BF16 %.0f TFLOP/s (measured)\n\n",
               kFp8PeakTflops, kBf16PeakTflops);
+  if (groups) {
+    run_groups(stream, copy_gbps, batches);
+    return 0;
+  }
 
   const std::vector<Shape> shapes = {
       {"q/o", 4096, 4096}, {"k/v", 1024, 4096}, {"gate/up", 14336, 4096}, {"down", 4096, 14336}};

@@ -644,6 +644,99 @@ TEST_F(CudaGemm, GroupedRowsEqualSeparateCalls) {
   }
 }
 
+// Relative L2 distance of a to b over b's elements (NaN anywhere gives NaN, which fails a bound).
+double rel_l2(const std::vector<float>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (size_t e = 0; e < b.size(); ++e) {
+    num += (a[e] - b[e]) * (a[e] - b[e]);
+    den += b[e] * b[e];
+  }
+  return std::sqrt(num / den);
+}
+
+// Weights laid back to back (codes, then scales: how the arena holds a layer's q, k and v) are
+// multiplied as one weight at up to kFp8JoinMaxRows rows, and each output gets what its own call
+// gives: the same values as the separate calls (within 1e-5: cuBLASLt may pick another kernel for
+// the wider weight) and within the GEMMs' bound of the float64 reference, every row written (the
+// block mode's last m % 4 rows go to the small-M kernel per weight), nothing past the output.
+TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
+  CublasLtGemm gemm;
+  Fp8Linear linear(gemm);
+  const int64_t k = 384;
+  linear.reserve(kFp8JoinMaxRows + 8, k);
+  for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+    const std::vector<int64_t> ns = {512, 128, 256};
+    std::vector<Weight> parts;
+    for (size_t i = 0; i < ns.size(); ++i) {
+      parts.push_back(make_weight(
+          scheme, random_bf16(ns[i], k, 70 + static_cast<uint32_t>(i), 0.02f), ns[i], k));
+    }
+    // The three in one allocation, as arena_layout.h places them.
+    int64_t rows = 0, scale_elems = 0;
+    for (const Weight& w : parts) {
+      rows += w.n;
+      scale_elems += static_cast<int64_t>(w.hs.size());
+    }
+    DeviceBuffer codes(static_cast<size_t>(rows * k));
+    DeviceBuffer scales(static_cast<size_t>(scale_elems) * sizeof(float));
+    std::vector<Fp8DeviceWeight> views;
+    int64_t at = 0, scale_at = 0;
+    for (const Weight& w : parts) {
+      Fp8DeviceWeight v = w.view();
+      v.q = codes.as<uint8_t>() + at * k;
+      v.scales = scales.as<float>() + scale_at;
+      CUDA_CHECK(
+          cudaMemcpy(const_cast<uint8_t*>(v.q), w.hq.data(), w.hq.size(), cudaMemcpyHostToDevice));
+      CUDA_CHECK(cudaMemcpy(const_cast<float*>(v.scales), w.hs.data(), w.hs.size() * sizeof(float),
+                            cudaMemcpyHostToDevice));
+      views.push_back(v);
+      at += w.n;
+      scale_at += static_cast<int64_t>(w.hs.size());
+    }
+    const Fp8DeviceWeight* view_ptrs[] = {&views[0], &views[1], &views[2]};
+    for (const int64_t m :
+         {int64_t{4}, int64_t{13}, int64_t{64}, kFp8JoinMaxRows, kFp8JoinMaxRows + 8}) {
+      SCOPED_TRACE(std::string(name_of(scheme)) + ", m " + std::to_string(m));
+      const auto xb = random_bf16(m, k, 75 + static_cast<uint32_t>(m), 1.0f);
+      std::vector<float> x(xb.size());
+      for (size_t i = 0; i < x.size(); ++i) x[i] = bf16_to_f32(xb[i]);
+      DeviceBuffer dx = to_device(x);
+      // Separate calls (no joined scratch), then joined: the outputs of each, 4 floats past
+      // every output poisoned.
+      std::vector<std::vector<float>> got[2];
+      for (const bool join : {false, true}) {
+        linear.reserve_joined(join ? kFp8JoinMaxRows : 0, rows);
+        std::vector<DeviceBuffer> outs;
+        std::vector<float*> ys;
+        for (const Weight& w : parts) {
+          outs.push_back(poisoned_output_f32(m, w.n + 4));
+          ys.push_back(outs.back().as<float>());
+        }
+        const int64_t joined_before = linear.joined_calls();
+        linear.forward_group(view_ptrs, dx.as<float>(), m, ys, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        EXPECT_EQ(linear.joined_calls() - joined_before, join && m <= kFp8JoinMaxRows ? 1 : 0);
+        for (size_t i = 0; i < parts.size(); ++i)
+          got[join].push_back(to_host<float>(outs[i], static_cast<size_t>(m * (parts[i].n + 4))));
+      }
+      const Acts acts = host_acts(scheme, xb, m, k);
+      for (size_t i = 0; i < parts.size(); ++i) {
+        const std::vector<double> want = reference(acts, parts[i]);
+        const std::vector<double> separate(got[0][i].begin(), got[0][i].begin() + want.size());
+        EXPECT_LT(rel_l2(got[0][i], want), 1e-2) << "weight " << i << ", separate";
+        EXPECT_LT(rel_l2(got[1][i], want), 1e-2) << "weight " << i << ", joined";
+        const double apart = rel_l2(got[1][i], separate);
+        EXPECT_LT(apart, 1e-5) << "weight " << i;
+        if (apart > 0)
+          std::printf("weight %zu, m %ld: joined %.2e from separate\n", i, long(m), apart);
+        for (const auto& g : got) {
+          for (size_t e = want.size(); e < g[i].size(); ++e) EXPECT_TRUE(std::isnan(g[i][e])) << e;
+        }
+      }
+    }
+  }
+}
+
 TEST_F(CudaGemm, UnsupportedShapesAreRejected) {
   CublasLtGemm gemm;
   DeviceBuffer buf(1 << 20);

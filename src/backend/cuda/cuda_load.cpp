@@ -73,7 +73,7 @@ uint64_t workspace_bytes(const ModelConfig& c, const cuda::CudaBackendLimits& l)
 }
 
 // The buffers the backend sizes for its limits besides the activations: FP8 and bf16 inputs, the
-// decode attention's scratch, the batch arrays, cuBLASLt's workspace.
+// decode attention's scratch, the batch arrays, the joined q/k/v outputs, cuBLASLt's workspace.
 uint64_t scratch_bytes(const ModelConfig& c, const cuda::CudaBackendLimits& l) {
   const auto widest = static_cast<uint64_t>(
       std::max({c.hidden_size, c.intermediate_size, c.num_heads * c.head_dim}));
@@ -83,7 +83,10 @@ uint64_t scratch_bytes(const ModelConfig& c, const cuda::CudaBackendLimits& l) {
   const uint64_t decode = static_cast<uint64_t>(l.max_seqs * c.num_heads) *
                           (cuda::kDecodeMaxSplits * static_cast<uint64_t>(c.head_dim + 2) + 1) * 4;
   const uint64_t batch = tokens * 36 + static_cast<uint64_t>(l.max_seqs * l.max_blocks) * 4;
-  return fp8_input + bf16_input + decode + batch + cuda::kCublasLtWorkspaceBytes;
+  const uint64_t joined = std::min<uint64_t>(tokens, cuda::kFp8JoinMaxRows) *
+                          static_cast<uint64_t>((c.num_heads + 2 * c.num_kv_heads) * c.head_dim) *
+                          4;
+  return fp8_input + bf16_input + decode + batch + joined + cuda::kCublasLtWorkspaceBytes;
 }
 
 std::vector<int64_t> graph_sizes(const LoadOptions& options) {

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "backend/cuda/kernels/elementwise.h"
 #include "backend/cuda/kernels/fp8_gemv.h"
 #include "backend/cuda/kernels/fp8_quant.h"
 
@@ -89,6 +90,22 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
   if (ws.size() != ys.size() || ws.empty())
     throw std::invalid_argument("forward_group_quantized: sizes");
   if (!gemv_groups(ws, in.m)) {
+    const std::optional<Fp8DeviceWeight> all = joined(ws);
+    const bool aligned = std::all_of(ys.begin(), ys.end(), [](const float* y) {
+      return reinterpret_cast<uintptr_t>(y) % 16 == 0;
+    });
+    if (all && aligned && in.m_lt > 0 && in.m_lt <= joined_rows_ &&
+        static_cast<size_t>(in.m_lt * all->n) * sizeof(float) <= joined_.size()) {
+      // One GEMM over the weights as one, its columns then copied out to each output.
+      gemm_.gemm_fp8(all->scheme, in.q, in.s1, in.m_lt, all->q, all->scales, all->scale_ld, all->n,
+                     in.k, nullptr, joined_.as<float>(), stream);
+      SplitColumnsArgs split{.src = joined_.as<float>(), .rows = in.m_lt, .count = 0};
+      for (size_t i = 0; i < ws.size(); ++i) split.parts[split.count++] = {ys[i], ws[i]->n};
+      launch_split_columns(split, stream);
+      for (size_t i = 0; i < ws.size(); ++i) multiply_tail(*ws[i], in, ys[i], stream);
+      ++joined_calls_;
+      return;
+    }
     for (size_t i = 0; i < ws.size(); ++i) multiply(*ws[i], in, ys[i], stream);
     return;
   }
@@ -105,6 +122,31 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
     a.seg[i] = {w.q, w.scales, w.scale_ld, w.n, w.bias, ys[i]};
   }
   launch_fp8_gemv_group(a, stream);
+}
+
+std::optional<Fp8DeviceWeight> Fp8Linear::joined(std::span<const Fp8DeviceWeight* const> ws) {
+  if (ws.size() < 2 || ws.size() > static_cast<size_t>(kSplitColumnsMaxParts)) return std::nullopt;
+  Fp8DeviceWeight all = *ws[0];
+  all.n = 0;
+  for (const Fp8DeviceWeight* w : ws) {
+    // Each part of the scratch's rows must start 16 bytes in (the split copies four floats).
+    if (w->bias != nullptr || w->scheme != all.scheme || w->k != all.k || w->n % 4 != 0 ||
+        w->scale_ld != all.scale_ld)
+      return std::nullopt;
+    const bool block = all.scheme == Fp8Scheme::Block;
+    // Block scales cover 128 rows each: a weight that ends inside a block cannot share its rows.
+    if (block && w->n % kFp8BlockSize != 0) return std::nullopt;
+    const int64_t scale_rows = block ? all.n / kFp8BlockSize * all.scale_ld : all.n;
+    if (w->q != all.q + all.n * all.k || w->scales != all.scales + scale_rows) return std::nullopt;
+    all.n += w->n;
+  }
+  return all;
+}
+
+void Fp8Linear::reserve_joined(int64_t rows, int64_t n) {
+  joined_rows_ = std::clamp<int64_t>(rows, 0, kFp8JoinMaxRows);
+  joined_.reserve_discard(static_cast<size_t>(std::max<int64_t>(joined_rows_ * n, 0)) *
+                          sizeof(float));
 }
 
 int64_t Fp8Linear::gemm_rows(const Fp8DeviceWeight& w, int64_t m) const {
@@ -142,11 +184,17 @@ void Fp8Linear::quantize_into(const QuantizedInput& in, const T* x, cudaStream_t
 template <typename T>
 void Fp8Linear::multiply(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y,
                          cudaStream_t stream) {
-  const int64_t k = in.k;
   if (in.m_lt > 0) {
-    gemm_.gemm_fp8(w.scheme, in.q, in.s1, in.m_lt, w.q, w.scales, w.scale_ld, w.n, k, w.bias, y,
+    gemm_.gemm_fp8(w.scheme, in.q, in.s1, in.m_lt, w.q, w.scales, w.scale_ld, w.n, in.k, w.bias, y,
                    stream);
   }
+  multiply_tail(w, in, y, stream);
+}
+
+template <typename T>
+void Fp8Linear::multiply_tail(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y,
+                              cudaStream_t stream) {
+  const int64_t k = in.k;
   const int64_t m_tail = in.m - in.m_lt;
   const uint8_t* q2 = in.q + in.m_lt * k;
   for (int64_t r0 = 0; r0 < m_tail; r0 += kFp8GemvMaxRows) {

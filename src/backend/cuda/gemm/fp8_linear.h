@@ -30,6 +30,14 @@ namespace fp8llm::cuda {
 // cuBLASLt also needs M % 4 == 0, so block mode switches at M = 4.
 inline constexpr int64_t kFp8LinearMinCublasRows = 3;
 
+// Up to this many rows forward_group multiplies weights that lie back to back in memory (a
+// layer's q, k and v: arena_layout.h) as one weight, into a scratch whose columns it then copies
+// out. cuBLASLt's FP8 GEMM takes 13-16 us at any of their widths up to there, so three calls
+// cost nearly three times one (H100, q, k and v of the 8B shape, `bench_gemm --groups`: 47.6 ->
+// 20.5 us at 16 rows, 50.0 -> 39.4 at 256, but 55.1 -> 64.1 at 512). Gate and up, each 14,336
+// wide, gain nothing from it at any M (53.8 -> 54.4 us at 4 rows, 72.9 -> 128.9 at 256).
+inline constexpr int64_t kFp8JoinMaxRows = 256;
+
 // A linear layer's weight on the device, in the layouts of fp8_quant.h.
 struct Fp8DeviceWeight {
   Fp8Scheme scheme = Fp8Scheme::Row;
@@ -59,7 +67,8 @@ class Fp8Linear {
   // what forward() gives. One row: x is quantized once and one kernel computes every output
   // (fp8_gemv.h), where group_supports allows. Several: x is quantized once for all the weights
   // (the same bytes forward() would make for each), where they share the scheme, K and the split
-  // between cuBLASLt and the small-M kernel. Otherwise forward() per weight.
+  // between cuBLASLt and the small-M kernel; as one weight where they lie back to back and fit the
+  // joined scratch (kFp8JoinMaxRows). Otherwise forward() per weight.
   void forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x, int64_t m,
                      std::span<float* const> ys, cudaStream_t stream);
   static bool group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeight& w);
@@ -70,6 +79,11 @@ class Fp8Linear {
   // Sizes the scratch for inputs of up to `rows` x `k` once, so that it never moves afterwards: a
   // recorded pass (graph.h) keeps its address.
   void reserve(int64_t rows, int64_t k);
+  // Joins groups of up to `rows` rows (at most kFp8JoinMaxRows; 0: never) of up to `n` outputs
+  // in all, and sizes their scratch for that once.
+  void reserve_joined(int64_t rows, int64_t n);
+  // Group calls that went through a joined weight so far (what the tests check the path by).
+  int64_t joined_calls() const { return joined_calls_; }
 
   // Activations quantized for a call, in Fp8Linear's scratch: codes q[m, k]; rows [0, m_lt) go to
   // cuBLASLt with scales s1, the rest to the small-M kernel with scales s2 (each part in the
@@ -93,17 +107,26 @@ class Fp8Linear {
  private:
   int64_t gemm_rows(const Fp8DeviceWeight& w, int64_t m) const;
   static bool gemv_groups(std::span<const Fp8DeviceWeight* const> ws, int64_t m);
+  // The weights as one [sum of n, k] weight, where each starts where the one before ends (codes
+  // and scales) and they share scheme, K and scale layout; nothing otherwise.
+  static std::optional<Fp8DeviceWeight> joined(std::span<const Fp8DeviceWeight* const> ws);
   QuantizedInput reserve_input(Fp8Scheme scheme, int64_t m, int64_t k, int64_t m_lt);
   template <typename T>
   void quantize_into(const QuantizedInput& in, const T* x, cudaStream_t stream);
   template <typename T>
   void multiply(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y, cudaStream_t stream);
+  // Rows [m_lt, m) of multiply: the small-M kernel's.
+  template <typename T>
+  void multiply_tail(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y, cudaStream_t stream);
   template <typename T>
   void forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T* y, cudaStream_t stream);
 
   CublasLtGemm& gemm_;
   Fp8Accumulation accumulation_;
   DeviceBuffer scratch_;  // quantized activations and their scales
+  DeviceBuffer joined_;   // a joined group's outputs, [rows][sum of n] fp32
+  int64_t joined_rows_ = 0;
+  int64_t joined_calls_ = 0;
 };
 
 }  // namespace fp8llm::cuda

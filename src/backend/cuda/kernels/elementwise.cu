@@ -62,7 +62,36 @@ __global__ void flag_all_ones_kernel(const Bits* __restrict__ values, int64_t co
   if (__syncthreads_or(bad) && threadIdx.x == 0) atomicExch(flag, 1);
 }
 
+// One float4 a thread: column group c of row r goes to the part whose columns hold it.
+__global__ void split_columns_kernel(SplitColumnsArgs a, int64_t groups_per_row) {
+  const int64_t total = a.rows * groups_per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / groups_per_row;
+    int64_t c = i % groups_per_row;
+    const float4 v = reinterpret_cast<const float4*>(a.src)[i];
+    for (int p = 0; p < a.count; ++p) {
+      const int64_t groups = a.parts[p].width / 4;
+      if (c < groups) {
+        reinterpret_cast<float4*>(a.parts[p].y)[r * groups + c] = v;
+        break;
+      }
+      c -= groups;
+    }
+  }
+}
+
 }  // namespace
+
+void launch_split_columns(const SplitColumnsArgs& args, cudaStream_t stream) {
+  int64_t width = 0;
+  for (int p = 0; p < args.count; ++p) width += args.parts[p].width;
+  if (args.rows <= 0 || width <= 0) return;
+  const int64_t groups_per_row = width / 4;
+  split_columns_kernel<<<grid_for(args.rows * groups_per_row), kThreads, 0, stream>>>(
+      args, groups_per_row);
+  CUDA_CHECK_LAUNCH();
+}
 
 void launch_flag_nonfinite(const void* values, int64_t count, bool e4m3, int* flag,
                            cudaStream_t stream) {

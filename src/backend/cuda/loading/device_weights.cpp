@@ -1,48 +1,10 @@
 #include "backend/cuda/loading/device_weights.h"
 
-#include "backend/cuda/kernels/fp8_quant.h"
+#include "backend/cuda/loading/arena_layout.h"
 #include "core/error.h"
 
 namespace fp8llm::cuda {
 namespace {
-
-constexpr uint64_t kAlign = 256;
-
-uint64_t align_up(uint64_t v) {
-  return (v + kAlign - 1) / kAlign * kAlign;
-}
-
-// The byte sizes of a tensor's parts in the arena: values (or codes), and scales.
-struct Footprint {
-  uint64_t data = 0;
-  uint64_t scales = 0;
-  int64_t scale_ld = 0;
-  int64_t rows = 0;
-  int64_t cols = 0;
-};
-
-Footprint footprint(const PlannedTensor& t) {
-  Footprint f;
-  const Shape& s = t.spec.shape;
-  f.rows = s.size() == 2 ? s[0] : 1;
-  f.cols = s.empty() ? 1 : s.back();
-  const auto numel = static_cast<uint64_t>(f.rows * f.cols);
-  if (t.is_weight_scale) {
-    // [N, 1] row scales, or [ceil(N/128), ceil(K/128)] block scales with the row padded.
-    f.scale_ld = *t.prequantized == Fp8Scheme::Block ? (f.cols + 3) / 4 * 4 : f.cols;
-    f.data = static_cast<uint64_t>(f.rows * f.scale_ld) * 4;
-  } else if (t.prequantized) {
-    f.data = numel;  // the checkpoint's e4m3 codes
-  } else if (t.quantize) {
-    f.data = numel;
-    f.scale_ld = *t.quantize == Fp8Scheme::Block ? device_block_scale_ld(f.cols) : 0;
-    f.scales =
-        static_cast<uint64_t>(weight_scale_elems(*t.quantize, f.rows, f.cols, f.scale_ld)) * 4;
-  } else {
-    f.data = numel * 2;  // bf16 on the device whatever the checkpoint dtype
-  }
-  return f;
-}
 
 const __nv_bfloat16* bf16(const DeviceTensorSlot& s) {
   return static_cast<const __nv_bfloat16*>(s.data);
@@ -73,32 +35,25 @@ void set_bias(DeviceLinear& lin, const __nv_bfloat16* bias) {
 }  // namespace
 
 uint64_t DeviceWeights::arena_bytes_for(const LoadPlan& plan) {
-  uint64_t total = 0;
-  for (const PlannedTensor& t : plan.tensors) {
-    const Footprint f = footprint(t);
-    total += align_up(f.data) + align_up(f.scales);
-  }
-  return total;
+  return layout_arena(plan).bytes;
 }
 
-DeviceWeights::DeviceWeights(const LoadPlan& plan)
-    : arena_(arena_bytes_for(plan)),
+DeviceWeights::DeviceWeights(const LoadPlan& plan) : DeviceWeights(plan, layout_arena(plan)) {}
+
+DeviceWeights::DeviceWeights(const LoadPlan& plan, const ArenaLayout& layout)
+    : arena_(layout.bytes),
       arena_bytes_(arena_.size()),
       layers_(static_cast<size_t>(plan.config.num_layers)),
       vocab_(plan.config.vocab_size),
       hidden_(plan.config.hidden_size) {
   arena_.fill_zero();  // block-scale padding is never written; keep it defined
   auto* base = arena_.as<std::byte>();
-  uint64_t offset = 0;
-  for (const PlannedTensor& t : plan.tensors) {
-    const Footprint f = footprint(t);
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const PlannedTensor& t = plan.tensors[i];
+    const TensorFootprint f = footprint_of(t);
     DeviceTensorSlot s;
-    s.data = base + offset;
-    offset += align_up(f.data);
-    if (f.scales > 0) {
-      s.scales = reinterpret_cast<float*>(base + offset);
-      offset += align_up(f.scales);
-    }
+    s.data = base + layout.tensors[i].data;
+    if (f.scales > 0) s.scales = reinterpret_cast<float*>(base + layout.tensors[i].scales);
     s.scale_ld = f.scale_ld;
     s.rows = f.rows;
     s.cols = f.cols;

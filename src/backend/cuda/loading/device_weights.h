@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend/cuda/gemm/fp8_linear.h"
+#include "backend/cuda/loading/arena_layout.h"
 #include "backend/cuda/runtime/device_buffer.h"
 #include "backend/cuda/runtime/pinned_buffer.h"
 #include "loader/load_plan.h"
@@ -55,8 +56,8 @@ class DeviceWeights {
   // Bytes the arena for `plan` takes (what the constructor allocates).
   static uint64_t arena_bytes_for(const LoadPlan& plan);
 
-  // Lays the plan's tensors out and allocates the arena (zeroed); the contents arrive through
-  // DeviceSink.
+  // Lays the plan's tensors out (arena_layout.h) and allocates the arena (zeroed); the contents
+  // arrive through DeviceSink.
   explicit DeviceWeights(const LoadPlan& plan);
 
   // nullptr for a name the plan does not hold.
@@ -78,6 +79,7 @@ class DeviceWeights {
   const DeviceLinear& lm_head() const { return lm_head_; }
 
  private:
+  DeviceWeights(const LoadPlan& plan, const ArenaLayout& layout);
   // Moves every pointer into the arena from `from` to `to` (the new arena's base).
   void rebase(const std::byte* from, const std::byte* to);
 
