@@ -436,8 +436,8 @@ DeviceBuffer poisoned_output_f32(int64_t m, int64_t n) {
   return y;
 }
 
-double rel_l2_f32(const DeviceBuffer& y, const std::vector<double>& ref) {
-  const auto got = to_host<float>(y, ref.size());
+// Relative L2 distance of got to ref over ref's elements (infinite where got holds a NaN).
+double rel_l2(const std::vector<float>& got, const std::vector<double>& ref) {
   double num = 0;
   double den = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -447,6 +447,10 @@ double rel_l2_f32(const DeviceBuffer& y, const std::vector<double>& ref) {
   }
   if (std::isnan(num)) return INFINITY;
   return std::sqrt(num / den);
+}
+
+double rel_l2_f32(const DeviceBuffer& y, const std::vector<double>& ref) {
+  return rel_l2(to_host<float>(y, ref.size()), ref);
 }
 
 // The fp32-output forms the CUDA backend uses. Summed in fp32 (the small-M kernel, BF16 tensor
@@ -600,6 +604,79 @@ TEST_F(CudaGemm, TensorCoreDecodeKernelMatchesReference) {
   }
 }
 
+// Up to eight tokens in one tensor-core launch, a token an mma column: each token's outputs equal
+// bit for bit what the kernel gives that token alone (so a decode batch of up to eight is batch
+// invariant on this path), and stay within the FP8 tensor cores' bound of the float64 reference.
+// Block scales in the tail layout Fp8Linear hands over ([kb][xs_ld], xs_ld >= m).
+TEST_F(CudaGemm, TensorCoreKernelTakesEightTokens) {
+  constexpr double kFp8TensorCoreBound = 3e-4;
+  struct Case {
+    int64_t k;
+    std::vector<int64_t> ns;
+  };
+  const Case cases[] = {{384, {200, 128, 40}}, {4096, {256, 64}}, {14336, {96}}};
+  for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
+    for (const Case& c : cases) {
+      std::vector<Weight> ws;
+      for (size_t i = 0; i < c.ns.size(); ++i) {
+        const auto seed = static_cast<uint32_t>(90 + i);
+        ws.push_back(make_weight(
+            scheme, random_bf16(c.ns[i], c.k, seed, 0.02f), c.ns[i], c.k,
+            i == 0 ? random_bf16(1, c.ns[i], seed + 20, 0.5f) : std::vector<uint16_t>{}));
+      }
+      for (const int64_t m : {2, 3, 5, 8}) {
+        SCOPED_TRACE(std::string(name_of(scheme)) + " K=" + std::to_string(c.k) +
+                     " m=" + std::to_string(m));
+        ASSERT_TRUE(fp8_gemv_tc_supports(m, c.k));
+        std::vector<float> x(static_cast<size_t>(m * c.k));
+        std::mt19937 rng(95 + static_cast<uint32_t>(m));
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (float& v : x) v = normal(rng) * static_cast<float>(1 + (&v - x.data()) / c.k);
+        const Acts a = make_acts(scheme, x, m, c.k);
+        const auto launch = [&](const uint8_t* xq, const float* xs, int64_t xs_ld, int64_t rows,
+                                std::vector<DeviceBuffer>& ys) {
+          Fp8GemvGroupArgs g;
+          g.scheme = scheme;
+          g.xq = xq;
+          g.xs = xs;
+          g.xs_ld = xs_ld;
+          g.m = rows;
+          g.k = c.k;
+          g.count = static_cast<int>(ws.size());
+          g.tensor_cores = true;
+          for (size_t i = 0; i < ws.size(); ++i) {
+            ys.push_back(poisoned_output_f32(rows, ws[i].n));
+            const Fp8DeviceWeight v = ws[i].view();
+            g.seg[i] = {v.q, v.scales, v.scale_ld, v.n, v.bias, ys.back().as<float>()};
+          }
+          launch_fp8_gemv_group(g, nullptr);
+          CUDA_CHECK(cudaDeviceSynchronize());
+        };
+        std::vector<DeviceBuffer> together;
+        launch(a.q.as<uint8_t>(), a.s.as<float>(), m, m, together);
+        for (size_t i = 0; i < ws.size(); ++i) {
+          const double err = rel_l2_f32(together[i], reference(a, ws[i]));
+          EXPECT_LT(err, kFp8TensorCoreBound) << "segment " << i;
+        }
+        for (int64_t r = 0; r < m; ++r) {
+          const std::vector<float> row(x.begin() + r * c.k, x.begin() + (r + 1) * c.k);
+          const Acts one = make_acts(scheme, row, 1, c.k);
+          std::vector<DeviceBuffer> alone;
+          launch(one.q.as<uint8_t>(), one.s.as<float>(), 1, 1, alone);
+          for (size_t i = 0; i < ws.size(); ++i) {
+            const auto n = static_cast<size_t>(ws[i].n);
+            const auto all = to_host<float>(together[i], static_cast<size_t>(m) * n);
+            const auto want = to_host<float>(alone[i], n);
+            const std::vector<float> got(all.begin() + r * ws[i].n,
+                                         all.begin() + (r + 1) * ws[i].n);
+            EXPECT_EQ(got, want) << "token " << r << ", segment " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
 // Rows through q, k, v (or gate, up) as one group give exactly what three calls give: one token
 // in one launch (the group kernel sums each row in the same order), several rows quantized once
 // for all three (the same bytes each call makes), on cuBLASLt and the small-M kernel alike.
@@ -644,21 +721,12 @@ TEST_F(CudaGemm, GroupedRowsEqualSeparateCalls) {
   }
 }
 
-// Relative L2 distance of a to b over b's elements (NaN anywhere gives NaN, which fails a bound).
-double rel_l2(const std::vector<float>& a, const std::vector<double>& b) {
-  double num = 0, den = 0;
-  for (size_t e = 0; e < b.size(); ++e) {
-    num += (a[e] - b[e]) * (a[e] - b[e]);
-    den += b[e] * b[e];
-  }
-  return std::sqrt(num / den);
-}
-
 // Weights laid back to back (codes, then scales: how the arena holds a layer's q, k and v) are
-// multiplied as one weight at up to kFp8JoinMaxRows rows, and each output gets what its own call
-// gives: the same values as the separate calls (within 1e-5: cuBLASLt may pick another kernel for
-// the wider weight) and within the GEMMs' bound of the float64 reference, every row written (the
-// block mode's last m % 4 rows go to the small-M kernel per weight), nothing past the output.
+// multiplied as one weight from kFp8GemvTcMaxRows to kFp8JoinMaxRows rows, and each output gets
+// what its own call gives: the same values as the separate calls (within 1e-5: cuBLASLt may pick
+// another kernel for the wider weight) and within the GEMMs' bound of the float64 reference, every
+// row written (the block mode's last m % 4 rows go to the small-M kernel per weight), nothing past
+// the output.
 TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
   CublasLtGemm gemm;
   Fp8Linear linear(gemm);
@@ -715,7 +783,9 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
         const int64_t joined_before = linear.joined_calls();
         linear.forward_group(view_ptrs, dx.as<float>(), m, ys, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
-        EXPECT_EQ(linear.joined_calls() - joined_before, join && m <= kFp8JoinMaxRows ? 1 : 0);
+        // Up to kFp8GemvTcMaxRows rows the tensor-core GEMV takes the group in one launch.
+        const bool joins = join && m > kFp8GemvTcMaxRows && m <= kFp8JoinMaxRows;
+        EXPECT_EQ(linear.joined_calls() - joined_before, joins ? 1 : 0);
         for (size_t i = 0; i < parts.size(); ++i)
           got[join].push_back(to_host<float>(outs[i], static_cast<size_t>(m * (parts[i].n + 4))));
       }

@@ -50,8 +50,11 @@ bool Fp8Linear::group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeig
          (reinterpret_cast<uintptr_t>(w.q) & 15u) == 0;
 }
 
-bool Fp8Linear::gemv_groups(std::span<const Fp8DeviceWeight* const> ws, int64_t m) {
-  if (m != 1 || ws.size() > static_cast<size_t>(kFp8GemvMaxGroup)) return false;
+bool Fp8Linear::gemv_groups(std::span<const Fp8DeviceWeight* const> ws, int64_t m) const {
+  if (ws.size() > static_cast<size_t>(kFp8GemvMaxGroup)) return false;
+  if (m != 1 &&
+      !(accumulation_ == Fp8Accumulation::TensorCore && fp8_gemv_tc_supports(m, ws[0]->k)))
+    return false;
   for (const Fp8DeviceWeight* w : ws) {
     if (!group_supports(*ws[0], *w)) return false;
   }
@@ -62,10 +65,10 @@ std::optional<Fp8Linear::QuantizedInput> Fp8Linear::reserve_group_input(
     std::span<const Fp8DeviceWeight* const> ws, int64_t m) {
   if (ws.empty() || m <= 0) return std::nullopt;
   const Fp8DeviceWeight& first = *ws[0];
-  const int64_t m_lt = gemm_rows(first, m);
+  const int64_t m_lt = gemm_rows(first, m, true);
   for (const Fp8DeviceWeight* w : ws) {
     if (w->scheme != first.scheme || w->k != first.k || w->n <= 0 || w->k <= 0 ||
-        gemm_rows(*w, m) != m_lt)
+        gemm_rows(*w, m, true) != m_lt)
       return std::nullopt;
   }
   return reserve_input(first.scheme, m, first.k, m_lt);
@@ -89,7 +92,7 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
                                         cudaStream_t stream) {
   if (ws.size() != ys.size() || ws.empty())
     throw std::invalid_argument("forward_group_quantized: sizes");
-  if (!gemv_groups(ws, in.m)) {
+  if (!gemv_groups(ws, in.m) || in.m_lt != 0) {
     const std::optional<Fp8DeviceWeight> all = joined(ws);
     const bool aligned = std::all_of(ys.begin(), ys.end(), [](const float* y) {
       return reinterpret_cast<uintptr_t>(y) % 16 == 0;
@@ -109,11 +112,13 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
     for (size_t i = 0; i < ws.size(); ++i) multiply(*ws[i], in, ys[i], stream);
     return;
   }
-  // One token: one kernel computes every output.
+  // One token (or up to eight on the tensor cores): one kernel computes every output.
   Fp8GemvGroupArgs a;
   a.scheme = in.scheme;
   a.xq = in.q;
   a.xs = in.s2;
+  a.xs_ld = in.m;
+  a.m = in.m;
   a.k = in.k;
   a.count = static_cast<int>(ws.size());
   a.tensor_cores = accumulation_ == Fp8Accumulation::TensorCore;
@@ -149,8 +154,10 @@ void Fp8Linear::reserve_joined(int64_t rows, int64_t n) {
                           sizeof(float));
 }
 
-int64_t Fp8Linear::gemm_rows(const Fp8DeviceWeight& w, int64_t m) const {
-  return accumulation_ == Fp8Accumulation::Fp32 ? 0 : cublaslt_rows(w, m);
+int64_t Fp8Linear::gemm_rows(const Fp8DeviceWeight& w, int64_t m, bool f32_out) const {
+  if (accumulation_ == Fp8Accumulation::Fp32) return 0;
+  if (f32_out && fp8_gemv_tc_supports(m, w.k)) return 0;
+  return cublaslt_rows(w, m);
 }
 
 Fp8Linear::QuantizedInput Fp8Linear::reserve_input(Fp8Scheme scheme, int64_t m, int64_t k,
@@ -226,7 +233,8 @@ void Fp8Linear::forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T*
                              cudaStream_t stream) {
   if (m <= 0) return;
   if (w.n <= 0 || w.k <= 0) throw std::invalid_argument("Fp8Linear: empty weight");
-  const QuantizedInput in = reserve_input(w.scheme, m, w.k, gemm_rows(w, m));
+  const QuantizedInput in =
+      reserve_input(w.scheme, m, w.k, gemm_rows(w, m, std::is_same_v<T, float>));
   quantize_into(in, x, stream);
   multiply(w, in, y, stream);
 }

@@ -2,9 +2,10 @@
 // quantized on the fly (per token, or per token per 128 columns), W already quantized, and y in the
 // type of x.
 //
-// Path: cuBLASLt for M >= kFp8LinearMinCublasRows where its shape rules allow
-// (CublasLtGemm::fp8_supports; block scales with a leading dimension that is a multiple of 4), the
-// small-M kernel (fp8_gemv.h) otherwise.
+// Path: up to kFp8GemvTcMaxRows rows of fp32 output, the tensor-core GEMV (fp8_gemv.h: one launch
+// per group, a token an mma column); otherwise cuBLASLt for M >= kFp8LinearMinCublasRows where its
+// shape rules allow (CublasLtGemm::fp8_supports; block scales with a leading dimension that is a
+// multiple of 4), the small-M kernel (fp8_gemv.h) otherwise.
 // Block scaling in cuBLASLt also needs M % 4 == 0: the last M % 4 rows then go to the small-M
 // kernel, with their activation scales kept in a separate array so that each part has the layout
 // its kernel reads.
@@ -105,8 +106,11 @@ class Fp8Linear {
                                std::span<float* const> ys, cudaStream_t stream);
 
  private:
-  int64_t gemm_rows(const Fp8DeviceWeight& w, int64_t m) const;
-  static bool gemv_groups(std::span<const Fp8DeviceWeight* const> ws, int64_t m);
+  // Rows of an M-row call that go to cuBLASLt: none up to eight rows of fp32 output on the
+  // tensor cores (the tensor-core GEMV reads the weights once as cuBLASLt does, without its
+  // 13 us floor), none with --fp8-gemm fp32.
+  int64_t gemm_rows(const Fp8DeviceWeight& w, int64_t m, bool f32_out) const;
+  bool gemv_groups(std::span<const Fp8DeviceWeight* const> ws, int64_t m) const;
   // The weights as one [sum of n, k] weight, where each starts where the one before ends (codes
   // and scales) and they share scheme, K and scale layout; nothing otherwise.
   static std::optional<Fp8DeviceWeight> joined(std::span<const Fp8DeviceWeight* const> ws);

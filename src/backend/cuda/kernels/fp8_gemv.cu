@@ -6,6 +6,7 @@
 // Products are formed on e4m3 values decoded with integer operations (fp8_device.cuh): weights as
 // w * 2^-120, activations as x exactly, so each product is exact in fp32 (at most 8 significant
 // bits, above the denormal grid) and the result is the fp32 accumulation of q*q times the scales.
+#include <algorithm>
 #include <stdexcept>
 
 #include "backend/cuda/kernels/block_reduce.cuh"
@@ -356,12 +357,17 @@ void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
   if ((a.y == nullptr) == (a.y_f32 == nullptr))
     throw std::invalid_argument("launch_fp8_gemv: set exactly one of y and y_f32");
   const bool vec = a.k % kChunk == 0 && aligned16(a.xq) && aligned16(a.wq);
-  // One row with fp32 output, its block scales contiguous: the decode kernel.
-  if (a.m == 1 && vec && a.y_f32 != nullptr && (a.scheme == Fp8Scheme::Row || a.xs_ld <= 1)) {
+  // One row with fp32 output, its block scales contiguous: the decode kernel; up to eight rows of
+  // contiguous fp32 output on the tensor cores: the same kernel, a token a column.
+  const bool one = a.m == 1 && (a.scheme == Fp8Scheme::Row || a.xs_ld <= 1);
+  const bool few = a.m > 1 && a.tensor_cores && a.ldy == a.n && fp8_gemv_tc_supports(a.m, a.k);
+  if (vec && a.y_f32 != nullptr && (one || few)) {
     Fp8GemvGroupArgs g;
     g.scheme = a.scheme;
     g.xq = a.xq;
     g.xs = a.xs;
+    g.xs_ld = std::max<int64_t>(a.xs_ld, 1);
+    g.m = a.m;
     g.k = a.k;
     g.count = 1;
     g.seg[0] = {a.wq, a.ws, a.ws_ld, a.n, a.bias, a.y_f32};
@@ -382,6 +388,8 @@ bool fp8_gemv_group_supports(const uint8_t* xq, const uint8_t* wq, int64_t k) {
 void launch_fp8_gemv_group(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
   if (a.count < 1 || a.count > kFp8GemvMaxGroup)
     throw std::invalid_argument("launch_fp8_gemv_group: 1 to 4 weights");
+  if (a.m != 1 && !(a.tensor_cores && fp8_gemv_tc_supports(a.m, a.k)))
+    throw std::invalid_argument("launch_fp8_gemv_group: several tokens need the tensor cores");
   for (int s = 0; s < a.count; ++s) {
     if (a.seg[s].n <= 0 || a.seg[s].y == nullptr ||
         !fp8_gemv_group_supports(a.xq, a.seg[s].wq, a.k))

@@ -60,13 +60,19 @@ struct Fp8GemvSegment {
   int64_t ws_ld = 0;
   int64_t n = 0;
   const __nv_bfloat16* bias = nullptr;  // [n] or null
-  float* y = nullptr;                   // [n]
+  float* y = nullptr;                   // [m, n]
 };
+
+// Tokens the tensor-core kernel takes in one launch: the columns of its mma. Each token's outputs
+// are what it gets alone, bit for bit (fp8_gemv_tc.cu).
+inline constexpr int64_t kFp8GemvTcMaxRows = 8;
 
 struct Fp8GemvGroupArgs {
   Fp8Scheme scheme = Fp8Scheme::Row;
-  const uint8_t* xq = nullptr;  // [k] e4m3
-  const float* xs = nullptr;    // row: [1]; block: [ceil(k/128)]
+  const uint8_t* xq = nullptr;  // [m, k] e4m3
+  const float* xs = nullptr;    // row: [m]; block: element (kb, r) at xs[kb * xs_ld + r]
+  int64_t xs_ld = 1;            // block only
+  int64_t m = 1;                // tokens; above 1 only on the tensor cores (fp8_gemv_tc_supports)
   int64_t k = 0;
   int count = 0;
   Fp8GemvSegment seg[kFp8GemvMaxGroup];
@@ -76,8 +82,12 @@ struct Fp8GemvGroupArgs {
   bool tensor_cores = false;
 };
 
-// Requires k % 16 == 0 and 16-byte aligned codes (what Fp8Linear checks before grouping).
+// Requires k % 16 == 0 and 16-byte aligned codes (what Fp8Linear checks before grouping), and for
+// m > 1 tensor_cores and fp8_gemv_tc_supports.
 void launch_fp8_gemv_group(const Fp8GemvGroupArgs& args, cudaStream_t stream);
 bool fp8_gemv_group_supports(const uint8_t* xq, const uint8_t* wq, int64_t k);
+// Whether the tensor-core kernel takes m tokens of K columns: K % 128 == 0, m <= 8, and one
+// token's x within a block's default shared memory.
+bool fp8_gemv_tc_supports(int64_t m, int64_t k);
 
 }  // namespace fp8llm::cuda

@@ -57,10 +57,14 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1
 #endif
 }
 
-template <bool kBlock>
-__global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_m1_tc_kernel(GroupLayout g) {
-  extern __shared__ uint4 x_shared[];  // x's codes [k / 16], then its block scales [k / 128]
-  __shared__ float partial[kMaxWarps][kTile];
+// kTokens: x holds up to eight tokens (GroupArgs::m), token c in the mma's column c, read
+// straight from global memory (eight tokens of a 14,336-wide x would not fit the shared memory);
+// otherwise one token, staged in shared memory and in every column. A token's sums are the same
+// operations in either form, so its outputs do not depend on the tokens beside it.
+template <bool kBlock, bool kTokens>
+__global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout g) {
+  extern __shared__ uint4 x_shared[];  // one token: x's codes [k / 16], then its block scales
+  __shared__ float partial[kMaxWarps][kTile][kTokens ? kFp8GemvTcMaxRows : 1];
   const int warps = static_cast<int>(blockDim.x >> 5);
   const Fp8GemvGroupArgs& p = g.args;
   const int s = segment_of(g);
@@ -80,6 +84,11 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_m1_tc_kernel(GroupLay
   const uint8_t* hi = seg.wq + min(n0 + row + 8, seg.n - 1) * p.k + first_col;
   // 16 divides 128, so the block's rows share one row of block scales.
   const float* ws_row = kBlock ? seg.ws + (n0 / kQuantBlock) * seg.ws_ld + warp : nullptr;
+  // Several tokens: this lane's B column is token `row` (columns past m re-read the last token;
+  // their results are dropped), and its outputs are tokens 2 quad and 2 quad + 1.
+  const int m = kTokens ? static_cast<int>(p.m) : 1;
+  const uint8_t* x_row = p.xq + static_cast<int64_t>(min(row, m - 1)) * p.k + first_col;
+  const int tok0 = min(2 * quad, m - 1), tok1 = min(2 * quad + 1, m - 1);
 
   uint4 w[kRing][4];
   float wscale[kRing];
@@ -100,55 +109,77 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_m1_tc_kernel(GroupLay
   wait_for_prior_grids();
   const int chunks = static_cast<int>(p.k / 16);
   auto* x_scale = reinterpret_cast<float*>(x_shared + chunks);
-  for (int i = threadIdx.x; i < chunks; i += blockDim.x)
-    x_shared[i] = __ldg(reinterpret_cast<const uint4*>(p.xq) + i);
-  if constexpr (kBlock) {
-    for (int i = threadIdx.x; i < k_blocks; i += blockDim.x) x_scale[i] = __ldg(p.xs + i);
+  if constexpr (!kTokens) {
+    for (int i = threadIdx.x; i < chunks; i += blockDim.x)
+      x_shared[i] = __ldg(reinterpret_cast<const uint4*>(p.xq) + i);
+    if constexpr (kBlock) {
+      for (int i = threadIdx.x; i < k_blocks; i += blockDim.x) x_scale[i] = __ldg(p.xs + i);
+    }
+    __syncthreads();
   }
-  __syncthreads();
   allow_dependent_grids();
 
-  float acc_lo = 0.0f;  // row `row`
-  float acc_hi = 0.0f;  // row `row` + 8
+  // Rows `row` and `row` + 8; with several tokens, of tokens tok0 and tok1 ([0], [1] and [2], [3]).
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int j0 = 0; j0 < count; j0 += kRing) {
 #pragma unroll
     for (int u = 0; u < kRing; ++u) {
       const int j = j0 + u;
       if (j < count) {
         const int kb = warp + j * warps;
-        const uint4 xa = x_shared[kb * 8 + quad];
-        const uint4 xb = x_shared[kb * 8 + 4 + quad];
+        uint4 xa, xb;
+        if constexpr (kTokens) {
+          const int64_t off = static_cast<int64_t>(j) * warps * kQuantBlock;
+          xa = __ldg(reinterpret_cast<const uint4*>(x_row + off));
+          xb = __ldg(reinterpret_cast<const uint4*>(x_row + off + 64));
+        } else {
+          xa = x_shared[kb * 8 + quad];
+          xb = x_shared[kb * 8 + 4 + quad];
+        }
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         mma_e4m3(d, w[u][0].x, w[u][2].x, w[u][0].y, w[u][2].y, xa.x, xa.y);
         mma_e4m3(d, w[u][0].z, w[u][2].z, w[u][0].w, w[u][2].w, xa.z, xa.w);
         mma_e4m3(d, w[u][1].x, w[u][3].x, w[u][1].y, w[u][3].y, xb.x, xb.y);
         mma_e4m3(d, w[u][1].z, w[u][3].z, w[u][1].w, w[u][3].w, xb.z, xb.w);
-        if constexpr (kBlock) {
+        if constexpr (kBlock && kTokens) {
+          const float scale0 = __ldg(p.xs + kb * p.xs_ld + tok0) * wscale[u];
+          const float scale1 = __ldg(p.xs + kb * p.xs_ld + tok1) * wscale[u];
+          acc[0] = fmaf(d[0], scale0, acc[0]);
+          acc[1] = fmaf(d[1], scale1, acc[1]);
+          acc[2] = fmaf(d[2], scale0, acc[2]);
+          acc[3] = fmaf(d[3], scale1, acc[3]);
+        } else if constexpr (kBlock) {
           const float scale = x_scale[kb] * wscale[u];
-          acc_lo = fmaf(d[0], scale, acc_lo);
-          acc_hi = fmaf(d[2], scale, acc_hi);
+          acc[0] = fmaf(d[0], scale, acc[0]);
+          acc[2] = fmaf(d[2], scale, acc[2]);
         } else {
-          acc_lo += d[0];
-          acc_hi += d[2];
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[e] += d[e];
         }
         load(u, j + kRing);
       }
     }
   }
 
-  if (quad == 0) {
-    partial[warp][row] = acc_lo;
-    partial[warp][row + 8] = acc_hi;
+  if constexpr (kTokens) {
+    partial[warp][row][2 * quad] = acc[0];
+    partial[warp][row][2 * quad + 1] = acc[1];
+    partial[warp][row + 8][2 * quad] = acc[2];
+    partial[warp][row + 8][2 * quad + 1] = acc[3];
+  } else if (quad == 0) {
+    partial[warp][row][0] = acc[0];
+    partial[warp][row + 8][0] = acc[2];
   }
   __syncthreads();
-  if (threadIdx.x < kTile) {
-    const int64_t nn = n0 + threadIdx.x;
+  if (threadIdx.x < kTile * m) {
+    const int r = static_cast<int>(threadIdx.x) % kTile, t = static_cast<int>(threadIdx.x) / kTile;
+    const int64_t nn = n0 + r;
     if (nn < seg.n) {
       float sum = 0.0f;
-      for (int v = 0; v < warps; ++v) sum += partial[v][threadIdx.x];
-      float out = kBlock ? sum : sum * __ldg(p.xs) * __ldg(seg.ws + nn);
+      for (int v = 0; v < warps; ++v) sum += partial[v][r][t];
+      float out = kBlock ? sum : sum * __ldg(p.xs + t) * __ldg(seg.ws + nn);
       if (seg.bias != nullptr) out += __bfloat162float(seg.bias[nn]);
-      seg.y[nn] = out;
+      seg.y[t * seg.n + nn] = out;
     }
   }
 }
@@ -156,9 +187,9 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_m1_tc_kernel(GroupLay
 }  // namespace
 
 bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
-  if (a.k % kQuantBlock != 0) return false;
-  const size_t shared = static_cast<size_t>(a.k) + static_cast<size_t>(a.k / kQuantBlock) * 4;
-  if (shared > kMaxSharedBytes) return false;
+  if (!fp8_gemv_tc_supports(a.m, a.k)) return false;
+  const size_t shared =
+      a.m > 1 ? 0 : static_cast<size_t>(a.k) + static_cast<size_t>(a.k / kQuantBlock) * 4;
   const GroupLayout g = group_layout(a, kTile);
   const int tiles = g.begin[a.count];
   const int sms = device_multiprocessors();
@@ -172,12 +203,24 @@ bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
       --warps;
     launch_dependent(Overlap::kWeights, kernel, grid, dim3(32 * warps), shared, stream, g);
   };
-  if (a.scheme == Fp8Scheme::Block) {
-    launch(fp8_gemv_m1_tc_kernel<true>);
+  const bool block = a.scheme == Fp8Scheme::Block;
+  if (a.m > 1) {
+    block ? launch(fp8_gemv_tc_kernel<true, true>) : launch(fp8_gemv_tc_kernel<false, true>);
   } else {
-    launch(fp8_gemv_m1_tc_kernel<false>);
+    block ? launch(fp8_gemv_tc_kernel<true, false>) : launch(fp8_gemv_tc_kernel<false, false>);
   }
   return true;
 }
 
 }  // namespace fp8llm::cuda::detail
+
+namespace fp8llm::cuda {
+
+bool fp8_gemv_tc_supports(int64_t m, int64_t k) {
+  if (m < 1 || m > kFp8GemvTcMaxRows || k <= 0 || k % detail::kQuantBlock != 0) return false;
+  // One token stages x and its scales in a block's default shared memory.
+  return m > 1 || static_cast<size_t>(k) + static_cast<size_t>(k / detail::kQuantBlock) * 4 <=
+                      detail::kMaxSharedBytes;
+}
+
+}  // namespace fp8llm::cuda
