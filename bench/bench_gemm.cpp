@@ -258,7 +258,7 @@ int run(int argc, char** argv) {
       {"q/o", 4096, 4096}, {"k/v", 1024, 4096}, {"gate/up", 14336, 4096}, {"down", 4096, 14336}};
   std::vector<int64_t> ms = {1, 16, 128, 1024, 4096};
   if (quick) ms = {1, 16, 128};
-  if (small_m) ms = {1, 2, 3, 4, 5, 6, 8, 12, 16};
+  if (small_m) ms = {1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32};
   CublasLtGemm gemm;
   Fp8Linear linear(gemm);
 
@@ -339,9 +339,11 @@ int run(int argc, char** argv) {
               },
               gemm_flops);
         }
-        if (m == 1 && fp8_gemv_group_supports(xqp, qs[0].as<uint8_t>(), s.k)) {
-          // The decode step's form: fp32 output, one launch, summed on CUDA cores or tensor cores.
+        if (m <= kFp8GemvTcMaxRows && fp8_gemv_group_supports(xqp, qs[0].as<uint8_t>(), s.k)) {
+          // The decode step's form: fp32 output, one launch, summed on CUDA cores (one token) or
+          // tensor cores (up to kFp8GemvTcMaxRows tokens).
           for (const bool tensor_cores : {false, true}) {
+            if (!(tensor_cores ? fp8_gemv_tc_supports(m, s.k) : m == 1)) continue;
             add(
                 tag + (tensor_cores ? " decode tensor-core" : " decode fp32-sum"),
                 fp8_bytes + sbytes, kFp8PeakTflops,
@@ -350,6 +352,8 @@ int run(int argc, char** argv) {
                   a.scheme = scheme;
                   a.xq = xqp;
                   a.xs = xsp;
+                  a.xs_ld = m;
+                  a.m = m;
                   a.k = s.k;
                   a.count = 1;
                   a.seg[0] = {qs[i % w.copies].as<uint8_t>(),

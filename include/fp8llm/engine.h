@@ -43,11 +43,12 @@ struct LoadOptions {
   bool offline = false;
   std::filesystem::path cache_dir;
   Device device = Device::Cpu;
-  // How the CUDA backend multiplies FP8 activations by FP8 weights when a pass has several tokens:
-  // TensorCore (fast; Hopper's FP8 tensor cores keep about 14 bits while summing, about 1e-4
-  // relative error per GEMM) or Fp32 (every product summed in fp32 on CUDA cores, as the CPU
-  // backend does: slow prefill, results within fp32 rounding of the CPU). Decoding one token
-  // always sums in fp32.
+  // How the CUDA backend multiplies FP8 activations by FP8 weights: TensorCore (fast; passes of
+  // up to 16 tokens on a GEMV that sums each 128 columns on the tensor cores and the rest in fp32,
+  // larger ones through cuBLASLt, whose FP8 tensor cores keep about 14 bits while summing, about
+  // 1e-4 relative error per GEMM) or Fp32 (every product summed in fp32 on CUDA cores, as the CPU
+  // backend does: slow prefill, results within fp32 rounding of the CPU, the same at any batch
+  // size). docs/FP8.md has the bounds.
   Fp8Gemm fp8_gemm = Fp8Gemm::TensorCore;
   // Positions one sequence may reach; 0: the model's max_position_embeddings.
   int64_t max_context = 0;

@@ -139,10 +139,10 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
                  "compute capability 8.9 or newer and a build with the CUDA toolkit)")
       ->capture_default_str();
   cmd.add_option("--fp8-gemm", f.fp8_gemm,
-                 "CUDA, prompts of several tokens: tensor-core (FP8 tensor cores, fast; they sum "
-                 "with about 1e-4 relative error) or fp32 (every FP8 product summed in fp32 on "
-                 "CUDA cores, like the CPU backend; slow prefill). Decoding one token always sums "
-                 "in fp32")
+                 "CUDA: tensor-core (FP8 tensor cores, fast; a GEMV for passes of up to 16 tokens, "
+                 "cuBLASLt above, with about 1e-4 relative error) or fp32 (every FP8 product "
+                 "summed in fp32 on CUDA cores, like the CPU backend, the same at any batch size; "
+                 "slow prefill)")
       ->capture_default_str()
       ->check(CLI::IsMember({"tensor-core", "fp32"}));
   cmd.add_option("--max-context", f.max_context, "Positions the KV cache holds")

@@ -40,9 +40,9 @@ struct Case {
 // with --fp8-gemm fp32 every FP8 product is summed in fp32, so the GPU differs from the CPU engine
 // only by fp32 rounding order; now and then that moves an activation across an FP8 rounding step,
 // which these small random models amplify. A wrong scale or layout gives errors of order 1.
-constexpr double kNoneBound = 2e-2;         // vs bf16.pI
-constexpr double kFp8Bound = 6e-2;          // vs fp8_*.pI
-constexpr double kVsCpuBound = 3e-2;        // vs the CPU engine, same mode
+constexpr double kNoneBound = 2e-2;   // vs bf16.pI
+constexpr double kFp8Bound = 6e-2;    // vs fp8_*.pI
+constexpr double kVsCpuBound = 3e-2;  // vs the CPU engine, same mode
 // Token by token vs the full forward: decode tokens attend in decode_attention.h's kernel, whose
 // fp32 sums run in another order than the prompt kernel's (up to 7.1e-3 with an fp32 KV cache,
 // H200); with a rounded KV cache, kRoundedKvVsCpuBound.
@@ -107,9 +107,9 @@ TEST_P(CudaEngine, MatchesReferenceAndCpuOnEveryPrompt) {
                            .kv_cache_dtype = parse_kv_cache_dtype(c.kv)});
   const std::string kind = reference_kind(c.quantization);
   const double bound = c.quantization == "none" ? kNoneBound
-                       : tensor_cores(c)         ? kTensorCoreVsReferenceBound
-                                                 : kFp8Bound;
-  const double cpu_bound = tensor_cores(c) ? kTensorCoreVsCpuBound
+                       : tensor_cores(c)        ? kTensorCoreVsReferenceBound
+                                                : kFp8Bound;
+  const double cpu_bound = tensor_cores(c)  ? kTensorCoreVsCpuBound
                            : c.kv == "fp32" ? kVsCpuBound
                                             : kRoundedKvVsCpuBound;
   double worst_ref = 0, worst_cpu = 0;
@@ -155,7 +155,7 @@ TEST_P(CudaEngine, TokenByTokenEqualsFullForward) {
   const double err = rel_l2(stepwise, full);
   std::printf("%s %s %s: token-by-token vs full forward %.3e\n", c.model.c_str(),
               c.quantization.c_str(), c.fp8_gemm.c_str(), err);
-  EXPECT_LT(err, tensor_cores(c)   ? kTensorCoreIncrementalBound
+  EXPECT_LT(err, tensor_cores(c)  ? kTensorCoreIncrementalBound
                  : c.kv == "fp32" ? kIncrementalBound
                                   : kRoundedKvVsCpuBound);
 }
@@ -484,8 +484,13 @@ TEST_F(CudaWeights, SampleTokenOnDeviceFollowsTheDefinition) {
   }
   EXPECT_GT(checked, 100);
 
-  auto engine = Engine::load(
-      {.model_dir = dir, .quantization = Quantization::Fp8Block, .device = Device::Cuda});
+  // The second run would find the prompt's first blocks in the prefix cache and run the rest in
+  // a pass of 10 rows, on another GEMM kernel than the first run's 42 (docs/FP8.md): the seed is
+  // what is under test here.
+  auto engine = Engine::load({.model_dir = dir,
+                              .quantization = Quantization::Fp8Block,
+                              .device = Device::Cuda,
+                              .prefix_caching = false});
   GenerationOptions options;
   options.max_tokens = 12;
   options.sampling.temperature = 0.9f;

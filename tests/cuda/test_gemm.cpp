@@ -604,11 +604,12 @@ TEST_F(CudaGemm, TensorCoreDecodeKernelMatchesReference) {
   }
 }
 
-// Up to eight tokens in one tensor-core launch, a token an mma column: each token's outputs equal
-// bit for bit what the kernel gives that token alone (so a decode batch of up to eight is batch
-// invariant on this path), and stay within the FP8 tensor cores' bound of the float64 reference.
-// Block scales in the tail layout Fp8Linear hands over ([kb][xs_ld], xs_ld >= m).
-TEST_F(CudaGemm, TensorCoreKernelTakesEightTokens) {
+// Up to kFp8GemvTcMaxRows tokens in one tensor-core launch, a token an mma column (eight a tile,
+// one or two tiles): each token's outputs equal bit for bit what the kernel gives that token alone
+// (so a decode batch is batch invariant on this path), and stay within the FP8 tensor cores' bound
+// of the float64 reference. Block scales in the tail layout Fp8Linear hands over ([kb][xs_ld],
+// xs_ld >= m).
+TEST_F(CudaGemm, TensorCoreKernelTakesSeveralTokens) {
   constexpr double kFp8TensorCoreBound = 3e-4;
   struct Case {
     int64_t k;
@@ -624,7 +625,7 @@ TEST_F(CudaGemm, TensorCoreKernelTakesEightTokens) {
             scheme, random_bf16(c.ns[i], c.k, seed, 0.02f), c.ns[i], c.k,
             i == 0 ? random_bf16(1, c.ns[i], seed + 20, 0.5f) : std::vector<uint16_t>{}));
       }
-      for (const int64_t m : {2, 3, 5, 8}) {
+      for (const int64_t m : {2, 3, 5, 8, 9, 16}) {
         SCOPED_TRACE(std::string(name_of(scheme)) + " K=" + std::to_string(c.k) +
                      " m=" + std::to_string(m));
         ASSERT_TRUE(fp8_gemv_tc_supports(m, c.k));

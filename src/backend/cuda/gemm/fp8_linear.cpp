@@ -204,13 +204,17 @@ void Fp8Linear::multiply_tail(const Fp8DeviceWeight& w, const QuantizedInput& in
   const int64_t k = in.k;
   const int64_t m_tail = in.m - in.m_lt;
   const uint8_t* q2 = in.q + in.m_lt * k;
-  for (int64_t r0 = 0; r0 < m_tail; r0 += kFp8GemvMaxRows) {
+  // The tensor-core GEMV takes all the rows in one launch where it applies (fp32 output).
+  const bool one_launch = accumulation_ == Fp8Accumulation::TensorCore &&
+                          std::is_same_v<T, float> && fp8_gemv_tc_supports(m_tail, k);
+  const int64_t step = one_launch ? m_tail : kFp8GemvMaxRows;
+  for (int64_t r0 = 0; r0 < m_tail; r0 += step) {
     Fp8GemvArgs a;
     a.scheme = w.scheme;
     a.xq = q2 + r0 * k;
     a.xs = in.s2 + r0;
     a.xs_ld = m_tail;
-    a.m = std::min(kFp8GemvMaxRows, m_tail - r0);
+    a.m = std::min(step, m_tail - r0);
     a.wq = w.q;
     a.ws = w.scales;
     a.ws_ld = w.scale_ld;

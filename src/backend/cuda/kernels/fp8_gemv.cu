@@ -349,18 +349,18 @@ bool aligned16(const void* p) {
 }  // namespace
 
 void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
-  if (a.m < 1 || a.m > kFp8GemvMaxRows) {
-    throw std::invalid_argument("launch_fp8_gemv: m must be in 1..16");
-  }
   if (a.n <= 0 || a.k <= 0) throw std::invalid_argument("launch_fp8_gemv: empty weight");
   if (a.ldy < a.n) throw std::invalid_argument("launch_fp8_gemv: ldy < n");
   if ((a.y == nullptr) == (a.y_f32 == nullptr))
     throw std::invalid_argument("launch_fp8_gemv: set exactly one of y and y_f32");
   const bool vec = a.k % kChunk == 0 && aligned16(a.xq) && aligned16(a.wq);
-  // One row with fp32 output, its block scales contiguous: the decode kernel; up to eight rows of
-  // contiguous fp32 output on the tensor cores: the same kernel, a token a column.
+  // One row with fp32 output, its block scales contiguous: the decode kernel; up to
+  // kFp8GemvTcMaxRows rows of contiguous fp32 output on the tensor cores: the same kernel, a token
+  // a column.
   const bool one = a.m == 1 && (a.scheme == Fp8Scheme::Row || a.xs_ld <= 1);
   const bool few = a.m > 1 && a.tensor_cores && a.ldy == a.n && fp8_gemv_tc_supports(a.m, a.k);
+  if (a.m < 1 || a.m > kFp8GemvMaxRows)
+    throw std::invalid_argument("launch_fp8_gemv: m must be in 1..16");
   if (vec && a.y_f32 != nullptr && (one || few)) {
     Fp8GemvGroupArgs g;
     g.scheme = a.scheme;

@@ -63,9 +63,11 @@ struct Fp8GemvSegment {
   float* y = nullptr;                   // [m, n]
 };
 
-// Tokens the tensor-core kernel takes in one launch: the columns of its mma. Each token's outputs
-// are what it gets alone, bit for bit (fp8_gemv_tc.cu).
-inline constexpr int64_t kFp8GemvTcMaxRows = 8;
+// Tokens the tensor-core kernel takes in one launch: eight a tile of mma columns, up to two tiles
+// (four tiles, 32 tokens, ran at half cuBLASLt's speed on the H100: 178 registers a thread, and
+// x read four times over). Each token's outputs are what it gets alone, bit for bit
+// (fp8_gemv_tc.cu).
+inline constexpr int64_t kFp8GemvTcMaxRows = 16;
 
 struct Fp8GemvGroupArgs {
   Fp8Scheme scheme = Fp8Scheme::Row;
@@ -86,7 +88,7 @@ struct Fp8GemvGroupArgs {
 // m > 1 tensor_cores and fp8_gemv_tc_supports.
 void launch_fp8_gemv_group(const Fp8GemvGroupArgs& args, cudaStream_t stream);
 bool fp8_gemv_group_supports(const uint8_t* xq, const uint8_t* wq, int64_t k);
-// Whether the tensor-core kernel takes m tokens of K columns: K % 128 == 0, m <= 8, and one
+// Whether the tensor-core kernel takes m tokens of K columns: K % 128 == 0, m <= 16, and one
 // token's x within a block's default shared memory.
 bool fp8_gemv_tc_supports(int64_t m, int64_t k);
 

@@ -20,6 +20,7 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/kernels/dependent_launch.cuh"
 #include "backend/cuda/kernels/fp8_device.cuh"
@@ -57,14 +58,17 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1
 #endif
 }
 
-// kTokens: x holds up to eight tokens (GroupArgs::m), token c in the mma's column c, read
-// straight from global memory (eight tokens of a 14,336-wide x would not fit the shared memory);
-// otherwise one token, staged in shared memory and in every column. A token's sums are the same
-// operations in either form, so its outputs do not depend on the tokens beside it.
-template <bool kBlock, bool kTokens>
+// kTiles = 0: one token, staged in shared memory and copied into every column of the mma.
+// Otherwise (1 or 2) x holds up to 8 kTiles tokens (GroupArgs::m), read straight from global memory
+// (eight tokens of a 14,336-wide x would not fit the shared memory): each 16-row tile of weights
+// meets kTiles mmas a step, token 8 c + j in column j of the c-th. A token's sums are the same
+// operations in every form, so its outputs do not depend on the tokens beside it.
+template <bool kBlock, int kTiles>
 __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout g) {
+  constexpr int kCols = kTiles == 0 ? 1 : kTiles;  // mma column tiles
+  constexpr int kTokens = kTiles == 0 ? 1 : 8 * kTiles;
   extern __shared__ uint4 x_shared[];  // one token: x's codes [k / 16], then its block scales
-  __shared__ float partial[kMaxWarps][kTile][kTokens ? kFp8GemvTcMaxRows : 1];
+  __shared__ float partial[kMaxWarps][kTile][kTokens];
   const int warps = static_cast<int>(blockDim.x >> 5);
   const Fp8GemvGroupArgs& p = g.args;
   const int s = segment_of(g);
@@ -84,11 +88,18 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout
   const uint8_t* hi = seg.wq + min(n0 + row + 8, seg.n - 1) * p.k + first_col;
   // 16 divides 128, so the block's rows share one row of block scales.
   const float* ws_row = kBlock ? seg.ws + (n0 / kQuantBlock) * seg.ws_ld + warp : nullptr;
-  // Several tokens: this lane's B column is token `row` (columns past m re-read the last token;
-  // their results are dropped), and its outputs are tokens 2 quad and 2 quad + 1.
-  const int m = kTokens ? static_cast<int>(p.m) : 1;
-  const uint8_t* x_row = p.xq + static_cast<int64_t>(min(row, m - 1)) * p.k + first_col;
-  const int tok0 = min(2 * quad, m - 1), tok1 = min(2 * quad + 1, m - 1);
+  // Several tokens: in column tile c this lane's B column is token 8 c + `row`, and its outputs
+  // are tokens 8 c + 2 quad and 8 c + 2 quad + 1 (tokens past m re-read the last one; their
+  // results are dropped).
+  const int m = kTiles == 0 ? 1 : static_cast<int>(p.m);
+  const uint8_t* x_row[kCols];
+  int tok[kCols][2];
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) {
+    x_row[c] = p.xq + static_cast<int64_t>(min(8 * c + row, m - 1)) * p.k + first_col;
+    tok[c][0] = min(8 * c + 2 * quad, m - 1);
+    tok[c][1] = min(8 * c + 2 * quad + 1, m - 1);
+  }
 
   uint4 w[kRing][4];
   float wscale[kRing];
@@ -109,7 +120,7 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout
   wait_for_prior_grids();
   const int chunks = static_cast<int>(p.k / 16);
   auto* x_scale = reinterpret_cast<float*>(x_shared + chunks);
-  if constexpr (!kTokens) {
+  if constexpr (kTiles == 0) {
     for (int i = threadIdx.x; i < chunks; i += blockDim.x)
       x_shared[i] = __ldg(reinterpret_cast<const uint4*>(p.xq) + i);
     if constexpr (kBlock) {
@@ -119,60 +130,67 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout
   }
   allow_dependent_grids();
 
-  // Rows `row` and `row` + 8; with several tokens, of tokens tok0 and tok1 ([0], [1] and [2], [3]).
-  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  // Per column tile: rows `row` and `row` + 8 of tokens tok[c][0] and tok[c][1] ([0], [1] and
+  // [2], [3]; with one token only [0] and [2] are kept).
+  float acc[kCols][4] = {};
   for (int j0 = 0; j0 < count; j0 += kRing) {
 #pragma unroll
     for (int u = 0; u < kRing; ++u) {
       const int j = j0 + u;
       if (j < count) {
         const int kb = warp + j * warps;
-        uint4 xa, xb;
-        if constexpr (kTokens) {
-          const int64_t off = static_cast<int64_t>(j) * warps * kQuantBlock;
-          xa = __ldg(reinterpret_cast<const uint4*>(x_row + off));
-          xb = __ldg(reinterpret_cast<const uint4*>(x_row + off + 64));
-        } else {
-          xa = x_shared[kb * 8 + quad];
-          xb = x_shared[kb * 8 + 4 + quad];
-        }
-        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        mma_e4m3(d, w[u][0].x, w[u][2].x, w[u][0].y, w[u][2].y, xa.x, xa.y);
-        mma_e4m3(d, w[u][0].z, w[u][2].z, w[u][0].w, w[u][2].w, xa.z, xa.w);
-        mma_e4m3(d, w[u][1].x, w[u][3].x, w[u][1].y, w[u][3].y, xb.x, xb.y);
-        mma_e4m3(d, w[u][1].z, w[u][3].z, w[u][1].w, w[u][3].w, xb.z, xb.w);
-        if constexpr (kBlock && kTokens) {
-          const float scale0 = __ldg(p.xs + kb * p.xs_ld + tok0) * wscale[u];
-          const float scale1 = __ldg(p.xs + kb * p.xs_ld + tok1) * wscale[u];
-          acc[0] = fmaf(d[0], scale0, acc[0]);
-          acc[1] = fmaf(d[1], scale1, acc[1]);
-          acc[2] = fmaf(d[2], scale0, acc[2]);
-          acc[3] = fmaf(d[3], scale1, acc[3]);
-        } else if constexpr (kBlock) {
-          const float scale = x_scale[kb] * wscale[u];
-          acc[0] = fmaf(d[0], scale, acc[0]);
-          acc[2] = fmaf(d[2], scale, acc[2]);
-        } else {
+        const int64_t off = static_cast<int64_t>(j) * warps * kQuantBlock;
 #pragma unroll
-          for (int e = 0; e < 4; ++e) acc[e] += d[e];
+        for (int c = 0; c < kCols; ++c) {
+          uint4 xa, xb;
+          if constexpr (kTiles == 0) {
+            xa = x_shared[kb * 8 + quad];
+            xb = x_shared[kb * 8 + 4 + quad];
+          } else {
+            xa = __ldg(reinterpret_cast<const uint4*>(x_row[c] + off));
+            xb = __ldg(reinterpret_cast<const uint4*>(x_row[c] + off + 64));
+          }
+          float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          mma_e4m3(d, w[u][0].x, w[u][2].x, w[u][0].y, w[u][2].y, xa.x, xa.y);
+          mma_e4m3(d, w[u][0].z, w[u][2].z, w[u][0].w, w[u][2].w, xa.z, xa.w);
+          mma_e4m3(d, w[u][1].x, w[u][3].x, w[u][1].y, w[u][3].y, xb.x, xb.y);
+          mma_e4m3(d, w[u][1].z, w[u][3].z, w[u][1].w, w[u][3].w, xb.z, xb.w);
+          if constexpr (kBlock) {
+            const float scale0 =
+                (kTiles == 0 ? x_scale[kb] : __ldg(p.xs + kb * p.xs_ld + tok[c][0])) * wscale[u];
+            const float scale1 =
+                kTiles == 0 ? scale0 : __ldg(p.xs + kb * p.xs_ld + tok[c][1]) * wscale[u];
+            acc[c][0] = fmaf(d[0], scale0, acc[c][0]);
+            acc[c][1] = fmaf(d[1], scale1, acc[c][1]);
+            acc[c][2] = fmaf(d[2], scale0, acc[c][2]);
+            acc[c][3] = fmaf(d[3], scale1, acc[c][3]);
+          } else {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[c][e] += d[e];
+          }
         }
         load(u, j + kRing);
       }
     }
   }
 
-  if constexpr (kTokens) {
-    partial[warp][row][2 * quad] = acc[0];
-    partial[warp][row][2 * quad + 1] = acc[1];
-    partial[warp][row + 8][2 * quad] = acc[2];
-    partial[warp][row + 8][2 * quad + 1] = acc[3];
-  } else if (quad == 0) {
-    partial[warp][row][0] = acc[0];
-    partial[warp][row + 8][0] = acc[2];
+  if constexpr (kTiles == 0) {
+    if (quad == 0) {
+      partial[warp][row][0] = acc[0][0];
+      partial[warp][row + 8][0] = acc[0][2];
+    }
+  } else {
+#pragma unroll
+    for (int c = 0; c < kCols; ++c) {
+      partial[warp][row][8 * c + 2 * quad] = acc[c][0];
+      partial[warp][row][8 * c + 2 * quad + 1] = acc[c][1];
+      partial[warp][row + 8][8 * c + 2 * quad] = acc[c][2];
+      partial[warp][row + 8][8 * c + 2 * quad + 1] = acc[c][3];
+    }
   }
   __syncthreads();
-  if (threadIdx.x < kTile * m) {
-    const int r = static_cast<int>(threadIdx.x) % kTile, t = static_cast<int>(threadIdx.x) / kTile;
+  for (int i = threadIdx.x; i < kTile * m; i += blockDim.x) {
+    const int r = i % kTile, t = i / kTile;
     const int64_t nn = n0 + r;
     if (nn < seg.n) {
       float sum = 0.0f;
@@ -203,11 +221,20 @@ bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
       --warps;
     launch_dependent(Overlap::kWeights, kernel, grid, dim3(32 * warps), shared, stream, g);
   };
-  const bool block = a.scheme == Fp8Scheme::Block;
-  if (a.m > 1) {
-    block ? launch(fp8_gemv_tc_kernel<true, true>) : launch(fp8_gemv_tc_kernel<false, true>);
+  const auto launch_tiles = [&](auto block) {
+    constexpr bool kBlock = decltype(block)::value;
+    if (a.m == 1) {
+      launch(fp8_gemv_tc_kernel<kBlock, 0>);
+    } else if (a.m <= 8) {
+      launch(fp8_gemv_tc_kernel<kBlock, 1>);
+    } else {
+      launch(fp8_gemv_tc_kernel<kBlock, 2>);
+    }
+  };
+  if (a.scheme == Fp8Scheme::Block) {
+    launch_tiles(std::true_type{});
   } else {
-    block ? launch(fp8_gemv_tc_kernel<true, false>) : launch(fp8_gemv_tc_kernel<false, false>);
+    launch_tiles(std::false_type{});
   }
   return true;
 }
