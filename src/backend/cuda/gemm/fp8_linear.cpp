@@ -112,7 +112,7 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
     for (size_t i = 0; i < ws.size(); ++i) multiply(*ws[i], in, ys[i], stream);
     return;
   }
-  // One token (or up to eight on the tensor cores): one kernel computes every output.
+  // One token (up to kFp8GemvTcMaxRows on the tensor cores): one kernel computes every output.
   Fp8GemvGroupArgs a;
   a.scheme = in.scheme;
   a.xq = in.q;

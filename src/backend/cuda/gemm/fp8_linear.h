@@ -74,7 +74,9 @@ class Fp8Linear {
                      std::span<float* const> ys, cudaStream_t stream);
   static bool group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeight& w);
 
-  // Rows of an M-row call that forward() sends to cuBLASLt (the rest go to the small-M kernel).
+  // Rows of an M-row call that cuBLASLt takes where it multiplies (the rest go to the small-M
+  // kernel); with fp32 outputs on the tensor cores, calls of up to kFp8GemvTcMaxRows rows go to
+  // the tensor-core GEMV instead (gemm_rows).
   static int64_t cublaslt_rows(const Fp8DeviceWeight& w, int64_t m);
   Fp8Accumulation accumulation() const { return accumulation_; }
   // Sizes the scratch for inputs of up to `rows` x `k` once, so that it never moves afterwards: a

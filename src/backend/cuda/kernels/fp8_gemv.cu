@@ -349,6 +349,8 @@ bool aligned16(const void* p) {
 }  // namespace
 
 void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
+  if (a.m < 1 || a.m > kFp8GemvMaxRows)
+    throw std::invalid_argument("launch_fp8_gemv: m must be in 1..16");
   if (a.n <= 0 || a.k <= 0) throw std::invalid_argument("launch_fp8_gemv: empty weight");
   if (a.ldy < a.n) throw std::invalid_argument("launch_fp8_gemv: ldy < n");
   if ((a.y == nullptr) == (a.y_f32 == nullptr))
@@ -359,8 +361,6 @@ void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
   // a column.
   const bool one = a.m == 1 && (a.scheme == Fp8Scheme::Row || a.xs_ld <= 1);
   const bool few = a.m > 1 && a.tensor_cores && a.ldy == a.n && fp8_gemv_tc_supports(a.m, a.k);
-  if (a.m < 1 || a.m > kFp8GemvMaxRows)
-    throw std::invalid_argument("launch_fp8_gemv: m must be in 1..16");
   if (vec && a.y_f32 != nullptr && (one || few)) {
     Fp8GemvGroupArgs g;
     g.scheme = a.scheme;

@@ -4,10 +4,12 @@
 //
 //   y[m, n] = sum_k deq(x)[m, k] * deq(W)[n, k]  (+ bias[n]),   0 <= m < M, 1 <= M <= 16
 //
-// M = 1 (decoding) has kernels of its own: one sums on CUDA cores (a warp per one to four output
-// rows, several 16-byte loads in flight per lane), one on the FP8 tensor cores (fp8_gemv_tc.cu,
-// when tensor_cores is set). The general kernel's arithmetic runs on CUDA cores, so its time grows
-// with M: past M = 2 cuBLASLt is faster (Fp8Linear chooses; docs/PERFORMANCE.md has the numbers).
+// Decoding has kernels of its own: for one token one sums on CUDA cores (a warp per one to four
+// output rows, several 16-byte loads in flight per lane), and one on the FP8 tensor cores
+// (fp8_gemv_tc.cu, when tensor_cores is set) takes up to 16 tokens, a token an mma column, for
+// about the time of one. The general kernel's arithmetic runs on CUDA cores, so its time grows
+// with M: past M = 2 it is slower than cuBLASLt (Fp8Linear chooses; docs/PERFORMANCE.md has the
+// numbers).
 //
 // computed as sum over 128-column blocks of (sum of q*q products in fp32) * x scale * W scale, with
 // fp32 accumulation; any K and N (16-byte loads when K % 16 == 0). Scales in the device layouts of

@@ -1,5 +1,5 @@
-// The one-token FP8 GEMV summed on the FP8 tensor cores (Fp8GemvGroupArgs::tensor_cores, what
-// Fp8Accumulation::TensorCore asks for). The CUDA-core kernel (fp8_gemv.cu) spends about forty
+// The FP8 GEMV of one to 16 tokens summed on the FP8 tensor cores (Fp8GemvGroupArgs::tensor_cores,
+// what Fp8Accumulation::TensorCore asks for). The CUDA-core kernel (fp8_gemv.cu) spends about forty
 // instructions on every 16 bytes of weights (widen, multiply, add) and holds them in fp32
 // registers, so it runs one block of 8 warps an SM at its largest shape and cannot keep enough
 // loads in flight for the H200's bandwidth. Here 16 bytes of weights cost half an mma, and a lane
@@ -10,8 +10,9 @@
 // 16 t and 64 + 16 t of rows g and g + 8, and reads x's bytes at the same columns; it hands them
 // to mma.m16n8k32 as columns 4 t .. 4 t + 3 and 16 + 4 t .. 16 + 4 t + 3 of its A and B fragments.
 // A dot product does not depend on the order of its terms, so relabelling the columns alike in
-// both operands gives the same sum. Every column of B is x, so every column of the 16 x 8 result
-// is the same y: lane (g, t) keeps rows g and g + 8 of column 2 t.
+// both operands gives the same sum. With one token every column of B is x, so every column of the
+// 16 x 8 result is the same y: lane (g, t) keeps rows g and g + 8 of column 2 t. With several,
+// column j of B is token j (of each tile of eight), and lane (g, t) keeps columns 2 t and 2 t + 1.
 //
 // The tensor cores keep about 14 bits while they sum long chains (docs/FP8.md). Here each
 // 128-column block's four mmas start from zero, and their sum is scaled and added in fp32, so the
