@@ -7,7 +7,9 @@
 // between the two in Fp8Linear. At M = 1 the decode step's own kernels (fp32 output, one launch)
 // are timed too: "decode fp32-sum" on CUDA cores and "decode tensor-core" (fp8_gemv.h).
 // --groups times Fp8Linear::forward_group over q, k, v and over gate, up with their weights back to
-// back in memory, as separate GEMMs and as one joined GEMM plus the copy of its columns.
+// back in memory, as separate GEMMs and as one joined GEMM plus the copy of its columns (up to
+// kFp8GemvTcMaxRows rows both columns are the tensor-core GEMV, above kFp8JoinMaxRows both are
+// separate GEMMs: what the engine runs).
 //
 // Each timing is the median over batches of back-to-back calls, timed with CUDA events after
 // warm-up; weights rotate among copies whose total exceeds the L2 cache, so small-M runs measure
@@ -141,6 +143,11 @@ void run_groups(cudaStream_t stream, double copy_gbps, int batches) {
           scale_at += weight_scale_elems(scheme, n, k, ld);
         }
       }
+      // Each copy's weights as forward_group takes them, made once outside the timed calls.
+      std::vector<std::vector<const Fp8DeviceWeight*>> ptrs(views.size());
+      for (size_t c = 0; c < views.size(); ++c) {
+        for (const Fp8DeviceWeight& w : views[c]) ptrs[c].push_back(&w);
+      }
       CublasLtGemm gemm;
       Fp8Linear linear(gemm);
       linear.reserve(max_m, k);
@@ -164,10 +171,8 @@ void run_groups(cudaStream_t stream, double copy_gbps, int batches) {
           linear.reserve_joined(join ? m : 0, rows);
           const Timing t = time_calls(
               [&](int i) {
-                const auto& v = views[static_cast<size_t>(i % copies)];
-                std::vector<const Fp8DeviceWeight*> ptrs;
-                for (const Fp8DeviceWeight& w : v) ptrs.push_back(&w);
-                linear.forward_group(ptrs, x.as<float>(), m, yp, stream);
+                linear.forward_group(ptrs[static_cast<size_t>(i % copies)], x.as<float>(), m, yp,
+                                     stream);
               },
               stream, batches);
           us[join] = t.ok ? t.us : -1;

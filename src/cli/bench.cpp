@@ -158,7 +158,7 @@ void run_bench(const Options& o) {
   for (int32_t& id : prompt) id = pick(rng);
 
   // Warm-up (first-call allocations, GEMM plans, kernels loaded at their first launch), untimed:
-  // a pass of 32 rows (more than the eight that the tensor-core GEMV takes, so cuBLASLt's too) and
+  // a pass of 32 rows (more than the 16 that the tensor-core GEMV takes, so cuBLASLt's too) and
   // one of a token.
   engine->reset();
   engine->feed(std::span<const int32_t>(prompt.data(), std::min<size_t>(prompt.size(), 32)));
