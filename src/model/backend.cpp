@@ -68,6 +68,19 @@ void Backend::lora_expand(Act in, int64_t layer, std::span<const LinearKind> kin
   for (size_t i = 0; i < kinds.size(); ++i) lora(in, layer, kinds[i], batch, outs[i]);
 }
 
+void Backend::linear_group_lora(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                                const BatchView& batch, std::span<const Act> outs) {
+  FP8LLM_CHECK(kinds.size() == outs.size() && !kinds.empty(), "lora: {} projections for {} outputs",
+               kinds.size(), outs.size());
+  lora_shrink(in, layer, kinds, batch);
+  if (kinds.size() == 1) {
+    linear(in, layer, kinds[0], outs[0]);
+  } else {
+    linear_group(in, layer, kinds, outs);
+  }
+  lora_expand(in, layer, kinds, batch, outs);
+}
+
 void Backend::stage_lora(int /*slot*/, int64_t /*rank*/,
                          std::span<const LoraDeviceFactor> /*factors*/) {
   fail("this backend reads adapter factors from host memory only");

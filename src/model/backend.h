@@ -101,6 +101,11 @@ class Backend {
                            const BatchView& batch);
   virtual void lora_expand(Act in, int64_t layer, std::span<const LinearKind> kinds,
                            const BatchView& batch, std::span<const Act> outs);
+  // The projections of `kinds` (linear for one, linear_group for several) with each token's
+  // adapter added: by default lora_shrink, the projection, lora_expand. A backend may do it all in
+  // fewer kernels.
+  virtual void linear_group_lora(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                                 const BatchView& batch, std::span<const Act> outs);
   // New factors for the adapter in `slot` from this backend's device memory (same rank and
   // modules): stage_lora checks and copies them aside, an Error naming the tensor (and the slot
   // unchanged) when a value is not finite; commit_lora then makes them the slot's, between

@@ -28,6 +28,16 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
 
   // Without LoRA the normed and gated activations feed only their projections.
   const bool lora = batch.lora;
+  const auto project = [&](Act in, int64_t l, std::span<const LinearKind> kinds,
+                           std::span<const Act> outs) {
+    if (lora) {
+      b.linear_group_lora(in, l, kinds, batch, outs);
+    } else if (kinds.size() == 1) {
+      b.linear(in, l, kinds[0], outs[0]);
+    } else {
+      b.linear_group(in, l, kinds, outs);
+    }
+  };
   b.embed(batch, x);
   if (split) b.all_reduce(x);
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -37,29 +47,21 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     } else {
       b.add_rms_norm_for(x, proj, l, NormKind::Input, h, {l, qkv, lora});
     }
-    if (batch.lora) b.lora_shrink(h, l, qkv, batch);
-    b.linear_group(h, l, qkv, std::array<Act, 3>{q, k, v});
-    if (batch.lora) b.lora_expand(h, l, qkv, batch, std::array<Act, 3>{q, k, v});
+    project(h, l, qkv, std::array<Act, 3>{q, k, v});
     if (c.qk_norm) {
       b.rms_norm(q, l, NormKind::QNorm, q);
       b.rms_norm(k, l, NormKind::KNorm, k);
     }
     b.rope_append_kv(l, q, k, v, kv, batch);
     b.attention(l, q, kv, batch, attn);
-    if (batch.lora) b.lora_shrink(attn, l, o_kind, batch);
-    b.linear(attn, l, LinearKind::O, proj);
     // On a rank, the adapter's share (its columns of A) joins the partial sum before the ranks
     // add theirs up (model/lora_shard.h).
-    if (batch.lora) b.lora_expand(attn, l, o_kind, batch, std::array<Act, 1>{proj});
+    project(attn, l, o_kind, std::array<Act, 1>{proj});
     if (split) b.reduce_partial(proj, l, LinearKind::O);
     b.add_rms_norm_for(x, proj, l, NormKind::PostAttention, h, {l, gate_up, lora});
-    if (batch.lora) b.lora_shrink(h, l, gate_up, batch);
-    b.linear_group(h, l, gate_up, std::array<Act, 2>{gate, up});
-    if (batch.lora) b.lora_expand(h, l, gate_up, batch, std::array<Act, 2>{gate, up});
+    project(h, l, gate_up, std::array<Act, 2>{gate, up});
     b.silu_mul_for(gate, up, gate, {l, down_kind, lora});
-    if (batch.lora) b.lora_shrink(gate, l, down_kind, batch);
-    b.linear(gate, l, LinearKind::Down, proj);
-    if (batch.lora) b.lora_expand(gate, l, down_kind, batch, std::array<Act, 1>{proj});
+    project(gate, l, down_kind, std::array<Act, 1>{proj});
     if (split) b.reduce_partial(proj, l, LinearKind::Down);
   }
   // Only the rows whose logits are wanted go through lm_head.
