@@ -8,6 +8,7 @@
 #include <random>
 
 #include "../engine/lora_fixture.h"
+#include "backend/cuda/cuda_lora.h"
 #include "backend/cuda/runtime/device.h"
 #include "backend/cuda/runtime/device_buffer.h"
 #include "core/dtype.h"
@@ -78,6 +79,56 @@ TEST_F(CudaLora, MixedBatchEqualsAloneAndTracksTheCpu) {
   EXPECT_EQ(differ_alone, 0);
   EXPECT_LE(differ_cpu, 16);
   EXPECT_LT(worst_first, 5e-2);
+}
+
+// Passes of a few tokens on the tensor cores add the adapters inside the projections' own kernel
+// (kernels/fp8_gemv.h, cuda_lora.h). Prompts of kLoraInGemvMaxRows tokens, each alone (one such
+// pass): every position's log-probability stays as close to the CPU reference's with an adapter
+// as without one, while the adapters move them several times further than that bound (a wrong
+// adapter, layer or projection would land about that far off).
+TEST_F(CudaLora, TensorCorePassesOfFewTokensTrackTheCpu) {
+  TempDir tmp;
+  for (int i = 0; i < 4; ++i)
+    TinyAdapter{.rank = 8 * (i + 1), .seed = 50u + static_cast<uint32_t>(i)}.write(
+        tmp / ("a" + std::to_string(i)));
+  auto gpu = load(Device::Cuda, Fp8Gemm::TensorCore);
+  auto cpu = load(Device::Cpu);
+  for (int i = 0; i < 4; ++i) {
+    gpu->add_lora("a" + std::to_string(i), tmp / ("a" + std::to_string(i)));
+    cpu->add_lora("a" + std::to_string(i), tmp / ("a" + std::to_string(i)));
+  }
+  std::mt19937 rng(11);
+  double gap_lora = 0, gap_base = 0, moved = 0;
+  for (int i = 0; i < 8; ++i) {
+    GenerationRequest r;
+    for (int64_t j = 0; j < cuda::kLoraInGemvMaxRows; ++j)
+      r.prompt.push_back(static_cast<int32_t>(5 + rng() % 1000));
+    r.params = {.max_tokens = 1, .prompt_logprobs = 0};
+    GenerationRequest with = r;
+    with.lora = "a" + std::to_string(i % 4);
+    const auto logprobs = [](Engine& e, const GenerationRequest& q) {
+      std::vector<double> out;
+      for (const TokenLogprob& t : e.generate({q}).at(0).prompt_logprobs) out.push_back(t.logprob);
+      return out;
+    };
+    const std::vector<double> g = logprobs(*gpu, with), c = logprobs(*cpu, with),
+                              gb = logprobs(*gpu, r), cb = logprobs(*cpu, r);
+    ASSERT_EQ(g.size(), static_cast<size_t>(cuda::kLoraInGemvMaxRows - 1));
+    ASSERT_TRUE(c.size() == g.size() && gb.size() == g.size() && cb.size() == g.size());
+    for (size_t p = 0; p < g.size(); ++p) {
+      gap_lora = std::max(gap_lora, std::fabs(g[p] - c[p]));
+      gap_base = std::max(gap_base, std::fabs(gb[p] - cb[p]));
+      moved = std::max(moved, std::fabs(c[p] - cb[p]));
+    }
+  }
+  std::printf(
+      "passes of a few tokens on the tensor cores: worst logprob gap to the cpu %.3e with "
+      "adapters, "
+      "%.3e without; the adapters move them up to %.3e\n",
+      gap_lora, gap_base, moved);
+  const double bound = std::max(3 * gap_base, 2e-3);
+  EXPECT_LT(gap_lora, bound);
+  EXPECT_GT(moved, 3 * bound);
 }
 
 CompletionOutput greedy(Engine& e, const std::string& lora) {

@@ -458,6 +458,30 @@ void CudaBackend::expand_lora(Act in, int64_t layer, std::span<const LinearKind>
                std::span<const int64_t>(widths, outs.size()), stream_.get());
 }
 
+void CudaBackend::linear_group_lora(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                                    const BatchView& batch, std::span<const Act> outs) {
+  FP8LLM_CHECK(kinds.size() == outs.size() && !kinds.empty() && in.rows == batch.num_tokens,
+               "lora: {} projections for {} outputs, [{}, {}] for {} tokens", kinds.size(),
+               outs.size(), in.rows, in.cols, batch.num_tokens);
+  const std::vector<const Fp8DeviceWeight*> ws = fp8_weights(layer, kinds);
+  if (!ws.empty() && fp8_.takes_lora(ws, in.rows)) {
+    std::vector<float*> ys;
+    std::vector<int64_t> widths;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      FP8LLM_CHECK(in.cols == ws[i]->k && outs[i].cols == ws[i]->n && outs[i].rows == in.rows,
+                   "linear_group: shapes do not agree");
+      ys.push_back(f32(outs[i]));
+      widths.push_back(outs[i].cols);
+    }
+    if (const auto l = lora_.in_gemv(f32(in), in.cols, layer, kinds, batch, widths)) {
+      if (const auto q = take_prepared(in, layer, kinds))
+        return fp8_.forward_group_quantized(ws, *q, ys, stream_.get(), &*l);
+      return fp8_.forward_group(ws, f32(in), in.rows, ys, stream_.get(), &*l);
+    }
+  }
+  Backend::linear_group_lora(in, layer, kinds, batch, outs);
+}
+
 void CudaBackend::stage_lora(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors) {
   lora_.stage(slot, rank, factors);
 }

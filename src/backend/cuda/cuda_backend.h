@@ -78,6 +78,10 @@ class CudaBackend final : public Backend {
                    const BatchView& batch) override;
   void lora_expand(Act in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
                    std::span<const Act> outs) override;
+  // Up to kLoraInGemvMaxRows tokens on the tensor cores: the adapters in the GEMV's own launch
+  // (kernels/fp8_gemv.h); otherwise the shrink beside the projection and the expand after it.
+  void linear_group_lora(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                         const BatchView& batch, std::span<const Act> outs) override;
   void stage_lora(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors) override;
   void commit_lora(int slot) override;
   // Decode steps whose sequences all hold at most kDecodeShortKeys keys (0) and the others (1):

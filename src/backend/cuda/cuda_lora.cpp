@@ -59,6 +59,17 @@ void CudaLora::reserve(const ModelConfig& config, int slots, int64_t max_rank, i
   scratch_ = DeviceBuffer(static_cast<size_t>(scratch) * sizeof(float));
   tile_counts_ = DeviceBuffer(static_cast<size_t>(lora_tile_counts(max_tokens)) * sizeof(int32_t));
   tile_counts_.fill_zero();
+  // The tensor-core GEMV's share, for the decode batch sizes it takes.
+  const int64_t gemv_tokens = std::min(max_tokens, kLoraInGemvMaxRows);
+  const int64_t gemv_u =
+      std::max({fp8_gemv_lora_scratch_floats(3, gemv_tokens, config.hidden_size, max_rank),
+                fp8_gemv_lora_scratch_floats(1, gemv_tokens,
+                                             projection_shape(config, LinearKind::O).in, max_rank),
+                fp8_gemv_lora_scratch_floats(
+                    1, gemv_tokens, projection_shape(config, LinearKind::Down).in, max_rank)});
+  gemv_u_ = DeviceBuffer(static_cast<size_t>(gemv_u) * sizeof(float));
+  gemv_done_ = DeviceBuffer(2 * sizeof(int32_t));
+  gemv_done_.fill_zero();
   staged_.clear();
   staged_.resize(static_cast<size_t>(slots));
   staged_ready_.assign(static_cast<size_t>(slots), false);
@@ -198,6 +209,36 @@ void CudaLora::expand(int64_t in, int64_t layer, std::span<const LinearKind> kin
     l.proj[g].y = ys[g];
   }
   launch_lora_expand(l, stream);
+}
+
+std::optional<Fp8GemvLora> CudaLora::in_gemv(const float* x, int64_t in, int64_t layer,
+                                             std::span<const LinearKind> kinds,
+                                             const BatchView& batch,
+                                             std::span<const int64_t> outs) const {
+  if (max_rank_ > kFp8GemvLoraMaxRank || kinds.empty() ||
+      kinds.size() > static_cast<size_t>(kLoraMaxGroup) || batch.num_tokens < 1 ||
+      batch.num_tokens > kLoraInGemvMaxRows ||
+      static_cast<size_t>(fp8_gemv_lora_scratch_floats(static_cast<int>(kinds.size()),
+                                                       batch.num_tokens, in, max_rank_)) *
+              sizeof(float) >
+          gemv_u_.size())
+    return std::nullopt;
+  Fp8GemvLora l{.x = x,
+                .token_slot = batch.token_lora,
+                .slot_scales = scales_.as<float>(),
+                .slot_stride = static_cast<int64_t>(slot_elements_),
+                .max_rank = max_rank_,
+                .u = gemv_u_.as<float>(),
+                .done = gemv_done_.as<int32_t>()};
+  for (size_t g = 0; g < kinds.size(); ++g) {
+    const Offsets& o = offsets_.at({layer, kinds[g]});
+    FP8LLM_CHECK(o.shape.in == in && outs.size() == kinds.size() && outs[g] == o.shape.out,
+                 "lora: [{}] -> [{}] for a {} x {} projection", in, g < outs.size() ? outs[g] : 0,
+                 o.shape.out, o.shape.in);
+    l.a[g] = slot_base(0) + o.a;
+    l.b[g] = slot_base(0) + o.b;
+  }
+  return l;
 }
 
 }  // namespace fp8llm::cuda

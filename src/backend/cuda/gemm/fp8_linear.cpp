@@ -74,24 +74,33 @@ std::optional<Fp8Linear::QuantizedInput> Fp8Linear::reserve_group_input(
   return reserve_input(first.scheme, m, first.k, m_lt);
 }
 
+bool Fp8Linear::takes_lora(std::span<const Fp8DeviceWeight* const> ws, int64_t m) const {
+  return accumulation_ == Fp8Accumulation::TensorCore && !ws.empty() &&
+         fp8_gemv_tc_supports(m, ws[0]->k) && gemv_groups(ws, m) && gemm_rows(*ws[0], m, true) == 0;
+}
+
 void Fp8Linear::forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x, int64_t m,
-                              std::span<float* const> ys, cudaStream_t stream) {
+                              std::span<float* const> ys, cudaStream_t stream,
+                              const Fp8GemvLora* lora) {
   if (ws.size() != ys.size() || ws.empty()) throw std::invalid_argument("forward_group: sizes");
   if (m <= 0) return;
   const std::optional<QuantizedInput> in = reserve_group_input(ws, m);
   if (!in) {
+    if (lora) throw std::invalid_argument("forward_group: LoRA outside the tensor-core GEMV");
     for (size_t i = 0; i < ws.size(); ++i) forward(*ws[i], x, m, ys[i], stream);
     return;
   }
   quantize_into(*in, x, stream);
-  forward_group_quantized(ws, *in, ys, stream);
+  forward_group_quantized(ws, *in, ys, stream, lora);
 }
 
 void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> ws,
                                         const QuantizedInput& in, std::span<float* const> ys,
-                                        cudaStream_t stream) {
+                                        cudaStream_t stream, const Fp8GemvLora* lora) {
   if (ws.size() != ys.size() || ws.empty())
     throw std::invalid_argument("forward_group_quantized: sizes");
+  if (lora && (!takes_lora(ws, in.m) || in.m_lt != 0))
+    throw std::invalid_argument("forward_group_quantized: LoRA outside the tensor-core GEMV");
   if (!gemv_groups(ws, in.m) || in.m_lt != 0) {
     const std::optional<Fp8DeviceWeight> all = joined(ws);
     const bool aligned = std::all_of(ys.begin(), ys.end(), [](const float* y) {
@@ -126,6 +135,7 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
     const Fp8DeviceWeight& w = *ws[i];
     a.seg[i] = {w.q, w.scales, w.scale_ld, w.n, w.bias, ys[i]};
   }
+  if (lora) a.lora = *lora;
   launch_fp8_gemv_group(a, stream);
 }
 

@@ -19,6 +19,7 @@
 #include <span>
 
 #include "backend/cuda/gemm/cublaslt_gemm.h"
+#include "backend/cuda/kernels/fp8_gemv.h"
 #include "backend/cuda/runtime/device_buffer.h"
 #include "quant/fp8_scheme.h"
 
@@ -70,9 +71,14 @@ class Fp8Linear {
   // (the same bytes forward() would make for each), where they share the scheme, K and the split
   // between cuBLASLt and the small-M kernel; as one weight where they lie back to back and fit the
   // joined scratch (kFp8JoinMaxRows). Otherwise forward() per weight.
+  // With `lora`, each token's adapter joins the outputs in the same kernel (fp8_gemv.h); only
+  // where takes_lora(ws, m).
   void forward_group(std::span<const Fp8DeviceWeight* const> ws, const float* x, int64_t m,
-                     std::span<float* const> ys, cudaStream_t stream);
+                     std::span<float* const> ys, cudaStream_t stream,
+                     const Fp8GemvLora* lora = nullptr);
   static bool group_supports(const Fp8DeviceWeight& first, const Fp8DeviceWeight& w);
+  // Whether a group call of m rows goes to the tensor-core GEMV, which can add LoRA adapters.
+  bool takes_lora(std::span<const Fp8DeviceWeight* const> ws, int64_t m) const;
 
   // Rows of an M-row call that cuBLASLt takes where it multiplies (the rest go to the small-M
   // kernel); with fp32 outputs on the tensor cores, calls of up to kFp8GemvTcMaxRows rows go to
@@ -105,7 +111,8 @@ class Fp8Linear {
   std::optional<QuantizedInput> reserve_group_input(std::span<const Fp8DeviceWeight* const> ws,
                                                     int64_t m);
   void forward_group_quantized(std::span<const Fp8DeviceWeight* const> ws, const QuantizedInput& in,
-                               std::span<float* const> ys, cudaStream_t stream);
+                               std::span<float* const> ys, cudaStream_t stream,
+                               const Fp8GemvLora* lora = nullptr);
 
  private:
   // Rows of an M-row call that go to cuBLASLt: none up to eight rows of fp32 output on the

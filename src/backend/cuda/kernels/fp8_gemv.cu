@@ -390,6 +390,8 @@ void launch_fp8_gemv_group(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
     throw std::invalid_argument("launch_fp8_gemv_group: 1 to 4 weights");
   if (a.m != 1 && !(a.tensor_cores && fp8_gemv_tc_supports(a.m, a.k)))
     throw std::invalid_argument("launch_fp8_gemv_group: several tokens need the tensor cores");
+  if (a.lora.x != nullptr && !(a.tensor_cores && fp8_gemv_tc_supports(a.m, a.k)))
+    throw std::invalid_argument("launch_fp8_gemv_group: LoRA needs the tensor-core kernel");
   for (int s = 0; s < a.count; ++s) {
     if (a.seg[s].n <= 0 || a.seg[s].y == nullptr ||
         !fp8_gemv_group_supports(a.xq, a.seg[s].wq, a.k))

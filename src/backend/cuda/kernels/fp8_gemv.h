@@ -71,6 +71,34 @@ struct Fp8GemvSegment {
 // (fp8_gemv_tc.cu).
 inline constexpr int64_t kFp8GemvTcMaxRows = 16;
 
+// Each token's LoRA adapter (kernels/lora.h has the definition and the factors' layout) added to
+// the tensor-core kernel's outputs in the same launch, at decode batch sizes where the adapter's
+// own shrink and expand kernels would double the launches of a step:
+//
+//   y_s[t] += scale_slot * ((x[t] · A_{s,slot}ᵀ) · B_{s,slot}ᵀ),   slot = token_slot[t] (-1: none)
+//
+// The launch's first blocks compute x · Aᵀ, a block for each segment, token and piece of
+// kFp8GemvLoraPiece columns, into `u`; the weights' blocks stream their tiles meanwhile and, before
+// writing, wait for those blocks (the hardware starts a grid's blocks in order, so the ones waited
+// for are already running) and add the pieces in order, then the product with B. A token's sums
+// are the same operations whatever the batch holds.
+inline constexpr int kFp8GemvLoraMaxRank = 64;
+inline constexpr int64_t kFp8GemvLoraPiece = 2048;
+
+struct Fp8GemvLora {
+  const float* x = nullptr;                       // [m, k]: the values the codes xq quantize
+  const int32_t* token_slot = nullptr;            // [m]
+  const float* slot_scales = nullptr;             // per slot
+  int64_t slot_stride = 0;                        // elements from one slot's factors to the next's
+  int64_t max_rank = 0;                           // 1..kFp8GemvLoraMaxRank
+  const __nv_bfloat16* a[kFp8GemvMaxGroup] = {};  // per segment, slot 0's A [max_rank, k]
+  const __nv_bfloat16* b[kFp8GemvMaxGroup] = {};  // per segment, slot 0's B [n, max_rank]
+  float* u = nullptr;       // fp8_gemv_lora_scratch_floats(count, m, k, max_rank)
+  int32_t* done = nullptr;  // two counters, zero before the launch; the launch leaves them zero
+};
+
+int64_t fp8_gemv_lora_scratch_floats(int count, int64_t m, int64_t k, int64_t max_rank);
+
 struct Fp8GemvGroupArgs {
   Fp8Scheme scheme = Fp8Scheme::Row;
   const uint8_t* xq = nullptr;  // [m, k] e4m3
@@ -84,6 +112,9 @@ struct Fp8GemvGroupArgs {
   // (Fp8Accumulation::TensorCore; docs/FP8.md has how close that lands) where K % 128 == 0;
   // otherwise, and when false, the products are summed in fp32 on CUDA cores.
   bool tensor_cores = false;
+  // Set (lora.x non-null): each token's adapter joins the outputs. Only on the tensor cores, where
+  // fp8_gemv_tc_supports(m, k), with max_rank <= kFp8GemvLoraMaxRank.
+  Fp8GemvLora lora;
 };
 
 // Requires k % 16 == 0 and 16-byte aligned codes (what Fp8Linear checks before grouping), and for

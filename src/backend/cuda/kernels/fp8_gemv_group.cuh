@@ -9,16 +9,17 @@
 
 namespace fp8llm::cuda::detail {
 
-// Blocks [begin[s], begin[s + 1]) of the grid compute segment s.
+// Blocks [begin[s], begin[s + 1]) of the grid compute segment s; the blocks before begin[0] do
+// other work (the tensor-core kernel's LoRA shrink).
 struct GroupLayout {
   Fp8GemvGroupArgs args;
   int begin[kFp8GemvMaxGroup + 1];
 };
 
-// Each segment gets ceil(n / rows_per_block) blocks.
-inline GroupLayout group_layout(const Fp8GemvGroupArgs& a, int64_t rows_per_block) {
+// Each segment gets ceil(n / rows_per_block) blocks, from block `first` on.
+inline GroupLayout group_layout(const Fp8GemvGroupArgs& a, int64_t rows_per_block, int first = 0) {
   GroupLayout g{a, {}};
-  int blocks = 0;
+  int blocks = first;
   for (int s = 0; s < a.count; ++s) {
     g.begin[s] = blocks;
     blocks += static_cast<int>((a.seg[s].n + rows_per_block - 1) / rows_per_block);

@@ -21,6 +21,7 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <type_traits>
 
 #include "backend/cuda/kernels/dependent_launch.cuh"
@@ -59,12 +60,179 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1
 #endif
 }
 
+// Pieces of the input width each token's x · Aᵀ is split into (a block each), so that no block
+// streams all of a wide A (down's 14,336 columns) alone.
+__host__ __device__ constexpr int lora_pieces(int64_t k) {
+  return static_cast<int>((k + kFp8GemvLoraPiece - 1) / kFp8GemvLoraPiece);
+}
+
+// A LoRA shrink block (Fp8GemvLora): unit = (segment * m + token) * pieces + piece. Each thread
+// takes four columns at a time and keeps sixteen ranks' sums; the warps' sums are added in warp
+// order, so the result depends only on the token's x and factors.
+__device__ void lora_shrink_block(const Fp8GemvGroupArgs& p, int unit, int m) {
+  const Fp8GemvLora& L = p.lora;
+  const int pieces = lora_pieces(p.k);
+  const int piece = unit % pieces;
+  const int t = (unit / pieces) % m;
+  const int s = unit / pieces / m;
+  __shared__ float sums[kMaxWarps][16];
+  wait_for_prior_grids();
+  const int slot = __ldg(L.token_slot + t);
+  const int warps = static_cast<int>(blockDim.x >> 5), warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int64_t c0 = piece * kFp8GemvLoraPiece;
+  const int quads = static_cast<int>((min(p.k, c0 + kFp8GemvLoraPiece) - c0) / 4);
+  const float4* x = reinterpret_cast<const float4*>(L.x + t * p.k + c0);
+  float* u = L.u + static_cast<int64_t>(unit) * L.max_rank;
+  if (slot >= 0) {
+    const __nv_bfloat16* a = L.a[s] + slot * L.slot_stride + c0;
+    for (int r0 = 0; r0 < L.max_rank; r0 += 16) {
+      const int ranks = min(16, static_cast<int>(L.max_rank) - r0);
+      float acc[16] = {};
+      for (int i = threadIdx.x; i < quads; i += blockDim.x) {
+        const float4 xv = __ldg(x + i);
+#pragma unroll
+        for (int r = 0; r < 16; ++r) {
+          if (r < ranks) {
+            const uint2 av = __ldg(reinterpret_cast<const uint2*>(a + (r0 + r) * p.k) + i);
+            const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&av.x));
+            const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&av.y));
+            acc[r] = fmaf(xv.x, lo.x, acc[r]);
+            acc[r] = fmaf(xv.y, lo.y, acc[r]);
+            acc[r] = fmaf(xv.z, hi.x, acc[r]);
+            acc[r] = fmaf(xv.w, hi.y, acc[r]);
+          }
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 16; ++r) {
+        float v = acc[r];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) sums[warp][r] = v;
+      }
+      __syncthreads();
+      if (threadIdx.x < ranks) {
+        float v = 0.0f;
+        for (int w = 0; w < warps; ++w) v += sums[w][threadIdx.x];
+        u[r0 + threadIdx.x] = v;
+      }
+      __syncthreads();
+    }
+  }
+  // The weights' blocks read u once they see every shrink block counted.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) atomicAdd(L.done, 1);
+}
+
+// The end of a weights' block with LoRA: its rows' outputs for each token, plus the token's
+// adapter. A thread takes (row, token) pairs i and i + blockDim.x (a block has at least 128 threads
+// and 16 rows of at most 16 tokens). The first 16 ranks of each pair's B row are requested before
+// the wait for the shrink blocks, so that their latency and the wait's overlap. Each of the
+// thread's (row, token) pairs' adapter slot (-1: none), read before the main loop.
+__device__ void lora_pair_slots(const Fp8GemvLora& L, int m, int (&slot)[2]) {
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int i = static_cast<int>(threadIdx.x) + j * static_cast<int>(blockDim.x);
+    slot[j] = i < kTile * m ? __ldg(L.token_slot + i / kTile) : -1;
+  }
+}
+
+template <bool kBlock, int kTokens>
+__device__ void lora_epilogue(const GroupLayout& g, int s, int64_t n0, int m, int warps,
+                              const float (&partial)[kMaxWarps][kTile][kTokens],
+                              const int (&pair_slot)[2]) {
+  const Fp8GemvGroupArgs& p = g.args;
+  const Fp8GemvSegment& seg = p.seg[s];
+  const Fp8GemvLora& L = p.lora;
+  const int rank = static_cast<int>(L.max_rank);
+  const bool vec = rank % 8 == 0;  // B's rows 16-byte aligned
+  __shared__ float u[kTokens][kFp8GemvLoraMaxRank];
+  int slot[2];
+  bool live[2];
+  const __nv_bfloat16* brow[2];
+  uint4 b[2][2];
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int i = static_cast<int>(threadIdx.x) + j * static_cast<int>(blockDim.x);
+    const int64_t nn = n0 + i % kTile;
+    live[j] = i < kTile * m && nn < seg.n;
+    slot[j] = live[j] ? pair_slot[j] : -1;
+    brow[j] = slot[j] >= 0 ? L.b[s] + slot[j] * L.slot_stride + nn * rank : nullptr;
+    if (slot[j] >= 0 && vec) {
+      b[j][0] = __ldg(reinterpret_cast<const uint4*>(brow[j]));
+      if (rank > 8) b[j][1] = __ldg(reinterpret_cast<const uint4*>(brow[j]) + 1);
+    }
+  }
+  // The shrink blocks started before any of this launch's weight blocks (blocks start in order of
+  // their index), so they are running or done.
+  const int shrink_blocks = g.begin[0];
+  if (threadIdx.x == 0) {
+    while (*reinterpret_cast<volatile const int32_t*>(L.done) < shrink_blocks) __nanosleep(32);
+    __threadfence();
+  }
+  __syncthreads();
+  const int pieces = lora_pieces(p.k);
+  for (int i = threadIdx.x; i < m * rank; i += blockDim.x) {
+    const int t = i / rank, r = i % rank;
+    const float* from = L.u + (static_cast<int64_t>(s * m + t) * pieces) * rank + r;
+    float v = 0.0f;
+    for (int q = 0; q < pieces; ++q) v += __ldcg(from + q * rank);
+    u[t][r] = v;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    if (!live[j]) continue;
+    const int i = static_cast<int>(threadIdx.x) + j * static_cast<int>(blockDim.x);
+    const int r = i % kTile, t = i / kTile;
+    const int64_t nn = n0 + r;
+    float sum = 0.0f;
+    for (int v = 0; v < warps; ++v) sum += partial[v][r][t];
+    float out = kBlock ? sum : sum * __ldg(p.xs + t) * __ldg(seg.ws + nn);
+    if (seg.bias != nullptr) out += __bfloat162float(seg.bias[nn]);
+    if (slot[j] >= 0) {
+      // Ranks in order, eight at a time where the rows allow.
+      float d = 0.0f;
+      if (vec) {
+#pragma unroll
+        for (int c = 0; c < kFp8GemvLoraMaxRank / 8; ++c) {
+          if (8 * c >= rank) break;
+          const uint4 bc = c < 2 ? b[j][c] : __ldg(reinterpret_cast<const uint4*>(brow[j]) + c);
+          const __nv_bfloat162* pair = reinterpret_cast<const __nv_bfloat162*>(&bc);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const float2 f = __bfloat1622float2(pair[e]);
+            d = fmaf(u[t][8 * c + 2 * e], f.x, d);
+            d = fmaf(u[t][8 * c + 2 * e + 1], f.y, d);
+          }
+        }
+      } else {
+        for (int q = 0; q < rank; ++q) d = fmaf(u[t][q], __bfloat162float(brow[j][q]), d);
+      }
+      out = fmaf(__ldg(L.slot_scales + slot[j]), d, out);
+    }
+    seg.y[t * seg.n + nn] = out;
+  }
+  // Every shrink block has been counted (this block saw them all): the last weights' block to get
+  // here leaves the counters at zero for the next launch.
+  if (threadIdx.x == 0) {
+    const int weight_blocks = static_cast<int>(gridDim.x) - shrink_blocks;
+    if (atomicAdd(L.done + 1, 1) == weight_blocks - 1) {
+      atomicExch(L.done, 0);
+      atomicExch(L.done + 1, 0);
+    }
+  }
+}
+
 // kTiles = 0: one token, staged in shared memory and copied into every column of the mma.
 // Otherwise (1 or 2) x holds up to 8 kTiles tokens (GroupArgs::m), read straight from global memory
 // (eight tokens of a 14,336-wide x would not fit the shared memory): each 16-row tile of weights
 // meets kTiles mmas a step, token 8 c + j in column j of the c-th. A token's sums are the same
 // operations in every form, so its outputs do not depend on the tokens beside it.
-template <bool kBlock, int kTiles>
+// kLora: the launch's first g.begin[0] blocks are LoRA shrink blocks (Fp8GemvLora).
+template <bool kBlock, int kTiles, bool kLora>
 __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout g) {
   constexpr int kCols = kTiles == 0 ? 1 : kTiles;  // mma column tiles
   constexpr int kTokens = kTiles == 0 ? 1 : 8 * kTiles;
@@ -72,6 +240,11 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout
   __shared__ float partial[kMaxWarps][kTile][kTokens];
   const int warps = static_cast<int>(blockDim.x >> 5);
   const Fp8GemvGroupArgs& p = g.args;
+  if constexpr (kLora) {
+    if (static_cast<int>(blockIdx.x) < g.begin[0])
+      return lora_shrink_block(p, static_cast<int>(blockIdx.x),
+                               kTiles == 0 ? 1 : static_cast<int>(p.m));
+  }
   const int s = segment_of(g);
   const Fp8GemvSegment& seg = p.seg[s];
   const int lane = threadIdx.x & 31;
@@ -119,6 +292,8 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout
 #pragma unroll
   for (int u = 0; u < kRing; ++u) load(u, u);
   wait_for_prior_grids();
+  int lora_slot[2] = {-1, -1};
+  if constexpr (kLora) lora_pair_slots(p.lora, m, lora_slot);
   const int chunks = static_cast<int>(p.k / 16);
   auto* x_scale = reinterpret_cast<float*>(x_shared + chunks);
   if constexpr (kTiles == 0) {
@@ -190,15 +365,19 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < kTile * m; i += blockDim.x) {
-    const int r = i % kTile, t = i / kTile;
-    const int64_t nn = n0 + r;
-    if (nn < seg.n) {
-      float sum = 0.0f;
-      for (int v = 0; v < warps; ++v) sum += partial[v][r][t];
-      float out = kBlock ? sum : sum * __ldg(p.xs + t) * __ldg(seg.ws + nn);
-      if (seg.bias != nullptr) out += __bfloat162float(seg.bias[nn]);
-      seg.y[t * seg.n + nn] = out;
+  if constexpr (kLora) {
+    lora_epilogue<kBlock, kTokens>(g, s, n0, m, warps, partial, lora_slot);
+  } else {
+    for (int i = threadIdx.x; i < kTile * m; i += blockDim.x) {
+      const int r = i % kTile, t = i / kTile;
+      const int64_t nn = n0 + r;
+      if (nn < seg.n) {
+        float sum = 0.0f;
+        for (int v = 0; v < warps; ++v) sum += partial[v][r][t];
+        float out = kBlock ? sum : sum * __ldg(p.xs + t) * __ldg(seg.ws + nn);
+        if (seg.bias != nullptr) out += __bfloat162float(seg.bias[nn]);
+        seg.y[t * seg.n + nn] = out;
+      }
     }
   }
 }
@@ -207,9 +386,14 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout
 
 bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
   if (!fp8_gemv_tc_supports(a.m, a.k)) return false;
+  const bool lora = a.lora.x != nullptr;
+  if (lora && (a.lora.max_rank < 1 || a.lora.max_rank > kFp8GemvLoraMaxRank ||
+               a.lora.u == nullptr || a.lora.done == nullptr || a.lora.token_slot == nullptr))
+    throw std::invalid_argument("launch_fp8_gemv_group: LoRA arguments");
   const size_t shared =
       a.m > 1 ? 0 : static_cast<size_t>(a.k) + static_cast<size_t>(a.k / kQuantBlock) * 4;
-  const GroupLayout g = group_layout(a, kTile);
+  const int shrink_blocks = lora ? a.count * static_cast<int>(a.m) * lora_pieces(a.k) : 0;
+  const GroupLayout g = group_layout(a, kTile, shrink_blocks);
   const int tiles = g.begin[a.count];
   const int sms = device_multiprocessors();
   const dim3 grid(static_cast<unsigned>(tiles));
@@ -222,20 +406,27 @@ bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
       --warps;
     launch_dependent(Overlap::kWeights, kernel, grid, dim3(32 * warps), shared, stream, g);
   };
-  const auto launch_tiles = [&](auto block) {
-    constexpr bool kBlock = decltype(block)::value;
+  const auto launch_tiles = [&](auto block, auto with_lora) {
+    constexpr bool kBlock = decltype(block)::value, kLora = decltype(with_lora)::value;
     if (a.m == 1) {
-      launch(fp8_gemv_tc_kernel<kBlock, 0>);
+      launch(fp8_gemv_tc_kernel<kBlock, 0, kLora>);
     } else if (a.m <= 8) {
-      launch(fp8_gemv_tc_kernel<kBlock, 1>);
+      launch(fp8_gemv_tc_kernel<kBlock, 1, kLora>);
     } else {
-      launch(fp8_gemv_tc_kernel<kBlock, 2>);
+      launch(fp8_gemv_tc_kernel<kBlock, 2, kLora>);
     }
   };
-  if (a.scheme == Fp8Scheme::Block) {
-    launch_tiles(std::true_type{});
+  const auto with_scheme = [&](auto with_lora) {
+    if (a.scheme == Fp8Scheme::Block) {
+      launch_tiles(std::true_type{}, with_lora);
+    } else {
+      launch_tiles(std::false_type{}, with_lora);
+    }
+  };
+  if (lora) {
+    with_scheme(std::true_type{});
   } else {
-    launch_tiles(std::false_type{});
+    with_scheme(std::false_type{});
   }
   return true;
 }
@@ -243,6 +434,10 @@ bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
 }  // namespace fp8llm::cuda::detail
 
 namespace fp8llm::cuda {
+
+int64_t fp8_gemv_lora_scratch_floats(int count, int64_t m, int64_t k, int64_t max_rank) {
+  return static_cast<int64_t>(count) * m * detail::lora_pieces(k) * max_rank;
+}
 
 bool fp8_gemv_tc_supports(int64_t m, int64_t k) {
   if (m < 1 || m > kFp8GemvTcMaxRows || k <= 0 || k % detail::kQuantBlock != 0) return false;
