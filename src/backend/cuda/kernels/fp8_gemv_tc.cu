@@ -126,11 +126,11 @@ __device__ void lora_shrink_block(const Fp8GemvGroupArgs& p, int unit, int m) {
   if (threadIdx.x == 0) atomicAdd(L.done, 1);
 }
 
-// The end of a weights' block with LoRA: its rows' outputs for each token, plus the token's
-// adapter. A thread takes (row, token) pairs i and i + blockDim.x (a block has at least 128 threads
-// and 16 rows of at most 16 tokens). The first 16 ranks of each pair's B row are requested before
-// the wait for the shrink blocks, so that their latency and the wait's overlap. Each of the
-// thread's (row, token) pairs' adapter slot (-1: none), read before the main loop.
+// A thread's (row, token) pairs at the end of a weights' block with LoRA: i and i + blockDim.x (a
+// block has at least 128 threads, and 16 rows of at most 16 tokens).
+static_assert(2 * 32 * kMinWarps >= kTile * kFp8GemvTcMaxRows);
+
+// Each of the thread's pairs' adapter slot (-1: none), read before the main loop.
 __device__ void lora_pair_slots(const Fp8GemvLora& L, int m, int (&slot)[2]) {
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
@@ -139,6 +139,9 @@ __device__ void lora_pair_slots(const Fp8GemvLora& L, int m, int (&slot)[2]) {
   }
 }
 
+// The end of a weights' block with LoRA: its rows' outputs for each token, plus the token's
+// adapter. The first 16 ranks of each pair's B row are requested before the wait for the shrink
+// blocks, so that their latency and the wait's overlap.
 template <bool kBlock, int kTokens>
 __device__ void lora_epilogue(const GroupLayout& g, int s, int64_t n0, int m, int warps,
                               const float (&partial)[kMaxWarps][kTile][kTokens],
@@ -394,15 +397,15 @@ bool launch_fp8_gemv_group_tc(const Fp8GemvGroupArgs& a, cudaStream_t stream) {
       a.m > 1 ? 0 : static_cast<size_t>(a.k) + static_cast<size_t>(a.k / kQuantBlock) * 4;
   const int shrink_blocks = lora ? a.count * static_cast<int>(a.m) * lora_pieces(a.k) : 0;
   const GroupLayout g = group_layout(a, kTile, shrink_blocks);
-  const int tiles = g.begin[a.count];
+  const int blocks = g.begin[a.count];  // the shrink's blocks and the weights' tiles
   const int sms = device_multiprocessors();
-  const dim3 grid(static_cast<unsigned>(tiles));
+  const dim3 grid(static_cast<unsigned>(blocks));
   const auto launch = [&](auto kernel) {
     int warps = kMaxWarps;
     while (warps > kMinWarps && static_cast<int64_t>(resident_blocks_per_sm(
                                     reinterpret_cast<const void*>(kernel), 32 * warps, shared)) *
                                         sms <
-                                    tiles)
+                                    blocks)
       --warps;
     launch_dependent(Overlap::kWeights, kernel, grid, dim3(32 * warps), shared, stream, g);
   };
