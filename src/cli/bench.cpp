@@ -137,16 +137,22 @@ void run_bench(const Options& o) {
       o.prompt_tokens + o.decode_tokens, o.engine.max_context);
   // The first load in a process also starts the CUDA driver; later ones (a server reloading, an
   // RL loop swapping weights) do not. Each load is printed; the last engine is the one measured.
+  // --concurrency C asks for C requests in flight: the engine runs that many at once unless
+  // --max-seqs says otherwise (then the rest wait, and the floor is that of the smaller batch).
+  EngineFlags flags = o.engine;
+  if (o.serving.concurrency > flags.max_seqs && !flags.max_seqs_given)
+    flags.max_seqs = std::min<int64_t>(o.serving.concurrency, 4096);
   std::unique_ptr<Engine> engine;
   for (int i = 1; i <= o.loads; ++i) {
     engine.reset();
-    engine = load_engine(o.engine);
+    engine = load_engine(flags);
     print_load(engine->load_report(), i);
   }
   if (o.serving.concurrency > 0) {
     ServingBench b = o.serving;
     b.bandwidth_gbs = o.bandwidth_gbs;
     b.seed = o.seed;
+    b.max_seqs = flags.max_seqs;
     return run_serving_bench(*engine, b);
   }
   const LoadReport& load = engine->load_report();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -128,8 +129,11 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
   const LoadReport& load = engine.load_report();
   const double out_tokens = static_cast<double>(b.num_prompts * b.output_len);
   const double all_tokens = static_cast<double>(b.num_prompts * (b.input_len + b.output_len));
-  fmt::print("serving    {} requests of {} in / {} out tokens (prefix {}), concurrency {}\n",
-             b.num_prompts, b.input_len, b.output_len, b.prefix_len, b.concurrency);
+  fmt::print("serving    {} requests of {} in / {} out tokens (prefix {}), concurrency {}{}\n",
+             b.num_prompts, b.input_len, b.output_len, b.prefix_len, b.concurrency,
+             b.max_seqs > 0 && b.max_seqs < b.concurrency
+                 ? fmt::format(" ({} running at once, --max-seqs)", b.max_seqs)
+                 : std::string());
   if (!loras.empty())
     fmt::print("lora       requests take the adapters in turn: {}\n", fmt::join(loras, ", "));
   fmt::print(
@@ -155,7 +159,9 @@ void run_serving_bench(Engine& engine, const ServingBench& b) {
   if (load.peak_device_bytes == 0) return;  // the CPU: no device floor to compare with
   // A decode step at batch B reads every weight once and each sequence's keys and values, and
   // does 2 FLOPs per weight per token.
-  const double batch = static_cast<double>(std::min(b.concurrency, b.num_prompts));
+  int64_t running = std::min(b.concurrency, b.num_prompts);
+  if (b.max_seqs > 0) running = std::min(running, b.max_seqs);
+  const auto batch = static_cast<double>(running);
   const double context = static_cast<double>(b.input_len) + static_cast<double>(b.output_len) / 2;
   const double kv_read =
       batch * context * static_cast<double>(load.kv_bytes) /

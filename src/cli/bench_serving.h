@@ -19,6 +19,7 @@ struct ServingBench {
   int64_t prefix_len = 0;  // tokens every prompt starts with (the prefix cache's case)
   int64_t warmup = 1;      // requests run first and not counted (engine/warm_up.h)
   uint64_t seed = 1;
+  int64_t max_seqs = 0;         // the engine's sequences at once (0: no bound below concurrency)
   double bandwidth_gbs = 4260;  // H200's measured copy bandwidth
   double tensor_tflops = 1979;  // H200 dense FP8 peak
 };

@@ -166,9 +166,11 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
                  "Tokens one step runs at most, decode tokens and prompt chunks (default: 2048 on "
                  "cpu, 8192 on cuda)")
       ->check(positive_number());
-  cmd.add_option("--max-seqs", f.max_seqs, "Sequences running at once")
+  cmd.add_option("--max-seqs", f.max_seqs,
+                 "Sequences running at once (bench --concurrency C: at least C unless given)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(1, 4096))
+      ->each([&f](const std::string&) { f.max_seqs_given = true; });
   cmd.add_flag("--no-cuda-graphs", f.no_cuda_graphs,
                "cuda: run decode steps op by op instead of replaying recorded CUDA graphs");
   cmd.add_option("--tensor-parallel", f.tensor_parallel,

@@ -29,6 +29,7 @@ struct EngineFlags {
   bool no_prefix_caching = false;
   int64_t max_batch_tokens = 0;
   int64_t max_seqs = 256;
+  bool max_seqs_given = false;  // --max-seqs was on the command line
   bool no_cuda_graphs = false;
   int tensor_parallel = 1;
   // LoRA adapters: PATH (applied to every request) or NAME=PATH (requests pick them by name).

@@ -215,6 +215,20 @@ TEST(CliEdges, ServingBenchWarmsUpFirstUnlessToldNot) {
   EXPECT_EQ(run_cli(args + " --warmup -1").exit_code, 2);
 }
 
+// --concurrency C runs C requests at once: the engine's --max-seqs (256 by default) rises to C
+// unless --max-seqs is given, and then the output says how many ran at once.
+TEST(CliEdges, ServingBenchRunsItsConcurrencyUnlessMaxSeqsSaysLess) {
+  const std::string args = "bench --model " + model("tiny-llama") +
+                           " --num-prompts 3 --input-len 8 --output-len 2 --warmup 0 --quiet";
+  CliResult r = run_cli(args + " --concurrency 2 --max-seqs 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("concurrency 2 (1 running at once, --max-seqs)"), std::string::npos)
+      << r.out;
+  r = run_cli(args + " --concurrency 300");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("concurrency 300\n"), std::string::npos) << r.out;
+}
+
 // The serving bench splits its steps into those that compute prompt tokens and those that only
 // decode: together they are every step, every prompt token (3 prompts of 8, no prefix-cache hit)
 // and every sampled token (3 x 3).
