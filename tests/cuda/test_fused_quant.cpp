@@ -5,6 +5,7 @@
 // and the small-M kernel's. Skipped without a GPU.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -153,6 +154,55 @@ TEST_P(CudaFusedQuant, GatingThenQuantizeEqualsThePlainKernels) {
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     expect_same_bytes(untouched, g, n * 4, "gate, codes only");
     expect_same_quantized(codes, want, scheme, c);
+  }
+}
+
+// The norm kernels (both thread layouts: rows that are a multiple of 128 take the vector one)
+// against the definition computed on the host with the same roundings, squares summed in double:
+// the same bits. Also written over x, as the model normalizes q and k in place.
+TEST_P(CudaFusedQuant, NormEqualsTheHostDefinition) {
+  const Case c = GetParam();
+  const auto n = static_cast<size_t>(c.rows * c.dim);
+  const std::vector<float> x0 = normal_values(n, 6, 1.5f);
+  const std::vector<float> residual = normal_values(n, 7, 0.5f);
+  std::vector<uint16_t> w(static_cast<size_t>(c.dim));
+  const std::vector<float> wf = normal_values(w.size(), 8, 0.2f);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_bf16(1.0f + wf[i]);
+  const float eps = 1e-6f;
+  for (const bool add : {false, true}) {
+    SCOPED_TRACE(add ? "add_rms_norm" : "rms_norm");
+    std::vector<float> sum(n), want(n);
+    for (int64_t row = 0; row < c.rows; ++row) {
+      double ss = 0.0;
+      for (int64_t i = 0; i < c.dim; ++i) {
+        const size_t at = static_cast<size_t>(row * c.dim + i);
+        sum[at] = add ? x0[at] + residual[at] : x0[at];
+        ss += static_cast<double>(sum[at] * sum[at]);
+      }
+      const auto variance = static_cast<float>(ss / static_cast<double>(c.dim));
+      const auto inv_rms = static_cast<float>(1.0 / std::sqrt(static_cast<double>(variance + eps)));
+      for (int64_t i = 0; i < c.dim; ++i) {
+        const size_t at = static_cast<size_t>(row * c.dim + i);
+        want[at] = bf16_to_f32(w[static_cast<size_t>(i)]) * (sum[at] * inv_rms);
+      }
+    }
+    const DeviceBuffer dw = to_device(w), r = to_device(residual);
+    DeviceBuffer x = to_device(x0), out(n * 4), in_place = to_device(x0);
+    if (add) {
+      launch_add_rms_norm(x.as<float>(), r.as<float>(), c.rows, c.dim, dw.as<__nv_bfloat16>(), eps,
+                          out.as<float>(), nullptr);
+    } else {
+      launch_rms_norm(x.as<float>(), c.rows, c.dim, dw.as<__nv_bfloat16>(), eps, out.as<float>(),
+                      nullptr);
+      launch_rms_norm(in_place.as<float>(), c.rows, c.dim, dw.as<__nv_bfloat16>(), eps,
+                      in_place.as<float>(), nullptr);
+    }
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_EQ(to_host<float>(out, n), want);
+    EXPECT_EQ(to_host<float>(x, n), sum) << "the residual stream";
+    if (!add) {
+      EXPECT_EQ(to_host<float>(in_place, n), want) << "written over x";
+    }
   }
 }
 

@@ -31,6 +31,18 @@ __global__ void __launch_bounds__(kThreads)
   detail::quantize_row<kThreads, kPer>(y, blockIdx.x, gridDim.x, dim, o);
 }
 
+template <int kThreads, int kVec>
+__global__ void __launch_bounds__(kThreads)
+    rms_norm_quantize_vec_kernel(float* x, const float* __restrict__ residual, int64_t dim,
+                                 const __nv_bfloat16* __restrict__ w, float eps, float* out,
+                                 Fp8QuantizedOut o) {
+  wait_for_prior_grids();   // launched to overlap the kernel before it (launch_dependent)
+  allow_dependent_grids();  // the projection after it may start reading its weights
+  float4 y[kVec];
+  detail::rms_norm_row_vec<kThreads, kVec>(x, residual, blockIdx.x, dim, w, eps, out, y);
+  detail::quantize_row_vec<kThreads, kVec>(y, blockIdx.x, gridDim.x, dim, o);
+}
+
 template <int kThreads, int kPer>
 __global__ void __launch_bounds__(kThreads)
     silu_mul_quantize_kernel(const float* gate, const float* __restrict__ up, int64_t dim,
@@ -134,6 +146,15 @@ void launch_rms_norm_quantize(float* x, const float* residual, int64_t rows, int
                               const Fp8QuantizedOut& quantized, cudaStream_t stream) {
   if (rows <= 0) return;
   check(rows, quantized);
+  if (detail::norm_vec_fits(dim, x, residual, w, out, quantized.q)) {
+    detail::by_vec_width(dim, [&]<int kThreads, int kVec>() {
+      launch_dependent(Overlap::kAll, rms_norm_quantize_vec_kernel<kThreads, kVec>,
+                       dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, stream, x, residual,
+                       dim, w, eps, out, quantized);
+    });
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   by_width(dim, [&]<int kThreads, int kPer>() {
     launch_dependent(Overlap::kAll, rms_norm_quantize_kernel<kThreads, kPer>,
                      dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, stream, x, residual, dim,

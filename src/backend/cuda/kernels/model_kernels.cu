@@ -39,6 +39,16 @@ __global__ void __launch_bounds__(kBlockThreads)
   detail::rms_norm_row<kBlockThreads, kPer>(x, residual, blockIdx.x, dim, w, eps, out, y);
 }
 
+// rms_norm_kernel in the vector layout (detail::rms_norm_row_vec), where norm_vec_fits: the fused
+// form takes the same layout under the same condition, so the two give the same bits.
+template <int kBlockThreads, int kVec>
+__global__ void __launch_bounds__(kBlockThreads)
+    rms_norm_vec_kernel(float* x, const float* __restrict__ residual, int64_t dim,
+                        const __nv_bfloat16* __restrict__ w, float eps, float* out) {
+  float4 y[kVec];
+  detail::rms_norm_row_vec<kBlockThreads, kVec>(x, residual, blockIdx.x, dim, w, eps, out, y);
+}
+
 // grid (heads, tokens); thread i < head_dim/2 rotates the pair (i, i + half).
 __global__ void rope_kernel(float* x, int64_t heads, int64_t head_dim,
                             const int64_t* __restrict__ positions,
@@ -139,6 +149,14 @@ void launch_norm(float* x, const float* residual, int64_t rows, int64_t dim, con
 void launch_norm_any(float* x, const float* residual, int64_t rows, int64_t dim,
                      const __nv_bfloat16* w, float eps, float* out, cudaStream_t stream) {
   if (rows <= 0) return;
+  if (detail::norm_vec_fits(dim, x, residual, w, out, nullptr)) {
+    detail::by_vec_width(dim, [&]<int kThreads, int kVec>() {
+      rms_norm_vec_kernel<kThreads, kVec>
+          <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, residual, dim, w, eps, out);
+    });
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   if (dim <= 256) {
     launch_norm<128, 2>(x, residual, rows, dim, w, eps, out, stream);
   } else if (dim <= 4096) {
