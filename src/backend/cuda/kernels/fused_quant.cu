@@ -13,10 +13,8 @@
 namespace fp8llm::cuda {
 namespace {
 
-using detail::fp8_quantize;
 using detail::fp8_scale_from_amax;
 using detail::kQuantBlock;
-using detail::nan_max;
 using detail::warp_max;
 
 template <int kThreads, int kPer>
@@ -96,18 +94,12 @@ __global__ void __launch_bounds__(kGroupWarps * 32)
   }
   const float4 y = make_float4(detail::silu_times(g.x, u.x), detail::silu_times(g.y, u.y),
                                detail::silu_times(g.z, u.z), detail::silu_times(g.w, u.w));
-  float amax =
-      in ? nan_max(nan_max(fabsf(y.x), fabsf(y.y)), nan_max(fabsf(y.z), fabsf(y.w))) : 0.0f;
-  amax = warp_max<true>(amax);
+  const float amax = warp_max<true>(in ? detail::nan_max4(y) : 0.0f);
   const float s = fp8_scale_from_amax<false>(amax);
   if (lane == 0) *detail::scale_slot(o, rows, row, group) = s;
   if (!in) return;
   if (out != nullptr) *reinterpret_cast<float4*>(out + at) = y;
-  const uint32_t codes = static_cast<uint32_t>(fp8_quantize(y.x, s)) |
-                         static_cast<uint32_t>(fp8_quantize(y.y, s)) << 8 |
-                         static_cast<uint32_t>(fp8_quantize(y.z, s)) << 16 |
-                         static_cast<uint32_t>(fp8_quantize(y.w, s)) << 24;
-  *reinterpret_cast<uint32_t*>(o.q + at) = codes;
+  *reinterpret_cast<uint32_t*>(o.q + at) = detail::fp8_quantize4(y, s);
 }
 
 bool aligned(const void* p, uintptr_t bytes) {
