@@ -1,5 +1,7 @@
 #include "model/backend.h"
 
+#include <array>
+
 #include "core/error.h"
 
 namespace fp8llm {
@@ -33,6 +35,13 @@ void Backend::rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheVi
   rope(q, q.cols / kv.spec.head_dim, batch);
   rope(k, kv.spec.kv_heads, batch);
   append_kv(layer, k, v, kv, batch);
+}
+
+void Backend::qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
+                                 const BatchView& batch) {
+  const std::array<LinearKind, 3> kinds{LinearKind::Q, LinearKind::K, LinearKind::V};
+  linear_group(in, layer, kinds, std::array<Act, 3>{q, k, v});
+  rope_append_kv(layer, q, k, v, kv, batch);
 }
 
 void Backend::all_reduce(Act) {

@@ -4,9 +4,9 @@
 // (workspace.h), token picking (token_picker.h) and reading the weights (weight_store.h) are
 // separate objects, and which tokens run is the scheduler's business (src/engine/).
 //
-// Fused ops are named: the model calls add_rms_norm, linear_group, rope_append_kv and the *_for
-// forms of the norms and the gating, and a backend that does not fuse them gets the plain
-// sequence of ops from the defaults below.
+// Fused ops are named: the model calls add_rms_norm, linear_group, rope_append_kv,
+// qkv_rope_append_kv and the *_for forms of the norms and the gating, and a backend that does not
+// fuse them gets the plain sequence of ops from the defaults below.
 #pragma once
 
 #include <cstdint>
@@ -72,6 +72,12 @@ class Backend {
   // rope(q), rope(k), append_kv(k, v).
   virtual void rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                               const BatchView& batch);
+  // linear_group(in, {Q, K, V}, {q, k, v}), then rope_append_kv: for passes where nothing (an
+  // adapter, q/k norms) comes between the two, so that a backend may rotate and store q, k and v
+  // from where one GEMM over the three weights wrote them. Afterwards q holds the rotated queries
+  // and the cache this pass's keys and values; k and v may be left unwritten.
+  virtual void qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
+                                  const BatchView& batch);
   // Causal attention of q [tokens, heads * head_dim]: token t over positions 0 .. positions[t] of
   // its sequence in the layer's cache (already holding this pass's keys and values).
   virtual void attention(int64_t layer, Act q, const KvCacheView& kv, const BatchView& batch,

@@ -662,8 +662,8 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
       scale_at += static_cast<int64_t>(w.hs.size());
     }
     const Fp8DeviceWeight* view_ptrs[] = {&views[0], &views[1], &views[2]};
-    for (const int64_t m :
-         {int64_t{4}, int64_t{13}, int64_t{64}, kFp8JoinMaxRows, kFp8JoinMaxRows + 8}) {
+    for (const int64_t m : {int64_t{4}, int64_t{13}, int64_t{64}, int64_t{67}, kFp8JoinMaxRows,
+                            kFp8JoinMaxRows + 8}) {
       SCOPED_TRACE(std::string(name_of(scheme)) + ", m " + std::to_string(m));
       const auto xb = random_bf16(m, k, 75 + static_cast<uint32_t>(m), 1.0f);
       std::vector<float> x(xb.size());
@@ -688,6 +688,33 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
         EXPECT_EQ(linear.joined_calls() - joined_before, joins ? 1 : 0);
         for (size_t i = 0; i < parts.size(); ++i)
           got[join].push_back(to_host<float>(outs[i], static_cast<size_t>(m * (parts[i].n + 4))));
+        if (!join) continue;
+        // The same GEMM left in place for a consumer to read (forward_group_joined): every
+        // column of every row (the block mode's tail rows too) the bits forward_group copied out.
+        const auto in = linear.quantize_group_input(view_ptrs, dx.as<float>(), m, nullptr);
+        ASSERT_TRUE(in.has_value());
+        const auto out = linear.forward_group_joined(view_ptrs, *in, nullptr);
+        ASSERT_EQ(out.has_value(), joins);
+        if (!out) continue;
+        ASSERT_EQ(out->ld, rows);
+        std::vector<float> all(static_cast<size_t>(m * rows));
+        CUDA_CHECK(
+            cudaMemcpy(all.data(), out->y, all.size() * sizeof(float), cudaMemcpyDeviceToHost));
+        int64_t col = 0;
+        for (size_t i = 0; i < parts.size(); ++i) {
+          const int64_t n = parts[i].n;
+          size_t differ = 0;
+          for (int64_t r = 0; r < m; ++r) {
+            for (int64_t c = 0; c < n; ++c) {
+              const float want = got[1][i][static_cast<size_t>(r * n + c)];
+              const float have = all[static_cast<size_t>(r * rows + col + c)];
+              if (std::memcmp(&want, &have, sizeof(float)) != 0 && differ++ < 3)
+                ADD_FAILURE() << "weight " << i << " (" << r << ", " << c << "): " << have
+                              << " in place, " << want << " copied out";
+            }
+          }
+          col += n;
+        }
       }
       const Acts acts = host_acts(scheme, xb, m, k);
       for (size_t i = 0; i < parts.size(); ++i) {

@@ -1,6 +1,7 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "backend/cuda/kernels/fused_quant.h"
@@ -371,6 +372,47 @@ void CudaBackend::rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCac
   launch_rope_append_kv(f32(q), f32(k), f32(v), config_.num_heads, config_.num_kv_heads,
                         config_.head_dim, inv_freq_.as<float>(), paged(batch), paged(kv, layer),
                         stream_.get());
+}
+
+void CudaBackend::qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v,
+                                     const KvCacheView& kv, const BatchView& batch) {
+  const std::array<LinearKind, 3> kinds{LinearKind::Q, LinearKind::K, LinearKind::V};
+  const std::array<Act, 3> outs{q, k, v};
+  std::array<const Fp8DeviceWeight*, 3> ws{};
+  bool fp8 = true;
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    const DeviceLinear& w = linear_weights(layer, kinds[i]);
+    FP8LLM_CHECK(in.cols == w.k && outs[i].cols == w.n && outs[i].rows == in.rows,
+                 "qkv_rope_append_kv: shapes do not agree");
+    fp8 = fp8 && w.is_fp8();
+    ws[i] = &w.fp8;
+  }
+  FP8LLM_CHECK(q.rows == batch.num_tokens, "qkv_rope_append_kv: {} rows for {} tokens", q.rows,
+               batch.num_tokens);
+  std::optional<Fp8Linear::QuantizedInput> quantized;
+  if (fp8) {
+    quantized = take_prepared(in, layer, kinds);
+    if (!quantized) quantized = fp8_.quantize_group_input(ws, f32(in), in.rows, stream_.get());
+  }
+  if (!quantized) return Backend::qkv_rope_append_kv(in, layer, q, k, v, kv, batch);
+  if (const auto joined = fp8_.forward_group_joined(ws, *quantized, stream_.get())) {
+    // RoPE and the cache write read the three from the GEMM's output; the copy out is saved.
+    const float* y = joined->y;
+    const QkvRows rows{.q = y,
+                       .k = y + ws[0]->n,
+                       .v = y + ws[0]->n + ws[1]->n,
+                       .q_ld = joined->ld,
+                       .k_ld = joined->ld,
+                       .v_ld = joined->ld,
+                       .q_out = f32(q),
+                       .k_out = nullptr};
+    launch_rope_append_kv(rows, config_.num_heads, config_.num_kv_heads, config_.head_dim,
+                          inv_freq_.as<float>(), paged(batch), paged(kv, layer), stream_.get());
+    return;
+  }
+  const std::array<float*, 3> ys{f32(q), f32(k), f32(v)};
+  fp8_.forward_group_quantized(ws, *quantized, ys, stream_.get());
+  rope_append_kv(layer, q, k, v, kv, batch);
 }
 
 void CudaBackend::attention(int64_t layer, Act q, const KvCacheView& kv, const BatchView& batch,

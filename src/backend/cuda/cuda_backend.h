@@ -7,7 +7,9 @@
 // Fused ops: add_rms_norm (one kernel), linear_group (one quantization of the input for all its
 // projections, and one grouped kernel for one-token passes), the *_for norms and gating (their
 // output quantized for the FP8 projections after them in the same kernel: fused_quant.h),
-// rope_append_kv (RoPE of q and k and the paged KV write in one kernel). Every
+// rope_append_kv (RoPE of q and k and the paged KV write in one kernel), qkv_rope_append_kv (that
+// kernel reading q, k and v where the joined q/k/v GEMM wrote them: Fp8Linear::
+// forward_group_joined). Every
 // op only launches work on the backend's stream; the batch arrays are copied to fixed device
 // buffers by prepare(), so run_pass() can record a decode step as a CUDA graph and replay it.
 #pragma once
@@ -65,6 +67,8 @@ class CudaBackend final : public Backend {
                  const BatchView& batch) override;
   void rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                       const BatchView& batch) override;
+  void qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
+                          const BatchView& batch) override;
   void attention(int64_t layer, Act q, const KvCacheView& kv, const BatchView& batch,
                  Act out) override;
   void silu_mul(Act gate, Act up, Act out) override;

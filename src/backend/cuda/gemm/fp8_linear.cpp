@@ -139,6 +139,41 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
   launch_fp8_gemv_group(a, stream);
 }
 
+std::optional<Fp8Linear::QuantizedInput> Fp8Linear::quantize_group_input(
+    std::span<const Fp8DeviceWeight* const> ws, const float* x, int64_t m, cudaStream_t stream) {
+  const std::optional<QuantizedInput> in = reserve_group_input(ws, m);
+  if (in) quantize_into(*in, x, stream);
+  return in;
+}
+
+std::optional<Fp8DeviceWeight> Fp8Linear::joins(std::span<const Fp8DeviceWeight* const> ws,
+                                                const QuantizedInput& in) const {
+  // The rows on cuBLASLt are what makes forward_group_quantized join (gemv_groups takes none).
+  if (in.m_lt <= 0 || in.m > joined_rows_) return std::nullopt;
+  const std::optional<Fp8DeviceWeight> all = joined(ws);
+  if (!all || all->k != in.k || all->scheme != in.scheme ||
+      static_cast<size_t>(in.m * all->n) * sizeof(float) > joined_.size())
+    return std::nullopt;
+  return all;
+}
+
+std::optional<Fp8Linear::JoinedOutput> Fp8Linear::forward_group_joined(
+    std::span<const Fp8DeviceWeight* const> ws, const QuantizedInput& in, cudaStream_t stream) {
+  const std::optional<Fp8DeviceWeight> all = joins(ws, in);
+  if (!all) return std::nullopt;
+  float* y = joined_.as<float>();
+  gemm_.gemm_fp8(all->scheme, in.q, in.s1, in.m_lt, all->q, all->scales, all->scale_ld, all->n,
+                 in.k, nullptr, y, stream);
+  // The block scheme's last m % 4 rows: each weight's small-M kernel, into its columns.
+  int64_t col = 0;
+  for (const Fp8DeviceWeight* w : ws) {
+    multiply_tail(*w, in, y + col, stream, all->n);
+    col += w->n;
+  }
+  ++joined_calls_;
+  return JoinedOutput{y, all->n};
+}
+
 std::optional<Fp8DeviceWeight> Fp8Linear::joined(std::span<const Fp8DeviceWeight* const> ws) {
   if (ws.size() < 2 || ws.size() > static_cast<size_t>(kSplitColumnsMaxParts)) return std::nullopt;
   Fp8DeviceWeight all = *ws[0];
@@ -210,7 +245,8 @@ void Fp8Linear::multiply(const Fp8DeviceWeight& w, const QuantizedInput& in, T* 
 
 template <typename T>
 void Fp8Linear::multiply_tail(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y,
-                              cudaStream_t stream) {
+                              cudaStream_t stream, int64_t ldy) {
+  if (ldy == 0) ldy = w.n;
   const int64_t k = in.k;
   const int64_t m_tail = in.m - in.m_lt;
   const uint8_t* q2 = in.q + in.m_lt * k;
@@ -233,11 +269,11 @@ void Fp8Linear::multiply_tail(const Fp8DeviceWeight& w, const QuantizedInput& in
     a.bias = w.bias;
     a.tensor_cores = accumulation_ == Fp8Accumulation::TensorCore;
     if constexpr (std::is_same_v<T, float>) {
-      a.y_f32 = y + (in.m_lt + r0) * w.n;
+      a.y_f32 = y + (in.m_lt + r0) * ldy;
     } else {
-      a.y = y + (in.m_lt + r0) * w.n;
+      a.y = y + (in.m_lt + r0) * ldy;
     }
-    a.ldy = w.n;
+    a.ldy = ldy;
     launch_fp8_gemv(a, stream);
   }
 }

@@ -113,6 +113,25 @@ class Fp8Linear {
   void forward_group_quantized(std::span<const Fp8DeviceWeight* const> ws, const QuantizedInput& in,
                                std::span<float* const> ys, cudaStream_t stream,
                                const Fp8GemvLora* lora = nullptr);
+  // x[m, k] quantized once for every weight of `ws` (what forward_group does first), or nothing
+  // (and no work) where reserve_group_input gives nothing.
+  std::optional<QuantizedInput> quantize_group_input(std::span<const Fp8DeviceWeight* const> ws,
+                                                     const float* x, int64_t m,
+                                                     cudaStream_t stream);
+
+  // A joined group's outputs where the GEMM left them: row r of weight i at y + r * ld + the sum
+  // of the n of the weights before it.
+  struct JoinedOutput {
+    const float* y = nullptr;
+    int64_t ld = 0;
+  };
+  // Where forward_group_quantized would multiply `ws` as one weight (weights back to back, rows
+  // on cuBLASLt, every row within the joined scratch), multiplies them so, each row the values
+  // forward_group_quantized gives it, and returns where they are (valid until the next call that
+  // multiplies): a consumer reads the columns in place, and the copy to each output is saved.
+  // Nothing, and no work, otherwise.
+  std::optional<JoinedOutput> forward_group_joined(std::span<const Fp8DeviceWeight* const> ws,
+                                                   const QuantizedInput& in, cudaStream_t stream);
 
  private:
   // Rows of an M-row call that go to cuBLASLt: none up to eight rows of fp32 output on the
@@ -128,9 +147,13 @@ class Fp8Linear {
   void quantize_into(const QuantizedInput& in, const T* x, cudaStream_t stream);
   template <typename T>
   void multiply(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y, cudaStream_t stream);
-  // Rows [m_lt, m) of multiply: the small-M kernel's.
+  // Rows [m_lt, m) of multiply: the small-M kernel's, row r at y + r * ldy (0: w.n).
   template <typename T>
-  void multiply_tail(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y, cudaStream_t stream);
+  void multiply_tail(const Fp8DeviceWeight& w, const QuantizedInput& in, T* y, cudaStream_t stream,
+                     int64_t ldy = 0);
+  // The joined weight of `ws` where forward_group_joined applies to `in`.
+  std::optional<Fp8DeviceWeight> joins(std::span<const Fp8DeviceWeight* const> ws,
+                                       const QuantizedInput& in) const;
   template <typename T>
   void forward_impl(const Fp8DeviceWeight& w, const T* x, int64_t m, T* y, cudaStream_t stream);
 

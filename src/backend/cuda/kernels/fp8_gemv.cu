@@ -360,7 +360,7 @@ void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
   // kFp8GemvTcMaxRows rows of contiguous fp32 output on the tensor cores: the same kernel, a token
   // a column.
   const bool one = a.m == 1 && (a.scheme == Fp8Scheme::Row || a.xs_ld <= 1);
-  const bool few = a.m > 1 && a.tensor_cores && a.ldy == a.n && fp8_gemv_tc_supports(a.m, a.k);
+  const bool few = a.m > 1 && a.tensor_cores && fp8_gemv_tc_supports(a.m, a.k);
   if (vec && a.y_f32 != nullptr && (one || few)) {
     Fp8GemvGroupArgs g;
     g.scheme = a.scheme;
@@ -370,7 +370,7 @@ void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
     g.m = a.m;
     g.k = a.k;
     g.count = 1;
-    g.seg[0] = {a.wq, a.ws, a.ws_ld, a.n, a.bias, a.y_f32};
+    g.seg[0] = {a.wq, a.ws, a.ws_ld, a.n, a.bias, a.y_f32, a.ldy};
     g.tensor_cores = a.tensor_cores;
     launch_group(g, stream);
   } else if (a.scheme == Fp8Scheme::Block) {

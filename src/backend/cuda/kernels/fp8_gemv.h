@@ -62,7 +62,8 @@ struct Fp8GemvSegment {
   int64_t ws_ld = 0;
   int64_t n = 0;
   const __nv_bfloat16* bias = nullptr;  // [n] or null
-  float* y = nullptr;                   // [m, n]
+  float* y = nullptr;                   // [m, ldy]
+  int64_t ldy = 0;                      // floats from a token's outputs to the next's; 0: n
 };
 
 // Tokens the tensor-core kernel takes in one launch: eight a tile of mma columns, up to two tiles

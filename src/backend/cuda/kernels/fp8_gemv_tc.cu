@@ -216,7 +216,7 @@ __device__ void lora_epilogue(const GroupLayout& g, int s, int64_t n0, int m, in
       }
       out = fmaf(__ldg(L.slot_scales + slot[j]), d, out);
     }
-    seg.y[t * seg.n + nn] = out;
+    seg.y[t * (seg.ldy > 0 ? seg.ldy : seg.n) + nn] = out;
   }
   // Every shrink block has been counted (this block saw them all): the last weights' block to get
   // here leaves the counters at zero for the next launch.
@@ -379,7 +379,7 @@ __global__ void __launch_bounds__(32 * kMaxWarps) fp8_gemv_tc_kernel(GroupLayout
         for (int v = 0; v < warps; ++v) sum += partial[v][r][t];
         float out = kBlock ? sum : sum * __ldg(p.xs + t) * __ldg(seg.ws + nn);
         if (seg.bias != nullptr) out += __bfloat162float(seg.bias[nn]);
-        seg.y[t * seg.n + nn] = out;
+        seg.y[t * (seg.ldy > 0 ? seg.ldy : seg.n) + nn] = out;
       }
     }
   }

@@ -29,19 +29,20 @@ constexpr int kAppendThreads = kAppendWarps * 32;
 constexpr int kAppendPairs = kPagedMaxHeadDim / 2 / 32;  // rotated pairs a lane holds at most
 
 // grid (tokens, ceil(rows / 8)) over a token's rows: its q heads when rotating, then its kv
-// heads. Warp w of block y takes row 8y + w. A q row is rotated in place; a kv row's k is rotated
-// (when rotating) and written with the same head of v into the cache at the token's slot, from
-// the registers that hold them. Each block computes the token's rotation angles once for its
-// eight rows (cos and sin in double, rope_kernel's arithmetic) while its warps' rows are on their
-// way: a block per head computed them for every head, and the double-precision sin and cos were
-// most of the kernel's time at a prompt's thousands of tokens.
+// heads. Warp w of block y takes row 8y + w. A q row is rotated into q_out; a kv row's k is
+// rotated (when rotating; written back where k_out is set) and written with the same head of v
+// into the cache at the token's slot, from the registers that hold them. Each block computes the
+// token's rotation angles once for its eight rows (cos and sin in double, rope_kernel's
+// arithmetic) while its warps' rows are on their way: a block per head computed them for every
+// head, and the double-precision sin and cos were most of the kernel's time at a prompt's
+// thousands of tokens.
 template <typename T>
 __global__ void __launch_bounds__(kAppendThreads)
-    rope_append_kernel(float* q, float* k, const float* __restrict__ v, int64_t heads,
-                       int64_t kv_heads, int64_t head_dim, const float* __restrict__ inv_freq,
-                       const int64_t* __restrict__ positions, const int64_t* __restrict__ slots,
-                       T* __restrict__ k_cache, T* __restrict__ v_cache,
-                       float* __restrict__ k_scale, float* __restrict__ v_scale) {
+    rope_append_kernel(QkvRows rows, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                       const float* __restrict__ inv_freq, const int64_t* __restrict__ positions,
+                       const int64_t* __restrict__ slots, T* __restrict__ k_cache,
+                       T* __restrict__ v_cache, float* __restrict__ k_scale,
+                       float* __restrict__ v_scale) {
   wait_for_prior_grids();  // launched to overlap the kernel before it (launch_dependent)
   allow_dependent_grids();
   __shared__ float2 s_cs[kPagedMaxHeadDim / 2];  // (cos, sin) of pair i
@@ -54,10 +55,14 @@ __global__ void __launch_bounds__(kAppendThreads)
   const bool has_row = r < q_rows + kv_heads;
   const bool is_q = r < q_rows;
   const int64_t h = is_q ? r : r - q_rows;
-  float* x = is_q ? q + (t * heads + h) * head_dim : k + (t * kv_heads + h) * head_dim;
+  const float* x =
+      is_q ? rows.q + t * rows.q_ld + h * head_dim : rows.k + t * rows.k_ld + h * head_dim;
+  float* x_out = is_q                    ? rows.q_out + (t * heads + h) * head_dim
+                 : rows.k_out != nullptr ? rows.k_out + t * rows.k_ld + h * head_dim
+                                         : nullptr;
   // The lane's pairs (i, i + half), i = lane + 32p: of the row, and of v for a kv row.
   float a[kAppendPairs], b[kAppendPairs], va[kAppendPairs], vb[kAppendPairs];
-  const float* vr = v + (t * kv_heads + h) * head_dim;
+  const float* vr = rows.v + t * rows.v_ld + h * head_dim;
 #pragma unroll
   for (int p = 0; p < kAppendPairs; ++p) {
     const int64_t i = lane + 32 * p;
@@ -86,8 +91,10 @@ __global__ void __launch_bounds__(kAppendThreads)
       const float rb = __fadd_rn(__fmul_rn(b[p], cs.x), __fmul_rn(a[p], cs.y));
       a[p] = ra;
       b[p] = rb;
-      x[i] = ra;
-      x[i + half] = rb;
+      if (x_out != nullptr) {
+        x_out[i] = ra;
+        x_out[i + half] = rb;
+      }
     }
   }
   if (is_q) return;
@@ -266,14 +273,14 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 }
 
 template <typename T>
-void append_typed(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
-                  int64_t head_dim, const float* inv_freq, const PagedBatch& b, const PagedKv& kv,
+void append_typed(const QkvRows& rows, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                  const float* inv_freq, const PagedBatch& b, const PagedKv& kv,
                   cudaStream_t stream) {
-  const int64_t rows = (inv_freq != nullptr ? heads : 0) + kv_heads;
+  const int64_t row_count = (inv_freq != nullptr ? heads : 0) + kv_heads;
   const dim3 grid(static_cast<unsigned>(b.tokens),
-                  static_cast<unsigned>((rows + kAppendWarps - 1) / kAppendWarps));
-  launch_dependent(Overlap::kAll, rope_append_kernel<T>, grid, dim3(kAppendThreads), 0, stream, q,
-                   k, v, heads, kv_heads, head_dim, inv_freq, b.positions, b.slots,
+                  static_cast<unsigned>((row_count + kAppendWarps - 1) / kAppendWarps));
+  launch_dependent(Overlap::kAll, rope_append_kernel<T>, grid, dim3(kAppendThreads), 0, stream,
+                   rows, heads, kv_heads, head_dim, inv_freq, b.positions, b.slots,
                    static_cast<T*>(kv.k), static_cast<T*>(kv.v), kv.k_scale, kv.v_scale);
   CUDA_CHECK_LAUNCH();
 }
@@ -334,23 +341,43 @@ void check_layout(int64_t heads, int64_t kv_heads, int64_t head_dim) {
 
 }  // namespace
 
-void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
-                           int64_t head_dim, const float* inv_freq, const PagedBatch& batch,
-                           const PagedKv& kv, cudaStream_t stream) {
+void launch_rope_append_kv(const QkvRows& rows, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                           const float* inv_freq, const PagedBatch& batch, const PagedKv& kv,
+                           cudaStream_t stream) {
   if (batch.tokens <= 0) return;
   check_layout(heads, kv_heads, head_dim);
+  if (inv_freq != nullptr && rows.q_out == nullptr)
+    throw std::invalid_argument("launch_rope_append_kv: rotating q needs q_out");
+  if (rows.k_ld < kv_heads * head_dim || rows.v_ld < kv_heads * head_dim ||
+      (inv_freq != nullptr && rows.q_ld < heads * head_dim))
+    throw std::invalid_argument("launch_rope_append_kv: a row stride is shorter than its row");
   switch (kv.dtype) {
     case KvCacheDtype::F32:
-      return append_typed<float>(q, k, v, heads, kv_heads, head_dim, inv_freq, batch, kv, stream);
+      return append_typed<float>(rows, heads, kv_heads, head_dim, inv_freq, batch, kv, stream);
     case KvCacheDtype::BF16:
-      return append_typed<__nv_bfloat16>(q, k, v, heads, kv_heads, head_dim, inv_freq, batch, kv,
+      return append_typed<__nv_bfloat16>(rows, heads, kv_heads, head_dim, inv_freq, batch, kv,
                                          stream);
     case KvCacheDtype::Fp8:
-      return append_typed<uint8_t>(q, k, v, heads, kv_heads, head_dim, inv_freq, batch, kv, stream);
+      return append_typed<uint8_t>(rows, heads, kv_heads, head_dim, inv_freq, batch, kv, stream);
     case KvCacheDtype::Auto:
       break;
   }
   throw std::invalid_argument("launch_rope_append_kv: the KV element type is not settled");
+}
+
+void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
+                           int64_t head_dim, const float* inv_freq, const PagedBatch& batch,
+                           const PagedKv& kv, cudaStream_t stream) {
+  const int64_t q_ld = heads * head_dim, kv_ld = kv_heads * head_dim;
+  launch_rope_append_kv(QkvRows{.q = q,
+                                .k = k,
+                                .v = v,
+                                .q_ld = q_ld,
+                                .k_ld = kv_ld,
+                                .v_ld = kv_ld,
+                                .q_out = q,
+                                .k_out = inv_freq != nullptr ? k : nullptr},
+                        heads, kv_heads, head_dim, inv_freq, batch, kv, stream);
 }
 
 void launch_paged_attention(const float* q, int64_t heads, int64_t kv_heads, int64_t head_dim,

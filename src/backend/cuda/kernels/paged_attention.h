@@ -38,11 +38,29 @@ struct PagedBatch {
   int64_t max_ranges = 0;
 };
 
+// A pass's q, k and v rows, each token's row `ld` floats after the one before: three arrays of
+// their own, or the columns of one joined projection's output (Fp8Linear::forward_group_joined),
+// read where that GEMM wrote them. The rotated q goes to q_out (in place where it is q), the
+// rotated k back over k where k_out is set.
+struct QkvRows {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int64_t q_ld = 0, k_ld = 0, v_ld = 0;
+  float* q_out = nullptr;  // [tokens, heads * head_dim]
+  float* k_out = nullptr;  // k's own rows, or null
+};
+
 // With `inv_freq` set: RoPE on q [tokens, heads, head_dim] and k [tokens, kv_heads, head_dim] in
 // place (as launch_rope), then k and v into the cache at the tokens' slots. Without: k and v only.
 void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
                            int64_t head_dim, const float* inv_freq, const PagedBatch& batch,
                            const PagedKv& kv, cudaStream_t stream);
+// The same from rows anywhere (QkvRows), rotating (inv_freq is required); the cache and q_out get
+// the bits the call above gives for the same values.
+void launch_rope_append_kv(const QkvRows& rows, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                           const float* inv_freq, const PagedBatch& batch, const PagedKv& kv,
+                           cudaStream_t stream);
 
 // Decode tokens (the one token of their sequence in this pass) split each (token, head) over the
 // keys so that a small batch still fills the GPU: token t's keys are cut into splits_t =
