@@ -40,7 +40,12 @@ void Backend::rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheVi
 void Backend::qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                                  const BatchView& batch) {
   const std::array<LinearKind, 3> kinds{LinearKind::Q, LinearKind::K, LinearKind::V};
-  linear_group(in, layer, kinds, std::array<Act, 3>{q, k, v});
+  const std::array<Act, 3> outs{q, k, v};
+  if (batch.lora) {
+    linear_group_lora(in, layer, kinds, batch, outs);
+  } else {
+    linear_group(in, layer, kinds, outs);
+  }
   rope_append_kv(layer, q, k, v, kv, batch);
 }
 

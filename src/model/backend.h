@@ -72,10 +72,11 @@ class Backend {
   // rope(q), rope(k), append_kv(k, v).
   virtual void rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                               const BatchView& batch);
-  // linear_group(in, {Q, K, V}, {q, k, v}), then rope_append_kv: for passes where nothing (an
-  // adapter, q/k norms) comes between the two, so that a backend may rotate and store q, k and v
-  // from where one GEMM over the three weights wrote them. Afterwards q holds the rotated queries
-  // and the cache this pass's keys and values; k and v may be left unwritten.
+  // linear_group(in, {Q, K, V}, {q, k, v}) (linear_group_lora where batch.lora), then
+  // rope_append_kv: for models without q/k norms between the two, so that a backend may add the
+  // adapters to, rotate and store q, k and v where one GEMM over the three weights wrote them.
+  // Afterwards q holds the rotated queries and the cache this pass's keys and values; k and v
+  // may be left unwritten.
   virtual void qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                                   const BatchView& batch);
   // Causal attention of q [tokens, heads * head_dim]: token t over positions 0 .. positions[t] of

@@ -47,12 +47,10 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     } else {
       b.add_rms_norm_for(x, proj, l, NormKind::Input, h, {l, qkv, lora});
     }
-    if (lora || c.qk_norm) {
+    if (c.qk_norm) {
       project(h, l, qkv, std::array<Act, 3>{q, k, v});
-      if (c.qk_norm) {
-        b.rms_norm(q, l, NormKind::QNorm, q);
-        b.rms_norm(k, l, NormKind::KNorm, k);
-      }
+      b.rms_norm(q, l, NormKind::QNorm, q);
+      b.rms_norm(k, l, NormKind::KNorm, k);
       b.rope_append_kv(l, q, k, v, kv, batch);
     } else {
       b.qkv_rope_append_kv(h, l, q, k, v, kv, batch);

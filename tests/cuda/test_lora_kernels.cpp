@@ -53,10 +53,13 @@ struct Problem {
     scales = {0.5f, 2.0f, 1.25f};
   }
 
-  // y[t] after the kernels, given the batch's x, slots and starting y (per projection).
+  // y[t] after the kernels, given the batch's x, slots and starting y (per projection). With
+  // `ld`, the projections' outputs are the columns of one [tokens, ld] array, side by side from
+  // column 0, the columns past them holding NaN (which must stay untouched).
   std::vector<std::vector<float>> run(const std::vector<float>& x,
                                       const std::vector<int32_t>& token_lora,
-                                      const std::vector<std::vector<float>>& y0) const {
+                                      const std::vector<std::vector<float>>& y0,
+                                      int64_t ld = 0) const {
     const auto tokens = static_cast<int64_t>(token_lora.size());
     std::vector<int32_t> rows(token_lora.size()), row_slots(token_lora.size());
     group_lora_rows(token_lora.data(), tokens, rows.data(), row_slots.data());
@@ -80,12 +83,25 @@ struct Problem {
                  .scratch = scratch.as<float>(),
                  .tile_counts = tile_counts.as<int32_t>()};
     const auto* base = fd.as<__nv_bfloat16>();
+    std::vector<float> joined(static_cast<size_t>(tokens * ld), NAN);
+    int64_t col = 0;
     for (int g = 0; g < groups; ++g) {
-      yd.push_back(to_device(y0[static_cast<size_t>(g)]));
+      const int64_t out = outs[static_cast<size_t>(g)];
+      for (int64_t t = 0; t < tokens && ld > 0; ++t)
+        std::copy_n(&y0[static_cast<size_t>(g)][static_cast<size_t>(t * out)], out,
+                    &joined[static_cast<size_t>(t * ld + col)]);
+      col += out;
+    }
+    if (ld > 0) yd.push_back(to_device(joined));
+    col = 0;
+    for (int g = 0; g < groups; ++g) {
+      if (ld == 0) yd.push_back(to_device(y0[static_cast<size_t>(g)]));
       l.proj[g] = {.a = base + a_at[static_cast<size_t>(g)],
                    .b = base + b_at[static_cast<size_t>(g)],
-                   .y = yd.back().as<float>(),
-                   .out = outs[static_cast<size_t>(g)]};
+                   .y = yd.back().as<float>() + (ld > 0 ? col : 0),
+                   .out = outs[static_cast<size_t>(g)],
+                   .ld = ld};
+      col += outs[static_cast<size_t>(g)];
     }
     launch_lora_shrink(l, nullptr);
     launch_lora_expand(l, nullptr);
@@ -94,8 +110,24 @@ struct Problem {
         to_host<int32_t>(tile_counts, static_cast<size_t>(lora_tile_counts(tokens)));
     EXPECT_TRUE(std::all_of(counts.begin(), counts.end(), [](int32_t c) { return c == 0; }));
     std::vector<std::vector<float>> y;
-    for (int g = 0; g < groups; ++g)
-      y.push_back(to_host<float>(yd[static_cast<size_t>(g)], y0[static_cast<size_t>(g)].size()));
+    if (ld == 0) {
+      for (int g = 0; g < groups; ++g)
+        y.push_back(to_host<float>(yd[static_cast<size_t>(g)], y0[static_cast<size_t>(g)].size()));
+      return y;
+    }
+    const std::vector<float> all = to_host<float>(yd[0], joined.size());
+    col = 0;
+    for (int g = 0; g < groups; ++g) {
+      const int64_t out = outs[static_cast<size_t>(g)];
+      y.emplace_back(static_cast<size_t>(tokens * out));
+      for (int64_t t = 0; t < tokens; ++t)
+        std::copy_n(&all[static_cast<size_t>(t * ld + col)], out,
+                    &y.back()[static_cast<size_t>(t * out)]);
+      col += out;
+    }
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t c = col; c < ld; ++c)
+        EXPECT_TRUE(std::isnan(all[static_cast<size_t>(t * ld + c)])) << "column " << c;
     return y;
   }
 
@@ -172,6 +204,28 @@ TEST_P(CudaLoraKernels, MatchTheDefinitionAndGiveATokenTheSameAloneAsInABatch) {
 }
 
 // Host code: runs without a GPU.
+// The expand adding into the columns of one output a row stride apart (q, k and v where their
+// joined GEMM wrote them) gives each projection the bits it gets in an array of its own.
+TEST_P(CudaLoraKernels, ARowStrideGivesTheSameBitsAsOutputsApart) {
+  const int64_t in = GetParam().in, tokens = GetParam().tokens;
+  const std::vector<int64_t> outs{64, 24, 40};
+  const Problem p(in, GetParam().max_rank, outs, static_cast<uint32_t>(in + 7));
+  std::mt19937 rng(6);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(tokens * in));
+  for (float& v : x) v = n(rng);
+  std::vector<int32_t> token_lora(static_cast<size_t>(tokens));
+  for (int32_t& s : token_lora) s = static_cast<int32_t>(rng() % 4) - 1;
+  std::vector<std::vector<float>> y0;
+  for (int64_t out : outs) {
+    y0.emplace_back(static_cast<size_t>(tokens * out));
+    for (float& v : y0.back()) v = n(rng);
+  }
+  const auto apart = p.run(x, token_lora, y0);
+  const auto strided = p.run(x, token_lora, y0, 64 + 24 + 40 + 4);
+  for (size_t g = 0; g < outs.size(); ++g) EXPECT_EQ(strided[g], apart[g]) << "projection " << g;
+}
+
 TEST(GroupLoraRows, SlotsInOrderEachInBatchOrderTokensWithoutOneLast) {
   const std::vector<int32_t> token_lora = {2, -1, 0, 2, 0, -1, 1, 0};
   std::vector<int32_t> rows(token_lora.size()), row_slots(token_lora.size());

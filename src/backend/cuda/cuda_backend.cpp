@@ -389,30 +389,37 @@ void CudaBackend::qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v,
   }
   FP8LLM_CHECK(q.rows == batch.num_tokens, "qkv_rope_append_kv: {} rows for {} tokens", q.rows,
                batch.num_tokens);
-  std::optional<Fp8Linear::QuantizedInput> quantized;
-  if (fp8) {
-    quantized = take_prepared(in, layer, kinds);
-    if (!quantized) quantized = fp8_.quantize_group_input(ws, f32(in), in.rows, stream_.get());
+  // Only where one GEMM over the three weights leaves them side by side (decode batches of 9 to
+  // 256); elsewhere the ops one after the other, each with its own fusions.
+  if (!fp8 || !fp8_.joins_rows(ws, in.rows))
+    return Backend::qkv_rope_append_kv(in, layer, q, k, v, kv, batch);
+  // The adapters' shrink reads only `in`: it runs beside the GEMM, on the adapters' stream.
+  if (batch.lora) lora_shrink(in, layer, kinds, batch);
+  std::optional<Fp8Linear::QuantizedInput> quantized = take_prepared(in, layer, kinds);
+  if (!quantized) quantized = fp8_.quantize_group_input(ws, f32(in), in.rows, stream_.get());
+  const auto joined =
+      quantized ? fp8_.forward_group_joined(ws, *quantized, stream_.get()) : std::nullopt;
+  FP8LLM_CHECK(joined.has_value(), "qkv_rope_append_kv: the joined GEMM did not take {} rows",
+               in.rows);
+  float* y = joined->y;
+  std::array<float*, 3> ys{y, y + ws[0]->n, y + ws[0]->n + ws[1]->n};
+  if (batch.lora) {
+    // Each token's adapter added in the GEMM's output, where RoPE then reads it.
+    CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), lora_join_.get()));
+    const std::array<int64_t, 3> widths{q.cols, k.cols, v.cols};
+    lora_.expand(in.cols, layer, kinds, batch, ys, widths, stream_.get(), joined->ld);
   }
-  if (!quantized) return Backend::qkv_rope_append_kv(in, layer, q, k, v, kv, batch);
-  if (const auto joined = fp8_.forward_group_joined(ws, *quantized, stream_.get())) {
-    // RoPE and the cache write read the three from the GEMM's output; the copy out is saved.
-    const float* y = joined->y;
-    const QkvRows rows{.q = y,
-                       .k = y + ws[0]->n,
-                       .v = y + ws[0]->n + ws[1]->n,
-                       .q_ld = joined->ld,
-                       .k_ld = joined->ld,
-                       .v_ld = joined->ld,
-                       .q_out = f32(q),
-                       .k_out = nullptr};
-    launch_rope_append_kv(rows, config_.num_heads, config_.num_kv_heads, config_.head_dim,
-                          inv_freq_.as<float>(), paged(batch), paged(kv, layer), stream_.get());
-    return;
-  }
-  const std::array<float*, 3> ys{f32(q), f32(k), f32(v)};
-  fp8_.forward_group_quantized(ws, *quantized, ys, stream_.get());
-  rope_append_kv(layer, q, k, v, kv, batch);
+  // RoPE and the cache write read the three from the GEMM's output; the copy out is saved.
+  const QkvRows rows{.q = ys[0],
+                     .k = ys[1],
+                     .v = ys[2],
+                     .q_ld = joined->ld,
+                     .k_ld = joined->ld,
+                     .v_ld = joined->ld,
+                     .q_out = f32(q),
+                     .k_out = nullptr};
+  launch_rope_append_kv(rows, config_.num_heads, config_.num_kv_heads, config_.head_dim,
+                        inv_freq_.as<float>(), paged(batch), paged(kv, layer), stream_.get());
 }
 
 void CudaBackend::attention(int64_t layer, Act q, const KvCacheView& kv, const BatchView& batch,

@@ -199,14 +199,16 @@ void CudaLora::shrink(const float* x, int64_t in, int64_t layer, std::span<const
 
 void CudaLora::expand(int64_t in, int64_t layer, std::span<const LinearKind> kinds,
                       const BatchView& batch, std::span<float* const> ys,
-                      std::span<const int64_t> outs, cudaStream_t stream) const {
+                      std::span<const int64_t> outs, cudaStream_t stream, int64_t ld) const {
   LoraLaunch l = launch_of(nullptr, in, layer, kinds, batch);
   FP8LLM_CHECK(ys.size() == kinds.size() && outs.size() == kinds.size(),
                "lora: {} outputs for {} projections", ys.size(), kinds.size());
   for (size_t g = 0; g < kinds.size(); ++g) {
     FP8LLM_CHECK(outs[g] == l.proj[g].out, "lora: an output of {} for a projection of {}", outs[g],
                  l.proj[g].out);
+    FP8LLM_CHECK(ld == 0 || ld >= outs[g], "lora: rows {} apart for outputs of {}", ld, outs[g]);
     l.proj[g].y = ys[g];
+    l.proj[g].ld = ld;
   }
   launch_lora_expand(l, stream);
 }

@@ -39,11 +39,14 @@ class CudaLora {
   void stage(int slot, int64_t rank, std::span<const LoraDeviceFactor> factors);
   void commit(int slot, cudaStream_t stream);
   // Each token's adapter contribution to projections `kinds` of `layer`, which all read x, in
-  // two halves (kernels/lora.h): shrink reads x, expand then adds to ys. One group at a time.
+  // two halves (kernels/lora.h): shrink reads x, expand then adds to ys (a token's row of output
+  // g `ld` floats after the one before, where ld is given and not 0; else outs[g]). One group at
+  // a time.
   void shrink(const float* x, int64_t in, int64_t layer, std::span<const LinearKind> kinds,
               const BatchView& batch, cudaStream_t stream) const;
   void expand(int64_t in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
-              std::span<float* const> ys, std::span<const int64_t> outs, cudaStream_t stream) const;
+              std::span<float* const> ys, std::span<const int64_t> outs, cudaStream_t stream,
+              int64_t ld = 0) const;
   // Both halves for the tensor-core GEMV to add in its own launch (kernels/fp8_gemv.h), or nothing
   // where it cannot or should not: a rank above kFp8GemvLoraMaxRank, more than kLoraInGemvMaxRows
   // tokens.

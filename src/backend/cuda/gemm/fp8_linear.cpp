@@ -157,6 +157,22 @@ std::optional<Fp8DeviceWeight> Fp8Linear::joins(std::span<const Fp8DeviceWeight*
   return all;
 }
 
+bool Fp8Linear::joins_rows(std::span<const Fp8DeviceWeight* const> ws, int64_t m) const {
+  if (ws.empty() || m <= 0) return false;
+  const Fp8DeviceWeight& first = *ws[0];
+  const int64_t m_lt = gemm_rows(first, m, true);
+  for (const Fp8DeviceWeight* w : ws) {
+    if (w->scheme != first.scheme || w->k != first.k || gemm_rows(*w, m, true) != m_lt)
+      return false;
+  }
+  QuantizedInput in;
+  in.scheme = first.scheme;
+  in.m = m;
+  in.m_lt = m_lt;
+  in.k = first.k;
+  return joins(ws, in).has_value();
+}
+
 std::optional<Fp8Linear::JoinedOutput> Fp8Linear::forward_group_joined(
     std::span<const Fp8DeviceWeight* const> ws, const QuantizedInput& in, cudaStream_t stream) {
   const std::optional<Fp8DeviceWeight> all = joins(ws, in);

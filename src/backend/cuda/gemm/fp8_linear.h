@@ -122,13 +122,16 @@ class Fp8Linear {
   // A joined group's outputs where the GEMM left them: row r of weight i at y + r * ld + the sum
   // of the n of the weights before it.
   struct JoinedOutput {
-    const float* y = nullptr;
+    float* y = nullptr;
     int64_t ld = 0;
   };
+  // Whether m rows through `ws`, quantized for them (reserve_group_input), take the joined path.
+  bool joins_rows(std::span<const Fp8DeviceWeight* const> ws, int64_t m) const;
   // Where forward_group_quantized would multiply `ws` as one weight (weights back to back, rows
   // on cuBLASLt, every row within the joined scratch), multiplies them so, each row the values
   // forward_group_quantized gives it, and returns where they are (valid until the next call that
-  // multiplies): a consumer reads the columns in place, and the copy to each output is saved.
+  // multiplies): a consumer reads (or adds to) the columns in place, and the copy to each output
+  // is saved.
   // Nothing, and no work, otherwise.
   std::optional<JoinedOutput> forward_group_joined(std::span<const Fp8DeviceWeight* const> ws,
                                                    const QuantizedInput& in, cudaStream_t stream);

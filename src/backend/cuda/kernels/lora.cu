@@ -371,7 +371,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
       const int64_t t = t0 + n * 8 + tig * 2 + c;
-      yrow[n][c] = t < tokens ? static_cast<int64_t>(trows[n * 8 + tig * 2 + c]) * pr.out : 0;
+      yrow[n][c] = t < tokens ? static_cast<int64_t>(trows[n * 8 + tig * 2 + c]) *
+                                    (pr.ld > 0 ? pr.ld : pr.out)
+                              : 0;
     }
   // This lane's rows of u: token gid of each n-tile.
   const float* ur[kNt];

@@ -32,8 +32,9 @@ constexpr int kLoraMaxGroup = 3;
 struct LoraProjection {
   const __nv_bfloat16* a = nullptr;  // slot 0's A of this projection
   const __nv_bfloat16* b = nullptr;  // slot 0's B
-  float* y = nullptr;                // [tokens, out]
+  float* y = nullptr;                // [tokens, ld]
   int64_t out = 0;
+  int64_t ld = 0;  // floats from a token's outputs to the next's; 0: out
 };
 
 struct LoraLaunch {
