@@ -622,7 +622,8 @@ TEST_F(CudaGemm, GroupedRowsEqualSeparateCalls) {
 }
 
 // Weights laid back to back (codes, then scales: how the arena holds a layer's q, k and v) are
-// multiplied as one weight from kFp8GemvTcMaxRows to kFp8JoinMaxRows rows, and each output gets
+// multiplied as one weight from kFp8GemvTcMaxRows to kFp8JoinMaxRows rows (kFp8JoinInPlaceMaxRows
+// read in place), and each output gets
 // what its own call gives: the same values as the separate calls (within 1e-5: cuBLASLt may pick
 // another kernel for the wider weight) and within the GEMMs' bound of the float64 reference, every
 // row written (the block mode's last m % 4 rows go to the small-M kernel per weight), nothing past
@@ -631,7 +632,7 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
   CublasLtGemm gemm;
   Fp8Linear linear(gemm);
   const int64_t k = 384;
-  linear.reserve(kFp8JoinMaxRows + 8, k);
+  linear.reserve(kFp8JoinInPlaceMaxRows + 8, k);
   for (const Fp8Scheme scheme : {Fp8Scheme::Row, Fp8Scheme::Block}) {
     const std::vector<int64_t> ns = {512, 128, 256};
     std::vector<Weight> parts;
@@ -663,7 +664,7 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
     }
     const Fp8DeviceWeight* view_ptrs[] = {&views[0], &views[1], &views[2]};
     for (const int64_t m : {int64_t{4}, int64_t{13}, int64_t{64}, int64_t{67}, kFp8JoinMaxRows,
-                            kFp8JoinMaxRows + 8}) {
+                            kFp8JoinMaxRows + 8, int64_t{515}}) {
       SCOPED_TRACE(std::string(name_of(scheme)) + ", m " + std::to_string(m));
       const auto xb = random_bf16(m, k, 75 + static_cast<uint32_t>(m), 1.0f);
       std::vector<float> x(xb.size());
@@ -671,9 +672,9 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
       DeviceBuffer dx = to_device(x);
       // Separate calls (no joined scratch), then joined: the outputs of each, 4 floats past
       // every output poisoned.
-      std::vector<std::vector<float>> got[2];
+      std::vector<std::vector<float>> got[2], in_place;
       for (const bool join : {false, true}) {
-        linear.reserve_joined(join ? kFp8JoinMaxRows : 0, rows);
+        linear.reserve_joined(join ? kFp8JoinInPlaceMaxRows : 0, rows);
         std::vector<DeviceBuffer> outs;
         std::vector<float*> ys;
         for (const Weight& w : parts) {
@@ -689,12 +690,14 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
         for (size_t i = 0; i < parts.size(); ++i)
           got[join].push_back(to_host<float>(outs[i], static_cast<size_t>(m * (parts[i].n + 4))));
         if (!join) continue;
-        // The same GEMM left in place for a consumer to read (forward_group_joined): every
-        // column of every row (the block mode's tail rows too) the bits forward_group copied out.
+        // The same GEMM left in place for a consumer to read (forward_group_joined), up to
+        // kFp8JoinInPlaceMaxRows rows: where forward_group joined too, every column of every row
+        // (the block mode's tail rows too) the bits it copied out; the rest is checked against the
+        // separate calls below.
         const auto in = linear.quantize_group_input(view_ptrs, dx.as<float>(), m, nullptr);
         ASSERT_TRUE(in.has_value());
         const auto out = linear.forward_group_joined(view_ptrs, *in, nullptr);
-        ASSERT_EQ(out.has_value(), joins);
+        ASSERT_EQ(out.has_value(), m > kFp8GemvTcMaxRows && m <= kFp8JoinInPlaceMaxRows);
         if (!out) continue;
         ASSERT_EQ(out->ld, rows);
         std::vector<float> all(static_cast<size_t>(m * rows));
@@ -703,6 +706,14 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
         int64_t col = 0;
         for (size_t i = 0; i < parts.size(); ++i) {
           const int64_t n = parts[i].n;
+          in_place.emplace_back(static_cast<size_t>(m * n));
+          for (int64_t r = 0; r < m; ++r)
+            std::memcpy(&in_place.back()[static_cast<size_t>(r * n)],
+                        &all[static_cast<size_t>(r * rows + col)], n * sizeof(float));
+          if (!joins) {
+            col += n;
+            continue;
+          }
           size_t differ = 0;
           for (int64_t r = 0; r < m; ++r) {
             for (int64_t c = 0; c < n; ++c) {
@@ -724,6 +735,10 @@ TEST_F(CudaGemm, JoinedWeightsEqualSeparateCalls) {
         EXPECT_LT(rel_l2(got[1][i], want), 1e-2) << "weight " << i << ", joined";
         const double apart = rel_l2(got[1][i], separate);
         EXPECT_LT(apart, 1e-5) << "weight " << i;
+        if (!in_place.empty()) {
+          EXPECT_LT(rel_l2(in_place[i], want), 1e-2) << "weight " << i << ", in place";
+          EXPECT_LT(rel_l2(in_place[i], separate), 1e-5) << "weight " << i << ", in place";
+        }
         if (apart > 0)
           std::printf("weight %zu, m %ld: joined %.2e from separate\n", i, long(m), apart);
         for (const auto& g : got) {

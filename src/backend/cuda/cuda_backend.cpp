@@ -89,11 +89,12 @@ CudaBackend::CudaBackend(const ModelConfig& config, DeviceWeights weights, CudaB
   // Every buffer a pass uses is sized for the limits now, so none moves once a pass is recorded.
   const int64_t widest = std::max({c.hidden_size, c.intermediate_size, c.num_heads * c.head_dim});
   fp8_.reserve(limits_.max_tokens, widest);
-  // A layer's q, k and v multiply as one weight at up to kFp8JoinMaxRows rows (arena_layout.h).
+  // A layer's q, k and v multiply as one weight (arena_layout.h): up to kFp8JoinMaxRows rows
+  // copied out, up to kFp8JoinInPlaceMaxRows read in place.
   if (limits_.fp8_gemm == Fp8Gemm::TensorCore && c.num_layers > 0) {
     const DeviceLayer& first = weights_.layer(0);
     if (first.q.is_fp8()) {
-      fp8_.reserve_joined(std::min(limits_.max_tokens, kFp8JoinMaxRows),
+      fp8_.reserve_joined(std::min(limits_.max_tokens, kFp8JoinInPlaceMaxRows),
                           first.q.n + first.k.n + first.v.n);
     }
   }

@@ -83,7 +83,7 @@ uint64_t scratch_bytes(const ModelConfig& c, const cuda::CudaBackendLimits& l) {
   const uint64_t decode = static_cast<uint64_t>(l.max_seqs * c.num_heads) *
                           (cuda::kDecodeMaxSplits * static_cast<uint64_t>(c.head_dim + 2) + 1) * 4;
   const uint64_t batch = tokens * 36 + static_cast<uint64_t>(l.max_seqs * l.max_blocks) * 4;
-  const uint64_t joined = std::min<uint64_t>(tokens, cuda::kFp8JoinMaxRows) *
+  const uint64_t joined = std::min<uint64_t>(tokens, cuda::kFp8JoinInPlaceMaxRows) *
                           static_cast<uint64_t>((c.num_heads + 2 * c.num_kv_heads) * c.head_dim) *
                           4;
   return fp8_input + bf16_input + decode + batch + joined + cuda::kCublasLtWorkspaceBytes;

@@ -106,7 +106,7 @@ void Fp8Linear::forward_group_quantized(std::span<const Fp8DeviceWeight* const> 
     const bool aligned = std::all_of(ys.begin(), ys.end(), [](const float* y) {
       return reinterpret_cast<uintptr_t>(y) % 16 == 0;
     });
-    if (all && aligned && in.m_lt > 0 && in.m_lt <= joined_rows_ &&
+    if (all && aligned && in.m_lt > 0 && in.m_lt <= std::min(joined_rows_, kFp8JoinMaxRows) &&
         static_cast<size_t>(in.m_lt * all->n) * sizeof(float) <= joined_.size()) {
       // One GEMM over the weights as one, its columns then copied out to each output.
       gemm_.gemm_fp8(all->scheme, in.q, in.s1, in.m_lt, all->q, all->scales, all->scale_ld, all->n,
@@ -210,7 +210,7 @@ std::optional<Fp8DeviceWeight> Fp8Linear::joined(std::span<const Fp8DeviceWeight
 }
 
 void Fp8Linear::reserve_joined(int64_t rows, int64_t n) {
-  joined_rows_ = std::clamp<int64_t>(rows, 0, kFp8JoinMaxRows);
+  joined_rows_ = std::clamp<int64_t>(rows, 0, kFp8JoinInPlaceMaxRows);
   joined_.reserve_discard(static_cast<size_t>(std::max<int64_t>(joined_rows_ * n, 0)) *
                           sizeof(float));
 }

@@ -35,10 +35,14 @@ inline constexpr int64_t kFp8LinearMinCublasRows = 3;
 // Up to this many rows forward_group multiplies weights that lie back to back in memory (a
 // layer's q, k and v: arena_layout.h) as one weight, into a scratch whose columns it then copies
 // out. cuBLASLt's FP8 GEMM takes 13-16 us at any of their widths up to there, so three calls
-// cost nearly three times one (H100, q, k and v of the 8B shape, `bench_gemm --groups`: 47.6 ->
-// 20.5 us at 16 rows, 50.0 -> 39.4 at 256, but 55.1 -> 64.1 at 512). Gate and up, each 14,336
-// wide, gain nothing from it at any M (53.8 -> 54.4 us at 4 rows, 72.9 -> 128.9 at 256).
+// cost nearly three times one (H100, q, k and v of the 8B shape, `bench_gemm --groups`, the copy
+// out included: 47.6 -> 20.5 us at 16 rows, 50.0 -> 39.4 at 256, but 55.1 -> 64.1 at 512). Gate
+// and up, each 14,336 wide, gain nothing from it at any M (53.8 -> 54.4 us at 4 rows, 72.9 ->
+// 128.9 at 256).
 inline constexpr int64_t kFp8JoinMaxRows = 256;
+// Without the copy out (forward_group_joined: the consumer reads the columns in place), decode
+// steps of up to this many rows join too (docs/PERFORMANCE.md).
+inline constexpr int64_t kFp8JoinInPlaceMaxRows = 1024;
 
 // A linear layer's weight on the device, in the layouts of fp8_quant.h.
 struct Fp8DeviceWeight {
@@ -88,8 +92,9 @@ class Fp8Linear {
   // Sizes the scratch for inputs of up to `rows` x `k` once, so that it never moves afterwards: a
   // recorded pass (graph.h) keeps its address.
   void reserve(int64_t rows, int64_t k);
-  // Joins groups of up to `rows` rows (at most kFp8JoinMaxRows; 0: never) of up to `n` outputs
-  // in all, and sizes their scratch for that once.
+  // Joins groups of up to `rows` rows (at most kFp8JoinInPlaceMaxRows, and kFp8JoinMaxRows where
+  // the outputs are copied out; 0: never) of up to `n` outputs in all, and sizes their scratch for
+  // that once.
   void reserve_joined(int64_t rows, int64_t n);
   // Group calls that went through a joined weight so far (what the tests check the path by).
   int64_t joined_calls() const { return joined_calls_; }
