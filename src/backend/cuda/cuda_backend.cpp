@@ -245,6 +245,17 @@ std::vector<const Fp8DeviceWeight*> CudaBackend::fp8_weights(
   return ws;
 }
 
+std::vector<const Fp8DeviceWeight*> CudaBackend::checked_fp8_weights(
+    Act in, int64_t layer, std::span<const LinearKind> kinds, std::span<const Act> outs,
+    const char* op) const {
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    const DeviceLinear& w = linear_weights(layer, kinds[i]);
+    FP8LLM_CHECK(in.cols == w.k && outs[i].cols == w.n && outs[i].rows == in.rows,
+                 "{}: shapes do not agree", op);
+  }
+  return fp8_weights(layer, kinds);
+}
+
 std::optional<Fp8Linear::QuantizedInput> CudaBackend::prepare_input(Act out, NextLinear next) {
   prepared_.reset();
   if (next.kinds.empty() || !fused_quant_supports(out.cols)) return std::nullopt;
@@ -310,20 +321,13 @@ void CudaBackend::linear_group(Act in, int64_t layer, std::span<const LinearKind
                                std::span<const Act> outs) {
   FP8LLM_CHECK(kinds.size() == outs.size() && !kinds.empty(),
                "linear_group: {} weights for {} outputs", kinds.size(), outs.size());
-  std::vector<const Fp8DeviceWeight*> ws;
-  std::vector<float*> ys;
-  bool fp8 = true;
-  for (size_t i = 0; i < kinds.size(); ++i) {
-    const DeviceLinear& w = linear_weights(layer, kinds[i]);
-    FP8LLM_CHECK(in.cols == w.k && outs[i].cols == w.n && outs[i].rows == in.rows,
-                 "linear_group: shapes do not agree");
-    fp8 = fp8 && w.is_fp8();
-    ws.push_back(&w.fp8);
-    ys.push_back(f32(outs[i]));
-  }
+  const std::vector<const Fp8DeviceWeight*> ws =
+      checked_fp8_weights(in, layer, kinds, outs, "linear_group");
   // One quantization of the input for every output (and one kernel for all of them at one token);
   // none where the op that wrote the input quantized it.
-  if (fp8) {
+  if (!ws.empty()) {
+    std::vector<float*> ys;
+    for (const Act& out : outs) ys.push_back(f32(out));
     if (const auto q = take_prepared(in, layer, kinds))
       return fp8_.forward_group_quantized(ws, *q, ys, stream_.get());
     return fp8_.forward_group(ws, f32(in), in.rows, ys, stream_.get());
@@ -379,20 +383,13 @@ void CudaBackend::qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v,
                                      const KvCacheView& kv, const BatchView& batch) {
   const std::array<LinearKind, 3> kinds{LinearKind::Q, LinearKind::K, LinearKind::V};
   const std::array<Act, 3> outs{q, k, v};
-  std::array<const Fp8DeviceWeight*, 3> ws{};
-  bool fp8 = true;
-  for (size_t i = 0; i < kinds.size(); ++i) {
-    const DeviceLinear& w = linear_weights(layer, kinds[i]);
-    FP8LLM_CHECK(in.cols == w.k && outs[i].cols == w.n && outs[i].rows == in.rows,
-                 "qkv_rope_append_kv: shapes do not agree");
-    fp8 = fp8 && w.is_fp8();
-    ws[i] = &w.fp8;
-  }
+  const std::vector<const Fp8DeviceWeight*> ws =
+      checked_fp8_weights(in, layer, kinds, outs, "qkv_rope_append_kv");
   FP8LLM_CHECK(q.rows == batch.num_tokens, "qkv_rope_append_kv: {} rows for {} tokens", q.rows,
                batch.num_tokens);
-  // Only where one GEMM over the three weights leaves them side by side (decode batches of 9 to
-  // 256); elsewhere the ops one after the other, each with its own fusions.
-  if (!fp8 || !fp8_.joins_rows(ws, in.rows))
+  // Only where one GEMM over the three weights leaves them side by side (passes of 9 to
+  // kFp8JoinInPlaceMaxRows tokens); elsewhere the ops one after the other, with their fusions.
+  if (ws.empty() || !fp8_.joins_rows(ws, in.rows))
     return Backend::qkv_rope_append_kv(in, layer, q, k, v, kv, batch);
   // The adapters' shrink reads only `in`: it runs beside the GEMM, on the adapters' stream.
   if (batch.lora) lora_shrink(in, layer, kinds, batch);

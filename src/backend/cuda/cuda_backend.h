@@ -101,6 +101,12 @@ class CudaBackend final : public Backend {
   // The FP8 weights of `kinds`, or empty where one of them is not FP8.
   std::vector<const Fp8DeviceWeight*> fp8_weights(int64_t layer,
                                                   std::span<const LinearKind> kinds) const;
+  // fp8_weights after checking each weight against `in` and its output (an error naming `op`
+  // where the shapes do not agree).
+  std::vector<const Fp8DeviceWeight*> checked_fp8_weights(Act in, int64_t layer,
+                                                          std::span<const LinearKind> kinds,
+                                                          std::span<const Act> outs,
+                                                          const char* op) const;
   // Room in Fp8Linear's scratch for `out` quantized for `next`, remembered as prepared_; nothing
   // where the fused kernels or a shared quantization do not apply.
   std::optional<Fp8Linear::QuantizedInput> prepare_input(Act out, NextLinear next);
