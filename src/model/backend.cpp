@@ -30,6 +30,17 @@ void Backend::linear_group(Act in, int64_t layer, std::span<const LinearKind> ki
   for (size_t i = 0; i < kinds.size(); ++i) linear(in, layer, kinds[i], outs[i]);
 }
 
+void Backend::project(Act in, int64_t layer, std::span<const LinearKind> kinds,
+                      const BatchView& batch, std::span<const Act> outs) {
+  if (batch.lora) {
+    linear_group_lora(in, layer, kinds, batch, outs);
+  } else if (kinds.size() == 1) {
+    linear(in, layer, kinds[0], outs[0]);
+  } else {
+    linear_group(in, layer, kinds, outs);
+  }
+}
+
 void Backend::rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                              const BatchView& batch) {
   rope(q, q.cols / kv.spec.head_dim, batch);
@@ -40,12 +51,7 @@ void Backend::rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheVi
 void Backend::qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                                  const BatchView& batch) {
   const std::array<LinearKind, 3> kinds{LinearKind::Q, LinearKind::K, LinearKind::V};
-  const std::array<Act, 3> outs{q, k, v};
-  if (batch.lora) {
-    linear_group_lora(in, layer, kinds, batch, outs);
-  } else {
-    linear_group(in, layer, kinds, outs);
-  }
+  project(in, layer, kinds, batch, std::array<Act, 3>{q, k, v});
   rope_append_kv(layer, q, k, v, kv, batch);
 }
 

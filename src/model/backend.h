@@ -64,6 +64,10 @@ class Backend {
   // Several projections of one input (q, k, v; gate, up), each as linear() computes it.
   virtual void linear_group(Act in, int64_t layer, std::span<const LinearKind> kinds,
                             std::span<const Act> outs);
+  // The projections `kinds` of `in` as the model asks for them: linear_group_lora where the batch
+  // has adapters, else linear for one kind and linear_group for several.
+  void project(Act in, int64_t layer, std::span<const LinearKind> kinds, const BatchView& batch,
+               std::span<const Act> outs);
   // Rotary embedding in place on x [tokens, heads * head_dim] at the batch's positions.
   virtual void rope(Act x, int64_t heads, const BatchView& batch) = 0;
   // Writes k, v [tokens, kv_heads * head_dim] into the layer's cache at the batch's slots.
@@ -72,11 +76,10 @@ class Backend {
   // rope(q), rope(k), append_kv(k, v).
   virtual void rope_append_kv(int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                               const BatchView& batch);
-  // linear_group(in, {Q, K, V}, {q, k, v}) (linear_group_lora where batch.lora), then
-  // rope_append_kv: for models without q/k norms between the two, so that a backend may add the
-  // adapters to, rotate and store q, k and v where one GEMM over the three weights wrote them.
-  // Afterwards q holds the rotated queries and the cache this pass's keys and values; k and v
-  // may be left unwritten.
+  // project(in, {Q, K, V}, {q, k, v}), then rope_append_kv: for models without q/k norms between
+  // the two, so that a backend may add the adapters to, rotate and store q, k and v where one GEMM
+  // over the three weights wrote them. Afterwards q holds the rotated queries and the cache this
+  // pass's keys and values; k and v may be left unwritten.
   virtual void qkv_rope_append_kv(Act in, int64_t layer, Act q, Act k, Act v, const KvCacheView& kv,
                                   const BatchView& batch);
   // Causal attention of q [tokens, heads * head_dim]: token t over positions 0 .. positions[t] of

@@ -28,16 +28,6 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
 
   // Without LoRA the normed and gated activations feed only their projections.
   const bool lora = batch.lora;
-  const auto project = [&](Act in, int64_t l, std::span<const LinearKind> kinds,
-                           std::span<const Act> outs) {
-    if (lora) {
-      b.linear_group_lora(in, l, kinds, batch, outs);
-    } else if (kinds.size() == 1) {
-      b.linear(in, l, kinds[0], outs[0]);
-    } else {
-      b.linear_group(in, l, kinds, outs);
-    }
-  };
   b.embed(batch, x);
   if (split) b.all_reduce(x);
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -48,7 +38,7 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
       b.add_rms_norm_for(x, proj, l, NormKind::Input, h, {l, qkv, lora});
     }
     if (c.qk_norm) {
-      project(h, l, qkv, std::array<Act, 3>{q, k, v});
+      b.project(h, l, qkv, batch, std::array<Act, 3>{q, k, v});
       b.rms_norm(q, l, NormKind::QNorm, q);
       b.rms_norm(k, l, NormKind::KNorm, k);
       b.rope_append_kv(l, q, k, v, kv, batch);
@@ -58,12 +48,12 @@ Act LlamaModel::forward(Backend& b, Workspace& ws, const KvCacheView& kv,
     b.attention(l, q, kv, batch, attn);
     // On a rank, the adapter's share (its columns of A) joins the partial sum before the ranks
     // add theirs up (model/lora_shard.h).
-    project(attn, l, o_kind, std::array<Act, 1>{proj});
+    b.project(attn, l, o_kind, batch, std::array<Act, 1>{proj});
     if (split) b.reduce_partial(proj, l, LinearKind::O);
     b.add_rms_norm_for(x, proj, l, NormKind::PostAttention, h, {l, gate_up, lora});
-    project(h, l, gate_up, std::array<Act, 2>{gate, up});
+    b.project(h, l, gate_up, batch, std::array<Act, 2>{gate, up});
     b.silu_mul_for(gate, up, gate, {l, down_kind, lora});
-    project(gate, l, down_kind, std::array<Act, 1>{proj});
+    b.project(gate, l, down_kind, batch, std::array<Act, 1>{proj});
     if (split) b.reduce_partial(proj, l, LinearKind::Down);
   }
   // Only the rows whose logits are wanted go through lm_head.

@@ -8,7 +8,7 @@
 // projections, and one grouped kernel for one-token passes), the *_for norms and gating (their
 // output quantized for the FP8 projections after them in the same kernel: fused_quant.h),
 // rope_append_kv (RoPE of q and k and the paged KV write in one kernel), qkv_rope_append_kv (that
-// kernel reading q, k and v where the joined q/k/v GEMM wrote them: Fp8Linear::
+// kernel reading q, k and v, adapters added, where the joined q/k/v GEMM wrote them: Fp8Linear::
 // forward_group_joined). Every
 // op only launches work on the backend's stream; the batch arrays are copied to fixed device
 // buffers by prepare(), so run_pass() can record a decode step as a CUDA graph and replay it.

@@ -357,8 +357,8 @@ void launch_fp8_gemv(const Fp8GemvArgs& a, cudaStream_t stream) {
     throw std::invalid_argument("launch_fp8_gemv: set exactly one of y and y_f32");
   const bool vec = a.k % kChunk == 0 && aligned16(a.xq) && aligned16(a.wq);
   // One row with fp32 output, its block scales contiguous: the decode kernel; up to
-  // kFp8GemvTcMaxRows rows of contiguous fp32 output on the tensor cores: the same kernel, a token
-  // a column.
+  // kFp8GemvTcMaxRows rows of fp32 output (rows ldy apart) on the tensor cores: the same kernel, a
+  // token a column.
   const bool one = a.m == 1 && (a.scheme == Fp8Scheme::Row || a.xs_ld <= 1);
   const bool few = a.m > 1 && a.tensor_cores && fp8_gemv_tc_supports(a.m, a.k);
   if (vec && a.y_f32 != nullptr && (one || few)) {

@@ -56,8 +56,8 @@ struct QkvRows {
 void launch_rope_append_kv(float* q, float* k, const float* v, int64_t heads, int64_t kv_heads,
                            int64_t head_dim, const float* inv_freq, const PagedBatch& batch,
                            const PagedKv& kv, cudaStream_t stream);
-// The same from rows anywhere (QkvRows), rotating (inv_freq is required); the cache and q_out get
-// the bits the call above gives for the same values.
+// The same from rows anywhere (QkvRows; q_out is required where rotating): the cache and q_out
+// get the bits the call above gives for the same values.
 void launch_rope_append_kv(const QkvRows& rows, int64_t heads, int64_t kv_heads, int64_t head_dim,
                            const float* inv_freq, const PagedBatch& batch, const PagedKv& kv,
                            cudaStream_t stream);
