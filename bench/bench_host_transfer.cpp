@@ -149,6 +149,48 @@ double copy_chunks(const std::vector<Chunk>& chunks, size_t n, const DeviceBuffe
   return now_s() - t0;
 }
 
+void register_chunk(const Chunk& c) {
+  CUDA_CHECK(cudaHostRegister(c.p, c.len, cudaHostRegisterReadOnly));
+}
+void unregister_chunk(const Chunk& c) {
+  CUDA_CHECK(cudaHostUnregister(c.p));
+}
+
+// `threads` threads registering, unregistering and dropping chunks [from, end) one after another
+// until stop(), beside whatever the caller times meanwhile.
+class BackgroundRegistering {
+ public:
+  BackgroundRegistering(const std::vector<Chunk>& chunks, size_t from, int threads) : next_(from) {
+    for (int t = 0; t < threads; ++t) {
+      pool_.emplace_back([this, &chunks] {
+        while (!stop_) {
+          const size_t i = next_++;
+          if (i >= chunks.size()) break;
+          register_chunk(chunks[i]);
+          unregister_chunk(chunks[i]);
+          drop(chunks[i]);
+          registered_ += chunks[i].len;
+        }
+      });
+    }
+  }
+  ~BackgroundRegistering() { stop(); }
+  // Stops the threads (each finishes its chunk); returns the bytes registered until then.
+  uint64_t stop() {
+    const uint64_t bytes = registered_;
+    stop_ = true;
+    for (std::thread& th : pool_) th.join();
+    pool_.clear();
+    return bytes;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> next_;
+  std::atomic<uint64_t> registered_{0};
+  std::vector<std::thread> pool_;
+};
+
 int run(int argc, char** argv) {
   std::vector<std::string> files;
   int threads = 8;
@@ -188,10 +230,6 @@ int run(int argc, char** argv) {
   for (size_t i = 0; i < chunks.size(); ++i) drop(chunks[i]);
   unmap_files(maps);
 
-  auto register_chunk = [](const Chunk& c) {
-    CUDA_CHECK(cudaHostRegister(c.p, c.len, cudaHostRegisterReadOnly));
-  };
-  auto unregister_chunk = [](const Chunk& c) { CUDA_CHECK(cudaHostUnregister(c.p)); };
   for (int t : {1, threads}) {
     maps = map_files(files);
     chunks = chunks_of(maps);
@@ -228,26 +266,9 @@ int run(int argc, char** argv) {
   {
     // The same copies while other chunks are registered and unregistered: whether the two share
     // a lock in the driver (the loader does both at once).
-    std::atomic<bool> stop{false};
-    std::vector<std::thread> pool;
-    std::atomic<size_t> next{window};
-    std::atomic<uint64_t> registered{0};
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&] {
-        while (!stop) {
-          const size_t i = next++;
-          if (i >= chunks.size()) break;
-          register_chunk(chunks[i]);
-          unregister_chunk(chunks[i]);
-          drop(chunks[i]);
-          registered += chunks[i].len;
-        }
-      });
-    }
+    BackgroundRegistering others(chunks, window, threads);
     const double s = copy_chunks(chunks, window, dst, stream);
-    const uint64_t reg = registered;
-    stop = true;
-    for (std::thread& th : pool) th.join();
+    const uint64_t reg = others.stop();
     report("copy registered, while registering", total_bytes(chunks, window), s);
     report("  (registered meanwhile)", reg, s);
   }
@@ -255,31 +276,15 @@ int run(int argc, char** argv) {
     // The copies all enqueued first, then the registering started: whether the copy engine
     // itself slows while pages are registered, or only the enqueuing waits.
     for (size_t i = window; i < chunks.size(); ++i) drop(chunks[i]);
-    std::atomic<bool> stop{false};
-    std::atomic<size_t> next{window};
-    std::atomic<uint64_t> registered{0};
     const double t_copy = now_s();
     for (size_t i = 0; i < window; ++i)
       CUDA_CHECK(
           cudaMemcpyAsync(dst.data(), chunks[i].p, chunks[i].len, cudaMemcpyHostToDevice, stream));
     const double enqueued = now_s() - t_copy;
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&] {
-        while (!stop) {
-          const size_t i = next++;
-          if (i >= chunks.size()) break;
-          register_chunk(chunks[i]);
-          unregister_chunk(chunks[i]);
-          drop(chunks[i]);
-          registered += chunks[i].len;
-        }
-      });
-    }
+    BackgroundRegistering others(chunks, window, threads);
     CUDA_CHECK(cudaStreamSynchronize(stream));
     const double s = now_s() - t_copy;
-    stop = true;
-    for (std::thread& th : pool) th.join();
+    others.stop();
     std::printf("(copies enqueued in %.4f s)\n", enqueued);
     report("copy enqueued, then registering", total_bytes(chunks, window), s);
   }
@@ -336,31 +341,17 @@ int run(int argc, char** argv) {
     // Pinned copies while other chunks are registered: whether registering holds up every copy.
     maps = map_files(files);
     chunks = chunks_of(maps);
-    std::atomic<bool> stop{false};
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&] {
-        while (!stop) {
-          const size_t i = next++;
-          if (i >= chunks.size()) break;
-          register_chunk(chunks[i]);
-          unregister_chunk(chunks[i]);
-          drop(chunks[i]);
-        }
-      });
+    {
+      BackgroundRegistering others(chunks, 0, threads);
+      report("copy pinned, while registering", anon_bytes,
+             copy_chunks(pinned_chunks, window, dst, stream));
     }
-    report("copy pinned, while registering", anon_bytes,
-           copy_chunks(pinned_chunks, window, dst, stream));
-    stop = true;
-    for (std::thread& th : pool) th.join();
     // pread into pinned memory while the device copies out of it (a ring's two sides at once).
     for (int t : {threads, 2 * threads}) {
       std::atomic<bool> copying{true};
       std::thread copier([&] {
         while (copying) copy_chunks(pinned_chunks, window, dst, stream);
       });
-      std::atomic<size_t> k{0};
       const size_t pieces = (anon_bytes / kPiece) * 2;
       auto* pbase = static_cast<std::byte*>(pinned);
       const double sp = on_threads(pieces, t, [&](size_t n) {
@@ -372,7 +363,6 @@ int run(int argc, char** argv) {
                                   static_cast<off_t>(where[i].second + off));
         if (r < 0) throw std::runtime_error(std::string("pread: ") + std::strerror(errno));
       });
-      (void)k;
       copying = false;
       copier.join();
       report(("pread pinned, copies beside (" + std::to_string(t) + " threads)").c_str(),
