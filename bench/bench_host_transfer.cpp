@@ -4,16 +4,17 @@
 //
 //   bench_host_transfer FILE... [--threads T] [--window-gib W]
 //
-// Steps, in this order (the first is only meaningful as the process's first CUDA call):
-//   cuda start        the driver's initialization and the primary context's creation;
-//   populate          MADV_POPULATE_READ over the whole mapping (page tables only, no copy);
-//   register          cudaHostRegister + unregister of 128 MiB chunks of a fresh mapping, T
-//   threads; register (populated)  the same after the chunk's pages were populated; copy registered
-//   device copies out of W GiB of already registered page cache; copy + registering    the same
-//   while T threads register and unregister other chunks; pread anon        T threads pread W GiB
-//   into anonymous memory (first touch, then again); copy anon         device copies out of that
-//   memory once registered; copy pinned       device copies out of cudaHostAlloc'd memory (the
-//   link's own rate).
+// Steps, in this order (the first means something only as the process's first CUDA call):
+// - the CUDA start-up: the driver's initialization, then the primary context's creation;
+// - filling the page tables of the whole mapping (MADV_POPULATE_READ), 1 and T threads;
+// - cudaHostRegister + unregister of each 128 MiB chunk of a fresh mapping, 1 and T threads, and
+//   the same after the page tables were filled;
+// - device copies out of W GiB of registered page cache: alone; enqueued one by one while T
+//   threads register other chunks; all enqueued before those threads start;
+// - T threads pread W GiB into anonymous memory (first touch, then again), registering that
+//   memory, and device copies out of it;
+// - device copies out of cudaHostAlloc'd memory (the link's own rate): alone and while T threads
+//   register; pread into it with T and 2T threads while the device copies out of it.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -156,6 +157,13 @@ void unregister_chunk(const Chunk& c) {
   CUDA_CHECK(cudaHostUnregister(c.p));
 }
 
+// What the loader does to each chunk, less the copy: lock it, unlock it, drop its pages.
+void register_cycle(const Chunk& c) {
+  register_chunk(c);
+  unregister_chunk(c);
+  drop(c);
+}
+
 // `threads` threads registering, unregistering and dropping chunks [from, end) one after another
 // until stop(), beside whatever the caller times meanwhile.
 class BackgroundRegistering {
@@ -166,9 +174,7 @@ class BackgroundRegistering {
         while (!stop_) {
           const size_t i = next_++;
           if (i >= chunks.size()) break;
-          register_chunk(chunks[i]);
-          unregister_chunk(chunks[i]);
-          drop(chunks[i]);
+          register_cycle(chunks[i]);
           registered_ += chunks[i].len;
         }
       });
@@ -235,22 +241,14 @@ int run(int argc, char** argv) {
     chunks = chunks_of(maps);
     const size_t n = t == 1 ? chunks.size() / 4 : chunks.size();
     report(("register + unregister (" + std::to_string(t) + " threads)").c_str(),
-           total_bytes(chunks, n), on_threads(n, t, [&](size_t i) {
-             register_chunk(chunks[i]);
-             unregister_chunk(chunks[i]);
-             drop(chunks[i]);
-           }));
+           total_bytes(chunks, n), on_threads(n, t, [&](size_t i) { register_cycle(chunks[i]); }));
     unmap_files(maps);
   }
   maps = map_files(files);
   chunks = chunks_of(maps);
   on_threads(chunks.size(), threads, [&](size_t i) { populate(chunks[i]); });
   report(("register, populated (" + std::to_string(threads) + " threads)").c_str(), all,
-         on_threads(chunks.size(), threads, [&](size_t i) {
-           register_chunk(chunks[i]);
-           unregister_chunk(chunks[i]);
-           drop(chunks[i]);
-         }));
+         on_threads(chunks.size(), threads, [&](size_t i) { register_cycle(chunks[i]); }));
   unmap_files(maps);
 
   Stream stream;
@@ -305,20 +303,21 @@ int run(int argc, char** argv) {
   for (const Mapped& m : maps)
     for (uint64_t b = 0; b < m.size; b += kChunk) where.emplace_back(m.fd, b);
   constexpr uint64_t kPiece = 8ull << 20;
-  auto pread_window = [&] {
+  // The window's chunks read into `base` (laid out as `offsets`) by `t` threads in 8 MiB pieces.
+  auto pread_window = [&](std::byte* base, int t) {
     const size_t pieces_per_chunk = kChunk / kPiece;
-    return on_threads(window * pieces_per_chunk, threads, [&](size_t k) {
+    return on_threads(window * pieces_per_chunk, t, [&](size_t k) {
       const size_t i = k / pieces_per_chunk;
       const uint64_t off = (k % pieces_per_chunk) * kPiece;
       if (off >= chunks[i].len) return;
       const uint64_t len = std::min(kPiece, chunks[i].len - off);
-      const ssize_t r = ::pread(where[i].first, abase + offsets[i] + off, len,
+      const ssize_t r = ::pread(where[i].first, base + offsets[i] + off, len,
                                 static_cast<off_t>(where[i].second + off));
       if (r < 0) throw std::runtime_error(std::string("pread: ") + std::strerror(errno));
     });
   };
-  report("pread anon (first touch)", anon_bytes, pread_window());
-  report("pread anon (again)", anon_bytes, pread_window());
+  report("pread anon (first touch)", anon_bytes, pread_window(abase, threads));
+  report("pread anon (again)", anon_bytes, pread_window(abase, threads));
   double t_reg = now_s();
   CUDA_CHECK(cudaHostRegister(anon, anon_bytes, 0));
   report("register anon", anon_bytes, now_s() - t_reg);
@@ -352,21 +351,12 @@ int run(int argc, char** argv) {
       std::thread copier([&] {
         while (copying) copy_chunks(pinned_chunks, window, dst, stream);
       });
-      const size_t pieces = (anon_bytes / kPiece) * 2;
       auto* pbase = static_cast<std::byte*>(pinned);
-      const double sp = on_threads(pieces, t, [&](size_t n) {
-        const size_t i = (n % (anon_bytes / kPiece)) * kPiece / kChunk;
-        const uint64_t off = (n * kPiece) % kChunk;
-        if (off >= chunks[i].len) return;
-        const uint64_t len = std::min(kPiece, chunks[i].len - off);
-        const ssize_t r = ::pread(where[i].first, pbase + (n % (anon_bytes / kPiece)) * kPiece, len,
-                                  static_cast<off_t>(where[i].second + off));
-        if (r < 0) throw std::runtime_error(std::string("pread: ") + std::strerror(errno));
-      });
+      const double sp = pread_window(pbase, t) + pread_window(pbase, t);
       copying = false;
       copier.join();
       report(("pread pinned, copies beside (" + std::to_string(t) + " threads)").c_str(),
-             pieces * kPiece, sp);
+             2 * anon_bytes, sp);
     }
     unmap_files(maps);
   }
