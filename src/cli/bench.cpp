@@ -87,11 +87,14 @@ void run_stream_only(const Options& o) {
                                      .register_files = !o.pread};
   fmt::print("device: {}\n", cuda::device_description());
   const bool registered = so.register_files && cuda::registered_streaming_available(plan);
-  fmt::print("stream-only {} ({}): {} tensors, {}; {}: {} x {} MiB, {} threads, {} MiB pieces\n",
-             o.engine.model_dir, o.engine.quantization, plan.tensors.size(),
-             human_bytes(plan.source_bytes),
-             registered ? "page cache registered in place, chunks" : "pread into a pinned ring",
-             so.ring_buffers, o.buffer_mib, so.reader_threads, o.piece_mib);
+  fmt::print("stream-only {} ({}): {} tensors, {}; ", o.engine.model_dir, o.engine.quantization,
+             plan.tensors.size(), human_bytes(plan.source_bytes));
+  if (registered) {
+    fmt::print("page cache registered in place, chunks of {} MiB\n", o.buffer_mib);
+  } else {
+    fmt::print("pread into a pinned ring: {} x {} MiB, {} threads, {} MiB pieces\n",
+               so.ring_buffers, o.buffer_mib, so.reader_threads, o.piece_mib);
+  }
   for (int r = 0; r < o.repeat; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     const cuda::StreamOnlyResult streamed = cuda::stream_only(plan, so);

@@ -42,8 +42,8 @@ struct DeviceStreamOptions {
   // tiles), so every buffer grows to the largest staged tensor; direct tensors larger than a
   // buffer are copied in chunks.
   size_t buffer_bytes = 128ull << 20;
-  // One thread's pread from the page cache runs at a few GB/s: a buffer is filled by several
-  // threads at once, each reading pieces of this size. (H100 host, 16 cores, Llama-3-8B shapes:
+  // The pread ring's readers: one thread's pread from the page cache runs at a few GB/s, so a
+  // buffer is filled by several threads at once, each reading pieces of this size. (H100 host, 16 cores, Llama-3-8B shapes:
   // 16 threads x 8 MiB pieces over 6 x 128 MiB buffers streamed 19.5-22 GB/s; 8 threads x 16 MiB
   // over 4 x 256 MiB, 16-17.5 GB/s; docs/PERFORMANCE.md.)
   size_t reader_threads = 16;

@@ -6,11 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "backend/cuda/runtime/cuda_check.h"
@@ -19,7 +17,6 @@
 #include "backend/cuda/runtime/stream.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/worker_group.h"
 
 namespace fp8llm::cuda {
 namespace {
@@ -60,13 +57,6 @@ struct Chunk {
   Event used;  // recorded after the last copy out of this chunk
 };
 
-// The registering threads and the enqueuing thread share this (guarded by the worker group's
-// mutex, as is Chunk::registered).
-struct Shared {
-  size_t next_to_register = 0;
-  size_t released = 0;  // chunks [0, released) are unregistered (or never will be used again)
-};
-
 // Registering fails where a file no longer holds the pages its header promised (cut after it was
 // opened): name the first tensor past the end, as the pread path does.
 void check_not_truncated(const LoadPlan& plan, const SafetensorsFile& file) {
@@ -105,10 +95,10 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
   const uint64_t page = page_size();
   const uint64_t chunk_bytes = std::max<uint64_t>(options.buffer_bytes / page * page, page);
   const size_t staging_slots = std::max<size_t>(options.ring_buffers, 2);
-  // Chunks page-locked at a time (what the process holds of the page cache at most), and the
-  // threads locking them: one locks about 30 GB/s of page cache, so a few keep ahead of the copies.
-  const size_t window = std::max<size_t>(options.ring_buffers, 4);
-  const size_t registrars = std::clamp<size_t>(options.reader_threads / 2, 1, 8);
+  // Chunks registered ahead of the one being copied from. Registering is the slow side (about
+  // 30-41 GB/s against the copies' 55), so one ahead keeps the copy engine's queue from running
+  // dry while the next is registered.
+  constexpr size_t kAhead = 1;
 
   // Where each tensor goes: asked once per tensor, in file order, before any byte is read.
   std::vector<std::byte*> direct(plan.tensors.size());
@@ -137,6 +127,8 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
   auto chunk_of = [&](size_t f, uint64_t offset) {
     return first_chunk[f] + static_cast<size_t>(offset / chunk_bytes);
   };
+  auto chunk_address = [&](const Chunk& ch) { return maps[ch.file]->base() + ch.begin; };
+  auto chunk_length = [&](const Chunk& ch) { return (ch.end - ch.begin + page - 1) / page * page; };
 
   std::vector<DeviceBuffer> staging;
   std::vector<Event> copied(staging_slots), consumed(staging_slots);
@@ -148,37 +140,24 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
   DeviceStreamStats stats;
   stats.staging_device_bytes = largest_staged > 0 ? staging_slots * largest_staged : 0;
 
-  Shared sh;
-  WorkerGroup workers;  // declared after all it touches: stops and joins before they go
-  std::mutex& mu = workers.mutex();
-  std::condition_variable& cv = workers.cv();
-  auto registrar = [&] {
-    for (;;) {
-      size_t c = 0;
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] {
-          return workers.stopping() || sh.next_to_register == chunks.size() ||
-                 sh.next_to_register < sh.released + window;
-        });
-        if (workers.stopping() || sh.next_to_register == chunks.size()) return;
-        c = sh.next_to_register++;
-      }
-      Chunk& ch = chunks[c];
-      std::byte* p = maps[ch.file]->base() + ch.begin;
-      const uint64_t len = (ch.end - ch.begin + page - 1) / page * page;
-      ::madvise(p, len, MADV_WILLNEED);
-      const cudaError_t err = cudaHostRegister(p, len, cudaHostRegisterReadOnly);
+  // Every driver call of the stream is made on this one thread. Registering holds a lock in the
+  // driver that enqueuing a copy also takes, while the copies already enqueued run on at full
+  // speed (bench/bench_host_transfer: copies enqueued one by one beside threads that register
+  // ran at 6-10 GB/s, the same copies enqueued first at 55). Registering on helper threads left
+  // the copies waiting for the lock; taking turns here, each chunk's copies are enqueued before
+  // the next chunk is registered, and run while it is.
+  size_t registered_upto = 0;  // chunks [0, registered_upto) have been registered
+  auto register_upto = [&](size_t upto) {
+    for (upto = std::min(upto, chunks.size()); registered_upto < upto; ++registered_upto) {
+      Chunk& ch = chunks[registered_upto];
+      const cudaError_t err =
+          cudaHostRegister(chunk_address(ch), chunk_length(ch), cudaHostRegisterReadOnly);
       if (err != cudaSuccess) {
         (void)cudaGetLastError();
         check_not_truncated(plan, *files[ch.file]);
         CUDA_CHECK(err);
       }
-      {
-        std::lock_guard lock(mu);
-        ch.registered = true;
-      }
-      cv.notify_all();
+      ch.registered = true;
     }
   };
   // Unlocks and drops from this process's pages every chunk before `upto` (their copies done).
@@ -186,27 +165,16 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
   auto release_before = [&](size_t upto) {
     for (; unregistered < upto; ++unregistered) {
       Chunk& ch = chunks[unregistered];
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return ch.registered || workers.stopping(); });
-        if (!ch.registered) return;
-      }
+      if (!ch.registered) continue;
       ch.used.synchronize();
-      std::byte* p = maps[ch.file]->base() + ch.begin;
-      CUDA_CHECK(cudaHostUnregister(p));
+      CUDA_CHECK(cudaHostUnregister(chunk_address(ch)));
+      ch.registered = false;
       // The page cache keeps the bytes; this process stops holding them.
-      ::madvise(p, (ch.end - ch.begin + page - 1) / page * page, MADV_DONTNEED);
-      {
-        std::lock_guard lock(mu);
-        ch.registered = false;
-        sh.released = unregistered + 1;
-      }
-      cv.notify_all();
+      ::madvise(chunk_address(ch), chunk_length(ch), MADV_DONTNEED);
     }
   };
 
   try {
-    workers.start(registrars, registrar);
     uint64_t bytes_done = 0;
     size_t staged = 0;
     for (size_t i = 0; i < plan.tensors.size(); ++i) {
@@ -222,21 +190,19 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
       }
       for (uint64_t off = 0; off < bytes;) {
         const size_t c = chunk_of(f, begin + off);
-        // Plans go in file order: no later copy reads a chunk before this one, so those can go
-        // (which also lets the registering threads move on). The last two stay locked a little
-        // longer, so that releasing them does not wait for copies still in flight.
+        // Plans go in file order: no later copy reads a chunk before this one, so those can go.
+        // The last two stay locked a little longer, so that releasing them does not wait for
+        // copies still in flight.
         release_before(c >= 2 ? c - 2 : 0);
+        register_upto(c + 1);
         Chunk& ch = chunks[c];
-        {
-          std::unique_lock lock(mu);
-          cv.wait(lock, [&] { return ch.registered || workers.error() != nullptr; });
-          workers.rethrow_error();
-        }
         const uint64_t len = std::min(bytes - off, ch.end - (begin + off));
         CUDA_CHECK(cudaMemcpyAsync(dst + off, maps[f]->base() + begin + off, len,
                                    cudaMemcpyHostToDevice, copy_stream));
         ch.used.record(copy_stream);
         off += len;
+        // This chunk's copies are all enqueued: register the next ones while they run.
+        if (begin + off >= ch.end) register_upto(c + 1 + kAhead);
       }
       if (!direct[i]) {
         copied[slot].record(copy_stream);
@@ -249,17 +215,15 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
       if (progress) progress(bytes_done, plan.source_bytes);
     }
     release_before(chunks.size());
-    workers.join();
     copy_stream.synchronize();
     compute_stream.synchronize();
     stats.stream.bytes_read = bytes_done;
     target.finish();
   } catch (...) {
-    workers.stop_and_join();
     cudaStreamSynchronize(copy_stream);
     cudaStreamSynchronize(compute_stream);
     for (Chunk& ch : chunks) {
-      if (ch.registered) cudaHostUnregister(maps[ch.file]->base() + ch.begin);
+      if (ch.registered) cudaHostUnregister(chunk_address(ch));
     }
     (void)cudaGetLastError();
     throw;
