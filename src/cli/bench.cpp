@@ -53,6 +53,8 @@ struct Options {
   size_t buffer_mib = 128;
   size_t piece_mib = 8;
   bool pread = false;
+  double pread_share = -1;  // < 0: DeviceStreamOptions' default
+  size_t read_slots = 0;    // 0: DeviceStreamOptions' default
   int loads = 2;
   ServingBench serving;
 };
@@ -80,17 +82,22 @@ void run_stream_only(const Options& o) {
   const ModelConfig config = load_model_config(o.engine.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(o.engine.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
-  const cuda::DeviceStreamOptions so{.ring_buffers = o.ring_buffers,
-                                     .buffer_bytes = o.buffer_mib << 20,
-                                     .reader_threads = o.readers,
-                                     .piece_bytes = o.piece_mib << 20,
-                                     .register_files = !o.pread};
+  cuda::DeviceStreamOptions so{.ring_buffers = o.ring_buffers,
+                               .buffer_bytes = o.buffer_mib << 20,
+                               .reader_threads = o.readers,
+                               .piece_bytes = o.piece_mib << 20,
+                               .register_files = !o.pread};
+  if (o.pread_share >= 0) so.pread_share = o.pread_share;
+  if (o.read_slots > 0) so.read_slots = o.read_slots;
   fmt::print("device: {}\n", cuda::device_description());
   const bool registered = so.register_files && cuda::registered_streaming_available(plan);
   fmt::print("stream-only {} ({}): {} tensors, {}; ", o.engine.model_dir, o.engine.quantization,
              plan.tensors.size(), human_bytes(plan.source_bytes));
   if (registered) {
-    fmt::print("page cache registered in place, chunks of {} MiB\n", o.buffer_mib);
+    fmt::print(
+        "page cache registered in place, chunks of {} MiB; a share of {} read into {} slots by {} "
+        "threads in {} MiB pieces\n",
+        o.buffer_mib, so.pread_share, so.read_slots, so.reader_threads, o.piece_mib);
   } else {
     fmt::print("pread into a pinned ring: {} x {} MiB, {} threads, {} MiB pieces\n",
                so.ring_buffers, o.buffer_mib, so.reader_threads, o.piece_mib);
@@ -102,9 +109,10 @@ void run_stream_only(const Options& o) {
     const double total = seconds_since(t0);
     fmt::print(
         "  run {}: {:.3f} s streaming ({:.2f} GB/s of checkpoint bytes), {:.3f} s with the "
-        "arena allocation; {} direct, {} device staging\n",
+        "arena allocation; {} direct, {} device staging, {} through the read slots\n",
         r + 1, s.stream.seconds, gbs(s.stream.bytes_read, s.stream.seconds), total,
-        human_bytes(streamed.direct_bytes), human_bytes(s.staging_device_bytes));
+        human_bytes(streamed.direct_bytes), human_bytes(s.staging_device_bytes),
+        human_bytes(s.pread_bytes));
   }
 }
 #endif
@@ -331,6 +339,13 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--pread", o->pread,
                 "--stream-only: pread into a pinned ring even where the page cache can be "
                 "registered for direct copies");
+  cmd->add_option("--pread-share", o->pread_share,
+                  "--stream-only: where the page cache is registered, the share of chunks read "
+                  "into page-locked slots instead (0..1; default 0.4)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--read-slots", o->read_slots,
+                  "--stream-only: page-locked slots those chunks are read into (default 4)")
+      ->check(positive_number());
   cmd->callback([o] { run_bench(*o); });
 }
 

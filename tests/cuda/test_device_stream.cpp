@@ -84,16 +84,23 @@ TEST_F(DeviceStream, DeviceBytesEqualFileBytes) {
   ASSERT_GT(checkpoint.files().size(), 1u);
 
   // Small buffers and pieces: direct tensors go in several chunks, staged ones grow the ring, and
-  // several readers fill one buffer.
+  // several readers fill one buffer. Where the page cache is registered, none, some or all of its
+  // chunks go through the read slots, two slots taking turns over many chunks.
   const std::vector<DeviceStreamOptions> cases = {
       {.ring_buffers = 2, .buffer_bytes = 4096, .reader_threads = 1, .piece_bytes = 4096},
       {.ring_buffers = 3, .buffer_bytes = 3000, .reader_threads = 5, .piece_bytes = 1000},
       {},
   };
-  for (const bool register_files : {false, true}) {
+  for (const double share : {-1.0, 0.0, 0.4, 1.0}) {
     for (DeviceStreamOptions options : cases) {
-      SCOPED_TRACE(register_files ? "registered" : "pread ring");
+      const bool register_files = share >= 0;
+      SCOPED_TRACE(register_files ? "registered, read share " + std::to_string(share)
+                                  : "pread ring");
       options.register_files = register_files;
+      if (register_files) {
+        options.pread_share = share;
+        options.read_slots = 2;
+      }
       CopyTarget target;
       std::vector<uint64_t> progress;
       const DeviceStreamStats stats =
@@ -116,6 +123,16 @@ TEST_F(DeviceStream, DeviceBytesEqualFileBytes) {
       if (!register_files) {
         EXPECT_GE(stats.staging_device_bytes, options.ring_buffers * options.buffer_bytes);
       }
+      if (!register_files || share == 0.0) {
+        EXPECT_EQ(stats.pread_bytes, 0u);
+      }
+      if (share == 1.0) {
+        EXPECT_EQ(stats.pread_bytes, plan.source_bytes);
+      }
+      if (share == 0.4 && options.buffer_bytes <= 4096) {
+        EXPECT_GT(stats.pread_bytes, 0u);
+        EXPECT_LT(stats.pread_bytes, plan.source_bytes);
+      }
       expect_device_matches_file(checkpoint, plan, target);
     }
   }
@@ -133,7 +150,7 @@ TEST_F(DeviceStream, TruncatedFileNamesFileAndTensor) {
   const CheckpointTensor& last = checkpoint.tensors().back();
   std::filesystem::resize_file(last.file->path(), last.info->offset + last.info->nbytes / 2);
 
-  for (const bool register_files : {false, true}) {
+  for (const double share : {-1.0, 0.0, 0.4, 1.0}) {
     for (size_t readers : {1, 4}) {
       CopyTarget target;
       try {
@@ -142,7 +159,8 @@ TEST_F(DeviceStream, TruncatedFileNamesFileAndTensor) {
                           .buffer_bytes = 1024,
                           .reader_threads = readers,
                           .piece_bytes = 4096,
-                          .register_files = register_files});
+                          .register_files = share >= 0,
+                          .pread_share = std::max(share, 0.0)});
         FAIL() << "expected an error";
       } catch (const Error& e) {
         const std::string msg = e.what();
@@ -155,7 +173,8 @@ TEST_F(DeviceStream, TruncatedFileNamesFileAndTensor) {
   }
 }
 
-// The target's own failure (thrown while consuming) reaches the caller after the readers stop.
+// The target's own failure (thrown while consuming) reaches the caller after the readers stop,
+// whether they fill the pread ring or the registered stream's read slots.
 TEST_F(DeviceStream, TargetErrorPropagates) {
   const auto dir = test::data_path("tiny-qwen2");
   const Checkpoint checkpoint = Checkpoint::open(dir);
@@ -166,20 +185,28 @@ TEST_F(DeviceStream, TargetErrorPropagates) {
       if (++calls == 3) fail("{}: rejected", t.spec.name);
     }
     int calls = 0;
-  } target;
-  EXPECT_THROW(
-      {
-        try {
-          stream_to_device(plan, target, {.ring_buffers = 2, .reader_threads = 3});
-        } catch (const Error& e) {
-          EXPECT_NE(std::string(e.what()).find(plan.tensors[2].spec.name + ": rejected"),
-                    std::string::npos)
-              << e.what();
-          throw;
-        }
-      },
-      Error);
-  EXPECT_EQ(target.calls, 3);
+  };
+  const std::vector<DeviceStreamOptions> cases = {
+      {.ring_buffers = 2, .reader_threads = 3, .register_files = false},
+      {.ring_buffers = 2, .buffer_bytes = 4096, .reader_threads = 3, .pread_share = 1.0},
+      {.ring_buffers = 2, .buffer_bytes = 4096, .reader_threads = 3, .pread_share = 0.4},
+  };
+  for (const DeviceStreamOptions& options : cases) {
+    Failing target;
+    EXPECT_THROW(
+        {
+          try {
+            stream_to_device(plan, target, options);
+          } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(plan.tensors[2].spec.name + ": rejected"),
+                      std::string::npos)
+                << e.what();
+            throw;
+          }
+        },
+        Error);
+    EXPECT_EQ(target.calls, 3);
+  }
 }
 
 }  // namespace

@@ -43,19 +43,25 @@ struct DeviceStreamOptions {
   // buffer are copied in chunks.
   size_t buffer_bytes = 128ull << 20;
   // The pread ring's readers: one thread's pread from the page cache runs at a few GB/s, so a
-  // buffer is filled by several threads at once, each reading pieces of this size. (H100 host, 16 cores, Llama-3-8B shapes:
-  // 16 threads x 8 MiB pieces over 6 x 128 MiB buffers streamed 19.5-22 GB/s; 8 threads x 16 MiB
-  // over 4 x 256 MiB, 16-17.5 GB/s; docs/PERFORMANCE.md.)
+  // buffer is filled by several threads at once, each reading pieces of this size. (H100 host, 16
+  // cores, Llama-3-8B shapes: 16 threads x 8 MiB pieces over 6 x 128 MiB buffers streamed 19.5-22
+  // GB/s; 8 threads x 16 MiB over 4 x 256 MiB, 16-17.5 GB/s; docs/PERFORMANCE.md.)
   size_t reader_threads = 16;
   size_t piece_bytes = 8ull << 20;
   // Copy straight out of the page cache (registered_stream.h) where the system allows it; the
   // pread ring otherwise, or when false.
   bool register_files = true;
+  // Where the page cache is registered: the share of its chunks that reader_threads pread into
+  // read_slots page-locked slots instead (chunk_read_ring.h), beside the registering of the
+  // others. 0: every chunk registered in place; 1: every chunk read.
+  double pread_share = 0.4;
+  size_t read_slots = 4;
 };
 
 struct DeviceStreamStats {
   StreamStats stream;
   uint64_t staging_device_bytes = 0;  // device memory the ring used
+  uint64_t pread_bytes = 0;  // tensor bytes copied out of the read ring's slots (registered path)
 };
 
 DeviceStreamStats stream_to_device(const LoadPlan& plan, DeviceStreamTarget& target,

@@ -9,8 +9,10 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "backend/cuda/loading/chunk_read_ring.h"
 #include "backend/cuda/runtime/cuda_check.h"
 #include "backend/cuda/runtime/device_buffer.h"
 #include "backend/cuda/runtime/event.h"
@@ -48,14 +50,25 @@ class FileMapping {
   uint64_t size_ = 0;
 };
 
-// A page-aligned range of one file's mapping, page-locked while tensors are copied out of it.
+// A page-aligned range of one file: its mapping page-locked while tensors are copied out of it,
+// or read into a slot of the read ring.
 struct Chunk {
   size_t file = 0;
   uint64_t begin = 0;  // file offsets
   uint64_t end = 0;
+  std::optional<size_t> ring_index;  // read into the ring (its chunk number there), not registered
   bool registered = false;
-  Event used;  // recorded after the last copy out of this chunk
+  bool released = false;  // ring chunks: handed back to the ring
+  Event used;             // recorded after the last copy out of this chunk
 };
+
+// Whether chunk c of a stream goes through the read ring: spread evenly, `share` of them.
+bool read_into_ring(size_t c, double share) {
+  if (share <= 0) return false;
+  if (share >= 1) return true;
+  return static_cast<size_t>(static_cast<double>(c + 1) * share) >
+         static_cast<size_t>(static_cast<double>(c) * share);
+}
 
 // Registering fails where a file no longer holds the pages its header promised (cut after it was
 // opened): name the first tensor past the end, as the pread path does.
@@ -122,7 +135,21 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
     maps.push_back(std::make_unique<FileMapping>(*files[f]));
     first_chunk[f] = chunks.size();
     for (uint64_t b = 0; b < maps[f]->size(); b += chunk_bytes)
-      chunks.push_back({f, b, std::min(maps[f]->size(), b + chunk_bytes), false, Event()});
+      chunks.push_back({f, b, std::min(maps[f]->size(), b + chunk_bytes), {}, false, false, {}});
+  }
+  // Part of the chunks go through the read ring, whose readers pread them while this thread
+  // registers the others: they need no registering, the others no host copy.
+  std::vector<ChunkReadRing::Range> ring_ranges;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    if (!read_into_ring(c, options.pread_share)) continue;
+    chunks[c].ring_index = ring_ranges.size();
+    ring_ranges.push_back({files[chunks[c].file]->fd(), files[chunks[c].file]->path().string(),
+                           chunks[c].begin, chunks[c].end});
+  }
+  std::optional<ChunkReadRing> ring;
+  if (!ring_ranges.empty()) {
+    ring.emplace(std::move(ring_ranges), options.read_slots, chunk_bytes, options.reader_threads,
+                 options.piece_bytes);
   }
   auto chunk_of = [&](size_t f, uint64_t offset) {
     return first_chunk[f] + static_cast<size_t>(offset / chunk_bytes);
@@ -150,6 +177,7 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
   auto register_upto = [&](size_t upto) {
     for (upto = std::min(upto, chunks.size()); registered_upto < upto; ++registered_upto) {
       Chunk& ch = chunks[registered_upto];
+      if (ch.ring_index) continue;
       const cudaError_t err =
           cudaHostRegister(chunk_address(ch), chunk_length(ch), cudaHostRegisterReadOnly);
       if (err != cudaSuccess) {
@@ -158,6 +186,34 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
         CUDA_CHECK(err);
       }
       ch.registered = true;
+    }
+  };
+  // The next chunk after c that is registered (not read into the ring), or chunks.size().
+  auto next_registered = [&](size_t c) {
+    for (++c; c < chunks.size() && chunks[c].ring_index; ++c) {
+    }
+    return c;
+  };
+  // Hands back to the ring every ring chunk before `upto`, including any no tensor was copied
+  // out of, so that its readers get past them.
+  size_t released_upto = 0;
+  auto release_ring_before = [&](size_t upto) {
+    for (; released_upto < upto; ++released_upto) {
+      Chunk& ch = chunks[released_upto];
+      if (!ch.ring_index || ch.released) continue;
+      ring->release(*ch.ring_index, copy_stream);
+      ch.released = true;
+    }
+  };
+  // The host address of a file offset in chunk c; waits for a ring chunk to be read.
+  auto host_address = [&](size_t c, uint64_t offset) -> const std::byte* {
+    const Chunk& ch = chunks[c];
+    if (!ch.ring_index) return maps[ch.file]->base() + offset;
+    try {
+      return ring->wait_filled(*ch.ring_index) + (offset - ch.begin);
+    } catch (const Error&) {
+      check_not_truncated(plan, *files[ch.file]);  // names the tensor where it can
+      throw;
     }
   };
   // Unlocks and drops from this process's pages every chunk before `upto` (their copies done).
@@ -194,15 +250,23 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
         // The last two stay locked a little longer, so that releasing them does not wait for
         // copies still in flight.
         release_before(c >= 2 ? c - 2 : 0);
+        release_ring_before(c);
         register_upto(c + 1);
         Chunk& ch = chunks[c];
         const uint64_t len = std::min(bytes - off, ch.end - (begin + off));
-        CUDA_CHECK(cudaMemcpyAsync(dst + off, maps[f]->base() + begin + off, len,
+        CUDA_CHECK(cudaMemcpyAsync(dst + off, host_address(c, begin + off), len,
                                    cudaMemcpyHostToDevice, copy_stream));
         ch.used.record(copy_stream);
+        if (ch.ring_index) stats.pread_bytes += len;
         off += len;
-        // This chunk's copies are all enqueued: register the next ones while they run.
-        if (begin + off >= ch.end) register_upto(c + 1 + kAhead);
+        // This chunk's copies are all enqueued: hand a ring chunk's slot back, and register the
+        // next chunks while the copies run.
+        if (begin + off >= ch.end) {
+          release_ring_before(c + 1);
+          size_t upto = c;
+          for (size_t a = 0; a < kAhead; ++a) upto = next_registered(upto);
+          register_upto(upto + 1);
+        }
       }
       if (!direct[i]) {
         copied[slot].record(copy_stream);
@@ -215,6 +279,7 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
       if (progress) progress(bytes_done, plan.source_bytes);
     }
     release_before(chunks.size());
+    if (ring) release_ring_before(chunks.size());
     copy_stream.synchronize();
     compute_stream.synchronize();
     stats.stream.bytes_read = bytes_done;
