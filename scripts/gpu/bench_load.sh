@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load and speed benchmark on a machine with an NVIDIA GPU: builds fp8llm, writes a random BF16
 # checkpoint with the Llama-3-8B shape (16 GB), warms the page cache, then
-#   stream   the disk -> pinned ring -> device path alone (fp8llm bench --stream-only), over a few
-#            ring/reader settings, after the device-stream unit test;
+#   stream   the page cache -> device path alone (fp8llm bench --stream-only), over a few shares
+#            of read and registered chunks and reader counts, after the device-stream unit test;
 #   full     fp8llm bench --device cuda for fp8-row, fp8-block and none, and transformers'
 #            from_pretrained + generate on the same directory (scripts/gpu/bench_transformers.py);
 #   cold     the checkpoint dropped from the page cache: the disk's own sequential read (dd with
@@ -55,10 +55,11 @@ if [[ $MODE == stream || $MODE == all ]]; then
     grep -E '^\[  (PASSED|FAILED|SKIPPED|  OK) |Failure' || status=1
   grep -q 'FAILED' "$LOG_DIR/test_device_stream.log" && status=1
   for q in fp8-block none; do
-    for cfg in "4 8 256 16" "4 4 256 16" "4 12 256 16" "6 16 128 8" "3 8 256 32"; do
-      read -r ring readers buf piece <<<"$cfg"
+    # Share of the chunks read into the page-locked slots (the rest registered), readers.
+    for cfg in "0 16" "0.5 16" "1 16" "0.5 8" "1 8"; do
+      read -r share readers <<<"$cfg"
       "$FP8LLM" bench --model "$MODEL" --stream-only --quantization "$q" --repeat 2 \
-        --ring-buffers "$ring" --readers "$readers" --buffer-mib "$buf" --piece-mib "$piece" 2>&1 |
+        --pread-share "$share" --readers "$readers" 2>&1 |
         tee -a "$LOG_DIR/stream.log" || status=1
     done
   done

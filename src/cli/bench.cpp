@@ -28,7 +28,7 @@
 #include "loader/load_plan.h"
 
 #ifdef FP8LLM_HAVE_CUDA
-#include "backend/cuda/loading/registered_stream.h"
+#include "backend/cuda/loading/chunk_stream.h"
 #include "backend/cuda/loading/stream_only.h"
 #include "backend/cuda/runtime/device.h"
 #endif
@@ -93,15 +93,11 @@ void run_stream_only(const Options& o) {
   const bool registered = so.register_files && cuda::registered_streaming_available(plan);
   fmt::print("stream-only {} ({}): {} tensors, {}; ", o.engine.model_dir, o.engine.quantization,
              plan.tensors.size(), human_bytes(plan.source_bytes));
-  if (registered) {
-    fmt::print(
-        "page cache registered in place, chunks of {} MiB; a share of {} read into {} slots by {} "
-        "threads in {} MiB pieces\n",
-        o.buffer_mib, so.pread_share, so.read_slots, so.reader_threads, o.piece_mib);
-  } else {
-    fmt::print("pread into a pinned ring: {} x {} MiB, {} threads, {} MiB pieces\n",
-               so.ring_buffers, o.buffer_mib, so.reader_threads, o.piece_mib);
-  }
+  fmt::print(
+      "chunks of {} MiB, {} of them read into {} page-locked slots by {} threads in {} MiB "
+      "pieces, {}\n",
+      o.buffer_mib, registered ? so.pread_share : 1.0, so.read_slots, so.reader_threads,
+      o.piece_mib, registered ? "the others registered in place" : "none registered in place");
   for (int r = 0; r < o.repeat; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     const cuda::StreamOnlyResult streamed = cuda::stream_only(plan, so);
@@ -324,24 +320,24 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--repeat", o->repeat, "--stream-only: runs")
       ->capture_default_str()
       ->check(positive_number());
-  cmd->add_option("--ring-buffers", o->ring_buffers, "--stream-only: pinned ring buffers")
+  cmd->add_option("--ring-buffers", o->ring_buffers, "--stream-only: device staging buffers")
       ->capture_default_str()
       ->check(positive_number());
   cmd->add_option("--readers", o->readers, "--stream-only: reader threads")
       ->capture_default_str()
       ->check(positive_number());
-  cmd->add_option("--buffer-mib", o->buffer_mib, "--stream-only: ring buffer size (MiB)")
+  cmd->add_option("--buffer-mib", o->buffer_mib, "--stream-only: chunk size (MiB)")
       ->capture_default_str()
       ->check(positive_number());
   cmd->add_option("--piece-mib", o->piece_mib, "--stream-only: bytes one read covers (MiB)")
       ->capture_default_str()
       ->check(positive_number());
   cmd->add_flag("--pread", o->pread,
-                "--stream-only: pread into a pinned ring even where the page cache can be "
-                "registered for direct copies");
+                "--stream-only: read every chunk into the page-locked slots, even where the page "
+                "cache can be registered for direct copies");
   cmd->add_option("--pread-share", o->pread_share,
                   "--stream-only: where the page cache is registered, the share of chunks read "
-                  "into page-locked slots instead (0..1; default 0.4)")
+                  "into page-locked slots instead (0..1; default 0.5)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--read-slots", o->read_slots,
                   "--stream-only: page-locked slots those chunks are read into (default 4)")

@@ -1,8 +1,8 @@
 // Reader threads that pread file ranges ("chunks") into a few page-locked host slots ahead of the
-// thread that copies them to the device. registered_stream.cpp sends part of a checkpoint's
-// chunks through it, so that those bytes reach the device while the thread registers the others
-// in place: registering runs at one rate whatever the threads (the driver does one at a time),
-// while the readers need no driver at all.
+// thread that copies them to the device. chunk_stream.cpp sends part of a checkpoint's chunks
+// through it, so that those bytes reach the device while that thread registers the others in
+// place: registering runs at one rate whatever the threads (the driver does one at a time), while
+// the readers need no driver at all. Where files cannot be registered, every chunk comes here.
 //
 // The readers make no CUDA call (one would wait while the copying thread registers): the copying
 // thread registers each slot at its first use, and hands a slot back with a host function

@@ -3,11 +3,12 @@
 // consumes them there (quantizes them into their final allocation) while the next copies are in
 // flight. The BF16 model never exists in device memory: only the staging buffers do.
 //
-// Two ways of getting the bytes to the device:
-//   registered_stream.h  the page cache itself is page-locked in place and copied from (no host
-//                        memcpy); used where the system allows it;
-//   pread_stream.h       reader threads pread into a ring of pinned buffers (one host memcpy);
-//                        the fallback.
+// The files go in page-aligned chunks (chunk_stream.h), each reaching the device one of two ways:
+// page-locked in place, the device copying straight out of the page cache (no host memcpy), where
+// the system allows registering file-backed memory; or pread by reader threads into a few
+// page-locked slots (chunk_read_ring.h). Registering runs at one rate however many threads ask,
+// so part of the chunks go the second way meanwhile; where registering files does not work,
+// all of them do.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -37,25 +38,23 @@ class DeviceStreamTarget {
 };
 
 struct DeviceStreamOptions {
-  size_t ring_buffers = 6;  // pinned host buffers (and device staging buffers)
-  // Size of each buffer. A staged tensor is consumed whole (quantization needs whole rows and
-  // tiles), so every buffer grows to the largest staged tensor; direct tensors larger than a
-  // buffer are copied in chunks.
+  size_t ring_buffers = 6;  // device staging buffers, each the size of the largest staged tensor
+  // The chunk size: what is registered or read into a slot at once. A staged tensor is consumed
+  // whole (quantization needs whole rows and tiles), so it may span chunks.
   size_t buffer_bytes = 128ull << 20;
-  // The pread ring's readers: one thread's pread from the page cache runs at a few GB/s, so a
-  // buffer is filled by several threads at once, each reading pieces of this size. (H100 host, 16
-  // cores, Llama-3-8B shapes: 16 threads x 8 MiB pieces over 6 x 128 MiB buffers streamed 19.5-22
-  // GB/s; 8 threads x 16 MiB over 4 x 256 MiB, 16-17.5 GB/s; docs/PERFORMANCE.md.)
+  // The readers of the page-locked slots: one thread's pread from the page cache runs at a few
+  // GB/s, so a chunk is read by several threads at once, each reading pieces of this size.
   size_t reader_threads = 16;
   size_t piece_bytes = 8ull << 20;
-  // Copy straight out of the page cache (registered_stream.h) where the system allows it; the
-  // pread ring otherwise, or when false.
-  bool register_files = true;
-  // Where the page cache is registered: the share of its chunks that reader_threads pread into
-  // read_slots page-locked slots instead (chunk_read_ring.h), beside the registering of the
-  // others. 0: every chunk registered in place; 1: every chunk read.
-  double pread_share = 0.4;
   size_t read_slots = 4;
+  // Copy straight out of the page cache where the system allows it; when false, every chunk is
+  // read into the slots.
+  bool register_files = true;
+  // Where the page cache is registered, the share of the chunks read into the slots instead.
+  // 0: every chunk registered in place. (H100 host, 16 cores, Llama-3-8B shapes, streaming
+  // alone: 0.54-0.58 s registering everything, 0.44-0.46 s with half read, 0.44-0.46 s reading
+  // everything; docs/PERFORMANCE.md.)
+  double pread_share = 0.5;
 };
 
 struct DeviceStreamStats {

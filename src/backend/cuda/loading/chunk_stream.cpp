@@ -1,4 +1,4 @@
-#include "backend/cuda/loading/registered_stream.h"
+#include "backend/cuda/loading/chunk_stream.h"
 
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -101,9 +101,9 @@ bool registered_streaming_available(const LoadPlan& plan) {
   }
 }
 
-DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& target,
-                                    const DeviceStreamOptions& options,
-                                    const StreamProgress& progress) {
+DeviceStreamStats stream_chunks(const LoadPlan& plan, DeviceStreamTarget& target,
+                                const DeviceStreamOptions& options,
+                                const StreamProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   const uint64_t page = page_size();
   const uint64_t chunk_bytes = std::max<uint64_t>(options.buffer_bytes / page * page, page);
@@ -128,14 +128,17 @@ DeviceStreamStats stream_registered(const LoadPlan& plan, DeviceStreamTarget& ta
     if (file_index.emplace(t.source.file, files.size()).second) files.push_back(t.source.file);
   }
   for (const SafetensorsFile* f : files) check_not_truncated(plan, *f);
+  // Mapped only where some chunk is registered: reading every chunk needs no mapping.
+  const bool register_any = options.pread_share < 1;
   std::vector<std::unique_ptr<FileMapping>> maps;
   std::vector<Chunk> chunks;
   std::vector<size_t> first_chunk(files.size());
   for (size_t f = 0; f < files.size(); ++f) {
-    maps.push_back(std::make_unique<FileMapping>(*files[f]));
+    maps.push_back(register_any ? std::make_unique<FileMapping>(*files[f]) : nullptr);
     first_chunk[f] = chunks.size();
-    for (uint64_t b = 0; b < maps[f]->size(); b += chunk_bytes)
-      chunks.push_back({f, b, std::min(maps[f]->size(), b + chunk_bytes), {}, false, false, {}});
+    const uint64_t size = files[f]->file_size();
+    for (uint64_t b = 0; b < size; b += chunk_bytes)
+      chunks.push_back({f, b, std::min(size, b + chunk_bytes), {}, false, false, {}});
   }
   // Part of the chunks go through the read ring, whose readers pread them while this thread
   // registers the others: they need no registering, the others no host copy.
