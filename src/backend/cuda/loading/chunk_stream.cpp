@@ -70,8 +70,8 @@ bool read_into_ring(size_t c, double share) {
          static_cast<size_t>(static_cast<double>(c) * share);
 }
 
-// Registering fails where a file no longer holds the pages its header promised (cut after it was
-// opened): name the first tensor past the end, as the pread path does.
+// Registering or reading fails where a file no longer holds the bytes its header promised (cut
+// after it was opened): name the first tensor past the end.
 void check_not_truncated(const LoadPlan& plan, const SafetensorsFile& file) {
   struct stat st {};
   if (::fstat(file.fd(), &st) != 0) return;

@@ -51,16 +51,16 @@ struct DeviceStreamOptions {
   // read into the slots.
   bool register_files = true;
   // Where the page cache is registered, the share of the chunks read into the slots instead.
-  // 0: every chunk registered in place. (H100 host, 16 cores, Llama-3-8B shapes, streaming
-  // alone: 0.54-0.58 s registering everything, 0.44-0.46 s with half read, 0.44-0.46 s reading
+  // 0: every chunk registered in place. (Two H100 hosts, 16 cores, Llama-3-8B shapes, streaming
+  // alone: 0.45-0.63 s registering everything, 0.44-0.51 s with half read, 0.40-0.46 s reading
   // everything; docs/PERFORMANCE.md.)
   double pread_share = 0.5;
 };
 
 struct DeviceStreamStats {
   StreamStats stream;
-  uint64_t staging_device_bytes = 0;  // device memory the ring used
-  uint64_t pread_bytes = 0;  // tensor bytes copied out of the read ring's slots (registered path)
+  uint64_t staging_device_bytes = 0;  // device memory the staging buffers used
+  uint64_t pread_bytes = 0;           // tensor bytes copied out of the read slots
 };
 
 DeviceStreamStats stream_to_device(const LoadPlan& plan, DeviceStreamTarget& target,
