@@ -48,7 +48,7 @@ struct Options {
   bool stream_only = false;
   int repeat = 1;
   // DeviceStreamOptions' defaults.
-  size_t ring_buffers = 6;
+  size_t staging_buffers = 6;
   size_t readers = 16;
   size_t buffer_mib = 128;
   size_t piece_mib = 8;
@@ -82,8 +82,8 @@ void run_stream_only(const Options& o) {
   const ModelConfig config = load_model_config(o.engine.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(o.engine.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
-  cuda::DeviceStreamOptions so{.ring_buffers = o.ring_buffers,
-                               .buffer_bytes = o.buffer_mib << 20,
+  cuda::DeviceStreamOptions so{.staging_buffers = o.staging_buffers,
+                               .chunk_bytes = o.buffer_mib << 20,
                                .reader_threads = o.readers,
                                .piece_bytes = o.piece_mib << 20,
                                .register_files = !o.pread};
@@ -320,7 +320,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--repeat", o->repeat, "--stream-only: runs")
       ->capture_default_str()
       ->check(positive_number());
-  cmd->add_option("--ring-buffers", o->ring_buffers, "--stream-only: device staging buffers")
+  cmd->add_option("--ring-buffers", o->staging_buffers, "--stream-only: device staging buffers")
       ->capture_default_str()
       ->check(positive_number());
   cmd->add_option("--readers", o->readers, "--stream-only: reader threads")

@@ -87,8 +87,8 @@ TEST_F(DeviceStream, DeviceBytesEqualFileBytes) {
   // one slot, and two slots take turns over many chunks. None, some or all of the chunks are
   // read into the slots (share -1: files not registered, so all of them).
   const std::vector<DeviceStreamOptions> cases = {
-      {.ring_buffers = 2, .buffer_bytes = 4096, .reader_threads = 1, .piece_bytes = 4096},
-      {.ring_buffers = 3, .buffer_bytes = 3000, .reader_threads = 5, .piece_bytes = 1000},
+      {.staging_buffers = 2, .chunk_bytes = 4096, .reader_threads = 1, .piece_bytes = 4096},
+      {.staging_buffers = 3, .chunk_bytes = 3000, .reader_threads = 5, .piece_bytes = 1000},
       {},
   };
   for (const double share : {-1.0, 0.0, 0.4, 1.0}) {
@@ -116,14 +116,14 @@ TEST_F(DeviceStream, DeviceBytesEqualFileBytes) {
       EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
       // The staging buffers hold the largest staged tensor.
       EXPECT_GE(stats.staging_device_bytes,
-                std::max<size_t>(options.ring_buffers, 2) * target.largest_staged);
+                std::max<size_t>(options.staging_buffers, 2) * target.largest_staged);
       if (share == 0.0) {
         EXPECT_EQ(stats.pread_bytes, 0u);
       }
       if (!register_files || share == 1.0) {
         EXPECT_EQ(stats.pread_bytes, plan.source_bytes);
       }
-      if (share == 0.4 && options.buffer_bytes <= 4096) {
+      if (share == 0.4 && options.chunk_bytes <= 4096) {
         EXPECT_GT(stats.pread_bytes, 0u);
         EXPECT_LT(stats.pread_bytes, plan.source_bytes);
       }
@@ -149,8 +149,8 @@ TEST_F(DeviceStream, TruncatedFileNamesFileAndTensor) {
       CopyTarget target;
       try {
         stream_to_device(plan, target,
-                         {.ring_buffers = 2,
-                          .buffer_bytes = 1024,
+                         {.staging_buffers = 2,
+                          .chunk_bytes = 1024,
                           .reader_threads = readers,
                           .piece_bytes = 4096,
                           .register_files = share >= 0,
@@ -181,9 +181,9 @@ TEST_F(DeviceStream, TargetErrorPropagates) {
     int calls = 0;
   };
   const std::vector<DeviceStreamOptions> cases = {
-      {.ring_buffers = 2, .reader_threads = 3, .register_files = false},
-      {.ring_buffers = 2, .buffer_bytes = 4096, .reader_threads = 3, .pread_share = 1.0},
-      {.ring_buffers = 2, .buffer_bytes = 4096, .reader_threads = 3, .pread_share = 0.4},
+      {.staging_buffers = 2, .reader_threads = 3, .register_files = false},
+      {.staging_buffers = 2, .chunk_bytes = 4096, .reader_threads = 3, .pread_share = 1.0},
+      {.staging_buffers = 2, .chunk_bytes = 4096, .reader_threads = 3, .pread_share = 0.4},
   };
   for (const DeviceStreamOptions& options : cases) {
     Failing target;

@@ -111,11 +111,11 @@ CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& optio
   }
   // The streamer's defaults are its fastest measured setting (docs/PERFORMANCE.md).
   const cuda::DeviceStreamOptions defaults;
-  n.ring_buffers = defaults.ring_buffers;
-  n.buffer_bytes = std::max<size_t>(
-      largest_staged, std::min<size_t>(defaults.buffer_bytes, plan.largest_tensor_bytes));
-  n.buffer_bytes = std::max<size_t>(align_up(n.buffer_bytes), kAlign);
-  n.staging = n.ring_buffers * n.buffer_bytes;
+  n.staging_buffers = defaults.staging_buffers;
+  n.chunk_bytes = std::max<size_t>(
+      largest_staged, std::min<size_t>(defaults.chunk_bytes, plan.largest_tensor_bytes));
+  n.chunk_bytes = std::max<size_t>(align_up(n.chunk_bytes), kAlign);
+  n.staging = n.staging_buffers * n.chunk_bytes;
   const int64_t first_context = std::min<int64_t>(context_of(plan.config, options), 1024);
   n.kv_cache = cuda::CudaKvStorage::bytes_for(kv_spec(plan.config, options, first_context));
   const cuda::CudaBackendLimits limits = limits_of(plan.config, options);
@@ -164,8 +164,8 @@ CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, Str
   arena.reset();
   cuda::DeviceSink sink(weights);
   cuda::DeviceStreamOptions stream_options;
-  stream_options.ring_buffers = needs.ring_buffers;
-  stream_options.buffer_bytes = needs.buffer_bytes;
+  stream_options.staging_buffers = needs.staging_buffers;
+  stream_options.chunk_bytes = needs.chunk_bytes;
   std::optional<Timeline::Step> streaming(std::in_place, timeline, "stream weights");
   const cuda::DeviceStreamStats streamed =
       cuda::stream_to_device(plan, sink, stream_options, options.progress);

@@ -106,8 +106,8 @@ DeviceStreamStats stream_chunks(const LoadPlan& plan, DeviceStreamTarget& target
                                 const StreamProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   const uint64_t page = page_size();
-  const uint64_t chunk_bytes = std::max<uint64_t>(options.buffer_bytes / page * page, page);
-  const size_t staging_slots = std::max<size_t>(options.ring_buffers, 2);
+  const uint64_t chunk_bytes = std::max<uint64_t>(options.chunk_bytes / page * page, page);
+  const size_t staging_slots = std::max<size_t>(options.staging_buffers, 2);
   // Chunks registered ahead of the one being copied from. Registering is the slow side (about
   // 30-41 GB/s against the copies' 55), so one ahead keeps the copy engine's queue from running
   // dry while the next is registered.

@@ -14,7 +14,7 @@ bool registered_streaming_available(const LoadPlan& plan);
 
 // As stream_to_device, with options.pread_share of the chunks read into the slots (1: all of them,
 // and no file is registered; the caller has checked registered_streaming_available otherwise).
-// options.buffer_bytes is the chunk size; at most four registered chunks are locked at a time.
+// options.chunk_bytes is the chunk size; at most four registered chunks are locked at a time.
 // Every driver call is made on the calling thread: registering on others held the copies up
 // (chunk_stream.cpp says why).
 DeviceStreamStats stream_chunks(const LoadPlan& plan, DeviceStreamTarget& target,

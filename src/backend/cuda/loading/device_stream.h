@@ -38,10 +38,10 @@ class DeviceStreamTarget {
 };
 
 struct DeviceStreamOptions {
-  size_t ring_buffers = 6;  // device staging buffers, each the size of the largest staged tensor
+  size_t staging_buffers = 6;  // device staging buffers, each the size of the largest staged tensor
   // The chunk size: what is registered or read into a slot at once. A staged tensor is consumed
   // whole (quantization needs whole rows and tiles), so it may span chunks.
-  size_t buffer_bytes = 128ull << 20;
+  size_t chunk_bytes = 128ull << 20;
   // The readers of the page-locked slots: one thread's pread from the page cache runs at a few
   // GB/s, so a chunk is read by several threads at once, each reading pieces of this size.
   size_t reader_threads = 16;
