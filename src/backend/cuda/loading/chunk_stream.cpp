@@ -58,8 +58,7 @@ struct Chunk {
   uint64_t end = 0;
   std::optional<size_t> ring_index;  // read into the ring (its chunk number there), not registered
   bool registered = false;
-  bool released = false;  // ring chunks: handed back to the ring
-  Event used;             // recorded after the last copy out of this chunk
+  Event used;  // recorded after the last copy out of this chunk
 };
 
 // Whether chunk c of a stream goes through the read ring: spread evenly, `share` of them.
@@ -138,7 +137,7 @@ DeviceStreamStats stream_chunks(const LoadPlan& plan, DeviceStreamTarget& target
     first_chunk[f] = chunks.size();
     const uint64_t size = files[f]->file_size();
     for (uint64_t b = 0; b < size; b += chunk_bytes)
-      chunks.push_back({f, b, std::min(size, b + chunk_bytes), {}, false, false, {}});
+      chunks.push_back({f, b, std::min(size, b + chunk_bytes), {}, false, {}});
   }
   // Part of the chunks go through the read ring, whose readers pread them while this thread
   // registers the others: they need no registering, the others no host copy.
@@ -202,10 +201,8 @@ DeviceStreamStats stream_chunks(const LoadPlan& plan, DeviceStreamTarget& target
   size_t released_upto = 0;
   auto release_ring_before = [&](size_t upto) {
     for (; released_upto < upto; ++released_upto) {
-      Chunk& ch = chunks[released_upto];
-      if (!ch.ring_index || ch.released) continue;
-      ring->release(*ch.ring_index, copy_stream);
-      ch.released = true;
+      const Chunk& ch = chunks[released_upto];
+      if (ch.ring_index) ring->release(*ch.ring_index, copy_stream);
     }
   };
   // The host address of a file offset in chunk c; waits for a ring chunk to be read.
