@@ -102,8 +102,10 @@ std::vector<int64_t> graph_sizes(const LoadOptions& options) {
 CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& options) {
   CudaMemoryNeeds n;
   n.weights = cuda::DeviceWeights::arena_bytes_for(plan);
-  // A staged tensor (quantized, or converted from F16/F32) must fit one ring buffer; direct ones
-  // are copied in chunks of a buffer.
+  // A staged tensor (quantized, or converted from F16/F32) is staged whole on the device. The
+  // chunk size takes the buffer size the old pread ring needed (at least the largest staged
+  // tensor, 128 MiB for the 8B shape), and the staging estimate is that times the buffers: the
+  // chunk stream needs neither, and allocates the buffers at the largest staged tensor.
   uint64_t largest_staged = 0;
   for (const PlannedTensor& t : plan.tensors) {
     if (t.quantize || t.source.info->dtype != DType::BF16)
