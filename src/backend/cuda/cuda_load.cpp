@@ -102,10 +102,9 @@ std::vector<int64_t> graph_sizes(const LoadOptions& options) {
 CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& options) {
   CudaMemoryNeeds n;
   n.weights = cuda::DeviceWeights::arena_bytes_for(plan);
-  // A staged tensor (quantized, or converted from F16/F32) is staged whole on the device. The
-  // chunk size takes the buffer size the old pread ring needed (at least the largest staged
-  // tensor, 128 MiB for the 8B shape), and the staging estimate is that times the buffers: the
-  // chunk stream needs neither, and allocates the buffers at the largest staged tensor.
+  // A staged tensor (quantized, or converted from F16/F32) is staged whole on the device, in one
+  // of the stream's staging buffers, each the size of the largest staged tensor. The chunks the
+  // files are read and registered in have a fixed size: a tensor may span several of them.
   uint64_t largest_staged = 0;
   for (const PlannedTensor& t : plan.tensors) {
     if (t.quantize || t.source.info->dtype != DType::BF16)
@@ -114,10 +113,10 @@ CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& optio
   // The streamer's defaults are its fastest measured setting (docs/PERFORMANCE.md).
   const cuda::DeviceStreamOptions defaults;
   n.staging_buffers = defaults.staging_buffers;
-  n.chunk_bytes = std::max<size_t>(
-      largest_staged, std::min<size_t>(defaults.chunk_bytes, plan.largest_tensor_bytes));
-  n.chunk_bytes = std::max<size_t>(align_up(n.chunk_bytes), kAlign);
-  n.staging = n.staging_buffers * n.chunk_bytes;
+  n.chunk_bytes = defaults.chunk_bytes;
+  n.staging = largest_staged > 0
+                  ? n.staging_buffers * std::max<uint64_t>(align_up(largest_staged), kAlign)
+                  : 0;
   const int64_t first_context = std::min<int64_t>(context_of(plan.config, options), 1024);
   n.kv_cache = cuda::CudaKvStorage::bytes_for(kv_spec(plan.config, options, first_context));
   const cuda::CudaBackendLimits limits = limits_of(plan.config, options);
