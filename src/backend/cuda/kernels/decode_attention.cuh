@@ -202,14 +202,41 @@ __device__ void merge_decode_ranges(DecodeMergeShared<kGroups, G>& s, const Deco
     if (lane == 0) s.inv[g] = 1.0f / denominator;
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < nh * kHeadDim; i += kThreads) {
-    const int g = i / kHeadDim, d = i % kHeadDim;
-    const float* parts = partial + (t * heads + h0 + g) * kDecodeMaxSplits * kStride;
-    float sum = 0.0f;
-#pragma unroll 4
-    for (int64_t r = 0; r < splits; ++r)
-      sum += __ldcg(parts + r * kStride + 2 + d) * s.range_w[r][g];
-    out[(t * heads + h0 + g) * kHeadDim + d] = sum * s.inv[g];
+  // Each thread's elements, kThreads apart, summed over the ranges in range order. At one token
+  // this one block's merge is the kernel's tail: with a load at a time it made 64 ranges 64
+  // trips to the L2 for each element a thread holds, so a batch of ranges is requested at once.
+  constexpr int kPer = (G * kHeadDim + kThreads - 1) / kThreads;
+  constexpr int kBatch = 8;  // ranges whose loads are in flight together
+  const int n = nh * kHeadDim;
+  float sum[kPer];
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) sum[e] = 0.0f;
+  for (int64_t r0 = 0; r0 < splits; r0 += kBatch) {
+    float v[kBatch][kPer];
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+#pragma unroll
+      for (int e = 0; e < kPer; ++e) {
+        const int i = threadIdx.x + e * kThreads;
+        const int64_t r = r0 + b;
+        const float* parts = partial + (t * heads + h0 + i / kHeadDim) * kDecodeMaxSplits * kStride;
+        v[b][e] = i < n && r < splits ? __ldcg(parts + r * kStride + 2 + i % kHeadDim) : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+#pragma unroll
+      for (int e = 0; e < kPer; ++e) {
+        const int i = threadIdx.x + e * kThreads;
+        if (i < n && r0 + b < splits) sum[e] += v[b][e] * s.range_w[r0 + b][i / kHeadDim];
+      }
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    const int i = threadIdx.x + e * kThreads;
+    if (i < n)
+      out[(t * heads + h0 + i / kHeadDim) * kHeadDim + i % kHeadDim] = sum[e] * s.inv[i / kHeadDim];
   }
   if (threadIdx.x == 0 && !alone) *counter = 0;
 }
