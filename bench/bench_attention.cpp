@@ -6,9 +6,11 @@
 // Prompts: the mma.sync tensor-core kernel (prefill_attention.h) against the bf16 tensor peak.
 //
 //   bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick] [--sweep]
+//                   [--decode BATCHxKEYS]
 //
 // --sweep adds, for each decode row, the kernel on every power-of-two number of range blocks
-// (decode_attention.h's DecodeGrid), the data behind choose_decode_grid.
+// (decode_attention.h's DecodeGrid), the data behind choose_decode_grid. --decode times that one
+// decode shape and no prompt: a run short enough to profile.
 // The cache holds random values, its blocks shuffled over the pool as a running engine leaves
 // them; positions and block tables are the only inputs the kernels read besides q, K and V.
 #include <cuda_bf16.h>
@@ -134,6 +136,7 @@ int run(int argc, char** argv) {
   bool quick = false;
   bool sweep = false;
   double peak_tflops = 989.0;
+  long long only_batch = 0, only_keys = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
@@ -143,10 +146,17 @@ int run(int argc, char** argv) {
       dtypes = argv[++i];
     } else if (std::strcmp(argv[i], "--peak-tflops") == 0 && i + 1 < argc) {
       peak_tflops = std::atof(argv[++i]);
+    } else if (std::strcmp(argv[i], "--decode") == 0 && i + 1 < argc) {
+      char tail = 0;
+      if (std::sscanf(argv[++i], "%lldx%lld%c", &only_batch, &only_keys, &tail) != 2 ||
+          only_batch < 1 || only_keys < 1) {
+        std::fprintf(stderr, "bench_attention: --decode takes BATCHxKEYS, e.g. 1x32768\n");
+        return 2;
+      }
     } else {
       std::fprintf(stderr,
                    "usage: bench_attention [--dtype bf16|fp8|both] [--peak-tflops T] [--quick] "
-                   "[--sweep]\n");
+                   "[--sweep] [--decode BATCHxKEYS]\n");
       return 2;
     }
   }
@@ -174,6 +184,7 @@ int run(int argc, char** argv) {
   std::vector<Workload> workloads = {{1, 192},   {1, 4096},   {1, 32768}, {64, 1024},
                                      {256, 192}, {256, 1000}, {256, 2000}};
   if (quick) workloads = {{1, 4096}, {256, 192}};
+  if (only_batch > 0) workloads = {{only_batch, only_keys}};
   std::vector<KvCacheDtype> kinds;
   if (dtypes != "fp8") kinds.push_back(KvCacheDtype::BF16);
   if (dtypes != "bf16") kinds.push_back(KvCacheDtype::Fp8);
@@ -192,13 +203,26 @@ int run(int argc, char** argv) {
       const DecodeGrid cuda_core_grid =
           choose_decode_grid(DecodeKernel::kCudaCores, kHeads, kKvHeads, w.batch,
                              device_multiprocessors(), pass.batch.max_ranges);
-      std::vector<std::pair<std::string, int64_t>> grids = {{kDecodeName, 0}};
-      if (kernel == DecodeKernel::kTensorCores) grids.push_back({"cuda-core", -1});
+      // z = 0: the engine's choice; -1: the CUDA-core kernel; else z range blocks of `stages`
+      // 64-key steps (the tensor-core kernel; --sweep times both depths).
+      struct GridRow {
+        std::string name;
+        int64_t z;
+        int stages;
+      };
+      std::vector<GridRow> grids = {{kDecodeName, 0, chosen.stages}};
+      if (kernel == DecodeKernel::kTensorCores) grids.push_back({"cuda-core", -1, 0});
       if (sweep) {
-        for (int64_t z = 1; z <= kDecodeMaxSplits; z *= 2)
-          grids.push_back({"z=" + std::to_string(z), z});
+        for (int64_t z = 1; z <= kDecodeMaxSplits; z *= 2) {
+          if (kernel != DecodeKernel::kTensorCores) {
+            grids.push_back({"z=" + std::to_string(z), z, 0});
+            continue;
+          }
+          for (int stages = 2; stages <= 3; ++stages)
+            grids.push_back({"z=" + std::to_string(z) + "/" + std::to_string(stages), z, stages});
+        }
       }
-      for (const auto& [name, z] : grids) {
+      for (const auto& [name, z, stages] : grids) {
         const bench::Timing t = bench::time_calls(
             [&](int) {
               if (z == 0) {
@@ -212,7 +236,7 @@ int run(int argc, char** argv) {
               } else if (kernel == DecodeKernel::kTensorCores) {
                 launch_decode_attention_mma(
                     pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
-                    scratch, pass.out.as<float>(), DecodeGrid{z, chosen.stages}, stream.get());
+                    scratch, pass.out.as<float>(), DecodeGrid{z, stages}, stream.get());
               } else {
                 launch_decode_attention_pipelined(
                     pass.q.as<float>(), kHeads, kKvHeads, kHeadDim, pass.batch, w.batch, pass.kv,
@@ -238,6 +262,7 @@ int run(int argc, char** argv) {
   // tensor peak given (nominal dense: 989 TFLOP/s on H100 and H200).
   std::vector<Workload> prompts = {{1, 2048, 2048}, {4, 2048, 2048}, {1, 32768, 8192}};
   if (quick) prompts = {{1, 2048, 2048}};
+  if (only_batch > 0) prompts.clear();
   std::printf("\n%-5s %6s %6s %6s %10s %10s %10s %10s %8s\n", "kv", "seqs", "keys", "rows", "TFLOP",
               "floor us", "kernel", "us", "TFLOP/s");
   for (const KvCacheDtype dtype : kinds) {
