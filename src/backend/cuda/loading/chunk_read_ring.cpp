@@ -46,7 +46,14 @@ ChunkReadRing::ChunkReadRing(std::vector<Range> chunks, size_t slots, uint64_t s
     pieces += pieces_left_[k];
   }
   first_piece_[chunks_.size()] = pieces;
-  group_.start(std::max<size_t>(readers, 1), [this] { read_pieces(); });
+  try {
+    group_.start(std::max<size_t>(readers, 1), [this] { read_pieces(); });
+  } catch (...) {
+    // No destructor runs for a constructor that throws: the mapping would be left behind.
+    group_.stop_and_join();
+    ::munmap(memory_, bytes);
+    throw;
+  }
 }
 
 ChunkReadRing::~ChunkReadRing() {
