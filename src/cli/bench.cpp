@@ -47,14 +47,15 @@ struct Options {
   SamplingParams sampling;  // greedy unless a temperature is given
   bool stream_only = false;
   int repeat = 1;
-  // DeviceStreamOptions' defaults.
-  size_t staging_buffers = 6;
-  size_t readers = 16;
-  size_t buffer_mib = 128;
-  size_t piece_mib = 8;
+  // The streamer's settings; 0 (a share < 0) keeps DeviceStreamOptions' default, so that the
+  // defaults live in one place.
+  size_t staging_buffers = 0;
+  size_t readers = 0;
+  size_t buffer_mib = 0;
+  size_t piece_mib = 0;
   bool pread = false;
-  double pread_share = -1;  // < 0: DeviceStreamOptions' default
-  size_t read_slots = 0;    // 0: DeviceStreamOptions' default
+  double pread_share = -1;
+  size_t read_slots = 0;
   int loads = 2;
   ServingBench serving;
 };
@@ -82,11 +83,12 @@ void run_stream_only(const Options& o) {
   const ModelConfig config = load_model_config(o.engine.model_dir);
   const Checkpoint checkpoint = Checkpoint::open(o.engine.model_dir);
   const LoadPlan plan = build_load_plan(checkpoint, config, scheme);
-  cuda::DeviceStreamOptions so{.staging_buffers = o.staging_buffers,
-                               .chunk_bytes = o.buffer_mib << 20,
-                               .reader_threads = o.readers,
-                               .piece_bytes = o.piece_mib << 20,
-                               .register_files = !o.pread};
+  cuda::DeviceStreamOptions so;
+  so.register_files = !o.pread;
+  if (o.staging_buffers > 0) so.staging_buffers = o.staging_buffers;
+  if (o.buffer_mib > 0) so.chunk_bytes = o.buffer_mib << 20;
+  if (o.readers > 0) so.reader_threads = o.readers;
+  if (o.piece_mib > 0) so.piece_bytes = o.piece_mib << 20;
   if (o.pread_share >= 0) so.pread_share = o.pread_share;
   if (o.read_slots > 0) so.read_slots = o.read_slots;
   fmt::print("device: {}\n", cuda::device_description());
@@ -96,8 +98,9 @@ void run_stream_only(const Options& o) {
   fmt::print(
       "chunks of {} MiB, {} of them read into {} page-locked slots by {} threads in {} MiB "
       "pieces, {}\n",
-      o.buffer_mib, registered ? so.pread_share : 1.0, so.read_slots, so.reader_threads,
-      o.piece_mib, registered ? "the others registered in place" : "none registered in place");
+      so.chunk_bytes >> 20, registered ? so.pread_share : 1.0, so.read_slots, so.reader_threads,
+      so.piece_bytes >> 20,
+      registered ? "the others registered in place" : "none registered in place");
   for (int r = 0; r < o.repeat; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     const cuda::StreamOnlyResult streamed = cuda::stream_only(plan, so);
@@ -320,27 +323,24 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--repeat", o->repeat, "--stream-only: runs")
       ->capture_default_str()
       ->check(positive_number());
+  // The streamer's own defaults apply where these are not given (the run prints them).
   cmd->add_option("--ring-buffers", o->staging_buffers, "--stream-only: device staging buffers")
-      ->capture_default_str()
       ->check(positive_number());
   cmd->add_option("--readers", o->readers, "--stream-only: reader threads")
-      ->capture_default_str()
       ->check(positive_number());
   cmd->add_option("--buffer-mib", o->buffer_mib, "--stream-only: chunk size (MiB)")
-      ->capture_default_str()
       ->check(positive_number());
   cmd->add_option("--piece-mib", o->piece_mib, "--stream-only: bytes one read covers (MiB)")
-      ->capture_default_str()
       ->check(positive_number());
   cmd->add_flag("--pread", o->pread,
                 "--stream-only: read every chunk into the page-locked slots, even where the page "
                 "cache can be registered for direct copies");
   cmd->add_option("--pread-share", o->pread_share,
                   "--stream-only: where the page cache is registered, the share of chunks read "
-                  "into page-locked slots instead (0..1; default 0.5)")
+                  "into page-locked slots instead (0..1)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--read-slots", o->read_slots,
-                  "--stream-only: page-locked slots those chunks are read into (default 4)")
+                  "--stream-only: page-locked slots those chunks are read into")
       ->check(positive_number());
   cmd->callback([o] { run_bench(*o); });
 }
