@@ -112,10 +112,8 @@ CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& optio
   }
   // The streamer's defaults are its fastest measured setting (docs/PERFORMANCE.md).
   const cuda::DeviceStreamOptions defaults;
-  n.staging_buffers = defaults.staging_buffers;
-  n.chunk_bytes = defaults.chunk_bytes;
   n.staging = largest_staged > 0
-                  ? n.staging_buffers * std::max<uint64_t>(align_up(largest_staged), kAlign)
+                  ? defaults.staging_buffers * std::max<uint64_t>(align_up(largest_staged), kAlign)
                   : 0;
   const int64_t first_context = std::min<int64_t>(context_of(plan.config, options), 1024);
   n.kv_cache = cuda::CudaKvStorage::bytes_for(kv_spec(plan.config, options, first_context));
@@ -164,12 +162,9 @@ CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, Str
   cuda::DeviceWeights weights(plan);
   arena.reset();
   cuda::DeviceSink sink(weights);
-  cuda::DeviceStreamOptions stream_options;
-  stream_options.staging_buffers = needs.staging_buffers;
-  stream_options.chunk_bytes = needs.chunk_bytes;
   std::optional<Timeline::Step> streaming(std::in_place, timeline, "stream weights");
   const cuda::DeviceStreamStats streamed =
-      cuda::stream_to_device(plan, sink, stream_options, options.progress);
+      cuda::stream_to_device(plan, sink, cuda::DeviceStreamOptions{}, options.progress);
   streaming.reset();
   {
     const Timeline::Step step(timeline, "device finish");

@@ -43,12 +43,10 @@ CudaLoad load_cuda_backend(const LoadPlan& plan, const LoadOptions& options, Str
 
 // Device memory a load needs, from the plan alone.
 struct CudaMemoryNeeds {
-  uint64_t weights = 0;        // the weight arena
-  uint64_t staging = 0;        // the stream's device staging buffers
-  uint64_t kv_cache = 0;       // the smallest KV cache worth having: one context of 1024 positions
-  uint64_t workspace = 0;      // activations, GEMM and attention scratch, batch arrays
-  size_t staging_buffers = 0;  // the stream's settings (DeviceStreamOptions)
-  size_t chunk_bytes = 0;
+  uint64_t weights = 0;    // the weight arena
+  uint64_t staging = 0;    // the stream's device staging buffers
+  uint64_t kv_cache = 0;   // the smallest KV cache worth having: one context of 1024 positions
+  uint64_t workspace = 0;  // activations, GEMM and attention scratch, batch arrays
   uint64_t total() const { return weights + staging + kv_cache + workspace; }
 };
 CudaMemoryNeeds cuda_memory_needs(const LoadPlan& plan, const LoadOptions& options);
